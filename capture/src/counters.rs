@@ -1,0 +1,145 @@
+//! Per-worker counters: written by their worker once per burst, read by anyone.
+
+use crossbeam_utils::CachePadded;
+use detect::EngineCounters;
+use export::{BatcherStats, ExportStats};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+/// One worker's live counters. Single writer (its worker, with plain stores), many readers.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    pub packets: AtomicU64,
+    pub bytes: AtomicU64,
+    pub decode_errors: AtomicU64,
+    pub flows_active: AtomicU64,
+    pub flows_created: AtomicU64,
+    pub flows_evicted: AtomicU64,
+    pub records: AtomicU64,
+    pub records_dropped: AtomicU64,
+    pub bursts: AtomicU64,
+    pub empty_polls: AtomicU64,
+}
+
+pub type SharedStats = Arc<[CachePadded<WorkerStats>]>;
+
+pub fn shared_stats(workers: usize) -> SharedStats {
+    (0..workers).map(|_| CachePadded::new(WorkerStats::default())).collect::<Vec<_>>().into()
+}
+
+impl WorkerStats {
+    #[inline]
+    pub fn publish(&self, c: &EngineCounters, b: &BatcherStats) {
+        self.packets.store(c.packets, Relaxed);
+        self.bytes.store(c.bytes, Relaxed);
+        self.decode_errors.store(c.decode_errors_total(), Relaxed);
+        self.flows_active.store(c.flows.active, Relaxed);
+        self.flows_created.store(c.flows.created, Relaxed);
+        self.flows_evicted.store(c.flows.evicted, Relaxed);
+        self.records.store(b.records, Relaxed);
+        self.records_dropped.store(b.dropped, Relaxed);
+    }
+}
+
+/// What one worker did, at the end.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerSummary {
+    pub id: usize,
+    pub core: Option<usize>,
+    pub engine: EngineCounters,
+    pub export: BatcherStats,
+    /// Packets the worker took from its source (RX bursts or file batches).
+    pub received: u64,
+    pub bursts: u64,
+}
+
+/// Per-port NIC counters at the end of a DPDK run.
+#[derive(Debug, Clone, Default)]
+pub struct PortSummary {
+    pub name: String,
+    pub ipackets: u64,
+    pub imissed: u64,
+    pub ierrors: u64,
+    pub rx_nombuf: u64,
+}
+
+/// What a whole run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    pub source: String,
+    pub workers: Vec<WorkerSummary>,
+    pub ports: Vec<PortSummary>,
+    pub exporter: ExportStats,
+    /// Seconds from the first packet received to the last one processed.
+    pub elapsed_secs: f64,
+    /// Packets the source read (file) or the NIC reported (DPDK).
+    pub input_packets: u64,
+}
+
+impl RunSummary {
+    pub fn total(&self) -> EngineCounters {
+        let mut t = EngineCounters::default();
+        for w in &self.workers {
+            t.add(&w.engine);
+        }
+        t
+    }
+
+    pub fn export_total(&self) -> BatcherStats {
+        let mut t = BatcherStats::default();
+        for w in &self.workers {
+            t.records += w.export.records;
+            t.sent += w.export.sent;
+            t.dropped += w.export.dropped;
+            t.channel_full += w.export.channel_full;
+            t.backlog_peak = t.backlog_peak.max(w.export.backlog_peak);
+        }
+        t
+    }
+
+    /// Every packet the source delivered was processed and lands in exactly one bucket, and
+    /// every record was either exported or counted as dropped.
+    pub fn balanced(&self) -> bool {
+        let t = self.total();
+        let e = self.export_total();
+        t.balanced() && self.input_packets == t.packets && e.records == self.exporter.records + e.dropped
+    }
+
+    /// A human summary, one counter per line, for stderr.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let t = self.total();
+        let e = self.export_total();
+        let mut s = String::new();
+        let _ = writeln!(s, "spinewatch summary ({}, {} worker{})", self.source, self.workers.len(), if self.workers.len() == 1 { "" } else { "s" });
+        let _ = writeln!(s, "  input packets        {}", self.input_packets);
+        for p in &self.ports {
+            let _ = writeln!(s, "  port {:<15} ipackets {} imissed {} ierrors {} rx_nombuf {}", p.name, p.ipackets, p.imissed, p.ierrors, p.rx_nombuf);
+        }
+        let _ = writeln!(s, "  packets processed    {} ({} bytes)", t.packets, t.bytes);
+        let _ = writeln!(s, "    on flows           {}", t.flow_packets);
+        let _ = writeln!(s, "    not IP             {}", t.non_ip);
+        let _ = writeln!(s, "    fragments          {}", t.fragments);
+        let _ = writeln!(s, "    decode errors      {}", t.decode_errors_total());
+        for k in detect::DecodeErrorKind::ALL {
+            for l in detect::Layer::ALL {
+                let n = t.decode_errors[k as usize][l as usize];
+                if n > 0 {
+                    let _ = writeln!(s, "      {}.{:<20} {}", l.name(), k.name(), n);
+                }
+            }
+        }
+        let _ = writeln!(s, "  flows created        {}", t.flows.created);
+        let _ = writeln!(s, "  records              {} (timeout {}, shutdown {}, evicted {}, interim {})", e.records, t.flows.timed_out, t.flows.shutdown, t.flows.evicted, t.flows.interim);
+        let _ = writeln!(s, "  records exported     {} (dropped {}, channel full {} times)", self.exporter.records, e.dropped, e.channel_full);
+        for w in &self.workers {
+            let core = w.core.map(|c| format!("core {c}")).unwrap_or_else(|| "unpinned".into());
+            let _ = writeln!(s, "  worker {} ({core}): packets {} flows {} records {}", w.id, w.engine.packets, w.engine.flows.created, w.export.records);
+        }
+        if self.elapsed_secs > 0.0 {
+            let _ = writeln!(s, "  elapsed              {:.3} s ({:.3} Mpps)", self.elapsed_secs, t.packets as f64 / self.elapsed_secs / 1e6);
+        }
+        let _ = writeln!(s, "  accounting           {}", if self.balanced() { "balanced" } else { "UNBALANCED" });
+        s
+    }
+}

@@ -1,0 +1,291 @@
+//! DPDK capture: ports (PCI devices or vdevs), one RX queue per worker per port, symmetric RSS,
+//! pinned worker threads registered with DPDK, and the run-to-completion loop.
+
+use crate::counters::{shared_stats, PortSummary, RunSummary};
+use crate::worker::WorkerCore;
+use detect::FlowConfig;
+use dpdk_sys::{Burst, DpdkError, Eal, Mempool, Port, RxQueue, TimestampField};
+use export::ExportConfig;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// One port and the cores that serve its RX queues (queue i → `cores[i]`).
+#[derive(Debug, Clone)]
+pub struct PortSpec {
+    /// The name DPDK knows the port by: a PCI address (`0000:3b:00.0`) or a vdev name
+    /// (`net_pcap0`).
+    pub name: String,
+    pub cores: Vec<usize>,
+    /// RX descriptors per queue; `None`: the device's maximum, capped at 4096.
+    pub rx_descriptors: Option<u16>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DpdkRunConfig {
+    /// EAL arguments, program name first (`-a PCI`, `--vdev ...`, `-m`, `--file-prefix`...).
+    pub eal_args: Vec<String>,
+    pub ports: Vec<PortSpec>,
+    pub burst_size: usize,
+    /// Mbufs in the pool; `None`: sized from descriptors, workers, burst and cache.
+    pub mempool_size: Option<u32>,
+    pub mempool_cache: u32,
+    /// Data room per mbuf, headroom included.
+    pub mbuf_data_room: u16,
+    pub flow: FlowConfig,
+    pub export: ExportConfig,
+    /// Use the PMD's RX timestamps (replay of a capture through `net_pcap`) instead of the TSC
+    /// clock.
+    pub hw_timestamps: bool,
+    /// For replay: packets each worker must receive before its input is done.
+    pub expected_per_worker: Option<Vec<u64>>,
+    /// For replay: a worker gives up waiting after this long without a packet.
+    pub idle_exit: Duration,
+    pub stats_interval: Option<Duration>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DpdkRunError {
+    #[error(transparent)]
+    Dpdk(#[from] DpdkError),
+    #[error("{0}")]
+    Config(String),
+    #[error("export: {0}")]
+    Export(std::io::Error),
+}
+
+struct WorkerPlan {
+    core: usize,
+    queues: Vec<(usize, u16)>, // (port index, queue)
+}
+
+fn plan_workers(ports: &[PortSpec]) -> Vec<WorkerPlan> {
+    let mut plans: Vec<WorkerPlan> = Vec::new();
+    for (pi, p) in ports.iter().enumerate() {
+        for (q, &core) in p.cores.iter().enumerate() {
+            match plans.iter_mut().find(|w| w.core == core) {
+                Some(w) => w.queues.push((pi, q as u16)),
+                None => plans.push(WorkerPlan { core, queues: vec![(pi, q as u16)] }),
+            }
+        }
+    }
+    plans
+}
+
+/// Runs the DPDK pipeline until `stop` is set or, for replay, every worker has its expected
+/// packets. Writes EVE to `out`.
+pub fn run_dpdk(cfg: &DpdkRunConfig, out: Box<dyn Write + Send>, stop: Arc<AtomicBool>) -> Result<RunSummary, DpdkRunError> {
+    let plans = plan_workers(&cfg.ports);
+    if plans.is_empty() {
+        return Err(DpdkRunError::Config("no ports/cores configured".into()));
+    }
+    let eal = Eal::init(&cfg.eal_args)?;
+    tracing::info!(dpdk = dpdk_sys::DPDK_VERSION, ports = eal.port_count(), "EAL initialised");
+    let ts_field = if cfg.hw_timestamps { Some(TimestampField::register(&eal)?) } else { None };
+
+    // Size the pool: every descriptor, plus what workers hold in bursts and caches.
+    let mut ports = Vec::with_capacity(cfg.ports.len());
+    let mut infos = Vec::with_capacity(cfg.ports.len());
+    for spec in &cfg.ports {
+        let port = Port::by_name(&eal, &spec.name)?;
+        let info = port.info()?;
+        if (spec.cores.len() as u16) > info.max_rx_queues {
+            return Err(DpdkRunError::Config(format!(
+                "port {}: {} RX queues asked (one per core) but driver {} has {}",
+                spec.name, spec.cores.len(), info.driver, info.max_rx_queues
+            )));
+        }
+        ports.push(port);
+        infos.push(info);
+    }
+    let descs: Vec<u16> = cfg
+        .ports
+        .iter()
+        .zip(&infos)
+        .map(|(s, i)| {
+            let want = s.rx_descriptors.unwrap_or_else(|| i.rx_desc_max.min(4096));
+            let want = if want == 0 { 1024 } else { want };
+            want.clamp(i.rx_desc_min.max(1), if i.rx_desc_max == 0 { u16::MAX } else { i.rx_desc_max })
+        })
+        .collect();
+    let needed: u64 = cfg.ports.iter().zip(&descs).map(|(s, &d)| s.cores.len() as u64 * d as u64).sum::<u64>()
+        + plans.len() as u64 * (cfg.burst_size as u64 + cfg.mempool_cache as u64)
+        + 1024;
+    let n_mbufs = match cfg.mempool_size {
+        Some(n) => {
+            if (n as u64) < needed {
+                tracing::warn!(configured = n, needed, "capture.mempool_size is below what the descriptors and caches hold; expect rx_nombuf drops");
+            }
+            n
+        }
+        None => ((needed + 1).next_power_of_two() - 1).min(u32::MAX as u64) as u32,
+    };
+    let socket = infos.first().map(|i| i.socket).unwrap_or(-1);
+    let pool = Mempool::create(&eal, "sw_rx_pool", n_mbufs, cfg.mempool_cache, cfg.mbuf_data_room, socket).map_err(|e| {
+        DpdkRunError::Config(format!(
+            "could not allocate the mbuf pool ({n_mbufs} mbufs of {} bytes, about {} MiB): {e}. Give EAL more memory (-m, or hugepages) or lower capture.mempool_size / rx_descriptors",
+            cfg.mbuf_data_room,
+            (n_mbufs as u64 * (cfg.mbuf_data_room as u64 + 192)) >> 20
+        ))
+    })?;
+    tracing::info!(mbufs = n_mbufs, cache = cfg.mempool_cache, "mbuf pool created");
+
+    for ((port, info), (spec, &desc)) in ports.iter_mut().zip(&infos).zip(cfg.ports.iter().zip(&descs)) {
+        let nq = spec.cores.len() as u16;
+        let hf = info.rss_offloads & dpdk_sys::rss_hf_default();
+        let rss = if nq > 1 {
+            if hf == 0 {
+                tracing::warn!(port = %spec.name, driver = %info.driver, "device has no RSS: all traffic arrives on queue 0, the other queues stay idle");
+            }
+            hf
+        } else {
+            0
+        };
+        let mut offloads = 0;
+        if rss != 0 && info.rx_offload_capa & dpdk_sys::rx_offload_rss_hash() != 0 {
+            offloads |= dpdk_sys::rx_offload_rss_hash();
+        }
+        if info.rx_offload_capa & dpdk_sys::rx_offload_scatter() != 0 {
+            offloads |= dpdk_sys::rx_offload_scatter();
+        }
+        let txq = if info.max_tx_queues > 0 { 1 } else { 0 };
+        port.configure(nq, txq, rss, info.hash_key_size as usize, offloads)?;
+        for q in 0..nq {
+            port.rx_queue_setup(q, desc, info.socket, &pool)?;
+        }
+        if txq > 0 {
+            port.tx_queue_setup(0, 512, info.socket)?;
+        }
+        port.promiscuous_enable()?;
+        port.start()?;
+        let link = port.link();
+        tracing::info!(
+            port = %spec.name, driver = %info.driver, queues = nq, rx_descriptors = desc,
+            rss_hf = format_args!("{rss:#x}"), link_up = link.up, speed_mbps = link.speed_mbps,
+            "port started"
+        );
+    }
+
+    let n = plans.len();
+    let (export, batchers) = dpdk_export(out, n, &cfg.export)?;
+    let stats = shared_stats(n);
+    let tsc_hz = dpdk_sys::tsc_hz(&eal).max(1);
+    let epoch_us = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
+    let tsc0 = dpdk_sys::tsc();
+    let started = Instant::now();
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+
+    let cores: Vec<WorkerCore> = std::thread::scope(|s| {
+        let mut handles = Vec::with_capacity(n);
+        for (i, (plan, batcher)) in plans.iter().zip(batchers).enumerate() {
+            let mut queues: Vec<RxQueue> = plan.queues.iter().map(|&(pi, q)| ports[pi].rx_queue(q, ts_field)).collect();
+            let mut core = WorkerCore::new(i, cfg.flow.clone(), batcher, stats.clone());
+            let expected = cfg.expected_per_worker.as_ref().map(|v| v.get(i).copied().unwrap_or(0));
+            let (eal, stop, done) = (&eal, stop.clone(), done.clone());
+            let (burst_size, idle_exit, hw_ts, cpu) = (cfg.burst_size, cfg.idle_exit, cfg.hw_timestamps, plan.core);
+            let h = std::thread::Builder::new()
+                .name(format!("sw-worker-{i}"))
+                .spawn_scoped(s, move || {
+                    if crate::pin::pin_current(cpu) {
+                        core.core = Some(cpu);
+                    } else {
+                        tracing::warn!(worker = i, core = cpu, "could not pin worker to core");
+                    }
+                    match eal.register_thread() {
+                        Ok(lcore) => tracing::debug!(worker = i, lcore, "registered with DPDK"),
+                        Err(e) => tracing::warn!(worker = i, "{e}: mempool caches unused on this worker"),
+                    }
+                    let mut burst = Burst::new(burst_size);
+                    let mut last_rx = Instant::now();
+                    let mut polls = 0u64;
+                    let mut tsc_now_us = 0u64;
+                    loop {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        if let Some(exp) = expected {
+                            if core.received >= exp {
+                                break;
+                            }
+                        }
+                        let mut got = 0;
+                        for q in queues.iter_mut() {
+                            let k = q.rx_burst(&mut burst);
+                            if k == 0 {
+                                continue;
+                            }
+                            got += k;
+                            // The clock, once per burst.
+                            if !hw_ts {
+                                let t = dpdk_sys::tsc();
+                                tsc_now_us = epoch_us + ((t.wrapping_sub(tsc0)) as u128 * 1_000_000 / tsc_hz as u128) as u64;
+                            }
+                            for m in burst.iter() {
+                                let ts = if hw_ts { m.timestamp().unwrap_or(core.now()) } else { tsc_now_us };
+                                core.packet(m.data(), m.pkt_len(), ts);
+                            }
+                            burst.free();
+                        }
+                        polls += 1;
+                        if got > 0 {
+                            last_rx = Instant::now();
+                            let clock = (!hw_ts).then_some(tsc_now_us);
+                            core.end_burst(clock, started.elapsed().as_millis() as u64);
+                        } else if polls % 1024 == 0 {
+                            // Idle: keep expiry and batch ageing going on the live clock.
+                            let now = Instant::now();
+                            if !hw_ts {
+                                let t = dpdk_sys::tsc();
+                                tsc_now_us = epoch_us + ((t.wrapping_sub(tsc0)) as u128 * 1_000_000 / tsc_hz as u128) as u64;
+                                core.end_burst(Some(tsc_now_us), started.elapsed().as_millis() as u64);
+                            } else {
+                                core.end_burst(None, started.elapsed().as_millis() as u64);
+                            }
+                            if expected.is_some() && now.duration_since(last_rx) > idle_exit {
+                                tracing::warn!(worker = i, received = core.received, expected = expected.unwrap_or(0), "input idle; ending this worker's replay early");
+                                break;
+                            }
+                        }
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                    core
+                })
+                .expect("spawn worker thread");
+            handles.push(h);
+        }
+        // Stats reporter: this thread, outside the packet path.
+        let mut next_report = Instant::now() + cfg.stats_interval.unwrap_or(Duration::from_secs(3600));
+        while done.load(Ordering::Relaxed) < n {
+            std::thread::sleep(Duration::from_millis(20));
+            if cfg.stats_interval.is_some() && Instant::now() >= next_report {
+                let p: u64 = stats.iter().map(|w| w.packets.load(Ordering::Relaxed)).sum();
+                let f: u64 = stats.iter().map(|w| w.flows_active.load(Ordering::Relaxed)).sum();
+                let r: u64 = stats.iter().map(|w| w.records.load(Ordering::Relaxed)).sum();
+                tracing::info!(packets = p, flows_active = f, records = r, "stats");
+                next_report += cfg.stats_interval.unwrap_or_default();
+            }
+        }
+        handles.into_iter().map(|h| h.join().expect("worker thread panicked")).collect()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut port_summaries = Vec::new();
+    for (p, spec) in ports.iter_mut().zip(&cfg.ports) {
+        p.stop();
+        let st = p.stats();
+        port_summaries.push(PortSummary { name: spec.name.clone(), ipackets: st.ipackets, imissed: st.imissed, ierrors: st.ierrors, rx_nombuf: st.rx_nombuf });
+    }
+    let end = cores.iter().map(|c| c.now()).max().unwrap_or(0);
+    let workers: Vec<_> = cores.into_iter().map(|c| c.finish(end)).collect();
+    let exporter = export.join().map_err(DpdkRunError::Export)?;
+    drop(ports);
+    drop(pool);
+    eal.cleanup();
+    // What the NICs delivered, to check against what the workers processed.
+    let input_packets = port_summaries.iter().map(|p| p.ipackets).sum();
+    Ok(RunSummary { source: "dpdk".into(), workers, ports: port_summaries, exporter, elapsed_secs: elapsed, input_packets })
+}
+
+fn dpdk_export(out: Box<dyn Write + Send>, n: usize, cfg: &ExportConfig) -> Result<(export::ExportHandle, Vec<export::Batcher>), DpdkRunError> {
+    export::spawn(out, n, cfg).map_err(DpdkRunError::Export)
+}

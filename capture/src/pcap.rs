@@ -1,0 +1,396 @@
+//! Pure-Rust pcap and pcapng reading and pcap writing; no libpcap, no DPDK.
+//!
+//! The reader reuses one buffer: [`PcapReader::next_packet`] allocates nothing once the buffer
+//! has grown to the largest record. Classic pcap in both byte orders with micro- or nanosecond
+//! timestamps, and pcapng (section header, interface description with `if_tsresol`, enhanced and
+//! simple packet blocks; other blocks skipped) are read. Only Ethernet link types are accepted:
+//! anything else is a clear error naming the link type.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// The largest record we accept; larger ones mean a corrupt file.
+pub const MAX_RECORD: usize = 256 * 1024;
+pub const LINKTYPE_ETHERNET: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PcapError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: not a pcap or pcapng file (magic {magic:#010x})")]
+    BadMagic { path: PathBuf, magic: u32 },
+    #[error("{path}: link type {linktype} is not supported (only Ethernet, 1)")]
+    LinkType { path: PathBuf, linktype: u32 },
+    #[error("{path}: corrupt record at byte {offset}: {what}")]
+    Corrupt { path: PathBuf, offset: u64, what: &'static str },
+}
+
+/// One packet read from a capture; `data` borrows the reader's buffer.
+#[derive(Debug)]
+pub struct Record<'a> {
+    /// Microseconds since the epoch.
+    pub ts: u64,
+    pub data: &'a [u8],
+    /// The frame's length on the wire (≥ `data.len()`).
+    pub orig_len: u32,
+}
+
+enum Format {
+    Pcap { big_endian: bool, nanos: bool },
+    PcapNg { big_endian: bool, ifaces: Vec<u64> },
+}
+
+pub struct PcapReader {
+    path: PathBuf,
+    r: BufReader<File>,
+    fmt: Format,
+    buf: Vec<u8>,
+    offset: u64,
+}
+
+fn u32_at(b: &[u8], big: bool) -> u32 {
+    let a = [b[0], b[1], b[2], b[3]];
+    if big { u32::from_be_bytes(a) } else { u32::from_le_bytes(a) }
+}
+
+fn u16_at(b: &[u8], big: bool) -> u16 {
+    let a = [b[0], b[1]];
+    if big { u16::from_be_bytes(a) } else { u16::from_le_bytes(a) }
+}
+
+impl PcapReader {
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, PcapError> {
+        let path = path.as_ref().to_path_buf();
+        let io_err = |source| PcapError::Io { path: path.clone(), source };
+        let f = File::open(&path).map_err(io_err)?;
+        let mut r = BufReader::with_capacity(1 << 20, f);
+        let mut hdr = [0u8; 4];
+        r.read_exact(&mut hdr).map_err(io_err)?;
+        let magic = u32::from_le_bytes(hdr);
+        let mut me = PcapReader { path: path.clone(), r, fmt: Format::Pcap { big_endian: false, nanos: false }, buf: Vec::new(), offset: 4 };
+        match magic {
+            0xa1b2c3d4 | 0xa1b23c4d | 0xd4c3b2a1 | 0x4d3cb2a1 => {
+                let big = matches!(magic, 0xd4c3b2a1 | 0x4d3cb2a1);
+                let nanos = matches!(magic, 0xa1b23c4d | 0x4d3cb2a1);
+                let mut rest = [0u8; 20];
+                me.read_exact(&mut rest)?;
+                let linktype = u32_at(&rest[16..], big) & 0x0fff_ffff;
+                if linktype != LINKTYPE_ETHERNET {
+                    return Err(PcapError::LinkType { path, linktype });
+                }
+                me.fmt = Format::Pcap { big_endian: big, nanos };
+            }
+            0x0a0d0d0a => {
+                me.fmt = Format::PcapNg { big_endian: false, ifaces: Vec::new() };
+                me.read_shb_rest()?;
+            }
+            _ => return Err(PcapError::BadMagic { path, magic }),
+        }
+        Ok(me)
+    }
+
+    fn read_exact(&mut self, b: &mut [u8]) -> Result<(), PcapError> {
+        self.r.read_exact(b).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                PcapError::Corrupt { path: self.path.clone(), offset: self.offset, what: "file ends inside a record" }
+            } else {
+                PcapError::Io { path: self.path.clone(), source: e }
+            }
+        })?;
+        self.offset += b.len() as u64;
+        Ok(())
+    }
+
+    /// Reads exactly `b.len()` bytes, or returns Ok(false) at a clean end of file.
+    fn read_or_eof(&mut self, b: &mut [u8]) -> Result<bool, PcapError> {
+        let mut got = 0;
+        while got < b.len() {
+            match self.r.read(&mut b[got..]) {
+                Ok(0) if got == 0 => return Ok(false),
+                Ok(0) => {
+                    return Err(PcapError::Corrupt { path: self.path.clone(), offset: self.offset, what: "file ends inside a record header" })
+                }
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(PcapError::Io { path: self.path.clone(), source: e }),
+            }
+        }
+        self.offset += b.len() as u64;
+        Ok(true)
+    }
+
+    fn corrupt(&self, what: &'static str) -> PcapError {
+        PcapError::Corrupt { path: self.path.clone(), offset: self.offset, what }
+    }
+
+    /// After the SHB block type: length, byte-order magic, the rest of the block.
+    fn read_shb_rest(&mut self) -> Result<(), PcapError> {
+        let mut h = [0u8; 8];
+        self.read_exact(&mut h)?;
+        let big = match u32::from_le_bytes([h[4], h[5], h[6], h[7]]) {
+            0x1a2b3c4d => false,
+            0x4d3c2b1a => true,
+            _ => return Err(self.corrupt("bad pcapng byte-order magic")),
+        };
+        let len = u32_at(&h[..4], big) as usize;
+        if !(28..=MAX_RECORD).contains(&len) || len % 4 != 0 {
+            return Err(self.corrupt("bad section header length"));
+        }
+        let mut rest = vec![0u8; len - 12];
+        self.read_exact(&mut rest)?;
+        self.fmt = Format::PcapNg { big_endian: big, ifaces: Vec::new() };
+        Ok(())
+    }
+
+    /// The next packet, or `None` at the end of the file.
+    pub fn next_packet(&mut self) -> Result<Option<Record<'_>>, PcapError> {
+        match self.fmt {
+            Format::Pcap { big_endian, nanos } => {
+                let mut h = [0u8; 16];
+                if !self.read_or_eof(&mut h)? {
+                    return Ok(None);
+                }
+                let sec = u32_at(&h[0..], big_endian) as u64;
+                let frac = u32_at(&h[4..], big_endian) as u64;
+                let caplen = u32_at(&h[8..], big_endian) as usize;
+                let orig_len = u32_at(&h[12..], big_endian);
+                if caplen > MAX_RECORD {
+                    return Err(self.corrupt("captured length larger than 256 KiB"));
+                }
+                let ts = sec * 1_000_000 + if nanos { frac / 1000 } else { frac };
+                let mut buf = std::mem::take(&mut self.buf);
+                buf.resize(caplen, 0);
+                let r = self.read_exact(&mut buf);
+                self.buf = buf;
+                r?;
+                Ok(Some(Record { ts, data: &self.buf, orig_len: orig_len.max(caplen as u32) }))
+            }
+            Format::PcapNg { .. } => self.next_pcapng(),
+        }
+    }
+
+    fn next_pcapng(&mut self) -> Result<Option<Record<'_>>, PcapError> {
+        loop {
+            let big = match &self.fmt {
+                Format::PcapNg { big_endian, .. } => *big_endian,
+                _ => unreachable!("pcapng reader on a pcap file"),
+            };
+            let mut h = [0u8; 8];
+            if !self.read_or_eof(&mut h)? {
+                return Ok(None);
+            }
+            if u32::from_le_bytes([h[0], h[1], h[2], h[3]]) == 0x0a0d0d0a {
+                // A new section: its own byte order and interfaces.
+                let mut first = [0u8; 4];
+                first.copy_from_slice(&h[4..]);
+                // We consumed the length already: re-read the magic and the rest.
+                let mut m = [0u8; 4];
+                self.read_exact(&mut m)?;
+                let big2 = match u32::from_le_bytes(m) {
+                    0x1a2b3c4d => false,
+                    0x4d3c2b1a => true,
+                    _ => return Err(self.corrupt("bad pcapng byte-order magic")),
+                };
+                let len = u32_at(&first, big2) as usize;
+                if !(28..=MAX_RECORD).contains(&len) || len % 4 != 0 {
+                    return Err(self.corrupt("bad section header length"));
+                }
+                let mut rest = vec![0u8; len - 12];
+                self.read_exact(&mut rest)?;
+                self.fmt = Format::PcapNg { big_endian: big2, ifaces: Vec::new() };
+                continue;
+            }
+            let btype = u32_at(&h[0..], big);
+            let blen = u32_at(&h[4..], big) as usize;
+            if blen < 12 || blen % 4 != 0 || blen > MAX_RECORD + 64 {
+                return Err(self.corrupt("bad pcapng block length"));
+            }
+            let mut buf = std::mem::take(&mut self.buf);
+            buf.resize(blen - 8, 0);
+            let r = self.read_exact(&mut buf);
+            self.buf = buf;
+            r?;
+            let body_len = blen - 12; // without the trailing length
+            match btype {
+                1 => {
+                    // Interface description: linktype, reserved, snaplen, options.
+                    if body_len < 8 {
+                        return Err(self.corrupt("short interface description block"));
+                    }
+                    let linktype = u16_at(&self.buf, big) as u32;
+                    if linktype != LINKTYPE_ETHERNET {
+                        return Err(PcapError::LinkType { path: self.path.clone(), linktype });
+                    }
+                    let mut units_per_sec = 1_000_000u64;
+                    let mut o = 8;
+                    while o + 4 <= body_len {
+                        let code = u16_at(&self.buf[o..], big);
+                        let olen = u16_at(&self.buf[o + 2..], big) as usize;
+                        if code == 0 || o + 4 + olen > body_len {
+                            break;
+                        }
+                        if code == 9 && olen >= 1 {
+                            let v = self.buf[o + 4];
+                            let exp = (v & 0x7f) as u32;
+                            units_per_sec = if v & 0x80 != 0 { 2u64.checked_pow(exp) } else { 10u64.checked_pow(exp) }
+                                .unwrap_or(1_000_000);
+                        }
+                        o += 4 + olen.div_ceil(4) * 4;
+                    }
+                    if let Format::PcapNg { ifaces, .. } = &mut self.fmt {
+                        ifaces.push(units_per_sec.max(1));
+                    }
+                }
+                6 => {
+                    if body_len < 20 {
+                        return Err(self.corrupt("short enhanced packet block"));
+                    }
+                    let iface = u32_at(&self.buf[0..], big) as usize;
+                    let ts_raw = ((u32_at(&self.buf[4..], big) as u64) << 32) | u32_at(&self.buf[8..], big) as u64;
+                    let caplen = u32_at(&self.buf[12..], big) as usize;
+                    let orig_len = u32_at(&self.buf[16..], big);
+                    if 20 + caplen > body_len {
+                        return Err(self.corrupt("enhanced packet block shorter than its captured length"));
+                    }
+                    let units = match &self.fmt {
+                        Format::PcapNg { ifaces, .. } => ifaces.get(iface).copied(),
+                        _ => None,
+                    }
+                    .ok_or_else(|| self.corrupt("packet block names an undeclared interface"))?;
+                    let ts = if units == 1_000_000 {
+                        ts_raw
+                    } else {
+                        (ts_raw as u128 * 1_000_000 / units as u128) as u64
+                    };
+                    return Ok(Some(Record { ts, data: &self.buf[20..20 + caplen], orig_len: orig_len.max(caplen as u32) }));
+                }
+                3 => {
+                    if body_len < 4 {
+                        return Err(self.corrupt("short simple packet block"));
+                    }
+                    let orig_len = u32_at(&self.buf[0..], big);
+                    let caplen = (orig_len as usize).min(body_len - 4);
+                    return Ok(Some(Record { ts: 0, data: &self.buf[4..4 + caplen], orig_len }));
+                }
+                _ => {} // statistics, name resolution, custom...: skipped
+            }
+        }
+    }
+}
+
+/// Writes a classic little-endian, microsecond pcap with Ethernet link type.
+pub struct PcapWriter<W: Write> {
+    w: W,
+}
+
+impl PcapWriter<BufWriter<File>> {
+    pub fn create(path: impl AsRef<Path>) -> io::Result<Self> {
+        PcapWriter::new(BufWriter::with_capacity(1 << 20, File::create(path)?))
+    }
+}
+
+impl<W: Write> PcapWriter<W> {
+    pub fn new(mut w: W) -> io::Result<Self> {
+        let mut h = Vec::with_capacity(24);
+        h.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
+        h.extend_from_slice(&2u16.to_le_bytes());
+        h.extend_from_slice(&4u16.to_le_bytes());
+        h.extend_from_slice(&0i32.to_le_bytes());
+        h.extend_from_slice(&0u32.to_le_bytes());
+        h.extend_from_slice(&(MAX_RECORD as u32).to_le_bytes());
+        h.extend_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
+        w.write_all(&h)?;
+        Ok(PcapWriter { w })
+    }
+
+    pub fn write(&mut self, ts_us: u64, data: &[u8], orig_len: u32) -> io::Result<()> {
+        let mut h = [0u8; 16];
+        h[0..4].copy_from_slice(&((ts_us / 1_000_000) as u32).to_le_bytes());
+        h[4..8].copy_from_slice(&((ts_us % 1_000_000) as u32).to_le_bytes());
+        h[8..12].copy_from_slice(&(data.len() as u32).to_le_bytes());
+        h[12..16].copy_from_slice(&orig_len.max(data.len() as u32).to_le_bytes());
+        self.w.write_all(&h)?;
+        self.w.write_all(data)
+    }
+
+    pub fn finish(mut self) -> io::Result<W> {
+        self.w.flush()?;
+        Ok(self.w)
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn test_roundtrip_pcap() {
+        let dir = std::env::temp_dir().join(format!("sw-pcap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("a.pcap");
+        let mut w = PcapWriter::create(&p).unwrap();
+        w.write(1_700_000_000_123_456, &[1, 2, 3], 60).unwrap();
+        w.write(1_700_000_001_000_000, &[4; 100], 100).unwrap();
+        w.finish().unwrap();
+        let mut r = PcapReader::open(&p).unwrap();
+        let a = r.next_packet().unwrap().unwrap();
+        assert_eq!((a.ts, a.data, a.orig_len), (1_700_000_000_123_456, &[1u8, 2, 3][..], 60));
+        let b = r.next_packet().unwrap().unwrap();
+        assert_eq!((b.ts, b.data.len()), (1_700_000_001_000_000, 100));
+        assert!(r.next_packet().unwrap().is_none());
+        // truncated inside the second record
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() - 10]).unwrap();
+        let mut r = PcapReader::open(&p).unwrap();
+        r.next_packet().unwrap();
+        assert!(matches!(r.next_packet(), Err(PcapError::Corrupt { .. })));
+        std::fs::write(&p, b"hello world, not a capture").unwrap();
+        assert!(matches!(PcapReader::open(&p), Err(PcapError::BadMagic { .. })));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn test_pcapng() {
+        // SHB, IDB (Ethernet, tsresol 10^-9), EPB with 5 bytes, a custom block, EPB.
+        let mut f = Vec::new();
+        let block = |f: &mut Vec<u8>, t: u32, body: &[u8]| {
+            let len = 12 + body.len().div_ceil(4) * 4;
+            f.extend_from_slice(&t.to_le_bytes());
+            f.extend_from_slice(&(len as u32).to_le_bytes());
+            f.extend_from_slice(body);
+            f.resize(f.len() + (len - 12 - body.len()), 0);
+            f.extend_from_slice(&(len as u32).to_le_bytes());
+        };
+        let mut shb = Vec::new();
+        shb.extend_from_slice(&0x1a2b3c4du32.to_le_bytes());
+        shb.extend_from_slice(&[1, 0, 0, 0]);
+        shb.extend_from_slice(&(-1i64).to_le_bytes());
+        block(&mut f, 0x0a0d0d0a, &shb);
+        let mut idb = vec![1, 0, 0, 0, 0, 0, 4, 0];
+        idb.extend_from_slice(&[9, 0, 1, 0, 9, 0, 0, 0, 0, 0, 0, 0]);
+        block(&mut f, 1, &idb);
+        let ts_ns: u64 = 1_700_000_000_000_001_000;
+        let mut epb = Vec::new();
+        epb.extend_from_slice(&0u32.to_le_bytes());
+        epb.extend_from_slice(&((ts_ns >> 32) as u32).to_le_bytes());
+        epb.extend_from_slice(&(ts_ns as u32).to_le_bytes());
+        epb.extend_from_slice(&5u32.to_le_bytes());
+        epb.extend_from_slice(&64u32.to_le_bytes());
+        epb.extend_from_slice(&[9, 8, 7, 6, 5]);
+        block(&mut f, 6, &epb);
+        block(&mut f, 0xbad, &[1, 2, 3, 4]);
+        block(&mut f, 6, &epb);
+        let dir = std::env::temp_dir().join(format!("sw-pcapng-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("a.pcapng");
+        std::fs::write(&p, &f).unwrap();
+        let mut r = PcapReader::open(&p).unwrap();
+        for _ in 0..2 {
+            let a = r.next_packet().unwrap().unwrap();
+            assert_eq!((a.ts, a.data, a.orig_len), (1_700_000_000_000_001, &[9u8, 8, 7, 6, 5][..], 64));
+        }
+        assert!(r.next_packet().unwrap().is_none());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,436 @@
+//! Frame decoding: Ethernet II → up to [`MAX_VLANS`] 802.1Q/802.1ad tags → IPv4 / IPv6 (with its
+//! extension-header chain, at most [`MAX_IPV6_EXT`] headers) → TCP / UDP / ICMP / ICMPv6.
+//!
+//! [`decode`] never panics and never allocates: it returns a [`Decoded`] summary (addresses,
+//! ports, flags, where the L4 payload is) or a small `Copy` [`DecodeError`] that the engine
+//! counts by [`DecodeErrorKind`] and [`Layer`].
+
+use crate::wire::{
+    ethernet, icmp, ipv4, ipv6, tcp, udp, vlan, EtherType, IpProtocol, Ipv6ExtHeader,
+};
+
+/// The most VLAN tags we decode (Suricata 7 keeps three layers too); a deeper stack is an error.
+pub const MAX_VLANS: usize = 3;
+/// The most IPv6 extension headers we walk before giving up on a packet.
+pub const MAX_IPV6_EXT: usize = 8;
+
+/// The protocol layer an error was found in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Layer {
+    Ethernet = 0,
+    Vlan,
+    Ipv4,
+    Ipv6,
+    Ipv6Ext,
+    Tcp,
+    Udp,
+    Icmp,
+    Icmpv6,
+}
+
+impl Layer {
+    pub const COUNT: usize = 9;
+    pub const ALL: [Layer; Self::COUNT] = [
+        Layer::Ethernet,
+        Layer::Vlan,
+        Layer::Ipv4,
+        Layer::Ipv6,
+        Layer::Ipv6Ext,
+        Layer::Tcp,
+        Layer::Udp,
+        Layer::Icmp,
+        Layer::Icmpv6,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Layer::Ethernet => "ethernet",
+            Layer::Vlan => "vlan",
+            Layer::Ipv4 => "ipv4",
+            Layer::Ipv6 => "ipv6",
+            Layer::Ipv6Ext => "ipv6_ext",
+            Layer::Tcp => "tcp",
+            Layer::Udp => "udp",
+            Layer::Icmp => "icmp",
+            Layer::Icmpv6 => "icmpv6",
+        }
+    }
+}
+
+/// Why a frame could not be decoded. Small and `Copy`: it maps onto counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The buffer ends before the header does.
+    Truncated { layer: Layer, required: usize, len: usize },
+    /// The IP version nibble does not match the EtherType.
+    BadVersion { layer: Layer, version: u8 },
+    /// A header-length field is below the protocol's minimum.
+    BadHeaderLen { layer: Layer, header_len: usize },
+    /// A total-length field disagrees with the header or the buffer.
+    BadTotalLen { layer: Layer, total_len: usize, available: usize },
+    /// More than [`MAX_VLANS`] VLAN tags.
+    TooManyVlans,
+    /// More than [`MAX_IPV6_EXT`] IPv6 extension headers.
+    Ipv6ExtChainTooLong,
+}
+
+/// The counter bucket of a [`DecodeError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DecodeErrorKind {
+    Truncated = 0,
+    BadVersion,
+    BadHeaderLen,
+    BadTotalLen,
+    TooManyVlans,
+    Ipv6ExtChainTooLong,
+}
+
+impl DecodeErrorKind {
+    pub const COUNT: usize = 6;
+    pub const ALL: [DecodeErrorKind; Self::COUNT] = [
+        DecodeErrorKind::Truncated,
+        DecodeErrorKind::BadVersion,
+        DecodeErrorKind::BadHeaderLen,
+        DecodeErrorKind::BadTotalLen,
+        DecodeErrorKind::TooManyVlans,
+        DecodeErrorKind::Ipv6ExtChainTooLong,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DecodeErrorKind::Truncated => "truncated",
+            DecodeErrorKind::BadVersion => "bad_version",
+            DecodeErrorKind::BadHeaderLen => "bad_header_len",
+            DecodeErrorKind::BadTotalLen => "bad_total_len",
+            DecodeErrorKind::TooManyVlans => "too_many_vlans",
+            DecodeErrorKind::Ipv6ExtChainTooLong => "ipv6_ext_chain_too_long",
+        }
+    }
+}
+
+impl DecodeError {
+    pub fn kind(&self) -> DecodeErrorKind {
+        match self {
+            DecodeError::Truncated { .. } => DecodeErrorKind::Truncated,
+            DecodeError::BadVersion { .. } => DecodeErrorKind::BadVersion,
+            DecodeError::BadHeaderLen { .. } => DecodeErrorKind::BadHeaderLen,
+            DecodeError::BadTotalLen { .. } => DecodeErrorKind::BadTotalLen,
+            DecodeError::TooManyVlans => DecodeErrorKind::TooManyVlans,
+            DecodeError::Ipv6ExtChainTooLong => DecodeErrorKind::Ipv6ExtChainTooLong,
+        }
+    }
+
+    pub fn layer(&self) -> Layer {
+        match *self {
+            DecodeError::Truncated { layer, .. }
+            | DecodeError::BadVersion { layer, .. }
+            | DecodeError::BadHeaderLen { layer, .. }
+            | DecodeError::BadTotalLen { layer, .. } => layer,
+            DecodeError::TooManyVlans => Layer::Vlan,
+            DecodeError::Ipv6ExtChainTooLong => Layer::Ipv6Ext,
+        }
+    }
+}
+
+impl core::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DecodeError::Truncated { layer, required, len } => {
+                write!(f, "{}: truncated, {required} bytes needed, {len} present", layer.name())
+            }
+            DecodeError::BadVersion { layer, version } => {
+                write!(f, "{}: bad version {version}", layer.name())
+            }
+            DecodeError::BadHeaderLen { layer, header_len } => {
+                write!(f, "{}: bad header length {header_len}", layer.name())
+            }
+            DecodeError::BadTotalLen { layer, total_len, available } => {
+                write!(f, "{}: total length {total_len} but {available} bytes", layer.name())
+            }
+            DecodeError::TooManyVlans => write!(f, "vlan: more than {MAX_VLANS} tags"),
+            DecodeError::Ipv6ExtChainTooLong => {
+                write!(f, "ipv6: more than {MAX_IPV6_EXT} extension headers")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// What a decoded frame is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kind {
+    /// Not IP (ARP, LLDP...): counted, not tracked.
+    #[default]
+    NonIp,
+    /// An IP packet with its L4 header decoded (or an IP protocol we do not decode further).
+    Ip,
+    /// An IPv4 or IPv6 fragment. Counted, not tracked until defragmentation lands.
+    Fragment,
+}
+
+/// The summary of one decoded frame: everything the flow table needs, as plain values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Decoded {
+    pub kind: Kind,
+    /// VLAN ids, outermost first; `vlan_count` of them are valid.
+    pub vlan: [u16; MAX_VLANS],
+    pub vlan_count: u8,
+    /// 4 or 6.
+    pub ip_version: u8,
+    /// Source address; an IPv4 address sits in the first 4 bytes, the rest zero.
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub proto: u8,
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// TCP flags byte (0 for other protocols).
+    pub tcp_flags: u8,
+    pub tcp_seq: u32,
+    pub tcp_ack: u32,
+    pub tcp_window: u16,
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    /// Offset of the L4 header in the frame.
+    pub l4_offset: u16,
+    /// Offset and length of the L4 payload in the frame.
+    pub payload_offset: u16,
+    pub payload_len: u16,
+}
+
+impl Decoded {
+    #[inline]
+    pub fn vlans(&self) -> &[u16] {
+        &self.vlan[..self.vlan_count as usize]
+    }
+}
+
+#[inline]
+fn offset_of(frame: &[u8], inner: &[u8]) -> usize {
+    // `inner` is always a sub-slice of `frame`.
+    inner.as_ptr() as usize - frame.as_ptr() as usize
+}
+
+/// Decodes an Ethernet II frame.
+pub fn decode(frame: &[u8]) -> Result<Decoded, DecodeError> {
+    let mut d = Decoded::default();
+    let eth = ethernet::Frame::new_checked(frame)?;
+    let mut ethertype = eth.ethertype();
+    let mut rest = eth.payload();
+    while ethertype.is_vlan() {
+        if d.vlan_count as usize == MAX_VLANS {
+            return Err(DecodeError::TooManyVlans);
+        }
+        let tag = vlan::Tag::new_checked(rest)?;
+        d.vlan[d.vlan_count as usize] = tag.vlan_id();
+        d.vlan_count += 1;
+        ethertype = tag.ethertype();
+        rest = &rest[vlan::HEADER_LEN..];
+    }
+    let (proto, l4) = match ethertype {
+        EtherType::IPV4 => {
+            let ip = ipv4::Packet::new_checked(rest)?;
+            d.ip_version = 4;
+            d.src[..4].copy_from_slice(&ip.src_addr());
+            d.dst[..4].copy_from_slice(&ip.dst_addr());
+            d.proto = ip.protocol().0;
+            if ip.is_fragment() {
+                d.kind = Kind::Fragment;
+                return Ok(d);
+            }
+            (ip.protocol(), &rest[ip.header_len()..ip.total_len() as usize])
+        }
+        EtherType::IPV6 => {
+            let ip = ipv6::Packet::new_checked(rest)?;
+            d.ip_version = 6;
+            d.src = ip.src_addr();
+            d.dst = ip.dst_addr();
+            let mut next = ip.next_header();
+            let mut l4 = match ip.payload_len() {
+                0 => &rest[ipv6::HEADER_LEN..],
+                n => &rest[ipv6::HEADER_LEN..ipv6::HEADER_LEN + n as usize],
+            };
+            let mut n = 0;
+            while ipv6::is_extension(next) {
+                if n == MAX_IPV6_EXT {
+                    return Err(DecodeError::Ipv6ExtChainTooLong);
+                }
+                let h = Ipv6ExtHeader::parse(next, l4)?;
+                n += 1;
+                l4 = &l4[h.len..];
+                next = h.next_header;
+                if let Some((off, more, _id)) = h.fragment {
+                    if off != 0 || more {
+                        d.proto = next.0;
+                        d.kind = Kind::Fragment;
+                        return Ok(d);
+                    }
+                }
+            }
+            d.proto = next.0;
+            (next, l4)
+        }
+        _ => return Ok(d),
+    };
+    d.kind = Kind::Ip;
+    d.l4_offset = offset_of(frame, l4) as u16;
+    let payload: &[u8] = match proto {
+        IpProtocol::TCP => {
+            let t = tcp::Packet::new_checked(l4)?;
+            d.src_port = t.src_port();
+            d.dst_port = t.dst_port();
+            d.tcp_flags = t.flags().0;
+            d.tcp_seq = t.seq_number();
+            d.tcp_ack = t.ack_number();
+            d.tcp_window = t.window_len();
+            &l4[t.header_len()..]
+        }
+        IpProtocol::UDP => {
+            let u = udp::Packet::new_checked(l4)?;
+            d.src_port = u.src_port();
+            d.dst_port = u.dst_port();
+            &l4[udp::HEADER_LEN..u.len() as usize]
+        }
+        IpProtocol::ICMP | IpProtocol::ICMPV6 => {
+            let layer = if proto == IpProtocol::ICMP { Layer::Icmp } else { Layer::Icmpv6 };
+            let i = icmp::Packet::new_checked(l4, layer)?;
+            d.icmp_type = i.msg_type();
+            d.icmp_code = i.msg_code();
+            &l4[icmp::HEADER_LEN..]
+        }
+        _ => l4,
+    };
+    d.payload_offset = offset_of(frame, payload) as u16;
+    d.payload_len = payload.len() as u16;
+    Ok(d)
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    fn eth(ethertype: u16, body: &[u8]) -> Vec<u8> {
+        let mut v = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
+        v.extend_from_slice(&ethertype.to_be_bytes());
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn ipv4(proto: u8, l4: &[u8]) -> Vec<u8> {
+        let total = (20 + l4.len()) as u16;
+        let mut v = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        v[2..4].copy_from_slice(&total.to_be_bytes());
+        v.extend_from_slice(l4);
+        v
+    }
+
+    fn tcp(flags: u8, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0];
+        v.extend_from_slice(payload);
+        v
+    }
+
+    #[test]
+    fn test_parse_ipv4_tcp() {
+        let f = eth(0x0800, &ipv4(6, &tcp(0x18, b"GET")));
+        let d = decode(&f).unwrap();
+        assert_eq!(d.kind, Kind::Ip);
+        assert_eq!(d.ip_version, 4);
+        assert_eq!(&d.src[..4], &[10, 0, 0, 1]);
+        assert_eq!((d.proto, d.src_port, d.dst_port, d.tcp_flags), (6, 40000, 80, 0x18));
+        assert_eq!((d.l4_offset, d.payload_offset, d.payload_len), (34, 54, 3));
+    }
+
+    #[test]
+    fn test_parse_qinq_udp_with_padding() {
+        let udp = [0x30, 0x39, 0, 53, 0, 10, 0, 0, 1, 2];
+        let mut inner = vec![0x01, 0x2c, 0x08, 0x00]; // vlan 300, IPv4
+        inner.extend_from_slice(&ipv4(17, &udp));
+        inner.extend_from_slice(&[0; 6]); // Ethernet padding
+        let mut outer = vec![0x00, 0xc8, 0x81, 0x00]; // vlan 200, then 802.1Q
+        outer.extend_from_slice(&inner);
+        let f = eth(0x88a8, &outer);
+        let d = decode(&f).unwrap();
+        assert_eq!(d.vlans(), &[200, 300]);
+        assert_eq!((d.proto, d.src_port, d.dst_port, d.payload_len), (17, 12345, 53, 2));
+    }
+
+    #[test]
+    fn test_too_many_vlans() {
+        let mut body = Vec::new();
+        for _ in 0..4 {
+            body.extend_from_slice(&[0, 1, 0x81, 0x00]);
+        }
+        body.extend_from_slice(&[0; 20]);
+        assert_eq!(decode(&eth(0x8100, &body)).unwrap_err(), DecodeError::TooManyVlans);
+    }
+
+    #[test]
+    fn test_ipv6_ext_chain() {
+        // hop-by-hop → destination options → UDP
+        let mut l4 = vec![60, 0, 0, 0, 0, 0, 0, 0, 17, 0, 0, 0, 0, 0, 0, 0];
+        l4.extend_from_slice(&[0, 1, 0, 2, 0, 8, 0, 0]);
+        let mut ip = vec![0x60, 0, 0, 0, 0, l4.len() as u8, 0, 64];
+        ip.extend_from_slice(&[0xfe; 32]);
+        ip.extend_from_slice(&l4);
+        let d = decode(&eth(0x86dd, &ip)).unwrap();
+        assert_eq!((d.kind, d.proto, d.src_port, d.dst_port), (Kind::Ip, 17, 1, 2));
+        // a chain of 9 destination-options headers
+        let mut l4 = Vec::new();
+        for _ in 0..9 {
+            l4.extend_from_slice(&[60, 0, 0, 0, 0, 0, 0, 0]);
+        }
+        let mut ip = vec![0x60, 0, 0, 0, 0, l4.len() as u8, 60, 64];
+        ip.extend_from_slice(&[0xfe; 32]);
+        ip.extend_from_slice(&l4);
+        assert_eq!(decode(&eth(0x86dd, &ip)).unwrap_err(), DecodeError::Ipv6ExtChainTooLong);
+    }
+
+    #[test]
+    fn test_fragment_and_non_ip() {
+        let mut ip = ipv4(17, &[0; 16]);
+        ip[6] = 0x20; // MF
+        assert_eq!(decode(&eth(0x0800, &ip)).unwrap().kind, Kind::Fragment);
+        assert_eq!(decode(&eth(0x0806, &[0; 28])).unwrap().kind, Kind::NonIp);
+    }
+
+    #[test]
+    fn test_every_truncation_is_an_error() {
+        let f = eth(0x0800, &ipv4(6, &tcp(0x02, b"")));
+        for n in 0..f.len() {
+            assert!(decode(&f[..n]).is_err(), "truncated to {n} decoded");
+        }
+        // bad TCP data offset
+        let mut f2 = f.clone();
+        f2[14 + 20 + 12] = 0x10;
+        assert_eq!(decode(&f2).unwrap_err().kind(), DecodeErrorKind::BadHeaderLen);
+    }
+
+    #[test]
+    fn test_never_panics_on_noise() {
+        // A deterministic xorshift stream of frames with plausible headers and random tails.
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let templates = [
+            eth(0x0800, &ipv4(6, &tcp(0x12, b"abc"))),
+            eth(0x86dd, &[0x60, 0, 0, 0, 0, 8, 17, 1]),
+            eth(0x8100, &[0, 5, 0x86, 0xdd]),
+        ];
+        for i in 0..20_000 {
+            let mut f = templates[i % 3].clone();
+            f.resize(14 + (next() % 120) as usize, 0);
+            let flips = next() % 6;
+            for _ in 0..flips {
+                let r = next() as usize;
+                let at = r % f.len();
+                f[at] = (r >> 16) as u8;
+            }
+            let _ = decode(&f);
+        }
+    }
+}

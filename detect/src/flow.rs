@@ -1,0 +1,787 @@
+//! The per-worker flow table.
+//!
+//! One table per worker, never shared. Everything is allocated up front in [`FlowTable::new`]:
+//! the flow slots, an open-addressing index (linear probing, backward-shift deletion) and the
+//! intrusive LRU lists; the packet path never allocates and never rehashes.
+//!
+//! Keys are canonical and bidirectional ([`FlowKey`]): addresses, ports, protocol and VLAN ids,
+//! the lower (address, port) end first. The sender of a flow's first packet is its initiator and
+//! is written as `src`, as Suricata does.
+//!
+//! Expiry follows Suricata's flow timeouts per protocol and state (new / established / closed),
+//! on packet time: a flow times out when `now >= last_seen + timeout`. Each (protocol, state)
+//! class has its own LRU list; all flows of a list share one timeout, so the oldest flow of a
+//! list is always the first to expire, and [`FlowTable::expire`] only looks at list heads, a
+//! bounded number per call. A packet that finds its flow already expired ends it first (reason
+//! `timeout`) and starts a new one, so records do not depend on when sweeps ran. An active
+//! timeout emits interim records (reason `active`) for long flows: each record carries the
+//! packets and bytes since the previous one, so the records of a flow add up to its totals.
+//!
+//! When the table is full the flow idle the longest (the oldest list head) is evicted with a
+//! record of reason `evicted` (or `timeout` if it had expired anyway).
+
+use crate::decode::{Decoded, Kind};
+use crate::hash::key_hash;
+use crate::time::{secs, Micros, MICROS_PER_SEC};
+use crate::wire::TcpFlags;
+
+/// Timeouts of one protocol, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub new: u32,
+    pub established: u32,
+    pub closed: u32,
+}
+
+/// Flow-table settings of one worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowConfig {
+    /// Flows per worker table, preallocated.
+    pub capacity: usize,
+    pub tcp: Timeouts,
+    pub udp: Timeouts,
+    pub icmp: Timeouts,
+    /// Every other IP protocol.
+    pub default: Timeouts,
+    /// Seconds after which a live flow emits an interim record; 0 turns it off.
+    pub active_timeout: u32,
+    /// The most flows one [`FlowTable::expire`] call ends.
+    pub expire_budget: usize,
+}
+
+impl Default for FlowConfig {
+    /// Suricata 7's default timeouts; 30 minutes active timeout (NetFlow's usual value).
+    fn default() -> Self {
+        FlowConfig {
+            capacity: 65_536,
+            tcp: Timeouts { new: 60, established: 600, closed: 60 },
+            udp: Timeouts { new: 30, established: 300, closed: 0 },
+            icmp: Timeouts { new: 30, established: 300, closed: 0 },
+            default: Timeouts { new: 30, established: 300, closed: 0 },
+            active_timeout: 1800,
+            expire_budget: 64,
+        }
+    }
+}
+
+/// Suricata's flow state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum FlowState {
+    #[default]
+    New = 0,
+    Established = 1,
+    Closed = 2,
+}
+
+impl FlowState {
+    pub fn name(self) -> &'static str {
+        match self {
+            FlowState::New => "new",
+            FlowState::Established => "established",
+            FlowState::Closed => "closed",
+        }
+    }
+}
+
+/// Why a record was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndReason {
+    /// Idle past its timeout.
+    Timeout,
+    /// Still live when the input ended or the sensor stopped.
+    Shutdown,
+    /// Pushed out of a full table.
+    Evicted,
+    /// Interim record of a live flow (active timeout).
+    Active,
+}
+
+impl EndReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            EndReason::Timeout => "timeout",
+            EndReason::Shutdown => "shutdown",
+            EndReason::Evicted => "evicted",
+            EndReason::Active => "active",
+        }
+    }
+}
+
+/// TCP session state, with Suricata's names (its stream engine's view of the session).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum TcpState {
+    /// No session: the flow did not start with a SYN (Suricata's default, midstream off).
+    #[default]
+    None,
+    SynSent,
+    SynRecv,
+    Established,
+    FinWait1,
+    FinWait2,
+    TimeWait,
+    LastAck,
+    CloseWait,
+    Closing,
+    Closed,
+}
+
+impl TcpState {
+    pub fn name(self) -> &'static str {
+        match self {
+            TcpState::None => "none",
+            TcpState::SynSent => "syn_sent",
+            TcpState::SynRecv => "syn_recv",
+            TcpState::Established => "established",
+            TcpState::FinWait1 => "fin_wait1",
+            TcpState::FinWait2 => "fin_wait2",
+            TcpState::TimeWait => "time_wait",
+            TcpState::LastAck => "last_ack",
+            TcpState::CloseWait => "close_wait",
+            TcpState::Closing => "closing",
+            TcpState::Closed => "closed",
+        }
+    }
+
+    /// The flow state Suricata derives from the session state.
+    fn flow_state(self) -> FlowState {
+        match self {
+            TcpState::None | TcpState::SynSent | TcpState::SynRecv => FlowState::New,
+            TcpState::Established
+            | TcpState::FinWait1
+            | TcpState::FinWait2
+            | TcpState::Closing
+            | TcpState::CloseWait => FlowState::Established,
+            TcpState::LastAck | TcpState::TimeWait | TcpState::Closed => FlowState::Closed,
+        }
+    }
+}
+
+/// Canonical bidirectional flow key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct FlowKey {
+    pub lo_addr: [u8; 16],
+    pub hi_addr: [u8; 16],
+    pub lo_port: u16,
+    pub hi_port: u16,
+    pub proto: u8,
+    pub ip_version: u8,
+    pub vlan_count: u8,
+    pub vlan: [u16; 3],
+}
+
+impl FlowKey {
+    /// The key of a decoded packet and whether the packet's source is the key's `lo` end.
+    /// ICMP and ICMPv6 flows are keyed by addresses only, as Suricata keys them.
+    #[inline]
+    pub fn from_decoded(d: &Decoded) -> (FlowKey, bool) {
+        let (sp, dp) = if has_ports(d.proto) { (d.src_port, d.dst_port) } else { (0, 0) };
+        let src_is_lo = (d.src, sp) <= (d.dst, dp);
+        let (lo_addr, lo_port, hi_addr, hi_port) =
+            if src_is_lo { (d.src, sp, d.dst, dp) } else { (d.dst, dp, d.src, sp) };
+        (
+            FlowKey {
+                lo_addr,
+                hi_addr,
+                lo_port,
+                hi_port,
+                proto: d.proto,
+                ip_version: d.ip_version,
+                vlan_count: d.vlan_count,
+                vlan: d.vlan,
+            },
+            src_is_lo,
+        )
+    }
+}
+
+#[inline]
+fn has_ports(proto: u8) -> bool {
+    matches!(proto, 6 | 17 | 132)
+}
+
+/// TCP details of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpInfo {
+    pub flags_ts: u8,
+    pub flags_tc: u8,
+    /// `None` when no session was tracked (the flow did not open with a SYN).
+    pub state: Option<TcpState>,
+}
+
+/// ICMP details of a record: type and code of the first packet each way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcmpInfo {
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    pub response: Option<(u8, u8)>,
+}
+
+/// A finished (or interim) flow record, a plain value the exporter formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowRecord {
+    /// Deterministic id, the same on every run: from the flow's start time and key hash.
+    pub flow_id: u64,
+    /// When the record was due on the packet clock: the expiry time for a timeout, the end of
+    /// input for a shutdown, the packet's time for an eviction or interim record.
+    pub timestamp: Micros,
+    pub ip_version: u8,
+    pub src_ip: [u8; 16],
+    pub dest_ip: [u8; 16],
+    pub src_port: u16,
+    pub dest_port: u16,
+    pub proto: u8,
+    pub vlan: [u16; 3],
+    pub vlan_count: u8,
+    pub pkts_toserver: u64,
+    pub pkts_toclient: u64,
+    pub bytes_toserver: u64,
+    pub bytes_toclient: u64,
+    pub start: Micros,
+    pub end: Micros,
+    pub state: FlowState,
+    pub reason: EndReason,
+    pub tcp: Option<TcpInfo>,
+    pub icmp: Option<IcmpInfo>,
+}
+
+impl FlowRecord {
+    pub fn vlans(&self) -> &[u16] {
+        &self.vlan[..self.vlan_count as usize]
+    }
+
+    /// Whole seconds between start and end, as Suricata computes `age`.
+    pub fn age(&self) -> u64 {
+        (self.end / MICROS_PER_SEC).saturating_sub(self.start / MICROS_PER_SEC)
+    }
+}
+
+/// Where the table writes records.
+pub trait RecordSink {
+    fn emit(&mut self, rec: &FlowRecord);
+}
+
+impl RecordSink for Vec<FlowRecord> {
+    fn emit(&mut self, rec: &FlowRecord) {
+        self.push(*rec);
+    }
+}
+
+/// Flow-table counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowCounters {
+    pub created: u64,
+    pub timed_out: u64,
+    pub evicted: u64,
+    pub shutdown: u64,
+    pub interim: u64,
+    /// Live flows now.
+    pub active: u64,
+}
+
+const NIL: u32 = u32::MAX;
+const CLASSES: usize = 12;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct TcpTrack {
+    state: TcpState,
+    next_seq: [u32; 2],
+    window: [u16; 2],
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Flow {
+    key: FlowKey,
+    hash: u64,
+    /// Whether the initiator (to-server side) is the key's `lo` end.
+    init_is_lo: bool,
+    state: FlowState,
+    class: u8,
+    flow_start: Micros,
+    /// Start of the current record interval (the flow start until an interim record).
+    start: Micros,
+    last: Micros,
+    pkts: [u64; 2],
+    bytes: [u64; 2],
+    flags: [u8; 2],
+    icmp: [(u8, u8); 2],
+    tcp: TcpTrack,
+    prev: u32,
+    next: u32,
+}
+
+impl Flow {
+    const EMPTY: Flow = Flow {
+        key: FlowKey {
+            lo_addr: [0; 16],
+            hi_addr: [0; 16],
+            lo_port: 0,
+            hi_port: 0,
+            proto: 0,
+            ip_version: 0,
+            vlan_count: 0,
+            vlan: [0; 3],
+        },
+        hash: 0,
+        init_is_lo: true,
+        state: FlowState::New,
+        class: 0,
+        flow_start: 0,
+        start: 0,
+        last: 0,
+        pkts: [0; 2],
+        bytes: [0; 2],
+        flags: [0; 2],
+        icmp: [(0, 0); 2],
+        tcp: TcpTrack { state: TcpState::None, next_seq: [0; 2], window: [0; 2] },
+        prev: NIL,
+        next: NIL,
+    };
+}
+
+/// Sequence-number comparison modulo 2^32.
+#[inline]
+fn seq_lt(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+/// A per-worker flow table. See the module docs.
+pub struct FlowTable {
+    cfg: FlowConfig,
+    flows: Vec<Flow>,
+    free: Vec<u32>,
+    /// (hash high 32 bits << 32) | (slot + 1); 0 is empty.
+    index: Vec<u64>,
+    mask: usize,
+    head: [u32; CLASSES],
+    tail: [u32; CLASSES],
+    timeout_us: [Micros; CLASSES],
+    next_class: usize,
+    pub counters: FlowCounters,
+}
+
+impl FlowTable {
+    /// Allocates everything the table will ever use. `cfg.capacity` must be ≥ 1.
+    pub fn new(cfg: FlowConfig) -> Self {
+        let cap = cfg.capacity.clamp(1, (u32::MAX / 2) as usize);
+        let index_len = (cap * 2).next_power_of_two();
+        let mut timeout_us = [0; CLASSES];
+        for (g, t) in [cfg.tcp, cfg.udp, cfg.icmp, cfg.default].iter().enumerate() {
+            timeout_us[g * 3] = secs(t.new);
+            timeout_us[g * 3 + 1] = secs(t.established);
+            timeout_us[g * 3 + 2] = secs(t.closed);
+        }
+        FlowTable {
+            flows: vec![Flow::EMPTY; cap],
+            free: (0..cap as u32).rev().collect(),
+            index: vec![0; index_len],
+            mask: index_len - 1,
+            head: [NIL; CLASSES],
+            tail: [NIL; CLASSES],
+            timeout_us,
+            next_class: 0,
+            counters: FlowCounters::default(),
+            cfg,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.flows.len() - self.free.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    #[inline]
+    fn class_of(proto: u8, state: FlowState) -> u8 {
+        let g = match proto {
+            6 => 0,
+            17 => 1,
+            1 | 58 => 2,
+            _ => 3,
+        };
+        g * 3 + state as u8
+    }
+
+    // ---- index -----------------------------------------------------------------------------
+
+    #[inline]
+    fn find(&self, key: &FlowKey, hash: u64) -> Option<u32> {
+        let tag = hash >> 32;
+        let mut i = hash as usize & self.mask;
+        loop {
+            let e = self.index[i];
+            if e == 0 {
+                return None;
+            }
+            if e >> 32 == tag {
+                let slot = (e as u32).wrapping_sub(1);
+                if self.flows[slot as usize].key == *key {
+                    return Some(slot);
+                }
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    #[inline]
+    fn index_insert(&mut self, hash: u64, slot: u32) {
+        let mut i = hash as usize & self.mask;
+        while self.index[i] != 0 {
+            i = (i + 1) & self.mask;
+        }
+        self.index[i] = ((hash >> 32) << 32) | (slot as u64 + 1);
+    }
+
+    fn index_remove(&mut self, hash: u64, slot: u32) {
+        let want = slot as u64 + 1;
+        let mut i = hash as usize & self.mask;
+        while self.index[i] & 0xffff_ffff != want {
+            i = (i + 1) & self.mask;
+        }
+        // Backward-shift deletion keeps every probe chain unbroken.
+        let mut hole = i;
+        let mut j = i;
+        loop {
+            j = (j + 1) & self.mask;
+            let e = self.index[j];
+            if e == 0 {
+                break;
+            }
+            let s = (e as u32 - 1) as usize;
+            let home = self.flows[s].hash as usize & self.mask;
+            // Move e into the hole if its home is not cyclically in (hole, j].
+            let dist_home = j.wrapping_sub(home) & self.mask;
+            let dist_hole = j.wrapping_sub(hole) & self.mask;
+            if dist_home >= dist_hole {
+                self.index[hole] = e;
+                hole = j;
+            }
+        }
+        self.index[hole] = 0;
+    }
+
+    // ---- LRU lists ---------------------------------------------------------------------------
+
+    #[inline]
+    fn unlink(&mut self, slot: u32) {
+        let (prev, next, class) = {
+            let f = &self.flows[slot as usize];
+            (f.prev, f.next, f.class as usize)
+        };
+        if prev == NIL {
+            self.head[class] = next;
+        } else {
+            self.flows[prev as usize].next = next;
+        }
+        if next == NIL {
+            self.tail[class] = prev;
+        } else {
+            self.flows[next as usize].prev = prev;
+        }
+    }
+
+    #[inline]
+    fn push_tail(&mut self, slot: u32, class: u8) {
+        let c = class as usize;
+        let t = self.tail[c];
+        {
+            let f = &mut self.flows[slot as usize];
+            f.class = class;
+            f.prev = t;
+            f.next = NIL;
+        }
+        if t == NIL {
+            self.head[c] = slot;
+        } else {
+            self.flows[t as usize].next = slot;
+        }
+        self.tail[c] = slot;
+    }
+
+    // ---- records ----------------------------------------------------------------------------
+
+    fn record(&self, slot: u32, reason: EndReason, timestamp: Micros) -> FlowRecord {
+        let f = &self.flows[slot as usize];
+        let k = &f.key;
+        let (src_ip, src_port, dest_ip, dest_port) = if f.init_is_lo {
+            (k.lo_addr, k.lo_port, k.hi_addr, k.hi_port)
+        } else {
+            (k.hi_addr, k.hi_port, k.lo_addr, k.lo_port)
+        };
+        let tcp = (k.proto == 6).then(|| TcpInfo {
+            flags_ts: f.flags[0],
+            flags_tc: f.flags[1],
+            state: (f.tcp.state != TcpState::None).then_some(f.tcp.state),
+        });
+        let icmp = matches!(k.proto, 1 | 58).then(|| IcmpInfo {
+            icmp_type: f.icmp[0].0,
+            icmp_code: f.icmp[0].1,
+            response: (f.pkts[1] > 0).then_some(f.icmp[1]),
+        });
+        // Suricata's flow_id layout: start seconds and microseconds above a 32-bit flow hash,
+        // kept to 51 bits. Our hash is unseeded, so the id is the same on every run.
+        let flow_id = (((f.flow_start / MICROS_PER_SEC) & 0xffff) << 48
+            | ((f.flow_start % MICROS_PER_SEC) & 0xffff) << 32
+            | (f.hash & 0xffff_ffff))
+            & 0x7_ffff_ffff_ffff;
+        FlowRecord {
+            flow_id,
+            timestamp,
+            ip_version: k.ip_version,
+            src_ip,
+            dest_ip,
+            src_port,
+            dest_port,
+            proto: k.proto,
+            vlan: k.vlan,
+            vlan_count: k.vlan_count,
+            pkts_toserver: f.pkts[0],
+            pkts_toclient: f.pkts[1],
+            bytes_toserver: f.bytes[0],
+            bytes_toclient: f.bytes[1],
+            start: f.start,
+            end: f.last,
+            state: f.state,
+            reason,
+            tcp,
+            icmp,
+        }
+    }
+
+    /// Writes the flow's record and frees its slot.
+    fn end_flow<S: RecordSink>(&mut self, slot: u32, reason: EndReason, ts: Micros, sink: &mut S) {
+        let rec = self.record(slot, reason, ts);
+        sink.emit(&rec);
+        match reason {
+            EndReason::Timeout => self.counters.timed_out += 1,
+            EndReason::Evicted => self.counters.evicted += 1,
+            EndReason::Shutdown => self.counters.shutdown += 1,
+            EndReason::Active => {}
+        }
+        self.unlink(slot);
+        let hash = self.flows[slot as usize].hash;
+        self.index_remove(hash, slot);
+        self.free.push(slot);
+        self.counters.active -= 1;
+    }
+
+    #[inline]
+    fn expires_at(&self, slot: u32) -> Micros {
+        let f = &self.flows[slot as usize];
+        f.last.saturating_add(self.timeout_us[f.class as usize])
+    }
+
+    /// Ends the flow idle the longest to make room.
+    fn evict_one<S: RecordSink>(&mut self, now: Micros, sink: &mut S) {
+        let mut best = NIL;
+        let mut best_last = Micros::MAX;
+        for c in 0..CLASSES {
+            let h = self.head[c];
+            if h != NIL && self.flows[h as usize].last < best_last {
+                best = h;
+                best_last = self.flows[h as usize].last;
+            }
+        }
+        if best == NIL {
+            return;
+        }
+        let exp = self.expires_at(best);
+        if exp <= now {
+            self.end_flow(best, EndReason::Timeout, exp, sink);
+        } else {
+            self.end_flow(best, EndReason::Evicted, now, sink);
+        }
+    }
+
+    /// Accounts one decoded IP packet (not a fragment) of `wire_len` bytes seen at `now`.
+    pub fn update<S: RecordSink>(&mut self, d: &Decoded, wire_len: u32, now: Micros, sink: &mut S) {
+        debug_assert_eq!(d.kind, Kind::Ip);
+        let (key, src_is_lo) = FlowKey::from_decoded(d);
+        let hash = key_hash(&key);
+        let mut slot = self.find(&key, hash);
+        if let Some(s) = slot {
+            let exp = self.expires_at(s);
+            if now >= exp {
+                self.end_flow(s, EndReason::Timeout, exp, sink);
+                slot = None;
+            }
+        }
+        let slot = match slot {
+            Some(s) => s,
+            None => {
+                if self.free.is_empty() {
+                    self.evict_one(now, sink);
+                }
+                let Some(s) = self.free.pop() else { return };
+                let f = &mut self.flows[s as usize];
+                *f = Flow::EMPTY;
+                f.key = key;
+                f.hash = hash;
+                f.init_is_lo = src_is_lo;
+                f.flow_start = now;
+                f.start = now;
+                f.last = now;
+                self.index_insert(hash, s);
+                self.push_tail(s, Self::class_of(key.proto, FlowState::New));
+                self.counters.created += 1;
+                self.counters.active += 1;
+                s
+            }
+        };
+        // Interim record before this packet is counted, when the interval is long enough.
+        if self.cfg.active_timeout != 0 {
+            let f = &self.flows[slot as usize];
+            if now.saturating_sub(f.start) >= secs(self.cfg.active_timeout) && f.pkts != [0, 0] {
+                let rec = self.record(slot, EndReason::Active, now);
+                sink.emit(&rec);
+                self.counters.interim += 1;
+                let f = &mut self.flows[slot as usize];
+                f.pkts = [0; 2];
+                f.bytes = [0; 2];
+                f.start = now;
+            }
+        }
+        let f = &mut self.flows[slot as usize];
+        let dir = (src_is_lo != f.init_is_lo) as usize;
+        f.pkts[dir] += 1;
+        f.bytes[dir] += wire_len as u64;
+        if now > f.last {
+            f.last = now;
+        }
+        let new_state = match d.proto {
+            6 => {
+                f.flags[dir] |= d.tcp_flags;
+                tcp_update(f, dir, d);
+                f.tcp.state.flow_state()
+            }
+            _ => {
+                if f.pkts[dir] == 1 {
+                    f.icmp[dir] = (d.icmp_type, d.icmp_code);
+                }
+                if f.pkts[0] > 0 && f.pkts[1] > 0 {
+                    FlowState::Established
+                } else {
+                    FlowState::New
+                }
+            }
+        };
+        f.state = new_state;
+        let class = Self::class_of(d.proto, new_state);
+        self.unlink(slot);
+        self.push_tail(slot, class);
+    }
+
+    /// Ends at most `expire_budget` flows that have timed out by `now`, oldest first.
+    pub fn expire<S: RecordSink>(&mut self, now: Micros, sink: &mut S) -> usize {
+        let mut done = 0;
+        let mut idle_classes = 0;
+        while done < self.cfg.expire_budget && idle_classes < CLASSES {
+            let c = self.next_class;
+            let h = self.head[c];
+            if h != NIL && self.expires_at(h) <= now {
+                let exp = self.expires_at(h);
+                self.end_flow(h, EndReason::Timeout, exp, sink);
+                done += 1;
+                idle_classes = 0;
+            } else {
+                idle_classes += 1;
+                self.next_class = (c + 1) % CLASSES;
+            }
+        }
+        done
+    }
+
+    /// Ends every live flow: `timeout` for those expired by `end`, `shutdown` for the rest.
+    pub fn flush_all<S: RecordSink>(&mut self, end: Micros, sink: &mut S) {
+        for c in 0..CLASSES {
+            while self.head[c] != NIL {
+                let h = self.head[c];
+                let exp = self.expires_at(h);
+                if exp <= end {
+                    self.end_flow(h, EndReason::Timeout, exp, sink);
+                } else {
+                    self.end_flow(h, EndReason::Shutdown, end, sink);
+                }
+            }
+        }
+    }
+}
+
+/// Suricata-like TCP session tracking from the handshake and the FIN/RST exchange. `dir` 0 is
+/// to-server. Only a flow that opens with a SYN gets a session (midstream pick-up is off).
+fn tcp_update(f: &mut Flow, dir: usize, d: &Decoded) {
+    let fl = TcpFlags(d.tcp_flags);
+    let seq = d.tcp_seq;
+    let ack = d.tcp_ack;
+    let syn = fl.has(TcpFlags::SYN);
+    let fin = fl.has(TcpFlags::FIN);
+    let has_ack = fl.has(TcpFlags::ACK);
+    let t = &mut f.tcp;
+    if t.state == TcpState::None {
+        if dir == 0 && syn && !has_ack && f.pkts == [1, 0] {
+            t.state = TcpState::SynSent;
+            t.next_seq[0] = seq.wrapping_add(1);
+            t.window[0] = d.tcp_window;
+        }
+        return;
+    }
+    let other = 1 - dir;
+    if fl.has(TcpFlags::RST) {
+        let valid = if t.state == TcpState::SynSent {
+            dir == 1 && has_ack && ack == t.next_seq[0]
+        } else {
+            let win = t.window[other].max(1) as u32;
+            let off = seq.wrapping_sub(t.next_seq[dir]);
+            off < win
+        };
+        if valid {
+            t.state = TcpState::Closed;
+        }
+        return;
+    }
+    let advance = d.payload_len as u32 + syn as u32 + fin as u32;
+    let acks_other_fin = has_ack && ack == t.next_seq[other];
+    match t.state {
+        TcpState::SynSent => {
+            if dir == 1 && syn && has_ack && ack == t.next_seq[0] {
+                t.state = TcpState::SynRecv;
+                t.next_seq[1] = seq.wrapping_add(1);
+                t.window[1] = d.tcp_window;
+            }
+            return;
+        }
+        TcpState::SynRecv => {
+            if dir == 0 && has_ack && !syn && ack == t.next_seq[1] {
+                t.state = TcpState::Established;
+            } else {
+                return;
+            }
+        }
+        _ => {}
+    }
+    let end = seq.wrapping_add(advance);
+    if seq_lt(t.next_seq[dir], end) {
+        t.next_seq[dir] = end;
+    }
+    t.window[dir] = d.tcp_window;
+    // Suricata's naming: a FIN from the client moves ESTABLISHED to CLOSE_WAIT, a FIN from the
+    // server to FIN_WAIT1; both paths end in CLOSED once the last FIN is acknowledged.
+    t.state = match (t.state, dir, fin) {
+        (TcpState::Established, 0, true) => TcpState::CloseWait,
+        (TcpState::Established, 1, true) => TcpState::FinWait1,
+        (TcpState::CloseWait, 1, true) => TcpState::LastAck,
+        (TcpState::LastAck, 0, false) if acks_other_fin => TcpState::Closed,
+        (TcpState::FinWait1, 0, true) if acks_other_fin => TcpState::TimeWait,
+        (TcpState::FinWait1, 0, true) => TcpState::Closing,
+        (TcpState::FinWait1, 0, false) if acks_other_fin => TcpState::FinWait2,
+        (TcpState::FinWait2, 0, true) => TcpState::TimeWait,
+        (TcpState::Closing, _, false) if acks_other_fin => TcpState::TimeWait,
+        (TcpState::TimeWait, 1, false) if acks_other_fin => TcpState::Closed,
+        (s, _, _) => s,
+    };
+}

@@ -1,0 +1,17 @@
+//! spinewatch's packet code: everything that works on `&[u8]` and timestamps.
+//!
+//! No I/O, no DPDK, no `unsafe`: decoders ([`wire`], [`decode`]), the per-worker flow table
+//! ([`flow`]) and the per-worker [`engine::Engine`] that ties them together. Everything here can
+//! be tested, fuzzed and benchmarked without a NIC.
+#![forbid(unsafe_code)]
+
+pub mod decode;
+pub mod engine;
+pub mod flow;
+pub mod hash;
+pub mod time;
+pub mod wire;
+
+pub use decode::{decode, DecodeError, DecodeErrorKind, Decoded, Layer};
+pub use engine::{Engine, EngineCounters, RecordSink};
+pub use flow::{FlowConfig, FlowRecord, FlowState, EndReason, TcpState, Timeouts};

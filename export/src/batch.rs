@@ -1,0 +1,260 @@
+//! Batches from workers to the export thread.
+
+use crate::eve;
+use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
+use detect::flow::{FlowRecord, RecordSink};
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::thread::JoinHandle;
+
+/// Export settings (the `[export]` table of the config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportConfig {
+    /// Records per batch.
+    pub batch_size: usize,
+    /// A partly filled batch is sent once it is this old (milliseconds).
+    pub batch_max_age_ms: u64,
+    /// Batches in flight per worker channel.
+    pub channel_capacity: usize,
+    /// Full batches a worker keeps while its channel is full, before it drops.
+    pub max_backlog_batches: usize,
+}
+
+impl Default for ExportConfig {
+    fn default() -> Self {
+        ExportConfig { batch_size: 256, batch_max_age_ms: 100, channel_capacity: 64, max_backlog_batches: 64 }
+    }
+}
+
+/// A batch of records from one worker.
+#[derive(Debug)]
+pub struct Batch {
+    pub worker: usize,
+    pub records: Vec<FlowRecord>,
+}
+
+/// A worker's export counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatcherStats {
+    /// Records handed to the batcher.
+    pub records: u64,
+    /// Records sent to the exporter.
+    pub sent: u64,
+    /// Records dropped because the backlog was full.
+    pub dropped: u64,
+    /// Times the channel was full.
+    pub channel_full: u64,
+    /// Largest backlog seen, in batches.
+    pub backlog_peak: u64,
+}
+
+/// The worker side: collects records into preallocated batches and hands them over without
+/// ever blocking (except in [`Batcher::finish`], at shutdown).
+pub struct Batcher {
+    worker: usize,
+    tx: Sender<Batch>,
+    back: Receiver<Batch>,
+    pool: Vec<Batch>,
+    cur: Batch,
+    cur_since_ms: Option<u64>,
+    backlog: VecDeque<Batch>,
+    cfg: ExportConfig,
+    pub stats: BatcherStats,
+}
+
+impl Batcher {
+    fn take_empty(&mut self) -> Option<Batch> {
+        if let Some(b) = self.pool.pop() {
+            return Some(b);
+        }
+        match self.back.try_recv() {
+            Ok(mut b) => {
+                b.records.clear();
+                Some(b)
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Moves the current batch to the backlog and starts a new one.
+    fn seal(&mut self) {
+        if self.cur.records.is_empty() {
+            return;
+        }
+        self.pump();
+        if self.backlog.len() < self.cfg.max_backlog_batches {
+            if let Some(fresh) = self.take_empty() {
+                let full = std::mem::replace(&mut self.cur, fresh);
+                self.backlog.push_back(full);
+                self.stats.backlog_peak = self.stats.backlog_peak.max(self.backlog.len() as u64);
+                self.cur_since_ms = None;
+                self.pump();
+                return;
+            }
+        }
+        // Backlog full (or, impossibly, no empty batch left): drop this batch's records.
+        self.stats.dropped += self.cur.records.len() as u64;
+        self.cur.records.clear();
+        self.cur_since_ms = None;
+    }
+
+    /// Sends what the channel takes, oldest first.
+    pub fn pump(&mut self) {
+        while let Some(b) = self.backlog.pop_front() {
+            let n = b.records.len() as u64;
+            match self.tx.try_send(b) {
+                Ok(()) => self.stats.sent += n,
+                Err(TrySendError::Full(b)) => {
+                    self.stats.channel_full += 1;
+                    self.backlog.push_front(b);
+                    return;
+                }
+                Err(TrySendError::Disconnected(b)) => {
+                    // Exporter gone (its sink failed): count as dropped.
+                    self.stats.dropped += b.records.len() as u64;
+                    self.pool.push(Batch { worker: self.worker, records: b.records });
+                    if let Some(p) = self.pool.last_mut() {
+                        p.records.clear();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Once per burst: sends a batch that is old enough and retries the backlog. `now_ms` is
+    /// any monotonic clock in milliseconds.
+    pub fn tick(&mut self, now_ms: u64) {
+        if !self.cur.records.is_empty() {
+            match self.cur_since_ms {
+                None => self.cur_since_ms = Some(now_ms),
+                Some(t) if now_ms.saturating_sub(t) >= self.cfg.batch_max_age_ms => self.seal(),
+                _ => {}
+            }
+        }
+        if !self.backlog.is_empty() {
+            self.pump();
+        }
+    }
+
+    /// At shutdown: sends everything, waiting for the exporter as long as it takes.
+    pub fn finish(mut self) -> BatcherStats {
+        if !self.cur.records.is_empty() {
+            let cur = std::mem::replace(&mut self.cur, Batch { worker: self.worker, records: Vec::new() });
+            self.backlog.push_back(cur);
+        }
+        while let Some(b) = self.backlog.pop_front() {
+            let n = b.records.len() as u64;
+            match self.tx.send(b) {
+                Ok(()) => self.stats.sent += n,
+                Err(e) => self.stats.dropped += e.0.records.len() as u64,
+            }
+        }
+        self.stats
+    }
+}
+
+impl RecordSink for Batcher {
+    #[inline]
+    fn emit(&mut self, rec: &FlowRecord) {
+        self.stats.records += 1;
+        if self.cur.records.len() >= self.cfg.batch_size {
+            self.seal();
+        }
+        self.cur.records.push(*rec);
+    }
+}
+
+/// The export thread's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExportStats {
+    pub records: u64,
+    pub batches: u64,
+    pub bytes: u64,
+}
+
+/// The export thread.
+pub struct ExportHandle {
+    thread: JoinHandle<io::Result<ExportStats>>,
+}
+
+impl ExportHandle {
+    /// Waits for the thread; it ends once every worker's [`Batcher`] is gone.
+    pub fn join(self) -> io::Result<ExportStats> {
+        match self.thread.join() {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::other("export thread panicked")),
+        }
+    }
+}
+
+/// Starts the export thread writing EVE lines to `out`, and one [`Batcher`] per worker.
+pub fn spawn(
+    out: Box<dyn Write + Send>,
+    workers: usize,
+    cfg: &ExportConfig,
+) -> io::Result<(ExportHandle, Vec<Batcher>)> {
+    let (tx, rx) = bounded::<Batch>(cfg.channel_capacity.max(1) * workers.max(1));
+    let mut batchers = Vec::with_capacity(workers);
+    let mut returns = Vec::with_capacity(workers);
+    // Every batch a worker can have out at once: its current one, its backlog, its share of the
+    // channel and the one the exporter is writing. Allocated here, never again.
+    let per_worker = cfg.channel_capacity.max(1) * workers.max(1) + cfg.max_backlog_batches + 2;
+    for w in 0..workers {
+        let (btx, brx) = bounded::<Batch>(per_worker);
+        returns.push(btx);
+        let pool = (0..per_worker - 1)
+            .map(|_| Batch { worker: w, records: Vec::with_capacity(cfg.batch_size) })
+            .collect();
+        batchers.push(Batcher {
+            worker: w,
+            tx: tx.clone(),
+            back: brx,
+            pool,
+            cur: Batch { worker: w, records: Vec::with_capacity(cfg.batch_size) },
+            cur_since_ms: None,
+            backlog: VecDeque::with_capacity(cfg.max_backlog_batches + 1),
+            cfg: cfg.clone(),
+            stats: BatcherStats::default(),
+        });
+    }
+    drop(tx);
+    let thread = std::thread::Builder::new().name("sw-export".into()).spawn(move || export_loop(out, rx, returns))?;
+    Ok((ExportHandle { thread }, batchers))
+}
+
+fn export_loop(mut out: Box<dyn Write + Send>, rx: Receiver<Batch>, returns: Vec<Sender<Batch>>) -> io::Result<ExportStats> {
+    let mut stats = ExportStats::default();
+    let mut buf = Vec::with_capacity(1 << 20);
+    let mut result = Ok(());
+    loop {
+        let mut batch = match rx.recv() {
+            Ok(b) => b,
+            Err(_) => break,
+        };
+        loop {
+            for r in &batch.records {
+                eve::write_flow(&mut buf, r);
+            }
+            stats.records += batch.records.len() as u64;
+            stats.batches += 1;
+            batch.records.clear();
+            if let Some(ret) = returns.get(batch.worker) {
+                let _ = ret.try_send(batch);
+            }
+            if buf.len() >= (1 << 20) - 4096 {
+                break;
+            }
+            match rx.try_recv() {
+                Ok(b) => batch = b,
+                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+            }
+        }
+        if result.is_ok() {
+            stats.bytes += buf.len() as u64;
+            result = out.write_all(&buf).and_then(|_| out.flush());
+        }
+        buf.clear();
+    }
+    result?;
+    Ok(stats)
+}

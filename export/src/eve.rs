@@ -1,0 +1,200 @@
+//! Suricata EVE JSON for flow records: the same field names, order and formats as Suricata
+//! 7's `event_type: "flow"` (timestamps `YYYY-MM-DDTHH:MM:SS.uuuuuu+0000`, IPv6 fully
+//! expanded, `tcp_flags` as two hex digits, flag booleans only when set).
+
+use detect::flow::{FlowRecord, TcpState};
+use detect::wire::TcpFlags;
+use std::io::Write;
+
+/// Appends `YYYY-MM-DDTHH:MM:SS.uuuuuu+0000` for microseconds since the epoch (UTC).
+pub fn write_timestamp(out: &mut Vec<u8>, us: u64) {
+    let secs = us / 1_000_000;
+    let micros = us % 1_000_000;
+    let days = (secs / 86_400) as i64;
+    let sod = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    let _ = write!(
+        out,
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}+0000",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    );
+}
+
+/// Appends an address as Suricata writes it: dotted quad, or IPv6 as eight 4-digit groups.
+pub fn write_ip(out: &mut Vec<u8>, version: u8, a: &[u8; 16]) {
+    if version == 4 {
+        let _ = write!(out, "{}.{}.{}.{}", a[0], a[1], a[2], a[3]);
+    } else {
+        for i in 0..8 {
+            if i > 0 {
+                out.push(b':');
+            }
+            let _ = write!(out, "{:02x}{:02x}", a[2 * i], a[2 * i + 1]);
+        }
+    }
+}
+
+fn has_ports(proto: u8) -> bool {
+    matches!(proto, 6 | 17 | 132)
+}
+
+/// Appends one EVE flow event and a newline.
+pub fn write_flow(out: &mut Vec<u8>, r: &FlowRecord) {
+    out.extend_from_slice(b"{\"timestamp\":\"");
+    write_timestamp(out, r.timestamp);
+    let _ = write!(out, "\",\"flow_id\":{},\"event_type\":\"flow\"", r.flow_id);
+    if r.vlan_count > 0 {
+        out.extend_from_slice(b",\"vlan\":[");
+        for (i, v) in r.vlans().iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let _ = write!(out, "{v}");
+        }
+        out.push(b']');
+    }
+    out.extend_from_slice(b",\"src_ip\":\"");
+    write_ip(out, r.ip_version, &r.src_ip);
+    out.push(b'"');
+    if has_ports(r.proto) {
+        let _ = write!(out, ",\"src_port\":{}", r.src_port);
+    }
+    out.extend_from_slice(b",\"dest_ip\":\"");
+    write_ip(out, r.ip_version, &r.dest_ip);
+    out.push(b'"');
+    if has_ports(r.proto) {
+        let _ = write!(out, ",\"dest_port\":{}", r.dest_port);
+    }
+    let _ = write!(out, ",\"proto\":\"{}\"", detect::wire::EveProto(r.proto));
+    if let Some(i) = &r.icmp {
+        let _ = write!(out, ",\"icmp_type\":{},\"icmp_code\":{}", i.icmp_type, i.icmp_code);
+        if let Some((t, c)) = i.response {
+            let _ = write!(out, ",\"response_icmp_type\":{t},\"response_icmp_code\":{c}");
+        }
+    }
+    let _ = write!(
+        out,
+        ",\"flow\":{{\"pkts_toserver\":{},\"pkts_toclient\":{},\"bytes_toserver\":{},\"bytes_toclient\":{},\"start\":\"",
+        r.pkts_toserver, r.pkts_toclient, r.bytes_toserver, r.bytes_toclient
+    );
+    write_timestamp(out, r.start);
+    out.extend_from_slice(b"\",\"end\":\"");
+    write_timestamp(out, r.end);
+    let _ = write!(
+        out,
+        "\",\"age\":{},\"state\":\"{}\",\"reason\":\"{}\",\"alerted\":false}}",
+        r.age(),
+        r.state.name(),
+        r.reason.name()
+    );
+    if let Some(t) = &r.tcp {
+        let all = t.flags_ts | t.flags_tc;
+        let _ = write!(
+            out,
+            ",\"tcp\":{{\"tcp_flags\":\"{all:02x}\",\"tcp_flags_ts\":\"{:02x}\",\"tcp_flags_tc\":\"{:02x}\"",
+            t.flags_ts, t.flags_tc
+        );
+        for (bit, name) in [
+            (TcpFlags::SYN, "syn"),
+            (TcpFlags::FIN, "fin"),
+            (TcpFlags::RST, "rst"),
+            (TcpFlags::PSH, "psh"),
+            (TcpFlags::ACK, "ack"),
+            (TcpFlags::URG, "urg"),
+            (TcpFlags::ECE, "ecn"),
+            (TcpFlags::CWR, "cwr"),
+        ] {
+            if all & bit != 0 {
+                let _ = write!(out, ",\"{name}\":true");
+            }
+        }
+        if let Some(s) = t.state {
+            if s != TcpState::None {
+                let _ = write!(out, ",\"state\":\"{}\"", s.name());
+            }
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use detect::flow::{EndReason, FlowState, IcmpInfo, TcpInfo};
+
+    #[test]
+    fn test_timestamp() {
+        let mut v = Vec::new();
+        write_timestamp(&mut v, 1_700_000_000_010_000);
+        assert_eq!(String::from_utf8(v).unwrap(), "2023-11-14T22:13:20.010000+0000");
+        let mut v = Vec::new();
+        write_timestamp(&mut v, 951_782_400_000_001); // 2000-02-29
+        assert_eq!(String::from_utf8(v).unwrap(), "2000-02-29T00:00:00.000001+0000");
+    }
+
+    fn rec() -> FlowRecord {
+        let mut src = [0u8; 16];
+        src[..4].copy_from_slice(&[10, 0, 0, 1]);
+        let mut dst = [0u8; 16];
+        dst[..4].copy_from_slice(&[10, 0, 0, 2]);
+        FlowRecord {
+            flow_id: 2696199211,
+            timestamp: 1_700_000_000_000_000,
+            ip_version: 4,
+            src_ip: src,
+            dest_ip: dst,
+            src_port: 40000,
+            dest_port: 80,
+            proto: 6,
+            vlan: [100, 0, 0],
+            vlan_count: 1,
+            pkts_toserver: 6,
+            pkts_toclient: 5,
+            bytes_toserver: 403,
+            bytes_toclient: 366,
+            start: 1_700_000_006_000_000,
+            end: 1_700_000_006_010_000,
+            state: FlowState::Closed,
+            reason: EndReason::Shutdown,
+            tcp: Some(TcpInfo { flags_ts: 0x1b, flags_tc: 0x1b, state: Some(TcpState::Closed) }),
+            icmp: None,
+        }
+    }
+
+    #[test]
+    fn test_emit_tcp_like_suricata() {
+        let mut v = Vec::new();
+        write_flow(&mut v, &rec());
+        // Suricata 7.0.10's line for the same flow, less app_proto and the region counters.
+        let want = r#"{"timestamp":"2023-11-14T22:13:20.000000+0000","flow_id":2696199211,"event_type":"flow","vlan":[100],"src_ip":"10.0.0.1","src_port":40000,"dest_ip":"10.0.0.2","dest_port":80,"proto":"TCP","flow":{"pkts_toserver":6,"pkts_toclient":5,"bytes_toserver":403,"bytes_toclient":366,"start":"2023-11-14T22:13:26.000000+0000","end":"2023-11-14T22:13:26.010000+0000","age":0,"state":"closed","reason":"shutdown","alerted":false},"tcp":{"tcp_flags":"1b","tcp_flags_ts":"1b","tcp_flags_tc":"1b","syn":true,"fin":true,"psh":true,"ack":true,"state":"closed"}}"#;
+        assert_eq!(String::from_utf8(v).unwrap(), format!("{want}\n"));
+    }
+
+    #[test]
+    fn test_emit_icmpv6() {
+        let mut r = rec();
+        r.ip_version = 6;
+        r.src_ip = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        r.dest_ip = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+        r.proto = 58;
+        r.vlan_count = 0;
+        r.tcp = None;
+        r.icmp = Some(IcmpInfo { icmp_type: 128, icmp_code: 0, response: Some((129, 0)) });
+        let mut v = Vec::new();
+        write_flow(&mut v, &r);
+        let s = String::from_utf8(v).unwrap();
+        assert!(s.contains(r#""src_ip":"2001:0db8:0000:0000:0000:0000:0000:0001","dest_ip":"2001:0db8:0000:0000:0000:0000:0000:0002","proto":"IPv6-ICMP","icmp_type":128,"icmp_code":0,"response_icmp_type":129,"response_icmp_code":0,"flow":{"#), "{s}");
+    }
+}

@@ -1,0 +1,576 @@
+//! The safe layer over the raw bindings.
+
+use crate::sys;
+use std::ffi::{CStr, CString};
+use std::os::raw::c_char;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The most mbufs one [`Burst`] holds.
+pub const MAX_BURST: usize = 512;
+
+/// A failed DPDK call: which one, its return or `rte_errno`, and DPDK's message.
+#[derive(Debug, thiserror::Error)]
+#[error("{op}: {msg} ({code})")]
+pub struct DpdkError {
+    pub op: String,
+    pub code: i32,
+    pub msg: String,
+}
+
+fn strerror(code: i32) -> String {
+    // SAFETY: rte_strerror returns a pointer to a static or thread-local NUL-terminated string.
+    unsafe { CStr::from_ptr(sys::rte_strerror(code.abs())) }.to_string_lossy().into_owned()
+}
+
+fn err(op: impl Into<String>, code: i32) -> DpdkError {
+    DpdkError { op: op.into(), code, msg: strerror(code) }
+}
+
+fn rte_errno() -> i32 {
+    // SAFETY: reads the calling thread's rte_errno.
+    unsafe { sys::sw_errno() }
+}
+
+static EAL_UP: AtomicBool = AtomicBool::new(false);
+
+/// The initialised Environment Abstraction Layer. DPDK allows one per process.
+pub struct Eal {
+    _priv: (),
+}
+
+impl Eal {
+    /// `rte_eal_init` with `args` (the first is the program name).
+    pub fn init(args: &[String]) -> Result<Eal, DpdkError> {
+        if EAL_UP.swap(true, Ordering::SeqCst) {
+            return Err(DpdkError { op: "rte_eal_init".into(), code: -114, msg: "EAL is already initialised in this process".into() });
+        }
+        let cargs: Vec<CString> = args
+            .iter()
+            .map(|a| CString::new(a.as_str()).map_err(|_| DpdkError { op: "rte_eal_init".into(), code: -22, msg: format!("argument {a:?} contains NUL") }))
+            .collect::<Result<_, _>>()?;
+        // EAL keeps pointers into argv for the life of the process: leak them on purpose.
+        let mut argv: Vec<*mut c_char> = cargs.into_iter().map(|c| c.into_raw()).collect();
+        let argc = argv.len() as i32;
+        argv.push(std::ptr::null_mut());
+        let argv = Box::leak(argv.into_boxed_slice());
+        // SAFETY: argv is a NUL-terminated array of `argc` valid C strings that lives forever.
+        let r = unsafe { sys::rte_eal_init(argc, argv.as_mut_ptr()) };
+        if r < 0 {
+            EAL_UP.store(false, Ordering::SeqCst);
+            return Err(err("rte_eal_init", rte_errno()));
+        }
+        Ok(Eal { _priv: () })
+    }
+
+    /// Registers the calling (non-EAL) thread with DPDK so it gets an lcore id and mempool
+    /// caches work. Returns the lcore id.
+    pub fn register_thread(&self) -> Result<u32, DpdkError> {
+        // SAFETY: EAL is initialised (we hold &Eal); registering the current thread is allowed.
+        let r = unsafe { sys::rte_thread_register() };
+        if r < 0 {
+            return Err(err("rte_thread_register", rte_errno()));
+        }
+        // SAFETY: reads the calling thread's lcore id.
+        Ok(unsafe { sys::sw_lcore_id() })
+    }
+
+    /// Ports DPDK found (PCI devices allowed by `-a`, and vdevs).
+    pub fn port_count(&self) -> u16 {
+        // SAFETY: EAL is initialised.
+        unsafe { sys::rte_eth_dev_count_avail() }
+    }
+
+    /// Releases EAL resources; call after every port is closed.
+    pub fn cleanup(self) {
+        // SAFETY: consumes the only Eal; no DPDK object is used after this by construction of
+        // the caller (ports and mempools are dropped first).
+        unsafe { sys::rte_eal_cleanup() };
+    }
+}
+
+/// TSC cycles now.
+#[inline]
+pub fn tsc() -> u64 {
+    // SAFETY: rdtsc has no preconditions.
+    unsafe { sys::sw_rdtsc() }
+}
+
+/// TSC frequency (needs EAL).
+pub fn tsc_hz(_eal: &Eal) -> u64 {
+    // SAFETY: EAL is initialised, so the TSC frequency is calibrated.
+    unsafe { sys::sw_tsc_hz() }
+}
+
+/// A packet-buffer pool.
+pub struct Mempool {
+    ptr: NonNull<sys::rte_mempool>,
+}
+
+// SAFETY: DPDK mempools are multi-producer/multi-consumer safe; the pointer is shared.
+unsafe impl Send for Mempool {}
+// SAFETY: as above: every mempool operation we expose is thread-safe in DPDK.
+unsafe impl Sync for Mempool {}
+
+impl Mempool {
+    /// `rte_pktmbuf_pool_create`: `n` mbufs of `data_room` bytes (headroom included), with a
+    /// per-lcore cache of `cache`, on NUMA `socket` (-1 for any).
+    pub fn create(_eal: &Eal, name: &str, n: u32, cache: u32, data_room: u16, socket: i32) -> Result<Mempool, DpdkError> {
+        let cname = CString::new(name).map_err(|_| DpdkError { op: "rte_pktmbuf_pool_create".into(), code: -22, msg: "name contains NUL".into() })?;
+        // SAFETY: EAL is initialised; cname is a valid C string for the call's duration.
+        let p = unsafe { sys::rte_pktmbuf_pool_create(cname.as_ptr(), n, cache, 0, data_room, socket) };
+        NonNull::new(p).map(|ptr| Mempool { ptr }).ok_or_else(|| err(format!("rte_pktmbuf_pool_create({name}, {n} mbufs)"), rte_errno()))
+    }
+
+    pub fn avail(&self) -> u32 {
+        // SAFETY: the pool is valid while self lives.
+        unsafe { sys::rte_mempool_avail_count(self.ptr.as_ptr()) }
+    }
+
+    pub fn in_use(&self) -> u32 {
+        // SAFETY: the pool is valid while self lives.
+        unsafe { sys::rte_mempool_in_use_count(self.ptr.as_ptr()) }
+    }
+}
+
+impl Drop for Mempool {
+    fn drop(&mut self) {
+        // SAFETY: we own the pool; ports using it are closed before (Port borrows nothing from
+        // it, so callers drop ports first: see capture's DPDK runner).
+        unsafe { sys::rte_mempool_free(self.ptr.as_ptr()) }
+    }
+}
+
+/// What a device reports about itself.
+#[derive(Debug, Clone)]
+pub struct DevInfo {
+    pub driver: String,
+    pub max_rx_queues: u16,
+    pub max_tx_queues: u16,
+    /// RSS hash types the device supports (`flow_type_rss_offloads`).
+    pub rss_offloads: u64,
+    pub rx_offload_capa: u64,
+    pub hash_key_size: u8,
+    pub rx_desc_max: u16,
+    pub rx_desc_min: u16,
+    pub socket: i32,
+}
+
+/// Link status.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkInfo {
+    pub up: bool,
+    pub speed_mbps: u32,
+    pub full_duplex: bool,
+}
+
+/// Basic port counters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PortStats {
+    pub ipackets: u64,
+    pub ibytes: u64,
+    /// Dropped by the NIC because RX queues were full.
+    pub imissed: u64,
+    pub ierrors: u64,
+    /// Dropped because the mempool had no mbuf.
+    pub rx_nombuf: u64,
+}
+
+/// An Ethernet port.
+#[derive(Debug)]
+pub struct Port {
+    pub id: u16,
+    pub name: String,
+    started: bool,
+}
+
+/// Toeplitz key of 0x6d5a repeated: with it the hash is symmetric, so both directions of a
+/// flow land on the same queue (Woo & Park, "Scalable TCP Session Monitoring with Symmetric
+/// Receive-side Scaling").
+pub fn symmetric_rss_key(len: usize) -> Vec<u8> {
+    (0..len).map(|i| if i % 2 == 0 { 0x6d } else { 0x5a }).collect()
+}
+
+impl Port {
+    /// The port DPDK named `name` (a PCI address or a vdev name such as `net_pcap0`).
+    pub fn by_name(_eal: &Eal, name: &str) -> Result<Port, DpdkError> {
+        let cname = CString::new(name).map_err(|_| DpdkError { op: "rte_eth_dev_get_port_by_name".into(), code: -22, msg: "name contains NUL".into() })?;
+        let mut id = 0u16;
+        // SAFETY: EAL is up; cname valid; id is a valid out pointer.
+        let r = unsafe { sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
+        if r != 0 {
+            return Err(DpdkError { op: format!("port {name}"), code: r, msg: "no such DPDK port (check the PCI address / vdev and that its driver is loaded)".into() });
+        }
+        Ok(Port { id, name: name.to_owned(), started: false })
+    }
+
+    pub fn info(&self) -> Result<DevInfo, DpdkError> {
+        let mut di = sys::rte_eth_dev_info::default();
+        // SAFETY: id is a valid port; di is a valid out struct.
+        let r = unsafe { sys::rte_eth_dev_info_get(self.id, &mut di) };
+        if r != 0 {
+            return Err(err(format!("rte_eth_dev_info_get({})", self.name), r));
+        }
+        let driver = if di.driver_name.is_null() {
+            String::new()
+        } else {
+            // SAFETY: non-null driver_name is a static C string owned by the driver.
+            unsafe { CStr::from_ptr(di.driver_name) }.to_string_lossy().into_owned()
+        };
+        // SAFETY: port id valid.
+        let socket = unsafe { sys::rte_eth_dev_socket_id(self.id) };
+        Ok(DevInfo {
+            driver,
+            max_rx_queues: di.max_rx_queues,
+            max_tx_queues: di.max_tx_queues,
+            rss_offloads: di.flow_type_rss_offloads,
+            rx_offload_capa: di.rx_offload_capa,
+            hash_key_size: di.hash_key_size,
+            rx_desc_max: di.rx_desc_lim.nb_max,
+            rx_desc_min: di.rx_desc_lim.nb_min,
+            socket,
+        })
+    }
+
+    /// `rte_eth_dev_configure` with `rxq` RX queues and `txq` TX queues. With `rss_hf != 0`,
+    /// RSS over those hash types with the symmetric key of `key_len` bytes.
+    pub fn configure(&mut self, rxq: u16, txq: u16, rss_hf: u64, key_len: usize, rx_offloads: u64) -> Result<(), DpdkError> {
+        let mut conf = sys::rte_eth_conf::default();
+        let mut key = symmetric_rss_key(key_len.max(40));
+        if rss_hf != 0 {
+            conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
+            conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+            conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
+            conf.rx_adv_conf.rss_conf.rss_key_len = key_len as u8;
+        }
+        conf.rxmode.offloads = rx_offloads;
+        // SAFETY: conf and the key it points to live across the call; DPDK copies them.
+        let r = unsafe { sys::rte_eth_dev_configure(self.id, rxq, txq, &conf) };
+        if r != 0 {
+            return Err(err(format!("rte_eth_dev_configure({}, {rxq} rx queues)", self.name), r));
+        }
+        Ok(())
+    }
+
+    pub fn rx_queue_setup(&mut self, q: u16, nb_desc: u16, socket: i32, pool: &Mempool) -> Result<(), DpdkError> {
+        // SAFETY: port configured; pool pointer valid (the caller keeps the pool alive longer
+        // than the port runs); a null rxconf means the driver's defaults.
+        let r = unsafe { sys::rte_eth_rx_queue_setup(self.id, q, nb_desc, socket as u32, std::ptr::null(), pool.ptr.as_ptr()) };
+        if r != 0 {
+            return Err(err(format!("rte_eth_rx_queue_setup({} queue {q}, {nb_desc} descriptors)", self.name), r));
+        }
+        Ok(())
+    }
+
+    pub fn tx_queue_setup(&mut self, q: u16, nb_desc: u16, socket: i32) -> Result<(), DpdkError> {
+        // SAFETY: port configured; null txconf means the driver's defaults.
+        let r = unsafe { sys::rte_eth_tx_queue_setup(self.id, q, nb_desc, socket as u32, std::ptr::null()) };
+        if r != 0 {
+            return Err(err(format!("rte_eth_tx_queue_setup({} queue {q})", self.name), r));
+        }
+        Ok(())
+    }
+
+    pub fn promiscuous_enable(&mut self) -> Result<(), DpdkError> {
+        // SAFETY: valid port id.
+        let r = unsafe { sys::rte_eth_promiscuous_enable(self.id) };
+        if r != 0 && r != -95 {
+            return Err(err(format!("rte_eth_promiscuous_enable({})", self.name), r));
+        }
+        Ok(())
+    }
+
+    pub fn start(&mut self) -> Result<(), DpdkError> {
+        // SAFETY: valid, configured port.
+        let r = unsafe { sys::rte_eth_dev_start(self.id) };
+        if r != 0 {
+            return Err(err(format!("rte_eth_dev_start({})", self.name), r));
+        }
+        self.started = true;
+        Ok(())
+    }
+
+    pub fn stop(&mut self) {
+        if self.started {
+            // SAFETY: valid, started port; no RX queue is polled any more (the caller joined
+            // its workers).
+            unsafe { sys::rte_eth_dev_stop(self.id) };
+            self.started = false;
+        }
+    }
+
+    pub fn link(&self) -> LinkInfo {
+        let mut l = sys::rte_eth_link::default();
+        // SAFETY: valid port; l is a valid out struct.
+        unsafe { sys::rte_eth_link_get_nowait(self.id, &mut l) };
+        LinkInfo { up: l.link_status() != 0, speed_mbps: l.link_speed, full_duplex: l.link_duplex() != 0 }
+    }
+
+    pub fn stats(&self) -> PortStats {
+        let mut s = sys::rte_eth_stats::default();
+        // SAFETY: valid port; s is a valid out struct.
+        unsafe { sys::rte_eth_stats_get(self.id, &mut s) };
+        PortStats { ipackets: s.ipackets, ibytes: s.ibytes, imissed: s.imissed, ierrors: s.ierrors, rx_nombuf: s.rx_nombuf }
+    }
+
+    /// Every extended statistic the driver has, by name.
+    pub fn xstats(&self) -> Vec<(String, u64)> {
+        // SAFETY: a null array asks for the count.
+        let n = unsafe { sys::rte_eth_xstats_get_names(self.id, std::ptr::null_mut(), 0) };
+        if n <= 0 {
+            return Vec::new();
+        }
+        let mut names = vec![sys::rte_eth_xstat_name::default(); n as usize];
+        let mut vals = vec![sys::rte_eth_xstat::default(); n as usize];
+        // SAFETY: both arrays hold n elements.
+        let a = unsafe { sys::rte_eth_xstats_get_names(self.id, names.as_mut_ptr(), n as u32) };
+        // SAFETY: as above.
+        let b = unsafe { sys::rte_eth_xstats_get(self.id, vals.as_mut_ptr(), n as u32) };
+        if a != n || b != n {
+            return Vec::new();
+        }
+        vals.iter()
+            .filter_map(|v| {
+                let name = names.get(v.id as usize)?;
+                // SAFETY: DPDK NUL-terminates xstat names within RTE_ETH_XSTATS_NAME_SIZE.
+                let s = unsafe { CStr::from_ptr(name.name.as_ptr()) }.to_string_lossy().into_owned();
+                Some((s, v.value))
+            })
+            .collect()
+    }
+
+    /// An RX queue handle, to move into the worker that polls it.
+    pub fn rx_queue(&self, q: u16, ts: Option<TimestampField>) -> RxQueue {
+        RxQueue { port: self.id, queue: q, ts }
+    }
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        self.stop();
+        // SAFETY: the port is stopped and no queue handle is polled any more.
+        unsafe { sys::rte_eth_dev_close(self.id) };
+    }
+}
+
+/// The RX timestamp dynamic field (`rte_mbuf_dyn_rx_timestamp_register`). Registered before a
+/// port starts, PMDs such as `net_pcap` stamp each mbuf with the capture time.
+#[derive(Debug, Clone, Copy)]
+pub struct TimestampField {
+    offset: i32,
+    flag: u64,
+}
+
+impl TimestampField {
+    pub fn register(_eal: &Eal) -> Result<TimestampField, DpdkError> {
+        let mut offset = 0i32;
+        let mut flag = 0u64;
+        // SAFETY: valid out pointers; EAL is up.
+        let r = unsafe { sys::rte_mbuf_dyn_rx_timestamp_register(&mut offset, &mut flag) };
+        if r != 0 {
+            return Err(err("rte_mbuf_dyn_rx_timestamp_register", rte_errno()));
+        }
+        Ok(TimestampField { offset, flag })
+    }
+}
+
+/// One RX queue of a port. Owned by exactly one worker thread (it is `Send`, not `Sync`, and
+/// [`RxQueue::rx_burst`] takes `&mut self`).
+#[derive(Debug)]
+pub struct RxQueue {
+    pub port: u16,
+    pub queue: u16,
+    ts: Option<TimestampField>,
+}
+
+impl RxQueue {
+    /// Receives up to `burst.capacity()` packets into an empty `burst`; returns how many.
+    #[inline]
+    pub fn rx_burst(&mut self, burst: &mut Burst) -> usize {
+        debug_assert_eq!(burst.len, 0, "burst not freed");
+        burst.free();
+        // SAFETY: the array has room for `burst.want` pointers; the port and queue are set up
+        // and started, and only this thread polls this queue (&mut self).
+        let n = unsafe { sys::sw_rx_burst(self.port, self.queue, burst.mbufs.as_mut_ptr(), burst.want) };
+        burst.len = n as usize;
+        burst.ts = self.ts;
+        burst.len
+    }
+}
+
+/// A reusable array of received mbufs; freed in bulk by [`Burst::free`] (and on drop).
+pub struct Burst {
+    mbufs: [*mut sys::rte_mbuf; MAX_BURST],
+    len: usize,
+    want: u16,
+    ts: Option<TimestampField>,
+}
+
+// SAFETY: mbufs may be freed from any lcore-registered or unregistered thread; the burst owns
+// the mbufs it holds.
+unsafe impl Send for Burst {}
+
+impl Burst {
+    /// A burst that receives at most `size` (≤ [`MAX_BURST`]) packets at a time.
+    pub fn new(size: usize) -> Burst {
+        Burst { mbufs: [std::ptr::null_mut(); MAX_BURST], len: 0, want: size.clamp(1, MAX_BURST) as u16, ts: None }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The received packets, borrowed.
+    pub fn iter(&self) -> impl Iterator<Item = MbufRef<'_>> + '_ {
+        let ts = self.ts;
+        self.mbufs[..self.len].iter().map(move |&p| MbufRef { ptr: p, ts, _b: std::marker::PhantomData })
+    }
+
+    /// Returns every mbuf to its pool in one call.
+    #[inline]
+    pub fn free(&mut self) {
+        if self.len > 0 {
+            // SAFETY: the first `len` pointers are mbufs this burst received and still owns.
+            unsafe { sys::sw_pktmbuf_free_bulk(self.mbufs.as_mut_ptr(), self.len as u32) };
+            self.len = 0;
+        }
+    }
+
+    /// Takes the last packet out of the burst as an owned [`Mbuf`].
+    pub fn pop(&mut self) -> Option<Mbuf> {
+        if self.len == 0 {
+            return None;
+        }
+        self.len -= 1;
+        let p = self.mbufs[self.len];
+        // SAFETY: p is a received mbuf owned by this burst, now handed over exactly once.
+        NonNull::new(p).map(|ptr| unsafe { Mbuf::from_raw(ptr, self.ts) })
+    }
+}
+
+impl Drop for Burst {
+    fn drop(&mut self) {
+        self.free();
+    }
+}
+
+fn mbuf_data<'a>(p: *const sys::rte_mbuf) -> &'a [u8] {
+    // SAFETY: p is a valid mbuf; mtod + data_len is the first segment's readable data, which
+    // stays valid while the mbuf is owned (the caller ties 'a to the owner).
+    unsafe {
+        let d = sys::sw_mbuf_data(p);
+        let n = sys::sw_mbuf_data_len(p) as usize;
+        if d.is_null() || n == 0 {
+            &[]
+        } else {
+            std::slice::from_raw_parts(d, n)
+        }
+    }
+}
+
+fn mbuf_ts(p: *const sys::rte_mbuf, ts: Option<TimestampField>) -> Option<u64> {
+    let f = ts?;
+    // SAFETY: p is valid; the dynfield offset was registered, and we only read it when the
+    // PMD set the flag.
+    unsafe {
+        if sys::sw_mbuf_ol_flags(p) & f.flag != 0 {
+            Some(sys::sw_mbuf_timestamp(p, f.offset))
+        } else {
+            None
+        }
+    }
+}
+
+/// A borrowed packet of a [`Burst`].
+#[derive(Clone, Copy)]
+pub struct MbufRef<'a> {
+    ptr: *const sys::rte_mbuf,
+    ts: Option<TimestampField>,
+    _b: std::marker::PhantomData<&'a Burst>,
+}
+
+impl<'a> MbufRef<'a> {
+    /// The first segment's bytes (all of it unless the frame was scattered).
+    #[inline]
+    pub fn data(&self) -> &'a [u8] {
+        mbuf_data(self.ptr)
+    }
+
+    /// The whole frame's length, every segment.
+    #[inline]
+    pub fn pkt_len(&self) -> u32 {
+        // SAFETY: valid mbuf while the burst holds it.
+        unsafe { sys::sw_mbuf_pkt_len(self.ptr) }
+    }
+
+    /// The RSS hash, when the NIC computed one.
+    #[inline]
+    pub fn rss_hash(&self) -> Option<u32> {
+        // SAFETY: valid mbuf.
+        unsafe { (sys::sw_mbuf_ol_flags(self.ptr) & sys::sw_mbuf_f_rx_rss_hash() != 0).then(|| sys::sw_mbuf_rss_hash(self.ptr)) }
+    }
+
+    /// The PMD's RX timestamp, when the field is registered and the PMD set it.
+    #[inline]
+    pub fn timestamp(&self) -> Option<u64> {
+        mbuf_ts(self.ptr, self.ts)
+    }
+}
+
+/// An owned packet buffer: freed on drop, never `Clone` (a copy would free twice).
+pub struct Mbuf {
+    ptr: NonNull<sys::rte_mbuf>,
+    ts: Option<TimestampField>,
+}
+
+// SAFETY: an mbuf is owned by one thread at a time; freeing from another thread is allowed.
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    /// # Safety
+    /// `ptr` must be a valid mbuf that the caller owns and hands over (it is freed on drop).
+    pub unsafe fn from_raw(ptr: NonNull<sys::rte_mbuf>, ts: Option<TimestampField>) -> Mbuf {
+        Mbuf { ptr, ts }
+    }
+
+    pub fn data(&self) -> &[u8] {
+        mbuf_data(self.ptr.as_ptr())
+    }
+
+    pub fn pkt_len(&self) -> u32 {
+        // SAFETY: valid owned mbuf.
+        unsafe { sys::sw_mbuf_pkt_len(self.ptr.as_ptr()) }
+    }
+
+    pub fn timestamp(&self) -> Option<u64> {
+        mbuf_ts(self.ptr.as_ptr(), self.ts)
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: we own the mbuf; it is freed exactly once.
+        unsafe { sys::sw_pktmbuf_free(self.ptr.as_ptr()) }
+    }
+}
+
+/// RSS hash types we ask for (IP, TCP, UDP), before masking by the device's support.
+pub fn rss_hf_default() -> u64 {
+    // SAFETY: pure function returning a constant.
+    unsafe { sys::sw_rss_hf_default() }
+}
+
+/// The RX offload flags for the RSS hash and scattered RX.
+pub fn rx_offload_rss_hash() -> u64 {
+    // SAFETY: constant.
+    unsafe { sys::sw_rx_offload_rss_hash() }
+}
+
+pub fn rx_offload_scatter() -> u64 {
+    // SAFETY: constant.
+    unsafe { sys::sw_rx_offload_scatter() }
+}

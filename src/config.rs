@@ -1,0 +1,355 @@
+//! The TOML configuration: one serde struct per table, unknown keys refused, every field with
+//! its unit and default. [`Config::load`] parses; [`Config::validate`] lists every problem
+//! with its key path, e.g. `capture.ports[1].cores: core 3 listed twice`.
+//!
+//! ```toml
+//! [capture]
+//! burst_size = 32
+//! [[capture.ports]]
+//! device = "0000:3b:00.0"
+//! cores = [2, 3, 4, 5]
+//! [flow]
+//! capacity = 1048576
+//! [export]
+//! eve = "/var/log/spinewatch/eve.json"
+//! ```
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// A count that may be `"auto"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum AutoOr {
+    N(u32),
+    Word(AutoWord),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoWord {
+    Auto,
+}
+
+impl Default for AutoOr {
+    fn default() -> Self {
+        AutoOr::Word(AutoWord::Auto)
+    }
+}
+
+impl AutoOr {
+    pub fn value(self) -> Option<u32> {
+        match self {
+            AutoOr::N(n) => Some(n),
+            AutoOr::Word(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub capture: CaptureConfig,
+    pub dpdk: DpdkConfig,
+    pub flow: FlowTableConfig,
+    pub export: ExportTable,
+    pub stats: StatsConfig,
+}
+
+/// `[capture]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    /// Packets per RX burst (1..=512). Default 32.
+    pub burst_size: usize,
+    /// Mbufs in the pool, or "auto" (every RX descriptor + bursts + caches, rounded up to
+    /// 2^n - 1). Default "auto".
+    pub mempool_size: AutoOr,
+    /// Per-lcore mempool cache, in mbufs (≤ 512). Default 256.
+    pub mempool_cache: u32,
+    /// Bytes of data room per mbuf, headroom (128) included. Default 2176 (2048 + headroom).
+    pub mbuf_data_room: u16,
+    /// Workers for `replay` (file or DPDK); `run` takes its workers from `ports[].cores`.
+    /// Default: the number of cores.
+    pub workers: Option<usize>,
+    /// Cores for replay workers (worker i → cores[i]); default 0..workers.
+    pub cores: Option<Vec<usize>>,
+    /// The ports `run` captures from.
+    pub ports: Vec<PortConfig>,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig { burst_size: 32, mempool_size: AutoOr::default(), mempool_cache: 256, mbuf_data_room: 2176, workers: None, cores: None, ports: Vec::new() }
+    }
+}
+
+/// `[[capture.ports]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    /// A PCI address (`0000:3b:00.0`, allowed with EAL `-a`) or a vdev string
+    /// (`net_pcap0,rx_pcap=/tmp/a.pcap`, passed as `--vdev`).
+    pub device: String,
+    /// One core per RX queue: queue i is polled by the worker on `cores[i]`. Several ports may
+    /// share a core: that worker then polls one queue of each.
+    pub cores: Vec<usize>,
+    /// RX descriptors per queue, or "auto" (the device maximum, at most 4096). Default "auto".
+    #[serde(default)]
+    pub rx_descriptors: AutoOr,
+}
+
+impl PortConfig {
+    pub fn is_vdev(&self) -> bool {
+        self.device.starts_with("net_") || self.device.contains(',')
+    }
+
+    /// The name DPDK gives the port: the vdev name before its first comma, or the PCI address.
+    pub fn port_name(&self) -> &str {
+        self.device.split(',').next().unwrap_or(&self.device)
+    }
+}
+
+/// `[dpdk]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DpdkConfig {
+    /// Extra EAL arguments, e.g. `["-m", "2048", "--no-huge"]`. Default none.
+    pub eal_args: Vec<String>,
+    /// EAL `--file-prefix`, so several DPDK processes can share a machine. Default
+    /// "spinewatch".
+    pub file_prefix: String,
+    /// Use hugepages. Default true; false adds `--no-huge` and needs `memory_mb`.
+    pub hugepages: bool,
+    /// EAL memory (`-m`) in MiB; 0 lets EAL decide (hugepages only). Default 0.
+    pub memory_mb: u32,
+}
+
+impl Default for DpdkConfig {
+    fn default() -> Self {
+        DpdkConfig { eal_args: Vec::new(), file_prefix: "spinewatch".into(), hugepages: true, memory_mb: 0 }
+    }
+}
+
+/// Timeouts of one protocol, seconds.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutTable {
+    pub new: u32,
+    pub established: u32,
+    #[serde(default)]
+    pub closed: u32,
+}
+
+/// `[flow.timeouts]`: Suricata 7's defaults.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutsConfig {
+    /// Default new 60, established 600, closed 60.
+    pub tcp: TimeoutTable,
+    /// Default new 30, established 300.
+    pub udp: TimeoutTable,
+    /// Default new 30, established 300.
+    pub icmp: TimeoutTable,
+    /// Other IP protocols. Default new 30, established 300, closed 0.
+    pub default: TimeoutTable,
+}
+
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        let d = detect::FlowConfig::default();
+        let t = |x: detect::Timeouts| TimeoutTable { new: x.new, established: x.established, closed: x.closed };
+        TimeoutsConfig { tcp: t(d.tcp), udp: t(d.udp), icmp: t(d.icmp), default: t(d.default) }
+    }
+}
+
+/// `[flow]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowTableConfig {
+    /// Flows per worker, preallocated (about 200 bytes each). Default 262144.
+    pub capacity: usize,
+    /// Seconds after which a live flow writes an interim record (its packets and bytes since
+    /// the previous record); 0 turns it off. Default 1800.
+    pub active_timeout: u32,
+    /// The most flows one worker expires per burst. Default 64.
+    pub expire_per_burst: usize,
+    pub timeouts: TimeoutsConfig,
+}
+
+impl Default for FlowTableConfig {
+    fn default() -> Self {
+        FlowTableConfig { capacity: 262_144, active_timeout: 1800, expire_per_burst: 64, timeouts: TimeoutsConfig::default() }
+    }
+}
+
+/// `[export]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportTable {
+    /// Where EVE JSON lines go: a file path (appended to, never truncated) or "-" for stdout.
+    /// Default "-".
+    pub eve: String,
+    /// Records per batch. Default 256.
+    pub batch_size: usize,
+    /// Milliseconds after which a partly filled batch is sent. Default 100.
+    pub batch_max_age_ms: u64,
+    /// Batches in flight per worker. Default 64.
+    pub channel_capacity: usize,
+    /// Full batches a worker holds while the exporter is behind, before dropping (counted).
+    /// Default 64.
+    pub max_backlog_batches: usize,
+}
+
+impl Default for ExportTable {
+    fn default() -> Self {
+        let d = export::ExportConfig::default();
+        ExportTable { eve: "-".into(), batch_size: d.batch_size, batch_max_age_ms: d.batch_max_age_ms, channel_capacity: d.channel_capacity, max_backlog_batches: d.max_backlog_batches }
+    }
+}
+
+/// `[stats]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatsConfig {
+    /// Seconds between stats log lines during a run; 0 turns them off. Default 10.
+    pub interval_secs: u64,
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        StatsConfig { interval_secs: 10 }
+    }
+}
+
+/// A configuration that did not load, naming the file and every problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {} problem(s):\n  {}", problems.len(), problems.join("\n  "))]
+    Invalid { path: PathBuf, problems: Vec<String> },
+}
+
+impl Config {
+    /// Reads, parses and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string().trim_end().replace('\n', "\n  ") })?;
+        let problems = cfg.validate();
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid { path: path.into(), problems });
+        }
+        Ok(cfg)
+    }
+
+    /// Every problem, each with its key path.
+    pub fn validate(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let c = &self.capture;
+        if !(1..=dpdk_max_burst()).contains(&c.burst_size) {
+            p.push(format!("capture.burst_size: {} is outside 1..={}", c.burst_size, dpdk_max_burst()));
+        }
+        if c.mempool_cache > 512 {
+            p.push(format!("capture.mempool_cache: {} is above DPDK's limit of 512", c.mempool_cache));
+        }
+        if c.mbuf_data_room < 128 + 64 {
+            p.push(format!("capture.mbuf_data_room: {} leaves no room after the 128-byte headroom", c.mbuf_data_room));
+        }
+        if let Some(0) = c.mempool_size.value() {
+            p.push("capture.mempool_size: must be \"auto\" or at least 1".into());
+        }
+        if c.workers == Some(0) {
+            p.push("capture.workers: must be at least 1".into());
+        }
+        if let Some(cores) = &c.cores {
+            for (i, &core) in cores.iter().enumerate() {
+                if core >= 1024 {
+                    p.push(format!("capture.cores[{i}]: core {core} does not exist"));
+                }
+            }
+        }
+        for (i, port) in c.ports.iter().enumerate() {
+            if port.device.trim().is_empty() {
+                p.push(format!("capture.ports[{i}].device: empty"));
+            }
+            if port.cores.is_empty() {
+                p.push(format!("capture.ports[{i}].cores: at least one core is needed (one per RX queue)"));
+            }
+            for (j, &core) in port.cores.iter().enumerate() {
+                if port.cores[..j].contains(&core) {
+                    p.push(format!("capture.ports[{i}].cores: core {core} listed twice (one queue per core per port)"));
+                }
+                if core >= 1024 {
+                    p.push(format!("capture.ports[{i}].cores[{j}]: core {core} does not exist"));
+                }
+            }
+            if let Some(0) = port.rx_descriptors.value() {
+                p.push(format!("capture.ports[{i}].rx_descriptors: must be \"auto\" or at least 1"));
+            }
+            for (j, other) in c.ports[..i].iter().enumerate() {
+                if other.port_name() == port.port_name() {
+                    p.push(format!("capture.ports[{i}].device: port {} already configured as capture.ports[{j}]", port.port_name()));
+                }
+            }
+        }
+        let d = &self.dpdk;
+        if !d.hugepages && d.memory_mb == 0 {
+            p.push("dpdk.memory_mb: must be set (e.g. 2048) when dpdk.hugepages = false".into());
+        }
+        if d.file_prefix.is_empty() || d.file_prefix.contains('/') {
+            p.push(format!("dpdk.file_prefix: {:?} must be a non-empty name without '/'", d.file_prefix));
+        }
+        let f = &self.flow;
+        if f.capacity == 0 {
+            p.push("flow.capacity: must be at least 1".into());
+        }
+        if f.capacity > (1 << 30) {
+            p.push(format!("flow.capacity: {} flows per worker is more than 2^30", f.capacity));
+        }
+        if f.expire_per_burst == 0 {
+            p.push("flow.expire_per_burst: must be at least 1 or flows never expire".into());
+        }
+        for (name, t) in [("tcp", f.timeouts.tcp), ("udp", f.timeouts.udp), ("icmp", f.timeouts.icmp), ("default", f.timeouts.default)] {
+            if t.new == 0 || t.established == 0 {
+                p.push(format!("flow.timeouts.{name}: new and established must be at least 1 second"));
+            }
+        }
+        let e = &self.export;
+        if e.eve.is_empty() {
+            p.push("export.eve: empty (use \"-\" for stdout)".into());
+        }
+        if e.batch_size == 0 {
+            p.push("export.batch_size: must be at least 1".into());
+        }
+        if e.channel_capacity == 0 {
+            p.push("export.channel_capacity: must be at least 1".into());
+        }
+        p
+    }
+
+    pub fn flow_config(&self) -> detect::FlowConfig {
+        let t = |x: TimeoutTable| detect::Timeouts { new: x.new, established: x.established, closed: x.closed };
+        let f = &self.flow;
+        detect::FlowConfig {
+            capacity: f.capacity,
+            tcp: t(f.timeouts.tcp),
+            udp: t(f.timeouts.udp),
+            icmp: t(f.timeouts.icmp),
+            default: t(f.timeouts.default),
+            active_timeout: f.active_timeout,
+            expire_budget: f.expire_per_burst,
+        }
+    }
+
+    pub fn export_config(&self) -> export::ExportConfig {
+        let e = &self.export;
+        export::ExportConfig { batch_size: e.batch_size, batch_max_age_ms: e.batch_max_age_ms, channel_capacity: e.channel_capacity, max_backlog_batches: e.max_backlog_batches }
+    }
+}
+
+fn dpdk_max_burst() -> usize {
+    512
+}
