@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use capture::file::FileRunConfig;
 use clap::{Parser, Subcommand, ValueEnum};
 use config::Config;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -95,7 +95,7 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()).with_target(false).init();
     let code = match dispatch(cli.cmd) {
         Ok(c) => c,
         Err(e) => {
@@ -211,6 +211,7 @@ fn eal_base(cfg: &Config, prefix: &str, memory_mb: u32, hugepages: bool) -> Vec<
         format!("--lcores=0@(0-{})", ncpu - 1),
         format!("--file-prefix={prefix}"),
         "--log-level=warning".into(),
+        "--no-telemetry".into(),
     ];
     if !hugepages {
         a.push("--no-huge".into());

@@ -135,7 +135,9 @@ pub fn run_dpdk(cfg: &DpdkRunConfig, out: Box<dyn Write + Send>, stop: Arc<Atomi
         let nq = spec.cores.len() as u16;
         let hf = info.rss_offloads & dpdk_sys::rss_hf_default();
         let rss = if nq > 1 {
-            if hf == 0 {
+            if hf == 0 && info.driver == "net_pcap" {
+                tracing::info!(port = %spec.name, "net_pcap has no RSS: each RX queue reads its own rx_pcap file");
+            } else if hf == 0 {
                 tracing::warn!(port = %spec.name, driver = %info.driver, "device has no RSS: all traffic arrives on queue 0, the other queues stay idle");
             }
             hf

@@ -1,0 +1,104 @@
+//! Helpers shared by the pipeline tests: write generated captures, run the binary, read EVE.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_spinewatch")
+}
+
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("spinewatch-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self, f: &str) -> PathBuf {
+        self.0.join(f)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn write_pcap(path: &Path, pkts: &[pcapgen::Packet]) {
+    let mut w = capture::pcap::PcapWriter::create(path).unwrap();
+    for (ts, f) in pkts {
+        w.write(*ts, f, f.len() as u32).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+pub struct Run {
+    pub events: Vec<Value>,
+    pub lines: Vec<String>,
+    pub stderr: String,
+}
+
+/// Runs `spinewatch replay ARGS` and returns its EVE events (stdout) and stderr.
+pub fn replay(args: &[&str]) -> Run {
+    let out = Command::new(bin()).arg("replay").args(args).output().expect("run spinewatch");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "spinewatch replay {args:?} failed: {stderr}");
+    let stdout = String::from_utf8(out.stdout).expect("EVE is UTF-8");
+    let lines: Vec<String> = stdout.lines().map(str::to_owned).collect();
+    let events = lines.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON {l}: {e}"))).collect();
+    assert!(stderr.contains("accounting           balanced"), "unbalanced run: {stderr}");
+    Run { events, lines, stderr }
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().map(s).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}
+
+/// One flow event as `vlan|src|sport|dst|dport|proto|pkts_ts|pkts_tc|bytes_ts|bytes_tc|state|reason|tcp_state`.
+pub fn summary(e: &Value) -> String {
+    let f = &e["flow"];
+    [
+        s(&e["vlan"]),
+        s(&e["src_ip"]),
+        s(&e["src_port"]),
+        s(&e["dest_ip"]),
+        s(&e["dest_port"]),
+        s(&e["proto"]),
+        s(&f["pkts_toserver"]),
+        s(&f["pkts_toclient"]),
+        s(&f["bytes_toserver"]),
+        s(&f["bytes_toclient"]),
+        s(&f["state"]),
+        s(&f["reason"]),
+        s(&e["tcp"]["state"]),
+    ]
+    .join("|")
+}
+
+pub fn sorted_summaries(r: &Run) -> Vec<String> {
+    let mut v: Vec<String> = r.events.iter().map(summary).collect();
+    v.sort();
+    v
+}
+
+pub fn sorted_lines(r: &Run) -> Vec<String> {
+    let mut v = r.lines.clone();
+    v.sort();
+    v
+}
+
+/// The counter on the summary line that starts with `label` (first number after it).
+pub fn counter(stderr: &str, label: &str) -> u64 {
+    let line = stderr.lines().find(|l| l.trim_start().starts_with(label)).unwrap_or_else(|| panic!("no '{label}' in {stderr}"));
+    line.trim_start()[label.len()..].split_whitespace().next().unwrap().parse().unwrap()
+}
