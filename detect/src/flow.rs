@@ -279,6 +279,12 @@ pub struct FlowCounters {
 }
 
 const NIL: u32 = u32::MAX;
+/// A flow moves to the tail of its LRU list at most once per this many microseconds of packet
+/// time (or at once when its class changes). Moving on every packet would touch two other
+/// flows' cache lines per packet; this way a list is ordered by a time at most this much older
+/// than `last`, so a sweep may end a flow up to this late. Records are unaffected: a packet
+/// that finds its flow expired ends it first, and a record's times come from `last`.
+pub const RELINK_US: Micros = 1_000_000;
 const CLASSES: usize = 12;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -300,6 +306,9 @@ struct Flow {
     /// Start of the current record interval (the flow start until an interim record).
     start: Micros,
     last: Micros,
+    /// When the flow was last moved to its list's tail: lists are ordered by this, and it is
+    /// within [`RELINK_US`] of `last`.
+    relinked: Micros,
     pkts: [u64; 2],
     bytes: [u64; 2],
     flags: [u8; 2],
@@ -328,6 +337,7 @@ impl Flow {
         flow_start: 0,
         start: 0,
         last: 0,
+        relinked: 0,
         pkts: [0; 2],
         bytes: [0; 2],
         flags: [0; 2],
@@ -582,9 +592,9 @@ impl FlowTable {
         let mut best_last = Micros::MAX;
         for c in 0..CLASSES {
             let h = self.head[c];
-            if h != NIL && self.flows[h as usize].last < best_last {
+            if h != NIL && self.flows[h as usize].relinked < best_last {
                 best = h;
-                best_last = self.flows[h as usize].last;
+                best_last = self.flows[h as usize].relinked;
             }
         }
         if best == NIL {
@@ -626,6 +636,7 @@ impl FlowTable {
                 f.flow_start = now;
                 f.start = now;
                 f.last = now;
+                f.relinked = now;
                 self.index_insert(hash, s);
                 self.push_tail(s, Self::class_of(key.proto, FlowState::New));
                 self.counters.created += 1;
@@ -672,8 +683,11 @@ impl FlowTable {
         };
         f.state = new_state;
         let class = Self::class_of(d.proto, new_state);
-        self.unlink(slot);
-        self.push_tail(slot, class);
+        if class != f.class || now >= f.relinked + RELINK_US {
+            f.relinked = now;
+            self.unlink(slot);
+            self.push_tail(slot, class);
+        }
     }
 
     /// Ends at most `expire_budget` flows that have timed out by `now`, oldest first.
@@ -784,4 +798,129 @@ fn tcp_update(f: &mut Flow, dir: usize, d: &Decoded) {
         (TcpState::TimeWait, 1, false) if acks_other_fin => TcpState::Closed,
         (s, _, _) => s,
     };
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::decode::Kind;
+
+    fn udp(src: u8, sport: u16, dst: u8, dport: u16) -> Decoded {
+        let mut d = Decoded { kind: Kind::Ip, ip_version: 4, proto: 17, src_port: sport, dst_port: dport, ..Default::default() };
+        d.src[..4].copy_from_slice(&[10, 0, 0, src]);
+        d.dst[..4].copy_from_slice(&[10, 0, 0, dst]);
+        d
+    }
+
+    fn tcp(c2s: bool, fl: u8, seq: u32, ack: u32, len: u16) -> Decoded {
+        let mut d = if c2s { udp(1, 1000, 2, 80) } else { udp(2, 80, 1, 1000) };
+        d.proto = 6;
+        d.tcp_flags = fl;
+        d.tcp_seq = seq;
+        d.tcp_ack = ack;
+        d.tcp_window = 1000;
+        d.payload_len = len;
+        d
+    }
+
+    const SEC: u64 = 1_000_000;
+
+    #[test]
+    fn test_index_survives_churn() {
+        // Many inserts and expiries through a small table: every live flow stays findable.
+        let cfg = FlowConfig { capacity: 64, expire_budget: 1000, ..FlowConfig::default() };
+        let mut t = FlowTable::new(cfg);
+        let mut out = Vec::new();
+        let mut now = 1000 * SEC;
+        for round in 0..200u32 {
+            for i in 0..40u16 {
+                let port = (round as u16).wrapping_mul(37).wrapping_add(i * 101);
+                t.update(&udp(1, port, 2, 53), 60, now, &mut out);
+            }
+            now += 31 * SEC;
+            t.expire(now, &mut out);
+            assert!(t.is_empty(), "round {round}: {} flows left", t.len());
+        }
+        assert_eq!(t.counters.created, out.len() as u64);
+        assert_eq!(t.counters.evicted, 0);
+        // and a full table of distinct keys, each found again on its second packet
+        let mut t = FlowTable::new(FlowConfig { capacity: 500, ..FlowConfig::default() });
+        let mut out = Vec::new();
+        for i in 0..500u16 {
+            t.update(&udp(1, i, 2, 53), 60, SEC, &mut out);
+        }
+        for i in 0..500u16 {
+            t.update(&udp(2, 53, 1, i), 60, 2 * SEC, &mut out);
+        }
+        assert_eq!((t.len(), t.counters.created, out.len()), (500, 500, 0));
+        t.flush_all(3 * SEC, &mut out);
+        assert!(out.iter().all(|r| r.pkts_toserver == 1 && r.pkts_toclient == 1 && r.state == FlowState::Established));
+    }
+
+    fn run(pkts: &[Decoded]) -> FlowRecord {
+        let mut t = FlowTable::new(FlowConfig::default());
+        let mut out = Vec::new();
+        for (i, d) in pkts.iter().enumerate() {
+            t.update(d, 60, SEC + i as u64, &mut out);
+        }
+        t.flush_all(2 * SEC, &mut out);
+        assert_eq!(out.len(), 1);
+        out[0]
+    }
+
+    const S: u8 = TcpFlags::SYN;
+    const A: u8 = TcpFlags::ACK;
+    const F: u8 = TcpFlags::FIN;
+    const R: u8 = TcpFlags::RST;
+
+    #[test]
+    fn test_tcp_states() {
+        let hs = [tcp(true, S, 100, 0, 0), tcp(false, S | A, 500, 101, 0), tcp(true, A, 101, 501, 0)];
+        let r = run(&hs);
+        assert_eq!((r.state, r.tcp.unwrap().state), (FlowState::Established, Some(TcpState::Established)));
+        // client closes first
+        let mut p = hs.to_vec();
+        p.extend([tcp(true, F | A, 101, 501, 0), tcp(false, A, 501, 102, 0), tcp(false, F | A, 501, 102, 0)]);
+        assert_eq!(run(&p).tcp.unwrap().state, Some(TcpState::LastAck));
+        p.push(tcp(true, A, 102, 502, 0));
+        let r = run(&p);
+        assert_eq!((r.state, r.tcp.unwrap().state), (FlowState::Closed, Some(TcpState::Closed)));
+        // server closes first
+        let mut p = hs.to_vec();
+        p.extend([tcp(false, F | A, 501, 101, 0), tcp(true, A, 101, 502, 0)]);
+        assert_eq!(run(&p).tcp.unwrap().state, Some(TcpState::FinWait2));
+        p.extend([tcp(true, F | A, 101, 502, 0), tcp(false, A, 502, 102, 0)]);
+        assert_eq!(run(&p).tcp.unwrap().state, Some(TcpState::Closed));
+        // a RST outside the window is ignored, one at the expected sequence closes
+        let mut p = hs.to_vec();
+        p.push(tcp(false, R, 90_000, 0, 0));
+        assert_eq!(run(&p).tcp.unwrap().state, Some(TcpState::Established));
+        p.push(tcp(false, R, 501, 0, 0));
+        assert_eq!(run(&p).tcp.unwrap().state, Some(TcpState::Closed));
+        // RST-ACK to a SYN must acknowledge it
+        assert_eq!(run(&[tcp(true, S, 100, 0, 0), tcp(false, R | A, 0, 77, 0)]).tcp.unwrap().state, Some(TcpState::SynSent));
+        assert_eq!(run(&[tcp(true, S, 100, 0, 0), tcp(false, R | A, 0, 101, 0)]).tcp.unwrap().state, Some(TcpState::Closed));
+        // data advances the expected sequence
+        let mut p = hs.to_vec();
+        p.push(tcp(true, A, 101, 501, 1000));
+        p.push(tcp(true, R, 1101, 0, 0));
+        assert_eq!(run(&p).tcp.unwrap().state, Some(TcpState::Closed));
+        // no SYN first: no session
+        let r = run(&[tcp(true, A, 5, 5, 10), tcp(false, A, 5, 15, 0)]);
+        assert_eq!((r.state, r.tcp.unwrap().state), (FlowState::New, None));
+    }
+
+    #[test]
+    fn test_expire_is_bounded_and_oldest_first() {
+        let cfg = FlowConfig { expire_budget: 3, ..FlowConfig::default() };
+        let mut t = FlowTable::new(cfg);
+        let mut out = Vec::new();
+        for i in 0..10u16 {
+            t.update(&udp(1, i, 2, 53), 60, SEC + i as u64, &mut out);
+        }
+        assert_eq!(t.expire(100 * SEC, &mut out), 3);
+        assert_eq!(out.iter().map(|r| r.src_port).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert!(out.iter().all(|r| r.reason == EndReason::Timeout && r.timestamp == 31 * SEC + r.src_port as u64));
+        assert_eq!(t.len(), 7);
+    }
 }

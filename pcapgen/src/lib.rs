@@ -374,7 +374,11 @@ pub fn many_flows(seed: u64, flows: u32, pkts_per_flow: u32, mix: SizeMix) -> Ve
         .map(|i| {
             let c = IpAddr::from([10, 1, (i >> 8) as u8, i as u8]);
             let s = IpAddr::from([172, 16, (rng.below(4)) as u8, (rng.below(250) + 1) as u8]);
-            (c, 1024 + (rng.below(60000) as u16), s, [80, 443, 53, 8080][rng.below(4) as usize], rng.below(3) == 0, 0)
+            let udp = rng.below(3) == 0;
+            // No well-known UDP ports: these payloads are filler, and a peer that probes them
+            // as DNS (Suricata) would turn the flow around.
+            let port = if udp { [5001, 9000, 7777, 12345] } else { [80, 443, 8080, 8443] }[rng.below(4) as usize];
+            (c, 1024 + (rng.below(60000) as u16), s, port, udp, 0)
         })
         .collect();
     let mut t = T0;
