@@ -74,7 +74,11 @@ fn main() {
             i += 2;
             continue;
         }
-        if f.starts_with("-I") || f.starts_with("-D") || f.starts_with("-march=corei7") || f.starts_with("-m") && !f.contains("native") {
+        if f.starts_with("-I")
+            || f.starts_with("-D")
+            || f.starts_with("-march=corei7")
+            || f.starts_with("-m") && !f.contains("native")
+        {
             clang_args.push(f.clone());
         }
         i += 1;

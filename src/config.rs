@@ -80,7 +80,15 @@ pub struct CaptureConfig {
 
 impl Default for CaptureConfig {
     fn default() -> Self {
-        CaptureConfig { burst_size: 32, mempool_size: AutoOr::default(), mempool_cache: 256, mbuf_data_room: 2176, workers: None, cores: None, ports: Vec::new() }
+        CaptureConfig {
+            burst_size: 32,
+            mempool_size: AutoOr::default(),
+            mempool_cache: 256,
+            mbuf_data_room: 2176,
+            workers: None,
+            cores: None,
+            ports: Vec::new(),
+        }
     }
 }
 
@@ -179,7 +187,12 @@ pub struct FlowTableConfig {
 
 impl Default for FlowTableConfig {
     fn default() -> Self {
-        FlowTableConfig { capacity: 262_144, active_timeout: 1800, expire_per_burst: 64, timeouts: TimeoutsConfig::default() }
+        FlowTableConfig {
+            capacity: 262_144,
+            active_timeout: 1800,
+            expire_per_burst: 64,
+            timeouts: TimeoutsConfig::default(),
+        }
     }
 }
 
@@ -204,7 +217,13 @@ pub struct ExportTable {
 impl Default for ExportTable {
     fn default() -> Self {
         let d = export::ExportConfig::default();
-        ExportTable { eve: "-".into(), batch_size: d.batch_size, batch_max_age_ms: d.batch_max_age_ms, channel_capacity: d.channel_capacity, max_backlog_batches: d.max_backlog_batches }
+        ExportTable {
+            eve: "-".into(),
+            batch_size: d.batch_size,
+            batch_max_age_ms: d.batch_max_age_ms,
+            channel_capacity: d.channel_capacity,
+            max_backlog_batches: d.max_backlog_batches,
+        }
     }
 }
 
@@ -237,7 +256,10 @@ impl Config {
     /// Reads, parses and validates `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string().trim_end().replace('\n', "\n  ") })?;
+        let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string().trim_end().replace('\n', "\n  "),
+        })?;
         let problems = cfg.validate();
         if !problems.is_empty() {
             return Err(ConfigError::Invalid { path: path.into(), problems });
@@ -291,7 +313,10 @@ impl Config {
             }
             for (j, other) in c.ports[..i].iter().enumerate() {
                 if other.port_name() == port.port_name() {
-                    p.push(format!("capture.ports[{i}].device: port {} already configured as capture.ports[{j}]", port.port_name()));
+                    p.push(format!(
+                        "capture.ports[{i}].device: port {} already configured as capture.ports[{j}]",
+                        port.port_name()
+                    ));
                 }
             }
         }
@@ -312,7 +337,12 @@ impl Config {
         if f.expire_per_burst == 0 {
             p.push("flow.expire_per_burst: must be at least 1 or flows never expire".into());
         }
-        for (name, t) in [("tcp", f.timeouts.tcp), ("udp", f.timeouts.udp), ("icmp", f.timeouts.icmp), ("default", f.timeouts.default)] {
+        for (name, t) in [
+            ("tcp", f.timeouts.tcp),
+            ("udp", f.timeouts.udp),
+            ("icmp", f.timeouts.icmp),
+            ("default", f.timeouts.default),
+        ] {
             if t.new == 0 || t.established == 0 {
                 p.push(format!("flow.timeouts.{name}: new and established must be at least 1 second"));
             }
@@ -346,7 +376,12 @@ impl Config {
 
     pub fn export_config(&self) -> export::ExportConfig {
         let e = &self.export;
-        export::ExportConfig { batch_size: e.batch_size, batch_max_age_ms: e.batch_max_age_ms, channel_capacity: e.channel_capacity, max_backlog_batches: e.max_backlog_batches }
+        export::ExportConfig {
+            batch_size: e.batch_size,
+            batch_max_age_ms: e.batch_max_age_ms,
+            channel_capacity: e.channel_capacity,
+            max_backlog_batches: e.max_backlog_batches,
+        }
     }
 }
 

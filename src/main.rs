@@ -12,7 +12,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "spinewatch", version, about = "Network sensor: DPDK capture, per-core flow tracking, Suricata-EVE-compatible export")]
+#[command(
+    name = "spinewatch",
+    version,
+    about = "Network sensor: DPDK capture, per-core flow tracking, Suricata-EVE-compatible export"
+)]
 struct Cli {
     /// Log filter (tracing's EnvFilter syntax), e.g. "info" or "capture=debug". Logs go to stderr.
     #[arg(long, global = true, default_value = "info")]
@@ -94,8 +98,14 @@ enum Cmd {
 
 fn main() {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()).with_target(false).init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
     let code = match dispatch(cli.cmd) {
         Ok(c) => c,
         Err(e) => {
@@ -110,7 +120,12 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
     match cmd {
         Cmd::CheckConfig { file } => {
             let cfg = Config::load(&file)?;
-            println!("{}: ok ({} port(s), flow capacity {} per worker)", file.display(), cfg.capture.ports.len(), cfg.flow.capacity);
+            println!(
+                "{}: ok ({} port(s), flow capacity {} per worker)",
+                file.display(),
+                cfg.capture.ports.len(),
+                cfg.flow.capacity
+            );
             Ok(0)
         }
         Cmd::Gen { scenario, out, seed, flows, packets_per_flow, size } => {
@@ -177,7 +192,11 @@ fn open_eve(spec: &str) -> Result<Box<dyn Write + Send>> {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
     }
-    let f = std::fs::OpenOptions::new().create(true).append(true).open(p).with_context(|| format!("opening EVE output {spec}"))?;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(p)
+        .with_context(|| format!("opening EVE output {spec}"))?;
     Ok(Box::new(f))
 }
 
@@ -192,7 +211,14 @@ fn install_signals() -> Result<Arc<AtomicBool>> {
 }
 
 #[cfg(not(feature = "dpdk"))]
-fn replay_dpdk(_: &Config, _: usize, _: &[usize], _: &[PathBuf], _: Box<dyn Write + Send>, _: Arc<AtomicBool>) -> Result<capture::RunSummary> {
+fn replay_dpdk(
+    _: &Config,
+    _: usize,
+    _: &[usize],
+    _: &[PathBuf],
+    _: Box<dyn Write + Send>,
+    _: Arc<AtomicBool>,
+) -> Result<capture::RunSummary> {
     bail!("this spinewatch was built without DPDK (feature \"dpdk\"); use --source file")
 }
 
@@ -225,7 +251,12 @@ fn eal_base(cfg: &Config, prefix: &str, memory_mb: u32, hugepages: bool) -> Vec<
 }
 
 #[cfg(feature = "dpdk")]
-fn dpdk_run_config(cfg: &Config, eal_args: Vec<String>, ports: Vec<capture::dpdk::PortSpec>, hw_ts: bool) -> capture::dpdk::DpdkRunConfig {
+fn dpdk_run_config(
+    cfg: &Config,
+    eal_args: Vec<String>,
+    ports: Vec<capture::dpdk::PortSpec>,
+    hw_ts: bool,
+) -> capture::dpdk::DpdkRunConfig {
     capture::dpdk::DpdkRunConfig {
         eal_args,
         ports,
@@ -243,7 +274,14 @@ fn dpdk_run_config(cfg: &Config, eal_args: Vec<String>, ports: Vec<capture::dpdk
 }
 
 #[cfg(feature = "dpdk")]
-fn replay_dpdk(cfg: &Config, workers: usize, cores: &[usize], pcaps: &[PathBuf], out: Box<dyn Write + Send>, stop: Arc<AtomicBool>) -> Result<capture::RunSummary> {
+fn replay_dpdk(
+    cfg: &Config,
+    workers: usize,
+    cores: &[usize],
+    pcaps: &[PathBuf],
+    out: Box<dyn Write + Send>,
+    stop: Arc<AtomicBool>,
+) -> Result<capture::RunSummary> {
     let dir = std::env::temp_dir().join(format!("spinewatch-replay-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let result = (|| {
@@ -307,7 +345,11 @@ fn run_dpdk(cfg: &Config, out: Box<dyn Write + Send>, stop: Arc<AtomicBool>) -> 
             eal.push("-a".into());
             eal.push(p.device.clone());
         }
-        specs.push(capture::dpdk::PortSpec { name: p.port_name().to_string(), cores: p.cores.clone(), rx_descriptors: p.rx_descriptors.value().map(|v| v.min(u16::MAX as u32) as u16) });
+        specs.push(capture::dpdk::PortSpec {
+            name: p.port_name().to_string(),
+            cores: p.cores.clone(),
+            rx_descriptors: p.rx_descriptors.value().map(|v| v.min(u16::MAX as u32) as u16),
+        });
     }
     if !any_pci {
         eal.push("--no-pci".into());

@@ -51,7 +51,11 @@ fn mixed_capture_exact_records() {
     let r = replay(&["--source", "file", "--workers", "1", p.to_str().unwrap()]);
     assert_eq!(sorted_summaries(&r), expected_mixed());
     // The whole line of flow (a), field by field as Suricata writes it.
-    let a = r.lines.iter().find(|l| l.contains("\"src_port\":40000,\"dest_ip\":\"10.0.0.2\"") && !l.contains("vlan")).unwrap();
+    let a = r
+        .lines
+        .iter()
+        .find(|l| l.contains("\"src_port\":40000,\"dest_ip\":\"10.0.0.2\"") && !l.contains("vlan"))
+        .unwrap();
     assert_eq!(
         a,
         r#"{"timestamp":"2023-11-14T22:14:20.010000+0000","flow_id":2110201354,"event_type":"flow","src_ip":"10.0.0.1","src_port":40000,"dest_ip":"10.0.0.2","dest_port":80,"proto":"TCP","flow":{"pkts_toserver":6,"pkts_toclient":5,"bytes_toserver":379,"bytes_toclient":351,"start":"2023-11-14T22:13:20.000000+0000","end":"2023-11-14T22:13:20.010000+0000","age":0,"state":"closed","reason":"timeout","alerted":false},"tcp":{"tcp_flags":"1b","tcp_flags_ts":"1b","tcp_flags_tc":"1b","syn":true,"fin":true,"psh":true,"ack":true,"state":"closed"}}"#
@@ -101,7 +105,13 @@ fn dpdk_and_file_give_the_same_records() {
     for n in ["1", "2", "4"] {
         let r = replay(&["--source", "dpdk", "--workers", n, p.to_str().unwrap()]);
         assert!(r.stderr.contains("dpdk net_pcap"), "not the DPDK path: {}", r.stderr);
-        let ipackets = r.stderr.lines().find(|l| l.contains("port net_pcap_replay0")).and_then(|l| l.split("ipackets ").nth(1)).and_then(|x| x.split_whitespace().next()).unwrap();
+        let ipackets = r
+            .stderr
+            .lines()
+            .find(|l| l.contains("port net_pcap_replay0"))
+            .and_then(|l| l.split("ipackets ").nth(1))
+            .and_then(|x| x.split_whitespace().next())
+            .unwrap();
         assert_eq!(ipackets, (54 + 2000 * 6).to_string(), "the NIC count: every packet of the capture");
         assert_eq!(sorted_lines(&r), sorted_lines(&file), "DPDK with {n} workers differs from file");
     }
@@ -147,7 +157,13 @@ fn idle_and_active_timeouts() {
         .iter()
         .map(|e| {
             let f = &e["flow"];
-            (f["reason"].as_str().unwrap().into(), f["pkts_toserver"].as_u64().unwrap(), f["pkts_toclient"].as_u64().unwrap(), f["start"].as_str().unwrap().into(), f["end"].as_str().unwrap().into())
+            (
+                f["reason"].as_str().unwrap().into(),
+                f["pkts_toserver"].as_u64().unwrap(),
+                f["pkts_toclient"].as_u64().unwrap(),
+                f["start"].as_str().unwrap().into(),
+                f["end"].as_str().unwrap().into(),
+            )
         })
         .collect();
     assert_eq!(
@@ -156,7 +172,13 @@ fn idle_and_active_timeouts() {
             ("active".into(), 3, 2, "2023-11-14T22:13:20.000000+0000".into(), "2023-11-14T22:13:28.000000+0000".into()),
             ("active".into(), 3, 2, "2023-11-14T22:13:30.000000+0000".into(), "2023-11-14T22:13:38.000000+0000".into()),
             // the last interval: t=20, 22, 24; then the established flow outlives the input.
-            ("shutdown".into(), 1, 2, "2023-11-14T22:13:40.000000+0000".into(), "2023-11-14T22:13:44.000000+0000".into()),
+            (
+                "shutdown".into(),
+                1,
+                2,
+                "2023-11-14T22:13:40.000000+0000".into(),
+                "2023-11-14T22:13:44.000000+0000".into()
+            ),
         ]
     );
     // All records of the long flow share its flow_id and add up to its 13 packets.
@@ -168,15 +190,19 @@ fn idle_and_active_timeouts() {
 fn eviction_when_the_table_is_full() {
     let d = TempDir::new("evict");
     let l2 = L2::default();
-    let pkts: Vec<_> = (0..10u16).map(|i| (T0 + i as u64 * 1000, udp_frame(&l2, true, ip("10.8.0.1"), 1000 + i, ip("10.8.0.2"), 53, b"q"))).collect();
+    let pkts: Vec<_> = (0..10u16)
+        .map(|i| (T0 + i as u64 * 1000, udp_frame(&l2, true, ip("10.8.0.1"), 1000 + i, ip("10.8.0.2"), 53, b"q")))
+        .collect();
     let p = d.path("e.pcap");
     write_pcap(&p, &pkts);
     let cfg = config(&d, "[flow]\ncapacity = 4\n");
     let r = replay(&["--config", &cfg, "--source", "file", "--workers", "1", p.to_str().unwrap()]);
-    let mut evicted: Vec<u64> = r.events.iter().filter(|e| e["flow"]["reason"] == "evicted").map(|e| e["src_port"].as_u64().unwrap()).collect();
+    let mut evicted: Vec<u64> =
+        r.events.iter().filter(|e| e["flow"]["reason"] == "evicted").map(|e| e["src_port"].as_u64().unwrap()).collect();
     evicted.sort();
     assert_eq!(evicted, vec![1000, 1001, 1002, 1003, 1004, 1005], "the oldest idle flows go first");
-    let mut kept: Vec<u64> = r.events.iter().filter(|e| e["flow"]["reason"] != "evicted").map(|e| e["src_port"].as_u64().unwrap()).collect();
+    let mut kept: Vec<u64> =
+        r.events.iter().filter(|e| e["flow"]["reason"] != "evicted").map(|e| e["src_port"].as_u64().unwrap()).collect();
     kept.sort();
     assert_eq!(kept, vec![1006, 1007, 1008, 1009]);
     assert!(r.stderr.contains("evicted 6"), "{}", r.stderr);
@@ -187,7 +213,8 @@ fn bad_input_gives_clear_errors() {
     let d = TempDir::new("bad");
     let p = d.path("not.pcap");
     std::fs::write(&p, b"definitely not a capture file").unwrap();
-    let out = std::process::Command::new(bin()).args(["replay", "--source", "file", p.to_str().unwrap()]).output().unwrap();
+    let out =
+        std::process::Command::new(bin()).args(["replay", "--source", "file", p.to_str().unwrap()]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not.pcap") && err.contains("not a pcap or pcapng file"), "{err}");
@@ -197,7 +224,8 @@ fn bad_input_gives_clear_errors() {
     let bytes = std::fs::read(&full).unwrap();
     let cut = d.path("cut.pcap");
     std::fs::write(&cut, &bytes[..bytes.len() - 7]).unwrap();
-    let out = std::process::Command::new(bin()).args(["replay", "--source", "file", cut.to_str().unwrap()]).output().unwrap();
+    let out =
+        std::process::Command::new(bin()).args(["replay", "--source", "file", cut.to_str().unwrap()]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("file ends inside a record"));
 }
@@ -206,7 +234,8 @@ fn bad_input_gives_clear_errors() {
 fn check_config_names_file_and_keys() {
     let root = env!("CARGO_MANIFEST_DIR");
     for f in ["replay.toml", "sensor-100g.toml", "sensor-vdev.toml"] {
-        let out = std::process::Command::new(bin()).args(["check-config", &format!("{root}/configs/{f}")]).output().unwrap();
+        let out =
+            std::process::Command::new(bin()).args(["check-config", &format!("{root}/configs/{f}")]).output().unwrap();
         assert!(out.status.success(), "{f}: {}", String::from_utf8_lossy(&out.stderr));
     }
     let d = TempDir::new("cfg");
@@ -214,7 +243,14 @@ fn check_config_names_file_and_keys() {
     let out = std::process::Command::new(bin()).args(["check-config", &bad]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    for want in ["test.toml", "4 problem(s)", "capture.burst_size", "capture.ports[0].cores: core 2 listed twice", "flow.capacity", "dpdk.memory_mb"] {
+    for want in [
+        "test.toml",
+        "4 problem(s)",
+        "capture.burst_size",
+        "capture.ports[0].cores: core 2 listed twice",
+        "flow.capacity",
+        "dpdk.memory_mb",
+    ] {
         assert!(err.contains(want), "missing {want:?} in {err}");
     }
     let unknown = config(&d, "[flow]\ncapcity = 5\n");

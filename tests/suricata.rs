@@ -17,7 +17,10 @@ fn suricata_available() -> bool {
 fn table(events: &[Value]) -> BTreeMap<String, Vec<(u64, u64, u64, u64, String)>> {
     let mut m: BTreeMap<String, Vec<_>> = BTreeMap::new();
     for e in events.iter().filter(|e| e["event_type"] == "flow") {
-        let k = format!("{}|{}|{}|{}|{}|{}", e["vlan"], e["src_ip"], e["src_port"], e["dest_ip"], e["dest_port"], e["proto"]);
+        let k = format!(
+            "{}|{}|{}|{}|{}|{}",
+            e["vlan"], e["src_ip"], e["src_port"], e["dest_ip"], e["dest_port"], e["proto"]
+        );
         let f = &e["flow"];
         m.entry(k).or_default().push((
             f["pkts_toserver"].as_u64().unwrap(),
@@ -37,11 +40,26 @@ fn run_suricata(d: &TempDir, pcap: &std::path::Path) -> Vec<Value> {
     let logdir = d.path("suricata");
     std::fs::create_dir_all(&logdir).unwrap();
     let out = Command::new("suricata")
-        .args(["-r", pcap.to_str().unwrap(), "-k", "none", "-S", "/dev/null", "--runmode", "single", "-l", logdir.to_str().unwrap()])
+        .args([
+            "-r",
+            pcap.to_str().unwrap(),
+            "-k",
+            "none",
+            "-S",
+            "/dev/null",
+            "--runmode",
+            "single",
+            "-l",
+            logdir.to_str().unwrap(),
+        ])
         .output()
         .expect("run suricata");
     assert!(out.status.success(), "suricata failed: {}", String::from_utf8_lossy(&out.stderr));
-    std::fs::read_to_string(logdir.join("eve.json")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    std::fs::read_to_string(logdir.join("eve.json"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[test]
@@ -65,7 +83,8 @@ fn same_flows_and_counts_as_suricata() {
         match a.get(k) {
             None => diffs.push(format!("only in Suricata: {k} {v:?}")),
             Some(w) => {
-                let strip = |x: &Vec<(u64, u64, u64, u64, String)>| x.iter().map(|t| (t.0, t.1, t.2, t.3)).collect::<Vec<_>>();
+                let strip =
+                    |x: &Vec<(u64, u64, u64, u64, String)>| x.iter().map(|t| (t.0, t.1, t.2, t.3)).collect::<Vec<_>>();
                 if strip(v) != strip(w) {
                     diffs.push(format!("counts differ for {k}: suricata {v:?} spinewatch {w:?}"));
                 }

@@ -111,10 +111,20 @@ impl RunSummary {
         let t = self.total();
         let e = self.export_total();
         let mut s = String::new();
-        let _ = writeln!(s, "spinewatch summary ({}, {} worker{})", self.source, self.workers.len(), if self.workers.len() == 1 { "" } else { "s" });
+        let _ = writeln!(
+            s,
+            "spinewatch summary ({}, {} worker{})",
+            self.source,
+            self.workers.len(),
+            if self.workers.len() == 1 { "" } else { "s" }
+        );
         let _ = writeln!(s, "  input packets        {}", self.input_packets);
         for p in &self.ports {
-            let _ = writeln!(s, "  port {:<15} ipackets {} imissed {} ierrors {} rx_nombuf {}", p.name, p.ipackets, p.imissed, p.ierrors, p.rx_nombuf);
+            let _ = writeln!(
+                s,
+                "  port {:<15} ipackets {} imissed {} ierrors {} rx_nombuf {}",
+                p.name, p.ipackets, p.imissed, p.ierrors, p.rx_nombuf
+            );
         }
         let _ = writeln!(s, "  packets processed    {} ({} bytes)", t.packets, t.bytes);
         let _ = writeln!(s, "    on flows           {}", t.flow_packets);
@@ -130,14 +140,31 @@ impl RunSummary {
             }
         }
         let _ = writeln!(s, "  flows created        {}", t.flows.created);
-        let _ = writeln!(s, "  records              {} (timeout {}, shutdown {}, evicted {}, interim {})", e.records, t.flows.timed_out, t.flows.shutdown, t.flows.evicted, t.flows.interim);
-        let _ = writeln!(s, "  records exported     {} (dropped {}, channel full {} times)", self.exporter.records, e.dropped, e.channel_full);
+        let _ = writeln!(
+            s,
+            "  records              {} (timeout {}, shutdown {}, evicted {}, interim {})",
+            e.records, t.flows.timed_out, t.flows.shutdown, t.flows.evicted, t.flows.interim
+        );
+        let _ = writeln!(
+            s,
+            "  records exported     {} (dropped {}, channel full {} times)",
+            self.exporter.records, e.dropped, e.channel_full
+        );
         for w in &self.workers {
             let core = w.core.map(|c| format!("core {c}")).unwrap_or_else(|| "unpinned".into());
-            let _ = writeln!(s, "  worker {} ({core}): packets {} flows {} records {}", w.id, w.engine.packets, w.engine.flows.created, w.export.records);
+            let _ = writeln!(
+                s,
+                "  worker {} ({core}): packets {} flows {} records {}",
+                w.id, w.engine.packets, w.engine.flows.created, w.export.records
+            );
         }
         if self.elapsed_secs > 0.0 {
-            let _ = writeln!(s, "  elapsed              {:.3} s ({:.3} Mpps)", self.elapsed_secs, t.packets as f64 / self.elapsed_secs / 1e6);
+            let _ = writeln!(
+                s,
+                "  elapsed              {:.3} s ({:.3} Mpps)",
+                self.elapsed_secs,
+                t.packets as f64 / self.elapsed_secs / 1e6
+            );
         }
         let _ = writeln!(s, "  accounting           {}", if self.balanced() { "balanced" } else { "UNBALANCED" });
         s

@@ -75,7 +75,11 @@ fn plan_workers(ports: &[PortSpec]) -> Vec<WorkerPlan> {
 
 /// Runs the DPDK pipeline until `stop` is set or, for replay, every worker has its expected
 /// packets. Writes EVE to `out`.
-pub fn run_dpdk(cfg: &DpdkRunConfig, out: Box<dyn Write + Send>, stop: Arc<AtomicBool>) -> Result<RunSummary, DpdkRunError> {
+pub fn run_dpdk(
+    cfg: &DpdkRunConfig,
+    out: Box<dyn Write + Send>,
+    stop: Arc<AtomicBool>,
+) -> Result<RunSummary, DpdkRunError> {
     let plans = plan_workers(&cfg.ports);
     if plans.is_empty() {
         return Err(DpdkRunError::Config("no ports/cores configured".into()));
@@ -93,7 +97,10 @@ pub fn run_dpdk(cfg: &DpdkRunConfig, out: Box<dyn Write + Send>, stop: Arc<Atomi
         if (spec.cores.len() as u16) > info.max_rx_queues {
             return Err(DpdkRunError::Config(format!(
                 "port {}: {} RX queues asked (one per core) but driver {} has {}",
-                spec.name, spec.cores.len(), info.driver, info.max_rx_queues
+                spec.name,
+                spec.cores.len(),
+                info.driver,
+                info.max_rx_queues
             )));
         }
         ports.push(port);
@@ -115,7 +122,11 @@ pub fn run_dpdk(cfg: &DpdkRunConfig, out: Box<dyn Write + Send>, stop: Arc<Atomi
     let n_mbufs = match cfg.mempool_size {
         Some(n) => {
             if (n as u64) < needed {
-                tracing::warn!(configured = n, needed, "capture.mempool_size is below what the descriptors and caches hold; expect rx_nombuf drops");
+                tracing::warn!(
+                    configured = n,
+                    needed,
+                    "capture.mempool_size is below what the descriptors and caches hold; expect rx_nombuf drops"
+                );
             }
             n
         }
@@ -221,12 +232,13 @@ pub fn run_dpdk(cfg: &DpdkRunConfig, out: Box<dyn Write + Send>, stop: Arc<Atomi
                             // The clock, once per burst.
                             if !hw_ts {
                                 let t = dpdk_sys::tsc();
-                                tsc_now_us = epoch_us + ((t.wrapping_sub(tsc0)) as u128 * 1_000_000 / tsc_hz as u128) as u64;
+                                tsc_now_us =
+                                    epoch_us + ((t.wrapping_sub(tsc0)) as u128 * 1_000_000 / tsc_hz as u128) as u64;
                             }
-                            for m in burst.iter() {
-                                let ts = if hw_ts { m.timestamp().unwrap_or(core.now()) } else { tsc_now_us };
-                                core.packet(m.data(), m.pkt_len(), ts);
-                            }
+                            core.burst(burst.iter().map(|m| {
+                                let ts = if hw_ts { m.timestamp().unwrap_or(0) } else { tsc_now_us };
+                                (m.data(), m.pkt_len(), ts)
+                            }));
                             burst.free();
                         }
                         polls += 1;
@@ -239,13 +251,19 @@ pub fn run_dpdk(cfg: &DpdkRunConfig, out: Box<dyn Write + Send>, stop: Arc<Atomi
                             let now = Instant::now();
                             if !hw_ts {
                                 let t = dpdk_sys::tsc();
-                                tsc_now_us = epoch_us + ((t.wrapping_sub(tsc0)) as u128 * 1_000_000 / tsc_hz as u128) as u64;
+                                tsc_now_us =
+                                    epoch_us + ((t.wrapping_sub(tsc0)) as u128 * 1_000_000 / tsc_hz as u128) as u64;
                                 core.end_burst(Some(tsc_now_us), started.elapsed().as_millis() as u64);
                             } else {
                                 core.end_burst(None, started.elapsed().as_millis() as u64);
                             }
                             if expected.is_some() && now.duration_since(last_rx) > idle_exit {
-                                tracing::warn!(worker = i, received = core.received, expected = expected.unwrap_or(0), "input idle; ending this worker's replay early");
+                                tracing::warn!(
+                                    worker = i,
+                                    received = core.received,
+                                    expected = expected.unwrap_or(0),
+                                    "input idle; ending this worker's replay early"
+                                );
                                 break;
                             }
                         }
@@ -275,7 +293,13 @@ pub fn run_dpdk(cfg: &DpdkRunConfig, out: Box<dyn Write + Send>, stop: Arc<Atomi
     for (p, spec) in ports.iter_mut().zip(&cfg.ports) {
         p.stop();
         let st = p.stats();
-        port_summaries.push(PortSummary { name: spec.name.clone(), ipackets: st.ipackets, imissed: st.imissed, ierrors: st.ierrors, rx_nombuf: st.rx_nombuf });
+        port_summaries.push(PortSummary {
+            name: spec.name.clone(),
+            ipackets: st.ipackets,
+            imissed: st.imissed,
+            ierrors: st.ierrors,
+            rx_nombuf: st.rx_nombuf,
+        });
     }
     let end = cores.iter().map(|c| c.now()).max().unwrap_or(0);
     let workers: Vec<_> = cores.into_iter().map(|c| c.finish(end)).collect();
@@ -285,9 +309,20 @@ pub fn run_dpdk(cfg: &DpdkRunConfig, out: Box<dyn Write + Send>, stop: Arc<Atomi
     eal.cleanup();
     // What the NICs delivered, to check against what the workers processed.
     let input_packets = port_summaries.iter().map(|p| p.ipackets).sum();
-    Ok(RunSummary { source: "dpdk".into(), workers, ports: port_summaries, exporter, elapsed_secs: elapsed, input_packets })
+    Ok(RunSummary {
+        source: "dpdk".into(),
+        workers,
+        ports: port_summaries,
+        exporter,
+        elapsed_secs: elapsed,
+        input_packets,
+    })
 }
 
-fn dpdk_export(out: Box<dyn Write + Send>, n: usize, cfg: &ExportConfig) -> Result<(export::ExportHandle, Vec<export::Batcher>), DpdkRunError> {
+fn dpdk_export(
+    out: Box<dyn Write + Send>,
+    n: usize,
+    cfg: &ExportConfig,
+) -> Result<(export::ExportHandle, Vec<export::Batcher>), DpdkRunError> {
     export::spawn(out, n, cfg).map_err(DpdkRunError::Export)
 }

@@ -48,7 +48,12 @@ struct PacketBatch {
 }
 
 /// Replays `paths` in order through `cfg.workers` workers, writing EVE to `out`.
-pub fn run_files(paths: &[PathBuf], cfg: &FileRunConfig, out: Box<dyn Write + Send>, stop: Arc<AtomicBool>) -> Result<RunSummary, FileRunError> {
+pub fn run_files(
+    paths: &[PathBuf],
+    cfg: &FileRunConfig,
+    out: Box<dyn Write + Send>,
+    stop: Arc<AtomicBool>,
+) -> Result<RunSummary, FileRunError> {
     let n = cfg.workers.max(1);
     // Open every file first so a bad path fails before anything runs.
     let mut readers = Vec::with_capacity(paths.len());
@@ -89,9 +94,12 @@ pub fn run_files(paths: &[PathBuf], cfg: &FileRunConfig, out: Box<dyn Write + Se
                         }
                     }
                     while let Ok(mut b) = rx.recv() {
-                        for &(off, len, wire, ts) in &b.meta {
-                            core.packet(&b.data[off as usize..(off + len) as usize], wire, ts);
-                        }
+                        let data = &b.data;
+                        core.burst(
+                            b.meta
+                                .iter()
+                                .map(|&(off, len, wire, ts)| (&data[off as usize..(off + len) as usize], wire, ts)),
+                        );
                         core.end_burst(None, started.elapsed().as_millis() as u64);
                         b.data.clear();
                         b.meta.clear();

@@ -51,12 +51,20 @@ pub struct PcapReader {
 
 fn u32_at(b: &[u8], big: bool) -> u32 {
     let a = [b[0], b[1], b[2], b[3]];
-    if big { u32::from_be_bytes(a) } else { u32::from_le_bytes(a) }
+    if big {
+        u32::from_be_bytes(a)
+    } else {
+        u32::from_le_bytes(a)
+    }
 }
 
 fn u16_at(b: &[u8], big: bool) -> u16 {
     let a = [b[0], b[1]];
-    if big { u16::from_be_bytes(a) } else { u16::from_le_bytes(a) }
+    if big {
+        u16::from_be_bytes(a)
+    } else {
+        u16::from_le_bytes(a)
+    }
 }
 
 impl PcapReader {
@@ -68,7 +76,13 @@ impl PcapReader {
         let mut hdr = [0u8; 4];
         r.read_exact(&mut hdr).map_err(io_err)?;
         let magic = u32::from_le_bytes(hdr);
-        let mut me = PcapReader { path: path.clone(), r, fmt: Format::Pcap { big_endian: false, nanos: false }, buf: Vec::new(), offset: 4 };
+        let mut me = PcapReader {
+            path: path.clone(),
+            r,
+            fmt: Format::Pcap { big_endian: false, nanos: false },
+            buf: Vec::new(),
+            offset: 4,
+        };
         match magic {
             0xa1b2c3d4 | 0xa1b23c4d | 0xd4c3b2a1 | 0x4d3cb2a1 => {
                 let big = matches!(magic, 0xd4c3b2a1 | 0x4d3cb2a1);
@@ -109,7 +123,11 @@ impl PcapReader {
             match self.r.read(&mut b[got..]) {
                 Ok(0) if got == 0 => return Ok(false),
                 Ok(0) => {
-                    return Err(PcapError::Corrupt { path: self.path.clone(), offset: self.offset, what: "file ends inside a record header" })
+                    return Err(PcapError::Corrupt {
+                        path: self.path.clone(),
+                        offset: self.offset,
+                        what: "file ends inside a record header",
+                    })
                 }
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -258,12 +276,13 @@ impl PcapReader {
                         _ => None,
                     }
                     .ok_or_else(|| self.corrupt("packet block names an undeclared interface"))?;
-                    let ts = if units == 1_000_000 {
-                        ts_raw
-                    } else {
-                        (ts_raw as u128 * 1_000_000 / units as u128) as u64
-                    };
-                    return Ok(Some(Record { ts, data: &self.buf[20..20 + caplen], orig_len: orig_len.max(caplen as u32) }));
+                    let ts =
+                        if units == 1_000_000 { ts_raw } else { (ts_raw as u128 * 1_000_000 / units as u128) as u64 };
+                    return Ok(Some(Record {
+                        ts,
+                        data: &self.buf[20..20 + caplen],
+                        orig_len: orig_len.max(caplen as u32),
+                    }));
                 }
                 3 => {
                     if body_len < 4 {

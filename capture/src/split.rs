@@ -32,7 +32,9 @@ pub fn split_captures(inputs: &[PathBuf], n: usize, dir: &Path) -> Result<Split,
         let mut r = PcapReader::open(input)?;
         while let Some(rec) = r.next_packet()? {
             let q = detect::hash::dispatch(rec.data, n);
-            writers[q].write(rec.ts, rec.data, rec.orig_len).map_err(|source| SplitError::Io { path: files[q].clone(), source })?;
+            writers[q]
+                .write(rec.ts, rec.data, rec.orig_len)
+                .map_err(|source| SplitError::Io { path: files[q].clone(), source })?;
             packets[q] += 1;
         }
     }

@@ -23,11 +23,12 @@ impl WorkerCore {
         WorkerCore { id, core: None, engine: Engine::new(flow), batcher, stats, received: 0, bursts: 0 }
     }
 
-    /// One frame: decode and flow update. No allocation, no lock, no syscall.
+    /// One burst of frames `(data, wire_len, ts)`: decode and flow update. No allocation, no
+    /// lock, no syscall. A `ts` of 0 means "no timestamp": the packet clock stays where it is.
     #[inline]
-    pub fn packet(&mut self, data: &[u8], wire_len: u32, ts: Micros) {
-        self.received += 1;
-        self.engine.process(data, wire_len, ts, &mut self.batcher);
+    pub fn burst<'a, I: IntoIterator<Item = (&'a [u8], u32, Micros)>>(&mut self, frames: I) {
+        let received = &mut self.received;
+        self.engine.process_burst(frames.into_iter().inspect(|_| *received += 1), &mut self.batcher);
     }
 
     /// Once per burst: expiry on the packet clock (or `clock` when the source has a live one),

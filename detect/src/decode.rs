@@ -5,9 +5,7 @@
 //! ports, flags, where the L4 payload is) or a small `Copy` [`DecodeError`] that the engine
 //! counts by [`DecodeErrorKind`] and [`Layer`].
 
-use crate::wire::{
-    ethernet, icmp, ipv4, ipv6, tcp, udp, vlan, EtherType, IpProtocol, Ipv6ExtHeader,
-};
+use crate::wire::{ethernet, icmp, ipv4, ipv6, tcp, udp, vlan, EtherType, IpProtocol, Ipv6ExtHeader};
 
 /// The most VLAN tags we decode (Suricata 7 keeps three layers too); a deeper stack is an error.
 pub const MAX_VLANS: usize = 3;

@@ -3,8 +3,9 @@
 //! The capture layer feeds it frames (from an mbuf or a pcap record) and calls
 //! [`Engine::end_burst`] once per burst; records go to a [`RecordSink`] the caller owns.
 
-use crate::decode::{decode, DecodeErrorKind, Kind, Layer};
-use crate::flow::{FlowConfig, FlowCounters, FlowTable};
+use crate::decode::{decode, DecodeError, DecodeErrorKind, Decoded, Kind, Layer};
+use crate::flow::{FlowConfig, FlowCounters, FlowKey, FlowTable};
+use crate::hash::key_hash;
 use crate::time::Micros;
 
 pub use crate::flow::RecordSink;
@@ -36,8 +37,7 @@ impl EngineCounters {
 
     /// packets == flow_packets + non_ip + fragments + no_flow + decode errors.
     pub fn balanced(&self) -> bool {
-        self.packets
-            == self.flow_packets + self.non_ip + self.fragments + self.no_flow + self.decode_errors_total()
+        self.packets == self.flow_packets + self.non_ip + self.fragments + self.no_flow + self.decode_errors_total()
     }
 
     /// Adds another engine's counters (for totals across workers).
@@ -63,44 +63,111 @@ impl EngineCounters {
     }
 }
 
+/// Frames decoded ahead of their flow updates in [`Engine::process_burst`].
+pub const CHUNK: usize = 16;
+
+/// A decoded frame waiting for its flow update.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    result: Result<Decoded, DecodeError>,
+    key: FlowKey,
+    hash: u64,
+    src_is_lo: bool,
+    is_ip: bool,
+    wire_len: u32,
+    ts: Micros,
+}
+
+const PENDING: Pending = Pending {
+    result: Err(DecodeError::TooManyVlans),
+    key: FlowKey {
+        lo_addr: [0; 16],
+        hi_addr: [0; 16],
+        lo_port: 0,
+        hi_port: 0,
+        proto: 0,
+        ip_version: 0,
+        vlan_count: 0,
+        vlan: [0; 3],
+    },
+    hash: 0,
+    src_is_lo: false,
+    is_ip: false,
+    wire_len: 0,
+    ts: 0,
+};
+
 /// Decode + flow tracking for one worker.
 pub struct Engine {
     table: FlowTable,
     counters: EngineCounters,
+    chunk: [Pending; CHUNK],
     /// The packet clock: the latest timestamp seen.
     now: Micros,
 }
 
 impl Engine {
     pub fn new(cfg: FlowConfig) -> Self {
-        Engine { table: FlowTable::new(cfg), counters: EngineCounters::default(), now: 0 }
+        Engine { table: FlowTable::new(cfg), counters: EngineCounters::default(), chunk: [PENDING; CHUNK], now: 0 }
     }
 
     /// Processes one frame: `data` is what was captured, `wire_len` the frame's length (bytes
     /// counted on flows), `ts` its time.
     #[inline]
     pub fn process<S: RecordSink>(&mut self, data: &[u8], wire_len: u32, ts: Micros, sink: &mut S) {
-        if ts > self.now {
-            self.now = ts;
-        }
-        let c = &mut self.counters;
-        c.packets += 1;
-        c.bytes += wire_len as u64;
-        match decode(data) {
-            Ok(d) => match d.kind {
-                Kind::Ip => {
-                    let before = self.table.len();
-                    self.table.update(&d, wire_len, self.now, sink);
-                    if before == 0 && self.table.is_empty() {
-                        self.counters.no_flow += 1;
-                    } else {
-                        self.counters.flow_packets += 1;
+        self.process_burst(std::iter::once((data, wire_len, ts)), sink);
+    }
+
+    /// Processes a burst of frames `(data, wire_len, ts)`, in chunks of [`CHUNK`]: every frame
+    /// of a chunk is decoded and hashed first; then tight loops load the index entries, then
+    /// the flows, of the whole chunk (independent loads, so their cache misses overlap); then
+    /// the flows are updated in order. The records are the same as frame-by-frame
+    /// [`Engine::process`].
+    #[inline]
+    pub fn process_burst<'a, S, I>(&mut self, frames: I, sink: &mut S)
+    where
+        S: RecordSink,
+        I: IntoIterator<Item = (&'a [u8], u32, Micros)>,
+    {
+        let mut it = frames.into_iter();
+        loop {
+            let mut n = 0;
+            while n < CHUNK {
+                let Some((data, wire_len, ts)) = it.next() else { break };
+                let slot = &mut self.chunk[n];
+                slot.wire_len = wire_len;
+                slot.ts = ts;
+                slot.result = decode(data);
+                slot.is_ip = false;
+                if let Ok(d) = &slot.result {
+                    if d.kind == Kind::Ip {
+                        let (key, lo) = FlowKey::from_decoded(d);
+                        slot.key = key;
+                        slot.src_is_lo = lo;
+                        slot.hash = key_hash(&key);
+                        slot.is_ip = true;
                     }
                 }
-                Kind::Fragment => c.fragments += 1,
-                Kind::NonIp => c.non_ip += 1,
-            },
-            Err(e) => c.decode_errors[e.kind() as usize][e.layer() as usize] += 1,
+                n += 1;
+            }
+            let mut touched = 0u64;
+            for s in &self.chunk[..n] {
+                if s.is_ip {
+                    touched ^= self.table.touch_index(s.hash);
+                }
+            }
+            for s in &self.chunk[..n] {
+                if s.is_ip {
+                    touched ^= self.table.touch_flow(s.hash);
+                }
+            }
+            std::hint::black_box(touched);
+            for s in &self.chunk[..n] {
+                account(&mut self.table, &mut self.counters, &mut self.now, s, sink);
+            }
+            if n < CHUNK {
+                break;
+            }
         }
     }
 
@@ -135,5 +202,30 @@ impl Engine {
 
     pub fn flow_table(&self) -> &FlowTable {
         &self.table
+    }
+}
+
+#[inline]
+fn account<S: RecordSink>(table: &mut FlowTable, c: &mut EngineCounters, now: &mut Micros, s: &Pending, sink: &mut S) {
+    if s.ts > *now {
+        *now = s.ts;
+    }
+    c.packets += 1;
+    c.bytes += s.wire_len as u64;
+    match &s.result {
+        Ok(d) => match d.kind {
+            Kind::Ip => {
+                let before = table.len();
+                table.update_keyed(&s.key, s.src_is_lo, s.hash, d, s.wire_len, *now, sink);
+                if before == 0 && table.is_empty() {
+                    c.no_flow += 1;
+                } else {
+                    c.flow_packets += 1;
+                }
+            }
+            Kind::Fragment => c.fragments += 1,
+            Kind::NonIp => c.non_ip += 1,
+        },
+        Err(e) => c.decode_errors[e.kind() as usize][e.layer() as usize] += 1,
     }
 }

@@ -610,9 +610,47 @@ impl FlowTable {
 
     /// Accounts one decoded IP packet (not a fragment) of `wire_len` bytes seen at `now`.
     pub fn update<S: RecordSink>(&mut self, d: &Decoded, wire_len: u32, now: Micros, sink: &mut S) {
-        debug_assert_eq!(d.kind, Kind::Ip);
         let (key, src_is_lo) = FlowKey::from_decoded(d);
         let hash = key_hash(&key);
+        self.update_keyed(&key, src_is_lo, hash, d, wire_len, now, sink);
+    }
+
+    /// Loads the index entry a key hash points to, so that a later update finds it in cache.
+    /// Called for a whole chunk of packets in a tight loop, the loads' cache misses overlap
+    /// instead of following one another. The caller folds the result into a `black_box` so
+    /// the load is kept.
+    #[inline]
+    pub fn touch_index(&self, hash: u64) -> u64 {
+        self.index[hash as usize & self.mask]
+    }
+
+    /// Loads the flow the index entry of `hash` names (after [`FlowTable::touch_index`]).
+    #[inline]
+    pub fn touch_flow(&self, hash: u64) -> u64 {
+        let e = self.index[hash as usize & self.mask];
+        if e >> 32 == hash >> 32 {
+            if let Some(f) = self.flows.get((e as u32).wrapping_sub(1) as usize) {
+                return f.last;
+            }
+        }
+        0
+    }
+
+    /// [`FlowTable::update`] with the key and hash already computed.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn update_keyed<S: RecordSink>(
+        &mut self,
+        key: &FlowKey,
+        src_is_lo: bool,
+        hash: u64,
+        d: &Decoded,
+        wire_len: u32,
+        now: Micros,
+        sink: &mut S,
+    ) {
+        debug_assert_eq!(d.kind, Kind::Ip);
+        let key = *key;
         let mut slot = self.find(&key, hash);
         if let Some(s) = slot {
             let exp = self.expires_at(s);
@@ -806,7 +844,14 @@ mod test {
     use crate::decode::Kind;
 
     fn udp(src: u8, sport: u16, dst: u8, dport: u16) -> Decoded {
-        let mut d = Decoded { kind: Kind::Ip, ip_version: 4, proto: 17, src_port: sport, dst_port: dport, ..Default::default() };
+        let mut d = Decoded {
+            kind: Kind::Ip,
+            ip_version: 4,
+            proto: 17,
+            src_port: sport,
+            dst_port: dport,
+            ..Default::default()
+        };
         d.src[..4].copy_from_slice(&[10, 0, 0, src]);
         d.dst[..4].copy_from_slice(&[10, 0, 0, dst]);
         d
@@ -898,8 +943,14 @@ mod test {
         p.push(tcp(false, R, 501, 0, 0));
         assert_eq!(run(&p).tcp.unwrap().state, Some(TcpState::Closed));
         // RST-ACK to a SYN must acknowledge it
-        assert_eq!(run(&[tcp(true, S, 100, 0, 0), tcp(false, R | A, 0, 77, 0)]).tcp.unwrap().state, Some(TcpState::SynSent));
-        assert_eq!(run(&[tcp(true, S, 100, 0, 0), tcp(false, R | A, 0, 101, 0)]).tcp.unwrap().state, Some(TcpState::Closed));
+        assert_eq!(
+            run(&[tcp(true, S, 100, 0, 0), tcp(false, R | A, 0, 77, 0)]).tcp.unwrap().state,
+            Some(TcpState::SynSent)
+        );
+        assert_eq!(
+            run(&[tcp(true, S, 100, 0, 0), tcp(false, R | A, 0, 101, 0)]).tcp.unwrap().state,
+            Some(TcpState::Closed)
+        );
         // data advances the expected sequence
         let mut p = hs.to_vec();
         p.push(tcp(true, A, 101, 501, 1000));

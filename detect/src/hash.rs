@@ -19,9 +19,7 @@ fn fmix64(mut k: u64) -> u64 {
 
 #[inline]
 fn word(b: &[u8; 16], i: usize) -> u64 {
-    u64::from_le_bytes([
-        b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5], b[i + 6], b[i + 7],
-    ])
+    u64::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5], b[i + 6], b[i + 7]])
 }
 
 /// Hash of a canonical key (so of both directions).
@@ -33,8 +31,8 @@ pub fn key_hash(k: &FlowKey) -> u64 {
     h = mix(h, word(&k.lo_addr, 8));
     h = mix(h, word(&k.hi_addr, 0));
     h = mix(h, word(&k.hi_addr, 8));
-    let ports = (k.lo_port as u64) | ((k.hi_port as u64) << 16) | ((k.proto as u64) << 32)
-        | ((k.vlan_count as u64) << 40);
+    let ports =
+        (k.lo_port as u64) | ((k.hi_port as u64) << 16) | ((k.proto as u64) << 32) | ((k.vlan_count as u64) << 40);
     h = mix(h, ports);
     let vl = (k.vlan[0] as u64) | ((k.vlan[1] as u64) << 16) | ((k.vlan[2] as u64) << 32);
     fmix64(h ^ vl)
@@ -80,7 +78,8 @@ mod test {
 
     #[test]
     fn test_symmetric() {
-        let mut d = Decoded { kind: Kind::Ip, ip_version: 4, proto: 6, src_port: 1234, dst_port: 80, ..Default::default() };
+        let mut d =
+            Decoded { kind: Kind::Ip, ip_version: 4, proto: 6, src_port: 1234, dst_port: 80, ..Default::default() };
         d.src[..4].copy_from_slice(&[10, 0, 0, 1]);
         d.dst[..4].copy_from_slice(&[10, 0, 0, 2]);
         let mut r = d;

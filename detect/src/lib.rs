@@ -14,4 +14,4 @@ pub mod wire;
 
 pub use decode::{decode, DecodeError, DecodeErrorKind, Decoded, Layer};
 pub use engine::{Engine, EngineCounters, RecordSink};
-pub use flow::{FlowConfig, FlowRecord, FlowState, EndReason, TcpState, Timeouts};
+pub use flow::{EndReason, FlowConfig, FlowRecord, FlowState, TcpState, Timeouts};

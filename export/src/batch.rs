@@ -202,9 +202,8 @@ pub fn spawn(
     for w in 0..workers {
         let (btx, brx) = bounded::<Batch>(per_worker);
         returns.push(btx);
-        let pool = (0..per_worker - 1)
-            .map(|_| Batch { worker: w, records: Vec::with_capacity(cfg.batch_size) })
-            .collect();
+        let pool =
+            (0..per_worker - 1).map(|_| Batch { worker: w, records: Vec::with_capacity(cfg.batch_size) }).collect();
         batchers.push(Batcher {
             worker: w,
             tx: tx.clone(),
@@ -222,7 +221,11 @@ pub fn spawn(
     Ok((ExportHandle { thread }, batchers))
 }
 
-fn export_loop(mut out: Box<dyn Write + Send>, rx: Receiver<Batch>, returns: Vec<Sender<Batch>>) -> io::Result<ExportStats> {
+fn export_loop(
+    mut out: Box<dyn Write + Send>,
+    rx: Receiver<Batch>,
+    returns: Vec<Sender<Batch>>,
+) -> io::Result<ExportStats> {
     let mut stats = ExportStats::default();
     let mut buf = Vec::with_capacity(1 << 20);
     let mut result = Ok(());

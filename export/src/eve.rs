@@ -22,13 +22,8 @@ pub fn write_timestamp(out: &mut Vec<u8>, us: u64) {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + (m <= 2) as i64;
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}+0000",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    );
+    let _ =
+        write!(out, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}+0000", sod / 3600, (sod / 60) % 60, sod % 60);
 }
 
 /// Appends an address as Suricata writes it: dotted quad, or IPv6 as eight 4-digit groups.

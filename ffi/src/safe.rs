@@ -43,11 +43,21 @@ impl Eal {
     /// `rte_eal_init` with `args` (the first is the program name).
     pub fn init(args: &[String]) -> Result<Eal, DpdkError> {
         if EAL_UP.swap(true, Ordering::SeqCst) {
-            return Err(DpdkError { op: "rte_eal_init".into(), code: -114, msg: "EAL is already initialised in this process".into() });
+            return Err(DpdkError {
+                op: "rte_eal_init".into(),
+                code: -114,
+                msg: "EAL is already initialised in this process".into(),
+            });
         }
         let cargs: Vec<CString> = args
             .iter()
-            .map(|a| CString::new(a.as_str()).map_err(|_| DpdkError { op: "rte_eal_init".into(), code: -22, msg: format!("argument {a:?} contains NUL") }))
+            .map(|a| {
+                CString::new(a.as_str()).map_err(|_| DpdkError {
+                    op: "rte_eal_init".into(),
+                    code: -22,
+                    msg: format!("argument {a:?} contains NUL"),
+                })
+            })
             .collect::<Result<_, _>>()?;
         // EAL keeps pointers into argv for the life of the process: leak them on purpose.
         let mut argv: Vec<*mut c_char> = cargs.into_iter().map(|c| c.into_raw()).collect();
@@ -115,11 +125,24 @@ unsafe impl Sync for Mempool {}
 impl Mempool {
     /// `rte_pktmbuf_pool_create`: `n` mbufs of `data_room` bytes (headroom included), with a
     /// per-lcore cache of `cache`, on NUMA `socket` (-1 for any).
-    pub fn create(_eal: &Eal, name: &str, n: u32, cache: u32, data_room: u16, socket: i32) -> Result<Mempool, DpdkError> {
-        let cname = CString::new(name).map_err(|_| DpdkError { op: "rte_pktmbuf_pool_create".into(), code: -22, msg: "name contains NUL".into() })?;
+    pub fn create(
+        _eal: &Eal,
+        name: &str,
+        n: u32,
+        cache: u32,
+        data_room: u16,
+        socket: i32,
+    ) -> Result<Mempool, DpdkError> {
+        let cname = CString::new(name).map_err(|_| DpdkError {
+            op: "rte_pktmbuf_pool_create".into(),
+            code: -22,
+            msg: "name contains NUL".into(),
+        })?;
         // SAFETY: EAL is initialised; cname is a valid C string for the call's duration.
         let p = unsafe { sys::rte_pktmbuf_pool_create(cname.as_ptr(), n, cache, 0, data_room, socket) };
-        NonNull::new(p).map(|ptr| Mempool { ptr }).ok_or_else(|| err(format!("rte_pktmbuf_pool_create({name}, {n} mbufs)"), rte_errno()))
+        NonNull::new(p)
+            .map(|ptr| Mempool { ptr })
+            .ok_or_else(|| err(format!("rte_pktmbuf_pool_create({name}, {n} mbufs)"), rte_errno()))
     }
 
     pub fn avail(&self) -> u32 {
@@ -194,12 +217,20 @@ pub fn symmetric_rss_key(len: usize) -> Vec<u8> {
 impl Port {
     /// The port DPDK named `name` (a PCI address or a vdev name such as `net_pcap0`).
     pub fn by_name(_eal: &Eal, name: &str) -> Result<Port, DpdkError> {
-        let cname = CString::new(name).map_err(|_| DpdkError { op: "rte_eth_dev_get_port_by_name".into(), code: -22, msg: "name contains NUL".into() })?;
+        let cname = CString::new(name).map_err(|_| DpdkError {
+            op: "rte_eth_dev_get_port_by_name".into(),
+            code: -22,
+            msg: "name contains NUL".into(),
+        })?;
         let mut id = 0u16;
         // SAFETY: EAL is up; cname valid; id is a valid out pointer.
         let r = unsafe { sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
         if r != 0 {
-            return Err(DpdkError { op: format!("port {name}"), code: r, msg: "no such DPDK port (check the PCI address / vdev and that its driver is loaded)".into() });
+            return Err(DpdkError {
+                op: format!("port {name}"),
+                code: r,
+                msg: "no such DPDK port (check the PCI address / vdev and that its driver is loaded)".into(),
+            });
         }
         Ok(Port { id, name: name.to_owned(), started: false })
     }
@@ -234,7 +265,14 @@ impl Port {
 
     /// `rte_eth_dev_configure` with `rxq` RX queues and `txq` TX queues. With `rss_hf != 0`,
     /// RSS over those hash types with the symmetric key of `key_len` bytes.
-    pub fn configure(&mut self, rxq: u16, txq: u16, rss_hf: u64, key_len: usize, rx_offloads: u64) -> Result<(), DpdkError> {
+    pub fn configure(
+        &mut self,
+        rxq: u16,
+        txq: u16,
+        rss_hf: u64,
+        key_len: usize,
+        rx_offloads: u64,
+    ) -> Result<(), DpdkError> {
         let mut conf = sys::rte_eth_conf::default();
         let mut key = symmetric_rss_key(key_len.max(40));
         if rss_hf != 0 {
@@ -255,7 +293,9 @@ impl Port {
     pub fn rx_queue_setup(&mut self, q: u16, nb_desc: u16, socket: i32, pool: &Mempool) -> Result<(), DpdkError> {
         // SAFETY: port configured; pool pointer valid (the caller keeps the pool alive longer
         // than the port runs); a null rxconf means the driver's defaults.
-        let r = unsafe { sys::rte_eth_rx_queue_setup(self.id, q, nb_desc, socket as u32, std::ptr::null(), pool.ptr.as_ptr()) };
+        let r = unsafe {
+            sys::rte_eth_rx_queue_setup(self.id, q, nb_desc, socket as u32, std::ptr::null(), pool.ptr.as_ptr())
+        };
         if r != 0 {
             return Err(err(format!("rte_eth_rx_queue_setup({} queue {q}, {nb_desc} descriptors)", self.name), r));
         }
@@ -310,7 +350,13 @@ impl Port {
         let mut s = sys::rte_eth_stats::default();
         // SAFETY: valid port; s is a valid out struct.
         unsafe { sys::rte_eth_stats_get(self.id, &mut s) };
-        PortStats { ipackets: s.ipackets, ibytes: s.ibytes, imissed: s.imissed, ierrors: s.ierrors, rx_nombuf: s.rx_nombuf }
+        PortStats {
+            ipackets: s.ipackets,
+            ibytes: s.ibytes,
+            imissed: s.imissed,
+            ierrors: s.ierrors,
+            rx_nombuf: s.rx_nombuf,
+        }
     }
 
     /// Every extended statistic the driver has, by name.
@@ -511,7 +557,10 @@ impl<'a> MbufRef<'a> {
     #[inline]
     pub fn rss_hash(&self) -> Option<u32> {
         // SAFETY: valid mbuf.
-        unsafe { (sys::sw_mbuf_ol_flags(self.ptr) & sys::sw_mbuf_f_rx_rss_hash() != 0).then(|| sys::sw_mbuf_rss_hash(self.ptr)) }
+        unsafe {
+            (sys::sw_mbuf_ol_flags(self.ptr) & sys::sw_mbuf_f_rx_rss_hash() != 0)
+                .then(|| sys::sw_mbuf_rss_hash(self.ptr))
+        }
     }
 
     /// The PMD's RX timestamp, when the field is registered and the PMD set it.

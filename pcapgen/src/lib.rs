@@ -74,7 +74,15 @@ fn checksum_fold(mut sum: u32) -> u16 {
 
 /// Builds one frame: `l4` is the whole L4 header + payload with a zero checksum field at
 /// `csum_at` (None for no checksum), for protocol `proto` from `src` to `dst`.
-pub fn ip_frame(l2: &L2, c2s: bool, src: IpAddr, dst: IpAddr, proto: u8, mut l4: Vec<u8>, csum_at: Option<usize>) -> Vec<u8> {
+pub fn ip_frame(
+    l2: &L2,
+    c2s: bool,
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    mut l4: Vec<u8>,
+    csum_at: Option<usize>,
+) -> Vec<u8> {
     let mut f = Vec::with_capacity(64 + l4.len());
     let (dmac, smac) = if c2s { (l2.server_mac, l2.client_mac) } else { (l2.client_mac, l2.server_mac) };
     f.extend_from_slice(&dmac);
@@ -237,7 +245,16 @@ pub fn udp_frame(l2: &L2, c2s: bool, src: IpAddr, sport: u16, dst: IpAddr, dport
 }
 
 /// ICMP (v4) or ICMPv6 echo: type 8/0 or 128/129.
-pub fn icmp_echo(l2: &L2, c2s: bool, src: IpAddr, dst: IpAddr, reply: bool, id: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
+pub fn icmp_echo(
+    l2: &L2,
+    c2s: bool,
+    src: IpAddr,
+    dst: IpAddr,
+    reply: bool,
+    id: u16,
+    seq: u16,
+    payload: &[u8],
+) -> Vec<u8> {
     let v6 = src.is_ipv6();
     let t = match (v6, reply) {
         (false, false) => 8,
@@ -314,7 +331,10 @@ pub fn mixed() -> Vec<Packet> {
     fr.push((false, g.seg(false, flags::ACK, &[])));
     push_all(&mut out, T0 + 6 * SEC, MS, fr);
     // (h) QinQ UDP.
-    out.push((T0 + 7 * SEC, udp_frame(&L2::qinq(200, 300), true, ip("10.0.0.1"), 5000, ip("10.0.0.6"), 6000, &[7; 12])));
+    out.push((
+        T0 + 7 * SEC,
+        udp_frame(&L2::qinq(200, 300), true, ip("10.0.0.1"), 5000, ip("10.0.0.6"), 6000, &[7; 12]),
+    ));
     // (i) ICMPv6 echo.
     out.push((T0 + 8 * SEC, icmp_echo(&l2, true, ip("2001:db8::1"), ip("2001:db8::2"), false, 9, 1, &[0x62; 10])));
     out.push((T0 + 8 * SEC + MS, icmp_echo(&l2, false, ip("2001:db8::2"), ip("2001:db8::1"), true, 9, 1, &[0x62; 10])));
@@ -399,12 +419,24 @@ pub fn many_flows(seed: u64, flows: u32, pkts_per_flow: u32, mix: SizeMix) -> Ve
         };
         let frame = if udp {
             let pl = vec![0u8; size.saturating_sub(42).max(1)];
-            if c2s { udp_frame(&l2, true, c, cp, s, sp, &pl) } else { udp_frame(&l2, false, s, sp, c, cp, &pl) }
+            if c2s {
+                udp_frame(&l2, true, c, cp, s, sp, &pl)
+            } else {
+                udp_frame(&l2, false, s, sp, c, cp, &pl)
+            }
         } else {
             let pl = vec![0u8; size.saturating_sub(54)];
             let fl = if n == 0 { flags::SYN } else { flags::ACK | if pl.is_empty() { 0 } else { flags::PSH } };
-            let seg = if c2s { tcp_segment(cp, sp, 1000 + n, 1, fl, 65535, &pl) } else { tcp_segment(sp, cp, 5000 + n, 1, fl, 65535, &pl) };
-            if c2s { ip_frame(&l2, true, c, s, 6, seg, Some(16)) } else { ip_frame(&l2, false, s, c, 6, seg, Some(16)) }
+            let seg = if c2s {
+                tcp_segment(cp, sp, 1000 + n, 1, fl, 65535, &pl)
+            } else {
+                tcp_segment(sp, cp, 5000 + n, 1, fl, 65535, &pl)
+            };
+            if c2s {
+                ip_frame(&l2, true, c, s, 6, seg, Some(16))
+            } else {
+                ip_frame(&l2, false, s, c, 6, seg, Some(16))
+            }
         };
         out.push((t, frame));
         t += 1;

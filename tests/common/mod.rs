@@ -50,7 +50,8 @@ pub fn replay(args: &[&str]) -> Run {
     assert!(out.status.success(), "spinewatch replay {args:?} failed: {stderr}");
     let stdout = String::from_utf8(out.stdout).expect("EVE is UTF-8");
     let lines: Vec<String> = stdout.lines().map(str::to_owned).collect();
-    let events = lines.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON {l}: {e}"))).collect();
+    let events =
+        lines.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON {l}: {e}"))).collect();
     assert!(stderr.contains("accounting           balanced"), "unbalanced run: {stderr}");
     Run { events, lines, stderr }
 }
@@ -99,6 +100,9 @@ pub fn sorted_lines(r: &Run) -> Vec<String> {
 
 /// The counter on the summary line that starts with `label` (first number after it).
 pub fn counter(stderr: &str, label: &str) -> u64 {
-    let line = stderr.lines().find(|l| l.trim_start().starts_with(label)).unwrap_or_else(|| panic!("no '{label}' in {stderr}"));
+    let line = stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with(label))
+        .unwrap_or_else(|| panic!("no '{label}' in {stderr}"));
     line.trim_start()[label.len()..].split_whitespace().next().unwrap().parse().unwrap()
 }

@@ -146,8 +146,8 @@ mod test {
 
     // 20-byte header + 4 bytes of options (IHL 6) + 4 payload bytes + 2 bytes of padding.
     static PKT: [u8; 30] = [
-        0x46, 0x00, 0x00, 0x1c, 0x12, 0x34, 0x20, 0x01, 0x40, 0x11, 0x00, 0x00, 10, 0, 0, 1, 10, 0,
-        0, 2, 0x01, 0x01, 0x01, 0x00, 0xde, 0xad, 0xbe, 0xef, 0x00, 0x00,
+        0x46, 0x00, 0x00, 0x1c, 0x12, 0x34, 0x20, 0x01, 0x40, 0x11, 0x00, 0x00, 10, 0, 0, 1, 10, 0, 0, 2, 0x01, 0x01,
+        0x01, 0x00, 0xde, 0xad, 0xbe, 0xef, 0x00, 0x00,
     ];
 
     #[test]
@@ -185,11 +185,20 @@ mod test {
     fn test_bad_fields() {
         let mut b = PKT;
         b[0] = 0x66;
-        assert_eq!(Packet::new_checked(&b[..]).unwrap_err(), DecodeError::BadVersion { layer: Layer::Ipv4, version: 6 });
+        assert_eq!(
+            Packet::new_checked(&b[..]).unwrap_err(),
+            DecodeError::BadVersion { layer: Layer::Ipv4, version: 6 }
+        );
         b[0] = 0x44;
-        assert_eq!(Packet::new_checked(&b[..]).unwrap_err(), DecodeError::BadHeaderLen { layer: Layer::Ipv4, header_len: 16 });
+        assert_eq!(
+            Packet::new_checked(&b[..]).unwrap_err(),
+            DecodeError::BadHeaderLen { layer: Layer::Ipv4, header_len: 16 }
+        );
         b[0] = 0x4f;
-        assert_eq!(Packet::new_checked(&b[..]).unwrap_err(), DecodeError::Truncated { layer: Layer::Ipv4, required: 60, len: 30 });
+        assert_eq!(
+            Packet::new_checked(&b[..]).unwrap_err(),
+            DecodeError::Truncated { layer: Layer::Ipv4, required: 60, len: 30 }
+        );
         let mut b = PKT;
         b[3] = 0x10; // total 16 < header 24
         assert!(matches!(Packet::new_checked(&b[..]), Err(DecodeError::BadTotalLen { .. })));

@@ -170,7 +170,10 @@ mod test {
         }
         let mut b = b;
         b[0] = 0x40;
-        assert_eq!(Packet::new_checked(&b[..]).unwrap_err(), DecodeError::BadVersion { layer: Layer::Ipv6, version: 4 });
+        assert_eq!(
+            Packet::new_checked(&b[..]).unwrap_err(),
+            DecodeError::BadVersion { layer: Layer::Ipv6, version: 4 }
+        );
     }
 
     #[test]
@@ -185,7 +188,10 @@ mod test {
         assert_eq!(h.fragment, Some((1480, true, 0xdeadbeef)));
         // routing header claiming 24 bytes in an 8-byte buffer
         let rt = [6u8, 2, 0, 0, 0, 0, 0, 0];
-        assert!(matches!(ExtHeader::parse(IpProtocol::IPV6_ROUTE, &rt), Err(DecodeError::Truncated { required: 24, .. })));
+        assert!(matches!(
+            ExtHeader::parse(IpProtocol::IPV6_ROUTE, &rt),
+            Err(DecodeError::Truncated { required: 24, .. })
+        ));
         assert!(ExtHeader::parse(IpProtocol::IPV6_OPTS, &rt[..7]).is_err());
     }
 }

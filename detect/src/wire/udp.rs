@@ -90,6 +90,9 @@ mod test {
         }
         let mut b = DGRAM;
         b[5] = 4;
-        assert_eq!(Packet::new_checked(&b[..]).unwrap_err(), DecodeError::BadHeaderLen { layer: Layer::Udp, header_len: 4 });
+        assert_eq!(
+            Packet::new_checked(&b[..]).unwrap_err(),
+            DecodeError::BadHeaderLen { layer: Layer::Udp, header_len: 4 }
+        );
     }
 }
