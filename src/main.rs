@@ -167,8 +167,7 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
                 }
                 Source::Dpdk => replay_dpdk(&cfg, workers, &cores, &pcaps, out, stop)?,
             };
-            eprint!("{}", summary.render());
-            Ok(0)
+            Ok(finish(&summary))
         }
         Cmd::Run { config, eve } => {
             let cfg = Config::load(&config)?;
@@ -176,9 +175,20 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             let out = open_eve(&eve)?;
             let stop = install_signals()?;
             let summary = run_dpdk(&cfg, out, stop)?;
-            eprint!("{}", summary.render());
-            Ok(0)
+            Ok(finish(&summary))
         }
+    }
+}
+
+/// Prints the summary; the exit status is 0 unless records were lost to an output error.
+fn finish(summary: &capture::RunSummary) -> i32 {
+    eprint!("{}", summary.render());
+    match &summary.export_error {
+        Some(e) => {
+            eprintln!("error: EVE output failed ({e}); {} records not written", summary.exporter.lost);
+            2
+        }
+        None => 0,
     }
 }
 

@@ -258,3 +258,19 @@ fn check_config_names_file_and_keys() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("test.toml") && err.contains("unknown field `capcity`"), "{err}");
 }
+
+#[test]
+fn output_failure_is_counted_not_silent() {
+    let d = TempDir::new("full");
+    let p = d.path("m.pcap");
+    write_pcap(&p, &pcapgen::mixed());
+    let out = std::process::Command::new(bin())
+        .args(["replay", "--source", "file", "--eve", "/dev/full", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("lost to output errors 15"), "{err}");
+    assert!(err.contains("accounting           balanced"), "{err}");
+    assert!(err.contains("15 records not written"), "{err}");
+}

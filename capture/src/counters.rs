@@ -70,6 +70,8 @@ pub struct RunSummary {
     pub workers: Vec<WorkerSummary>,
     pub ports: Vec<PortSummary>,
     pub exporter: ExportStats,
+    /// The output error that made the exporter lose records, if any.
+    pub export_error: Option<String>,
     /// Seconds from the first packet received to the last one processed.
     pub elapsed_secs: f64,
     /// Packets the source read (file) or the NIC reported (DPDK).
@@ -102,7 +104,9 @@ impl RunSummary {
     pub fn balanced(&self) -> bool {
         let t = self.total();
         let e = self.export_total();
-        t.balanced() && self.input_packets == t.packets && e.records == self.exporter.records + e.dropped
+        t.balanced()
+            && self.input_packets == t.packets
+            && e.records == self.exporter.records + self.exporter.lost + e.dropped
     }
 
     /// A human summary, one counter per line, for stderr.
@@ -147,9 +151,12 @@ impl RunSummary {
         );
         let _ = writeln!(
             s,
-            "  records exported     {} (dropped {}, channel full {} times)",
-            self.exporter.records, e.dropped, e.channel_full
+            "  records exported     {} (dropped {}, channel full {} times, lost to output errors {})",
+            self.exporter.records, e.dropped, e.channel_full, self.exporter.lost
         );
+        if let Some(err) = &self.export_error {
+            let _ = writeln!(s, "  output error         {err}");
+        }
         for w in &self.workers {
             let core = w.core.map(|c| format!("core {c}")).unwrap_or_else(|| "unpinned".into());
             let _ = writeln!(

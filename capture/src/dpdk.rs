@@ -303,7 +303,7 @@ pub fn run_dpdk(
     }
     let end = cores.iter().map(|c| c.now()).max().unwrap_or(0);
     let workers: Vec<_> = cores.into_iter().map(|c| c.finish(end)).collect();
-    let exporter = export.join().map_err(DpdkRunError::Export)?;
+    let (exporter, export_error) = export.join().map_err(DpdkRunError::Export)?;
     drop(ports);
     drop(pool);
     eal.cleanup();
@@ -314,6 +314,7 @@ pub fn run_dpdk(
         workers,
         ports: port_summaries,
         exporter,
+        export_error: export_error.map(|e| e.to_string()),
         elapsed_secs: elapsed,
         input_packets,
     })

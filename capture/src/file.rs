@@ -159,10 +159,18 @@ pub fn run_files(
     // reason (timeout or shutdown) does not depend on which worker held it.
     let end = cores.iter().map(|c| c.now()).max().unwrap_or(0);
     let workers = cores.into_iter().map(|c| c.finish(end)).collect();
-    let exporter = export.join().map_err(FileRunError::Export)?;
+    let (exporter, export_error) = export.join().map_err(FileRunError::Export)?;
     if let Some(e) = read_error {
         tracing::error!("{e}; the packets before it were processed");
         return Err(e.into());
     }
-    Ok(RunSummary { source: "file".into(), workers, ports: Vec::new(), exporter, elapsed_secs: elapsed, input_packets })
+    Ok(RunSummary {
+        source: "file".into(),
+        workers,
+        ports: Vec::new(),
+        exporter,
+        export_error: export_error.map(|e| e.to_string()),
+        elapsed_secs: elapsed,
+        input_packets,
+    })
 }

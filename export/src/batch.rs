@@ -167,21 +167,25 @@ impl RecordSink for Batcher {
 /// The export thread's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExportStats {
+    /// Records written to the output.
     pub records: u64,
+    /// Records received after the output failed, so not written.
+    pub lost: u64,
     pub batches: u64,
     pub bytes: u64,
 }
 
 /// The export thread.
 pub struct ExportHandle {
-    thread: JoinHandle<io::Result<ExportStats>>,
+    thread: JoinHandle<(ExportStats, Option<io::Error>)>,
 }
 
 impl ExportHandle {
-    /// Waits for the thread; it ends once every worker's [`Batcher`] is gone.
-    pub fn join(self) -> io::Result<ExportStats> {
+    /// Waits for the thread; it ends once every worker's [`Batcher`] is gone. Returns its
+    /// counters and the output error that made it lose records, if any.
+    pub fn join(self) -> io::Result<(ExportStats, Option<io::Error>)> {
         match self.thread.join() {
-            Ok(r) => r,
+            Ok(r) => Ok(r),
             Err(_) => Err(io::Error::other("export thread panicked")),
         }
     }
@@ -225,20 +229,17 @@ fn export_loop(
     mut out: Box<dyn Write + Send>,
     rx: Receiver<Batch>,
     returns: Vec<Sender<Batch>>,
-) -> io::Result<ExportStats> {
+) -> (ExportStats, Option<io::Error>) {
     let mut stats = ExportStats::default();
     let mut buf = Vec::with_capacity(1 << 20);
-    let mut result = Ok(());
-    loop {
-        let mut batch = match rx.recv() {
-            Ok(b) => b,
-            Err(_) => break,
-        };
+    let mut failed: Option<io::Error> = None;
+    while let Ok(mut batch) = rx.recv() {
+        let mut pending = 0u64;
         loop {
             for r in &batch.records {
                 eve::write_flow(&mut buf, r);
             }
-            stats.records += batch.records.len() as u64;
+            pending += batch.records.len() as u64;
             stats.batches += 1;
             batch.records.clear();
             if let Some(ret) = returns.get(batch.worker) {
@@ -252,12 +253,22 @@ fn export_loop(
                 Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
             }
         }
-        if result.is_ok() {
-            stats.bytes += buf.len() as u64;
-            result = out.write_all(&buf).and_then(|_| out.flush());
+        if failed.is_none() {
+            match out.write_all(&buf).and_then(|_| out.flush()) {
+                Ok(()) => {
+                    stats.records += pending;
+                    stats.bytes += buf.len() as u64;
+                }
+                Err(e) => {
+                    tracing::error!("EVE output failed: {e}; records from now on are counted as lost");
+                    stats.lost += pending;
+                    failed = Some(e);
+                }
+            }
+        } else {
+            stats.lost += pending;
         }
         buf.clear();
     }
-    result?;
-    Ok(stats)
+    (stats, failed)
 }
