@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --test
 cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo build --workspace --no-default-features --quiet
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -14,7 +14,9 @@ fn suricata_available() -> bool {
 
 /// Flow key → (pkts_toserver, pkts_toclient, bytes_toserver, bytes_toclient, state), summed over
 /// records of the same key (a key can have several flows over time).
-fn table(events: &[Value]) -> BTreeMap<String, Vec<(u64, u64, u64, u64, String)>> {
+type Counts = (u64, u64, u64, u64, String);
+
+fn table(events: &[Value]) -> BTreeMap<String, Vec<Counts>> {
     let mut m: BTreeMap<String, Vec<_>> = BTreeMap::new();
     for e in events.iter().filter(|e| e["event_type"] == "flow") {
         let k = format!(

@@ -246,7 +246,7 @@ pub fn run_dpdk(
                             last_rx = Instant::now();
                             let clock = (!hw_ts).then_some(tsc_now_us);
                             core.end_burst(clock, started.elapsed().as_millis() as u64);
-                        } else if polls % 1024 == 0 {
+                        } else if polls.is_multiple_of(1024) {
                             // Idle: keep expiry and batch ageing going on the live clock.
                             let now = Instant::now();
                             if !hw_ts {

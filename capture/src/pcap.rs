@@ -152,7 +152,7 @@ impl PcapReader {
             _ => return Err(self.corrupt("bad pcapng byte-order magic")),
         };
         let len = u32_at(&h[..4], big) as usize;
-        if !(28..=MAX_RECORD).contains(&len) || len % 4 != 0 {
+        if !(28..=MAX_RECORD).contains(&len) || !len.is_multiple_of(4) {
             return Err(self.corrupt("bad section header length"));
         }
         let mut rest = vec![0u8; len - 12];
@@ -211,7 +211,7 @@ impl PcapReader {
                     _ => return Err(self.corrupt("bad pcapng byte-order magic")),
                 };
                 let len = u32_at(&first, big2) as usize;
-                if !(28..=MAX_RECORD).contains(&len) || len % 4 != 0 {
+                if !(28..=MAX_RECORD).contains(&len) || !len.is_multiple_of(4) {
                     return Err(self.corrupt("bad section header length"));
                 }
                 let mut rest = vec![0u8; len - 12];
@@ -221,7 +221,7 @@ impl PcapReader {
             }
             let btype = u32_at(&h[0..], big);
             let blen = u32_at(&h[4..], big) as usize;
-            if blen < 12 || blen % 4 != 0 || blen > MAX_RECORD + 64 {
+            if blen < 12 || !blen.is_multiple_of(4) || blen > MAX_RECORD + 64 {
                 return Err(self.corrupt("bad pcapng block length"));
             }
             let mut buf = std::mem::take(&mut self.buf);

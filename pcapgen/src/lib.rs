@@ -245,6 +245,7 @@ pub fn udp_frame(l2: &L2, c2s: bool, src: IpAddr, sport: u16, dst: IpAddr, dport
 }
 
 /// ICMP (v4) or ICMPv6 echo: type 8/0 or 128/129.
+#[allow(clippy::too_many_arguments)]
 pub fn icmp_echo(
     l2: &L2,
     c2s: bool,
