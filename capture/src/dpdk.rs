@@ -209,6 +209,9 @@ pub fn run_dpdk(
                         Ok(lcore) => tracing::debug!(worker = i, lcore, "registered with DPDK"),
                         Err(e) => tracing::warn!(worker = i, "{e}: mempool caches unused on this worker"),
                     }
+                    // The live clock: wall time at start plus TSC cycles since, no syscall.
+                    let wall_us =
+                        || epoch_us + (dpdk_sys::tsc().wrapping_sub(tsc0) as u128 * 1_000_000 / tsc_hz as u128) as u64;
                     let mut burst = Burst::new(burst_size);
                     let mut last_rx = Instant::now();
                     let mut polls = 0u64;
@@ -231,9 +234,7 @@ pub fn run_dpdk(
                             got += k;
                             // The clock, once per burst.
                             if !hw_ts {
-                                let t = dpdk_sys::tsc();
-                                tsc_now_us =
-                                    epoch_us + ((t.wrapping_sub(tsc0)) as u128 * 1_000_000 / tsc_hz as u128) as u64;
+                                tsc_now_us = wall_us();
                             }
                             core.burst(burst.iter().map(|m| {
                                 let ts = if hw_ts { m.timestamp().unwrap_or(0) } else { tsc_now_us };
@@ -250,9 +251,7 @@ pub fn run_dpdk(
                             // Idle: keep expiry and batch ageing going on the live clock.
                             let now = Instant::now();
                             if !hw_ts {
-                                let t = dpdk_sys::tsc();
-                                tsc_now_us =
-                                    epoch_us + ((t.wrapping_sub(tsc0)) as u128 * 1_000_000 / tsc_hz as u128) as u64;
+                                tsc_now_us = wall_us();
                                 core.end_burst(Some(tsc_now_us), started.elapsed().as_millis() as u64);
                             } else {
                                 core.end_burst(None, started.elapsed().as_millis() as u64);

@@ -144,14 +144,22 @@ impl PcapReader {
 
     /// After the SHB block type: length, byte-order magic, the rest of the block.
     fn read_shb_rest(&mut self) -> Result<(), PcapError> {
-        let mut h = [0u8; 8];
-        self.read_exact(&mut h)?;
-        let big = match u32::from_le_bytes([h[4], h[5], h[6], h[7]]) {
+        let mut len = [0u8; 4];
+        self.read_exact(&mut len)?;
+        self.read_shb_after_len(len)
+    }
+
+    /// The section header block from its byte-order magic on; `len` holds its length bytes.
+    /// A new section resets the byte order and the interfaces.
+    fn read_shb_after_len(&mut self, len: [u8; 4]) -> Result<(), PcapError> {
+        let mut m = [0u8; 4];
+        self.read_exact(&mut m)?;
+        let big = match u32::from_le_bytes(m) {
             0x1a2b3c4d => false,
             0x4d3c2b1a => true,
             _ => return Err(self.corrupt("bad pcapng byte-order magic")),
         };
-        let len = u32_at(&h[..4], big) as usize;
+        let len = u32_at(&len, big) as usize;
         if !(28..=MAX_RECORD).contains(&len) || !len.is_multiple_of(4) {
             return Err(self.corrupt("bad section header length"));
         }
@@ -199,24 +207,7 @@ impl PcapReader {
                 return Ok(None);
             }
             if u32::from_le_bytes([h[0], h[1], h[2], h[3]]) == 0x0a0d0d0a {
-                // A new section: its own byte order and interfaces.
-                let mut first = [0u8; 4];
-                first.copy_from_slice(&h[4..]);
-                // We consumed the length already: re-read the magic and the rest.
-                let mut m = [0u8; 4];
-                self.read_exact(&mut m)?;
-                let big2 = match u32::from_le_bytes(m) {
-                    0x1a2b3c4d => false,
-                    0x4d3c2b1a => true,
-                    _ => return Err(self.corrupt("bad pcapng byte-order magic")),
-                };
-                let len = u32_at(&first, big2) as usize;
-                if !(28..=MAX_RECORD).contains(&len) || !len.is_multiple_of(4) {
-                    return Err(self.corrupt("bad section header length"));
-                }
-                let mut rest = vec![0u8; len - 12];
-                self.read_exact(&mut rest)?;
-                self.fmt = Format::PcapNg { big_endian: big2, ifaces: Vec::new() };
+                self.read_shb_after_len([h[4], h[5], h[6], h[7]])?;
                 continue;
             }
             let btype = u32_at(&h[0..], big);

@@ -53,13 +53,7 @@ impl EngineCounters {
                 *x += y;
             }
         }
-        let (f, g) = (&mut self.flows, &o.flows);
-        f.created += g.created;
-        f.timed_out += g.timed_out;
-        f.evicted += g.evicted;
-        f.shutdown += g.shutdown;
-        f.interim += g.interim;
-        f.active += g.active;
+        self.flows.add(&o.flows);
     }
 }
 
@@ -80,16 +74,7 @@ struct Pending {
 
 const PENDING: Pending = Pending {
     result: Err(DecodeError::TooManyVlans),
-    key: FlowKey {
-        lo_addr: [0; 16],
-        hi_addr: [0; 16],
-        lo_port: 0,
-        hi_port: 0,
-        proto: 0,
-        ip_version: 0,
-        vlan_count: 0,
-        vlan: [0; 3],
-    },
+    key: FlowKey::ZERO,
     hash: 0,
     src_is_lo: false,
     is_ip: false,

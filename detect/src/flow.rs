@@ -170,6 +170,18 @@ pub struct FlowKey {
 }
 
 impl FlowKey {
+    /// The all-zero key, for preallocated slots.
+    pub const ZERO: FlowKey = FlowKey {
+        lo_addr: [0; 16],
+        hi_addr: [0; 16],
+        lo_port: 0,
+        hi_port: 0,
+        proto: 0,
+        ip_version: 0,
+        vlan_count: 0,
+        vlan: [0; 3],
+    };
+
     /// The key of a decoded packet and whether the packet's source is the key's `lo` end.
     /// ICMP and ICMPv6 flows are keyed by addresses only, as Suricata keys them.
     #[inline]
@@ -278,6 +290,18 @@ pub struct FlowCounters {
     pub active: u64,
 }
 
+impl FlowCounters {
+    /// Adds another table's counters (for totals across workers).
+    pub fn add(&mut self, o: &FlowCounters) {
+        self.created += o.created;
+        self.timed_out += o.timed_out;
+        self.evicted += o.evicted;
+        self.shutdown += o.shutdown;
+        self.interim += o.interim;
+        self.active += o.active;
+    }
+}
+
 const NIL: u32 = u32::MAX;
 /// A flow moves to the tail of its LRU list at most once per this many microseconds of packet
 /// time (or at once when its class changes). Moving on every packet would touch two other
@@ -320,16 +344,7 @@ struct Flow {
 
 impl Flow {
     const EMPTY: Flow = Flow {
-        key: FlowKey {
-            lo_addr: [0; 16],
-            hi_addr: [0; 16],
-            lo_port: 0,
-            hi_port: 0,
-            proto: 0,
-            ip_version: 0,
-            vlan_count: 0,
-            vlan: [0; 3],
-        },
+        key: FlowKey::ZERO,
         hash: 0,
         init_is_lo: true,
         state: FlowState::New,
