@@ -1,6 +1,6 @@
 //! Ethernet II frame header (IEEE 802.3 with an EtherType).
 
-use super::{be16, Field};
+use super::{be16, view, Field};
 use crate::decode::{DecodeError, Layer};
 
 mod field {
@@ -34,25 +34,12 @@ impl EtherType {
     }
 }
 
-/// A read-only view of an Ethernet II frame.
-#[derive(Debug, Clone, Copy)]
-pub struct Frame<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A read-only view of an Ethernet II frame.
+    Frame
 }
 
 impl<T: AsRef<[u8]>> Frame<T> {
-    /// Wraps a buffer without checking it: getters may panic unless `check_len` passed.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Frame { buffer }
-    }
-
-    /// Wraps a buffer after `check_len`.
-    pub fn new_checked(buffer: T) -> Result<Self, DecodeError> {
-        let f = Self::new_unchecked(buffer);
-        f.check_len()?;
-        Ok(f)
-    }
-
     /// Ensures the buffer holds a whole header.
     pub fn check_len(&self) -> Result<(), DecodeError> {
         let len = self.buffer.as_ref().len();

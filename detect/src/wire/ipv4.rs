@@ -1,6 +1,6 @@
 //! IPv4 header (RFC 791), options skipped, fragment fields exposed.
 
-use super::{be16, Field, IpProtocol};
+use super::{be16, view, Field, IpProtocol};
 use crate::decode::{DecodeError, Layer};
 
 mod field {
@@ -18,23 +18,12 @@ mod field {
 /// Length of an IPv4 header without options.
 pub const MIN_HEADER_LEN: usize = 20;
 
-/// A read-only view of an IPv4 packet.
-#[derive(Debug, Clone, Copy)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A read-only view of an IPv4 packet.
+    Packet
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Packet { buffer }
-    }
-
-    pub fn new_checked(buffer: T) -> Result<Self, DecodeError> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// Validates version 4, IHL ≥ 5, header ≤ total length ≤ buffer. Bytes past the total
     /// length (Ethernet padding) are allowed and ignored by [`Packet::payload`].
     pub fn check_len(&self) -> Result<(), DecodeError> {

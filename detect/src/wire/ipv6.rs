@@ -1,7 +1,7 @@
 //! IPv6 fixed header (RFC 8200) and the extension headers we walk: hop-by-hop, routing,
 //! destination options, fragment and AH.
 
-use super::{be16, be32, Field, IpProtocol};
+use super::{be16, be32, view, Field, IpProtocol};
 use crate::decode::{DecodeError, Layer};
 
 mod field {
@@ -16,23 +16,12 @@ mod field {
 
 pub const HEADER_LEN: usize = 40;
 
-/// A read-only view of an IPv6 packet.
-#[derive(Debug, Clone, Copy)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A read-only view of an IPv6 packet.
+    Packet
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Packet { buffer }
-    }
-
-    pub fn new_checked(buffer: T) -> Result<Self, DecodeError> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// Validates version 6 and 40 + payload length ≤ buffer. A payload length of zero (a
     /// jumbogram, RFC 2675) takes the rest of the buffer.
     pub fn check_len(&self) -> Result<(), DecodeError> {

@@ -22,6 +22,33 @@ pub use tcp::{Packet as TcpPacket, TcpFlags};
 pub use udp::Packet as UdpPacket;
 pub use vlan::Tag as VlanTag;
 
+/// Declares a zero-copy view `$name<T: AsRef<[u8]>>` with `new_unchecked` and `new_checked`;
+/// the view's own `impl` supplies `check_len`, which `new_checked` calls.
+macro_rules! view {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy)]
+        pub struct $name<T: AsRef<[u8]>> {
+            buffer: T,
+        }
+
+        impl<T: AsRef<[u8]>> $name<T> {
+            /// Wraps a buffer without checking it: getters may panic unless `check_len` passed.
+            pub const fn new_unchecked(buffer: T) -> Self {
+                $name { buffer }
+            }
+
+            /// Wraps a buffer after `check_len`: no getter panics afterwards.
+            pub fn new_checked(buffer: T) -> Result<Self, crate::DecodeError> {
+                let v = Self::new_unchecked(buffer);
+                v.check_len()?;
+                Ok(v)
+            }
+        }
+    };
+}
+pub(crate) use view;
+
 /// A byte range of a header field.
 pub(crate) type Field = core::ops::Range<usize>;
 

@@ -1,6 +1,6 @@
 //! TCP header (RFC 9293); options are skipped, not parsed.
 
-use super::{be16, be32, Field};
+use super::{be16, be32, view, Field};
 use crate::decode::{DecodeError, Layer};
 
 mod field {
@@ -36,23 +36,12 @@ impl TcpFlags {
     }
 }
 
-/// A read-only view of a TCP segment.
-#[derive(Debug, Clone, Copy)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A read-only view of a TCP segment.
+    Packet
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Packet { buffer }
-    }
-
-    pub fn new_checked(buffer: T) -> Result<Self, DecodeError> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// Validates 20 ≤ data offset × 4 ≤ buffer.
     pub fn check_len(&self) -> Result<(), DecodeError> {
         let len = self.buffer.as_ref().len();

@@ -1,6 +1,6 @@
 //! UDP header (RFC 768).
 
-use super::{be16, Field};
+use super::{be16, view, Field};
 use crate::decode::{DecodeError, Layer};
 
 mod field {
@@ -12,23 +12,12 @@ mod field {
 
 pub const HEADER_LEN: usize = 8;
 
-/// A read-only view of a UDP datagram.
-#[derive(Debug, Clone, Copy)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A read-only view of a UDP datagram.
+    Packet
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Packet { buffer }
-    }
-
-    pub fn new_checked(buffer: T) -> Result<Self, DecodeError> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// Validates 8 ≤ length field ≤ buffer.
     pub fn check_len(&self) -> Result<(), DecodeError> {
         let len = self.buffer.as_ref().len();

@@ -1,6 +1,6 @@
 //! IEEE 802.1Q / 802.1ad VLAN tag (the 4 bytes after a TPID: TCI and the next EtherType).
 
-use super::{be16, ethernet::EtherType, Field};
+use super::{be16, ethernet::EtherType, view, Field};
 use crate::decode::{DecodeError, Layer};
 
 mod field {
@@ -12,23 +12,12 @@ mod field {
 
 pub const HEADER_LEN: usize = field::PAYLOAD;
 
-/// A read-only view of one VLAN tag, starting right after its TPID.
-#[derive(Debug, Clone, Copy)]
-pub struct Tag<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A read-only view of one VLAN tag, starting right after its TPID.
+    Tag
 }
 
 impl<T: AsRef<[u8]>> Tag<T> {
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Tag { buffer }
-    }
-
-    pub fn new_checked(buffer: T) -> Result<Self, DecodeError> {
-        let t = Self::new_unchecked(buffer);
-        t.check_len()?;
-        Ok(t)
-    }
-
     pub fn check_len(&self) -> Result<(), DecodeError> {
         let len = self.buffer.as_ref().len();
         if len < HEADER_LEN {
