@@ -292,6 +292,11 @@ pub fn run_dpdk(
     for (p, spec) in ports.iter_mut().zip(&cfg.ports) {
         p.stop();
         let st = p.stats();
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            for (name, v) in p.xstats().into_iter().filter(|(_, v)| *v != 0) {
+                tracing::debug!(port = %spec.name, xstat = %name, value = v);
+            }
+        }
         port_summaries.push(PortSummary {
             name: spec.name.clone(),
             ipackets: st.ipackets,

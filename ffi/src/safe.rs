@@ -518,6 +518,11 @@ fn mbuf_data<'a>(p: *const sys::rte_mbuf) -> &'a [u8] {
     }
 }
 
+fn mbuf_rss(p: *const sys::rte_mbuf) -> Option<u32> {
+    // SAFETY: p is a valid mbuf; the hash field is meaningful when the PMD set the flag.
+    unsafe { (sys::sw_mbuf_ol_flags(p) & sys::sw_mbuf_f_rx_rss_hash() != 0).then(|| sys::sw_mbuf_rss_hash(p)) }
+}
+
 fn mbuf_ts(p: *const sys::rte_mbuf, ts: Option<TimestampField>) -> Option<u64> {
     let f = ts?;
     // SAFETY: p is valid; the dynfield offset was registered, and we only read it when the
@@ -556,11 +561,8 @@ impl<'a> MbufRef<'a> {
     /// The RSS hash, when the NIC computed one.
     #[inline]
     pub fn rss_hash(&self) -> Option<u32> {
-        // SAFETY: valid mbuf.
-        unsafe {
-            (sys::sw_mbuf_ol_flags(self.ptr) & sys::sw_mbuf_f_rx_rss_hash() != 0)
-                .then(|| sys::sw_mbuf_rss_hash(self.ptr))
-        }
+        mbuf_rss(self.ptr)
+    }
     }
 
     /// The PMD's RX timestamp, when the field is registered and the PMD set it.
@@ -597,6 +599,10 @@ impl Mbuf {
 
     pub fn timestamp(&self) -> Option<u64> {
         mbuf_ts(self.ptr.as_ptr(), self.ts)
+    }
+
+    pub fn rss_hash(&self) -> Option<u32> {
+        mbuf_rss(self.ptr.as_ptr())
     }
 }
 
