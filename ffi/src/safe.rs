@@ -563,7 +563,6 @@ impl<'a> MbufRef<'a> {
     pub fn rss_hash(&self) -> Option<u32> {
         mbuf_rss(self.ptr)
     }
-    }
 
     /// The PMD's RX timestamp, when the field is registered and the PMD set it.
     #[inline]
