@@ -33,20 +33,25 @@ enum Source {
     File,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {
+    /// The traffic generator: background flows of every protocol, encapsulations, attacks,
+    /// with a ground-truth JSON (the knobs below apply).
+    Traffic,
     /// Every case the flow table must get right (handshakes, RST, half-open, UDP, ICMP, IPv6,
-    /// VLAN, QinQ, timeouts, malformed frames).
+    /// VLAN, QinQ, timeouts, malformed frames); the pipeline tests' capture.
     Mixed,
-    /// Many interleaved TCP/UDP flows, for benchmarks.
-    Flows,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Size {
-    Small,
-    Imix,
-    Large,
+/// Ready-made knob settings for the benchmark captures.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Preset {
+    /// 64-byte frames, many short flows (DNS, UDP, small TCP, ICMP).
+    SmallFlows,
+    /// IMIX sizes, a datacenter protocol mix, some VLAN/QinQ/VXLAN/GRE.
+    ImixDc,
+    /// 1500-byte frames, mostly TLS.
+    TlsLarge,
 }
 
 #[derive(Subcommand)]
@@ -77,22 +82,48 @@ enum Cmd {
     },
     /// Load and validate a config file; print every problem with its key path.
     CheckConfig { file: PathBuf },
-    /// Write a deterministic capture (for tests, benchmarks and the demo).
+    /// Write a deterministic capture (for tests, benchmarks and the demo) and its ground truth.
     Gen {
-        #[arg(long, value_enum, default_value = "mixed")]
+        #[arg(long, value_enum, default_value = "traffic")]
         scenario: Scenario,
         #[arg(long)]
         out: PathBuf,
+        /// Ground-truth JSON (flows and scenarios); default: OUT with ".truth.json".
+        #[arg(long)]
+        truth: Option<PathBuf>,
+        /// Starting values for the knobs; explicit knobs override them.
+        #[arg(long, value_enum)]
+        preset: Option<Preset>,
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Flows (scenario "flows").
-        #[arg(long, default_value_t = 10_000)]
-        flows: u32,
-        /// Packets per flow (scenario "flows").
-        #[arg(long, default_value_t = 20)]
-        packets_per_flow: u32,
-        #[arg(long, value_enum, default_value = "small")]
-        size: Size,
+        /// Background flows.
+        #[arg(long)]
+        flows: Option<u64>,
+        /// Data packet sizes: 64, imix, 1500 or jumbo.
+        #[arg(long)]
+        sizes: Option<String>,
+        /// Protocol weights, e.g. "http=20,tls=30,dns=15,dns-tcp=2,ssh=3,tcp=15,udp=10,icmp=5".
+        #[arg(long)]
+        mix: Option<String>,
+        /// Encapsulation weights, e.g. "none=85,vlan=8,qinq=3,vxlan=2,gre=2".
+        #[arg(long)]
+        encap: Option<String>,
+        /// Percent of flows over IPv6.
+        #[arg(long)]
+        ipv6: Option<u32>,
+        /// New flows per second.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Pareto shape of flow sizes (smaller: heavier tail).
+        #[arg(long)]
+        alpha: Option<f64>,
+        /// The most data packets in one flow.
+        #[arg(long)]
+        max_packets: Option<u32>,
+        /// Attack scenarios: "all", "none", or a list of port-scan, syn-flood, dns-tunnel, beacon,
+        /// exfil, brute-force, cleartext-creds.
+        #[arg(long, default_value = "none")]
+        attacks: String,
     },
 }
 
@@ -128,24 +159,77 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             );
             Ok(0)
         }
-        Cmd::Gen { scenario, out, seed, flows, packets_per_flow, size } => {
-            let pkts = match scenario {
-                Scenario::Mixed => pcapgen::mixed(),
-                Scenario::Flows => {
-                    let mix = match size {
-                        Size::Small => pcapgen::SizeMix::Small,
-                        Size::Imix => pcapgen::SizeMix::Imix,
-                        Size::Large => pcapgen::SizeMix::Large,
-                    };
-                    pcapgen::many_flows(seed, flows, packets_per_flow, mix)
-                }
-            };
+        Cmd::Gen { scenario, out, truth, preset, seed, flows, sizes, mix, encap, ipv6, rate, alpha, max_packets, attacks } => {
             let mut w = capture::pcap::PcapWriter::create(&out).with_context(|| format!("{}", out.display()))?;
-            for (ts, f) in &pkts {
-                w.write(*ts, f, f.len() as u32)?;
+            let truth_path = truth.unwrap_or_else(|| {
+                let mut p = out.clone().into_os_string();
+                p.push(".truth.json");
+                PathBuf::from(p)
+            });
+            if scenario == Scenario::Mixed {
+                let pkts = pcapgen::mixed();
+                for (ts, f) in &pkts {
+                    w.write(*ts, f, f.len() as u32)?;
+                }
+                w.finish()?;
+                eprintln!("wrote {} packets to {}", pkts.len(), out.display());
+                return Ok(0);
+            }
+            let mut cfg = preset_config(preset);
+            cfg.seed = seed;
+            if let Some(v) = flows {
+                cfg.flows = v;
+            }
+            if let Some(v) = sizes {
+                cfg.sizes = pcapgen::traffic::Sizes::parse(&v).with_context(|| format!("--sizes {v}: one of 64, imix, 1500, jumbo"))?;
+            }
+            if let Some(v) = mix {
+                cfg.mix = pcapgen::traffic::ProtoMix::parse(&v).map_err(|e| anyhow::anyhow!("--mix: {e}"))?;
+            }
+            if let Some(v) = encap {
+                cfg.encap = pcapgen::traffic::EncapMix::parse(&v).map_err(|e| anyhow::anyhow!("--encap: {e}"))?;
+            }
+            if let Some(v) = ipv6 {
+                cfg.ipv6_percent = v.min(100);
+            }
+            if let Some(v) = rate {
+                cfg.flows_per_sec = v;
+            }
+            if let Some(v) = alpha {
+                cfg.size_alpha = v;
+            }
+            if let Some(v) = max_packets {
+                cfg.max_packets = v;
+            }
+            cfg.attacks = match attacks.as_str() {
+                "none" | "" => Vec::new(),
+                "all" => pcapgen::traffic::Attack::ALL.to_vec(),
+                list => list
+                    .split(',')
+                    .map(|a| pcapgen::traffic::Attack::parse(a).with_context(|| format!("--attacks: unknown scenario {a:?}")))
+                    .collect::<Result<_>>()?,
+            };
+            let mut err = None;
+            let t = pcapgen::traffic::generate(&cfg, |ts, f| {
+                if err.is_none() {
+                    if let Err(e) = w.write(ts, f, f.len() as u32) {
+                        err = Some(e);
+                    }
+                }
+            });
+            if let Some(e) = err {
+                return Err(anyhow::Error::new(e).context(format!("writing {}", out.display())));
             }
             w.finish()?;
-            eprintln!("wrote {} packets to {}", pkts.len(), out.display());
+            std::fs::write(&truth_path, t.to_json()).with_context(|| format!("writing {}", truth_path.display()))?;
+            eprintln!(
+                "wrote {} packets ({} flows, {} scenarios) to {}, truth in {}",
+                t.packets,
+                t.flows.len(),
+                t.scenarios.len(),
+                out.display(),
+                truth_path.display()
+            );
             Ok(0)
         }
         Cmd::Replay { config, workers, source, eve, pcaps } => {
@@ -189,6 +273,39 @@ fn finish(summary: &capture::RunSummary) -> i32 {
             2
         }
         None => 0,
+    }
+}
+
+fn preset_config(p: Option<Preset>) -> pcapgen::traffic::TrafficConfig {
+    use pcapgen::traffic::{EncapMix, ProtoMix, Sizes, TrafficConfig};
+    let base = TrafficConfig::default();
+    match p {
+        None => base,
+        Some(Preset::SmallFlows) => TrafficConfig {
+            flows: 100_000,
+            sizes: Sizes::Small,
+            mix: ProtoMix { tcp: 30, http: 5, tls: 5, dns_udp: 30, dns_tcp: 0, ssh: 0, udp: 20, icmp: 10 },
+            size_alpha: 2.0,
+            max_packets: 40,
+            flows_per_sec: 20_000.0,
+            ..base
+        },
+        Some(Preset::ImixDc) => TrafficConfig {
+            flows: 20_000,
+            sizes: Sizes::Imix,
+            encap: EncapMix { none: 85, vlan: 8, qinq: 3, vxlan: 2, gre: 2 },
+            flows_per_sec: 2_000.0,
+            max_packets: 400,
+            ..base
+        },
+        Some(Preset::TlsLarge) => TrafficConfig {
+            flows: 5_000,
+            sizes: Sizes::Large,
+            mix: ProtoMix { tcp: 0, http: 10, tls: 80, dns_udp: 10, dns_tcp: 0, ssh: 0, udp: 0, icmp: 0 },
+            flows_per_sec: 500.0,
+            max_packets: 400,
+            ..base
+        },
     }
 }
 

@@ -470,3 +470,5 @@ mod test {
         assert_eq!(mixed(), mixed());
     }
 }
+
+pub mod traffic;
