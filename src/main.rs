@@ -1,5 +1,6 @@
 //! The `spinewatch` binary: CLI, config loading and wiring of capture → detect → export.
 
+mod bench;
 mod config;
 
 use anyhow::{bail, Context, Result};
@@ -43,6 +44,14 @@ enum Scenario {
     Mixed,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Pipeline {
+    Rx,
+    Decode,
+    Flow,
+    Full,
+}
+
 /// Ready-made knob settings for the benchmark captures.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Preset {
@@ -75,6 +84,32 @@ enum Cmd {
         #[arg(long, value_enum)]
         source: Option<Source>,
         /// Write EVE here instead of stdout ("-" for stdout). Appends; never truncates.
+        #[arg(long)]
+        eve: Option<String>,
+        #[arg(required = true)]
+        pcaps: Vec<PathBuf>,
+    },
+    /// Benchmark: the real pipeline over DPDK net_pcap replaying the captures from memory
+    /// (infinite_rx, one pre-split capture per RX queue) for a fixed time.
+    Bench {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Workers, one RX queue each (default: capture.workers, or the number of cores).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Seconds measured, after the warm-up.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Seconds before measuring starts (start-up and cache warming are left out).
+        #[arg(long, default_value_t = 2.0)]
+        warmup: f64,
+        /// How much of the pipeline runs: rx (receive and free: the ceiling), decode, flow, full.
+        #[arg(long, value_enum, default_value = "full")]
+        pipeline: Pipeline,
+        /// One JSON object on stdout instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Where the full pipeline's EVE goes (default: discarded after formatting).
         #[arg(long)]
         eve: Option<String>,
         #[arg(required = true)]
@@ -253,6 +288,27 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             };
             Ok(finish(&summary))
         }
+        Cmd::Bench { config, workers, duration, warmup, pipeline, json, eve, pcaps } => {
+            let cfg = match &config {
+                Some(p) => Config::load(p)?,
+                None => Config::default(),
+            };
+            let ncpu = capture::pin::available_cores().len().max(1);
+            let workers = workers.or(cfg.capture.workers).unwrap_or(ncpu).max(1);
+            let cores = cfg.capture.cores.clone().unwrap_or_else(|| (0..workers).map(|i| i % ncpu).collect());
+            let stage = match pipeline {
+                Pipeline::Rx => capture::worker::Stage::Rx,
+                Pipeline::Decode => capture::worker::Stage::Decode,
+                Pipeline::Flow => capture::worker::Stage::Flow,
+                Pipeline::Full => capture::worker::Stage::Full,
+            };
+            let out: Box<dyn Write + Send> = match &eve {
+                Some(e) => open_eve(e)?,
+                None => Box::new(std::io::sink()),
+            };
+            let stop = install_signals()?;
+            bench::run(&cfg, workers, &cores, stage, warmup, duration, json, &pcaps, out, stop)
+        }
         Cmd::Run { config, eve } => {
             let cfg = Config::load(&config)?;
             let eve = eve.unwrap_or_else(|| cfg.export.eve.clone());
@@ -355,7 +411,7 @@ fn run_dpdk(_: &Config, _: Box<dyn Write + Send>, _: Arc<AtomicBool>) -> Result<
 }
 
 #[cfg(feature = "dpdk")]
-fn eal_base(cfg: &Config, prefix: &str, memory_mb: u32, hugepages: bool) -> Vec<String> {
+pub(crate) fn eal_base(cfg: &Config, prefix: &str, memory_mb: u32, hugepages: bool) -> Vec<String> {
     let ncpu = capture::pin::available_cores().len().max(1);
     let mut a = vec![
         "spinewatch".to_string(),
@@ -378,7 +434,7 @@ fn eal_base(cfg: &Config, prefix: &str, memory_mb: u32, hugepages: bool) -> Vec<
 }
 
 #[cfg(feature = "dpdk")]
-fn dpdk_run_config(
+pub(crate) fn dpdk_run_config(
     cfg: &Config,
     eal_args: Vec<String>,
     ports: Vec<capture::dpdk::PortSpec>,
@@ -395,6 +451,8 @@ fn dpdk_run_config(
         export: cfg.export_config(),
         hw_timestamps: hw_ts,
         expected_per_worker: None,
+        stage: capture::worker::Stage::Full,
+        bench: None,
         idle_exit: std::time::Duration::from_secs(5),
         stats_interval: (cfg.stats.interval_secs > 0).then(|| std::time::Duration::from_secs(cfg.stats.interval_secs)),
     }
@@ -446,7 +504,7 @@ fn replay_dpdk(
 /// Keeps one worker per queue even when the core list repeats: a repeated core gets the next
 /// unused id (the OS still schedules it; pinning to a core that does not exist is logged).
 #[cfg(feature = "dpdk")]
-fn dedup_cores(mut v: Vec<usize>) -> Vec<usize> {
+pub(crate) fn dedup_cores(mut v: Vec<usize>) -> Vec<usize> {
     for i in 1..v.len() {
         while v[..i].contains(&v[i]) {
             v[i] += 1;

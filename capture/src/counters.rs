@@ -19,6 +19,9 @@ pub struct WorkerStats {
     pub records_dropped: AtomicU64,
     pub bursts: AtomicU64,
     pub empty_polls: AtomicU64,
+    /// Frames taken from the source, and their bytes (every stage counts these).
+    pub received: AtomicU64,
+    pub received_bytes: AtomicU64,
 }
 
 pub type SharedStats = Arc<[CachePadded<WorkerStats>]>;
@@ -51,6 +54,10 @@ pub struct WorkerSummary {
     /// Packets the worker took from its source (RX bursts or file batches).
     pub received: u64,
     pub bursts: u64,
+    /// Flow-table slots of this worker.
+    pub flow_capacity: u64,
+    /// Records the `flow` bench stage counted and dropped on purpose.
+    pub discarded_records: u64,
 }
 
 /// Per-port NIC counters at the end of a DPDK run.

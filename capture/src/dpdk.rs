@@ -2,7 +2,7 @@
 //! pinned worker threads registered with DPDK, and the run-to-completion loop.
 
 use crate::counters::{shared_stats, PortSummary, RunSummary};
-use crate::worker::WorkerCore;
+use crate::worker::{Stage, WorkerCore};
 use detect::FlowConfig;
 use dpdk_sys::{Burst, DpdkError, Eal, Mempool, Port, RxQueue, TimestampField};
 use export::ExportConfig;
@@ -43,6 +43,43 @@ pub struct DpdkRunConfig {
     /// For replay: a worker gives up waiting after this long without a packet.
     pub idle_exit: Duration,
     pub stats_interval: Option<Duration>,
+    /// How much of the pipeline workers run (`Full` except in `spinewatch bench`).
+    pub stage: Stage,
+    /// Benchmark mode: measure for `duration` after `warmup`, then stop.
+    pub bench: Option<BenchSpec>,
+}
+
+/// A benchmark window.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchSpec {
+    pub warmup: Duration,
+    pub duration: Duration,
+}
+
+/// One worker's measurements over the benchmark window.
+#[derive(Debug, Clone)]
+pub struct WorkerBench {
+    pub packets: u64,
+    pub bytes: u64,
+    /// TSC cycles spent in non-empty polls (receive, process, free).
+    pub busy_cycles: u64,
+    /// Per-burst processing time percentiles, nanoseconds: p50, p99, p99.9, max.
+    pub latency_ns: [u64; 4],
+    pub bursts: u64,
+}
+
+/// What `spinewatch bench` reports besides the run summary.
+#[derive(Debug, Clone)]
+pub struct BenchReport {
+    pub stage: Stage,
+    pub seconds: f64,
+    pub tsc_hz: u64,
+    pub workers: Vec<WorkerBench>,
+    /// Port drops inside the window.
+    pub imissed: u64,
+    pub rx_nombuf: u64,
+    /// Live flows per worker at the end of the window.
+    pub flows_active: Vec<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +117,15 @@ pub fn run_dpdk(
     out: Box<dyn Write + Send>,
     stop: Arc<AtomicBool>,
 ) -> Result<RunSummary, DpdkRunError> {
+    run_dpdk_bench(cfg, out, stop).map(|(s, _)| s)
+}
+
+/// [`run_dpdk`], with the benchmark report when `cfg.bench` is set.
+pub fn run_dpdk_bench(
+    cfg: &DpdkRunConfig,
+    out: Box<dyn Write + Send>,
+    stop: Arc<AtomicBool>,
+) -> Result<(RunSummary, Option<BenchReport>), DpdkRunError> {
     let plans = plan_workers(&cfg.ports);
     if plans.is_empty() {
         return Err(DpdkRunError::Config("no ports/cores configured".into()));
@@ -188,14 +234,18 @@ pub fn run_dpdk(
     let tsc0 = dpdk_sys::tsc();
     let started = Instant::now();
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let measuring = AtomicBool::new(false);
+    let stage = cfg.stage;
+    let mut window: Option<(f64, Vec<(u64, u64)>, (u64, u64), Vec<u64>)> = None;
 
-    let cores: Vec<WorkerCore> = std::thread::scope(|s| {
+    let results: Vec<(WorkerCore, Option<WorkerBench>)> = std::thread::scope(|s| {
         let mut handles = Vec::with_capacity(n);
         for (i, (plan, batcher)) in plans.iter().zip(batchers).enumerate() {
             let mut queues: Vec<RxQueue> = plan.queues.iter().map(|&(pi, q)| ports[pi].rx_queue(q, ts_field)).collect();
             let mut core = WorkerCore::new(i, cfg.flow.clone(), batcher, stats.clone());
             let expected = cfg.expected_per_worker.as_ref().map(|v| v.get(i).copied().unwrap_or(0));
-            let (eal, stop, done) = (&eal, stop.clone(), done.clone());
+            let (eal, stop, done, measuring) = (&eal, stop.clone(), done.clone(), &measuring);
+            let measure = cfg.bench.is_some();
             let (burst_size, idle_exit, hw_ts, cpu) = (cfg.burst_size, cfg.idle_exit, cfg.hw_timestamps, plan.core);
             let h = std::thread::Builder::new()
                 .name(format!("sw-worker-{i}"))
@@ -216,6 +266,10 @@ pub fn run_dpdk(
                     let mut last_rx = Instant::now();
                     let mut polls = 0u64;
                     let mut tsc_now_us = 0u64;
+                    let mut hist = measure.then(|| {
+                        hdrhistogram::Histogram::<u64>::new_with_bounds(1, 1 << 40, 3).expect("histogram bounds")
+                    });
+                    let (mut busy, mut mbursts) = (0u64, 0u64);
                     loop {
                         if stop.load(Ordering::Relaxed) {
                             break;
@@ -225,6 +279,7 @@ pub fn run_dpdk(
                                 break;
                             }
                         }
+                        let t_a = if measure { dpdk_sys::tsc() } else { 0 };
                         let mut got = 0;
                         for q in queues.iter_mut() {
                             let k = q.rx_burst(&mut burst);
@@ -236,10 +291,18 @@ pub fn run_dpdk(
                             if !hw_ts {
                                 tsc_now_us = wall_us();
                             }
-                            core.burst(burst.iter().map(|m| {
-                                let ts = if hw_ts { m.timestamp().unwrap_or(0) } else { tsc_now_us };
-                                (m.data(), m.pkt_len(), ts)
-                            }));
+                            if stage == Stage::Rx {
+                                let bytes = burst.iter().map(|m| m.pkt_len() as u64).sum();
+                                core.rx_only(k, bytes);
+                            } else {
+                                core.burst_stage(
+                                    stage,
+                                    burst.iter().map(|m| {
+                                        let ts = if hw_ts { m.timestamp().unwrap_or(0) } else { tsc_now_us };
+                                        (m.data(), m.pkt_len(), ts)
+                                    }),
+                                );
+                            }
                             burst.free();
                         }
                         polls += 1;
@@ -247,6 +310,14 @@ pub fn run_dpdk(
                             last_rx = Instant::now();
                             let clock = (!hw_ts).then_some(tsc_now_us);
                             core.end_burst(clock, started.elapsed().as_millis() as u64);
+                            if let Some(h) = hist.as_mut() {
+                                if measuring.load(Ordering::Relaxed) {
+                                    let dt = dpdk_sys::tsc().wrapping_sub(t_a);
+                                    busy += dt;
+                                    mbursts += 1;
+                                    h.saturating_record(dt.max(1));
+                                }
+                            }
                         } else if polls.is_multiple_of(1024) {
                             // Idle: keep expiry and batch ageing going on the live clock.
                             let now = Instant::now();
@@ -267,11 +338,55 @@ pub fn run_dpdk(
                             }
                         }
                     }
+                    let wb = hist.map(|h| {
+                        let ns = |c: u64| (c as u128 * 1_000_000_000 / tsc_hz as u128) as u64;
+                        WorkerBench {
+                            packets: 0,
+                            bytes: 0,
+                            busy_cycles: busy,
+                            latency_ns: [
+                                ns(h.value_at_quantile(0.5)),
+                                ns(h.value_at_quantile(0.99)),
+                                ns(h.value_at_quantile(0.999)),
+                                ns(h.max()),
+                            ],
+                            bursts: mbursts,
+                        }
+                    });
                     done.fetch_add(1, Ordering::Relaxed);
-                    core
+                    (core, wb)
                 })
                 .expect("spawn worker thread");
             handles.push(h);
+        }
+        // Benchmark window: after the warm-up, snapshot, measure, snapshot, stop.
+        if let Some(b) = cfg.bench {
+            let snap = || -> (Vec<(u64, u64)>, (u64, u64)) {
+                let w = stats
+                    .iter()
+                    .map(|s| (s.received.load(Ordering::Relaxed), s.received_bytes.load(Ordering::Relaxed)))
+                    .collect();
+                let p = ports.iter().map(|p| p.stats()).fold((0, 0), |a, s| (a.0 + s.imissed, a.1 + s.rx_nombuf));
+                (w, p)
+            };
+            let wait = |d: Duration| {
+                let end = Instant::now() + d;
+                while Instant::now() < end && done.load(Ordering::Relaxed) < n && !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            };
+            wait(b.warmup);
+            let (w0, p0) = snap();
+            let t0 = Instant::now();
+            measuring.store(true, Ordering::Relaxed);
+            wait(b.duration);
+            measuring.store(false, Ordering::Relaxed);
+            let secs = t0.elapsed().as_secs_f64();
+            let (w1, p1) = snap();
+            let per: Vec<(u64, u64)> = w0.iter().zip(&w1).map(|(a, b)| (b.0 - a.0, b.1 - a.1)).collect();
+            let flows = stats.iter().map(|s| s.flows_active.load(Ordering::Relaxed)).collect();
+            window = Some((secs, per, (p1.0 - p0.0, p1.1 - p0.1), flows));
+            stop.store(true, Ordering::Relaxed);
         }
         // Stats reporter: this thread, outside the packet path.
         let mut next_report = Instant::now() + cfg.stats_interval.unwrap_or(Duration::from_secs(3600));
@@ -286,6 +401,30 @@ pub fn run_dpdk(
             }
         }
         handles.into_iter().map(|h| h.join().expect("worker thread panicked")).collect()
+    });
+    let mut cores = Vec::with_capacity(results.len());
+    let mut benches = Vec::with_capacity(results.len());
+    for (c, b) in results {
+        cores.push(c);
+        benches.push(b);
+    }
+    let report = window.map(|(seconds, per, (imissed, rx_nombuf), flows_active)| BenchReport {
+        stage,
+        seconds,
+        tsc_hz,
+        workers: benches
+            .into_iter()
+            .zip(per)
+            .map(|(b, (packets, bytes))| {
+                let mut b = b.unwrap_or(WorkerBench { packets: 0, bytes: 0, busy_cycles: 0, latency_ns: [0; 4], bursts: 0 });
+                b.packets = packets;
+                b.bytes = bytes;
+                b
+            })
+            .collect(),
+        imissed,
+        rx_nombuf,
+        flows_active,
     });
     let elapsed = started.elapsed().as_secs_f64();
     let mut port_summaries = Vec::new();
@@ -313,7 +452,7 @@ pub fn run_dpdk(
     eal.cleanup();
     // What the NICs delivered, to check against what the workers processed.
     let input_packets = port_summaries.iter().map(|p| p.ipackets).sum();
-    Ok(RunSummary {
+    let summary = RunSummary {
         source: "dpdk".into(),
         workers,
         ports: port_summaries,
@@ -321,7 +460,8 @@ pub fn run_dpdk(
         export_error: export_error.map(|e| e.to_string()),
         elapsed_secs: elapsed,
         input_packets,
-    })
+    };
+    Ok((summary, report))
 }
 
 fn dpdk_export(

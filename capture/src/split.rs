@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 pub struct Split {
     pub files: Vec<PathBuf>,
     pub packets: Vec<u64>,
+    /// The longest captured frame.
+    pub max_frame: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +30,7 @@ pub fn split_captures(inputs: &[PathBuf], n: usize, dir: &Path) -> Result<Split,
         writers.push(PcapWriter::create(f).map_err(|source| SplitError::Io { path: f.clone(), source })?);
     }
     let mut packets = vec![0u64; n];
+    let mut max_frame = 0;
     for input in inputs {
         let mut r = PcapReader::open(input)?;
         while let Some(rec) = r.next_packet()? {
@@ -36,10 +39,11 @@ pub fn split_captures(inputs: &[PathBuf], n: usize, dir: &Path) -> Result<Split,
                 .write(rec.ts, rec.data, rec.orig_len)
                 .map_err(|source| SplitError::Io { path: files[q].clone(), source })?;
             packets[q] += 1;
+            max_frame = max_frame.max(rec.data.len());
         }
     }
     for (w, f) in writers.into_iter().zip(&files) {
         w.finish().map_err(|source| SplitError::Io { path: f.clone(), source })?;
     }
-    Ok(Split { files, packets })
+    Ok(Split { files, packets, max_frame })
 }

@@ -3,32 +3,101 @@
 
 use crate::counters::{WorkerStats, WorkerSummary};
 use crossbeam_utils::CachePadded;
+use detect::flow::{FlowRecord, RecordSink};
 use detect::time::Micros;
 use detect::{Engine, FlowConfig};
 use export::Batcher;
 use std::sync::Arc;
+
+/// How much of the pipeline a worker runs (`spinewatch bench --pipeline`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Receive and free only: the input path's ceiling.
+    Rx,
+    /// Receive and decode.
+    Decode,
+    /// Receive, decode, flow update; records are counted and discarded.
+    Flow,
+    /// Everything, records exported.
+    Full,
+}
+
+impl Stage {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Rx => "rx",
+            Stage::Decode => "decode",
+            Stage::Flow => "flow",
+            Stage::Full => "full",
+        }
+    }
+}
+
+/// A sink that counts records and drops them (the `flow` stage).
+#[derive(Debug, Default)]
+struct Discard(u64);
+
+impl RecordSink for Discard {
+    fn emit(&mut self, _r: &FlowRecord) {
+        self.0 += 1;
+    }
+}
 
 pub struct WorkerCore {
     pub id: usize,
     pub core: Option<usize>,
     engine: Engine,
     batcher: Batcher,
+    discard: Discard,
     stats: Arc<[CachePadded<WorkerStats>]>,
     pub received: u64,
+    pub received_bytes: u64,
     pub bursts: u64,
 }
 
 impl WorkerCore {
     pub fn new(id: usize, flow: FlowConfig, batcher: Batcher, stats: Arc<[CachePadded<WorkerStats>]>) -> Self {
-        WorkerCore { id, core: None, engine: Engine::new(flow), batcher, stats, received: 0, bursts: 0 }
+        WorkerCore {
+            id,
+            core: None,
+            engine: Engine::new(flow),
+            batcher,
+            discard: Discard::default(),
+            stats,
+            received: 0,
+            received_bytes: 0,
+            bursts: 0,
+        }
     }
 
     /// One burst of frames `(data, wire_len, ts)`: decode and flow update. No allocation, no
     /// lock, no syscall. A `ts` of 0 means "no timestamp": the packet clock stays where it is.
     #[inline]
     pub fn burst<'a, I: IntoIterator<Item = (&'a [u8], u32, Micros)>>(&mut self, frames: I) {
-        let received = &mut self.received;
-        self.engine.process_burst(frames.into_iter().inspect(|_| *received += 1), &mut self.batcher);
+        self.burst_stage(Stage::Full, frames)
+    }
+
+    /// The `rx` stage of a DPDK burst: count `n` frames of `bytes` bytes, touch nothing else.
+    #[inline]
+    pub fn rx_only(&mut self, n: usize, bytes: u64) {
+        self.received += n as u64;
+        self.received_bytes += bytes;
+    }
+
+    /// One burst through the first stages only (see [`Stage`]).
+    #[inline]
+    pub fn burst_stage<'a, I: IntoIterator<Item = (&'a [u8], u32, Micros)>>(&mut self, stage: Stage, frames: I) {
+        let (received, bytes) = (&mut self.received, &mut self.received_bytes);
+        let frames = frames.into_iter().inspect(|f| {
+            *received += 1;
+            *bytes += f.1 as u64;
+        });
+        match stage {
+            Stage::Rx => frames.for_each(drop),
+            Stage::Decode => self.engine.decode_only(frames),
+            Stage::Flow => self.engine.process_burst(frames, &mut self.discard),
+            Stage::Full => self.engine.process_burst(frames, &mut self.batcher),
+        }
     }
 
     /// Once per burst: expiry on the packet clock (or `clock` when the source has a live one),
@@ -38,8 +107,11 @@ impl WorkerCore {
         self.bursts += 1;
         self.engine.end_burst(clock, &mut self.batcher);
         self.batcher.tick(mono_ms);
-        self.stats[self.id].publish(&self.engine.counters(), &self.batcher.stats);
-        self.stats[self.id].bursts.store(self.bursts, std::sync::atomic::Ordering::Relaxed);
+        let s = &self.stats[self.id];
+        s.publish(&self.engine.counters(), &self.batcher.stats);
+        s.bursts.store(self.bursts, std::sync::atomic::Ordering::Relaxed);
+        s.received.store(self.received, std::sync::atomic::Ordering::Relaxed);
+        s.received_bytes.store(self.received_bytes, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The worker's packet clock.
@@ -53,6 +125,15 @@ impl WorkerCore {
         let engine = self.engine.counters();
         let export = self.batcher.finish();
         self.stats[self.id].publish(&engine, &export);
-        WorkerSummary { id: self.id, core: self.core, engine, export, received: self.received, bursts: self.bursts }
+        WorkerSummary {
+            id: self.id,
+            core: self.core,
+            engine,
+            export,
+            received: self.received,
+            bursts: self.bursts,
+            flow_capacity: self.engine.flow_table().capacity() as u64,
+            discarded_records: self.discard.0,
+        }
     }
 }

@@ -1,0 +1,202 @@
+//! `spinewatch bench`: the real pipeline over DPDK `net_pcap` replaying pre-split captures from
+//! memory (`infinite_rx=1`, one capture per RX queue) for a fixed time, measured after a
+//! warm-up. Reports rates in total and per worker, drops by cause, cycles per packet, per-burst
+//! latency percentiles, flow-table occupancy and peak RSS; a table, or one JSON object.
+
+use crate::config::Config;
+use anyhow::Result;
+use capture::worker::Stage;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// Peak resident set size of this process, KiB (Linux `VmHWM`).
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(not(feature = "dpdk"))]
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    _: &Config,
+    _: usize,
+    _: &[usize],
+    _: Stage,
+    _: f64,
+    _: f64,
+    _: bool,
+    _: &[PathBuf],
+    _: Box<dyn Write + Send>,
+    _: Arc<AtomicBool>,
+) -> Result<i32> {
+    let _ = peak_rss_kib;
+    anyhow::bail!("this spinewatch was built without DPDK (feature \"dpdk\"): `bench` needs it")
+}
+
+#[cfg(feature = "dpdk")]
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    cfg: &Config,
+    workers: usize,
+    cores: &[usize],
+    stage: Stage,
+    warmup: f64,
+    duration: f64,
+    json: bool,
+    pcaps: &[PathBuf],
+    out: Box<dyn Write + Send>,
+    stop: Arc<AtomicBool>,
+) -> Result<i32> {
+    use anyhow::Context;
+    use std::time::Duration;
+    if !(duration > 0.0 && warmup >= 0.0) {
+        anyhow::bail!("--duration must be > 0 and --warmup >= 0");
+    }
+    let dir = std::env::temp_dir().join(format!("spinewatch-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let result = (|| -> Result<i32> {
+        let split = capture::split::split_captures(pcaps, workers, &dir)?;
+        let total: u64 = split.packets.iter().sum();
+        if total == 0 {
+            anyhow::bail!("the captures hold no packets");
+        }
+        let mut vdev = "net_pcap_bench0".to_string();
+        for f in &split.files {
+            vdev.push_str(&format!(",rx_pcap={}", f.display()));
+        }
+        vdev.push_str(",infinite_rx=1");
+        // infinite_rx loads every queue's capture into mbufs of our pool: size the pool (and
+        // EAL's memory) for the captures plus the descriptors, bursts and caches.
+        let descs = 1024u64;
+        let data_room = cfg.capture.mbuf_data_room.max((128 + split.max_frame.min(9600)) as u16);
+        let needed = total
+            + workers as u64 * (descs + cfg.capture.burst_size as u64 + cfg.capture.mempool_cache as u64)
+            + 4096;
+        let pool = needed.min(u32::MAX as u64) as u32;
+        // Per mbuf: the data room, the 128-byte rte_mbuf, the mempool header and the padding
+        // that spreads objects over memory channels; then EAL's own needs.
+        let memory_mb = (pool as u64 * (data_room as u64 + 1280)).div_ceil(1 << 20) + 768;
+        let prefix = format!("{}-bench-{}", cfg.dpdk.file_prefix, std::process::id());
+        let mut eal = crate::eal_base(cfg, &prefix, memory_mb as u32, false);
+        eal.push("--no-pci".into());
+        eal.push(format!("--vdev={vdev}"));
+        let port_cores = crate::dedup_cores((0..workers).map(|i| cores[i % cores.len().max(1)]).collect());
+        let spec = capture::dpdk::PortSpec { name: "net_pcap_bench0".into(), cores: port_cores, rx_descriptors: Some(descs as u16) };
+        let mut rc = crate::dpdk_run_config(cfg, eal, vec![spec], false);
+        rc.mempool_size = Some(pool);
+        rc.mbuf_data_room = data_room;
+        rc.stage = stage;
+        rc.stats_interval = None;
+        rc.bench = Some(capture::dpdk::BenchSpec {
+            warmup: Duration::from_secs_f64(warmup),
+            duration: Duration::from_secs_f64(duration),
+        });
+        let (summary, report) = capture::dpdk::run_dpdk_bench(&rc, out, stop)?;
+        let report = report.context("the run ended before the benchmark window (interrupted?)")?;
+        let rss_mib = peak_rss_kib() as f64 / 1024.0;
+        let secs = report.seconds.max(1e-9);
+        let pk: u64 = report.workers.iter().map(|w| w.packets).sum();
+        let by: u64 = report.workers.iter().map(|w| w.bytes).sum();
+        let backlog: u64 = summary.workers.iter().map(|w| w.export.dropped).sum();
+        let capacity: u64 = summary.workers.iter().map(|w| w.flow_capacity).sum();
+        let mpps = |p: u64| p as f64 / secs / 1e6;
+        let gbps = |b: u64| b as f64 * 8.0 / secs / 1e9;
+        // On the wire each frame also takes 24 bytes: preamble, start delimiter, FCS, gap.
+        let gbps_wire = |p: u64, b: u64| (b + 24 * p) as f64 * 8.0 / secs / 1e9;
+        let cpp = |w: &capture::dpdk::WorkerBench| if w.packets > 0 { w.busy_cycles as f64 / w.packets as f64 } else { 0.0 };
+        if json {
+            let per: Vec<serde_json::Value> = report
+                .workers
+                .iter()
+                .enumerate()
+                .map(|(i, w)| {
+                    serde_json::json!({
+                        "worker": i,
+                        "core": summary.workers.get(i).and_then(|s| s.core),
+                        "packets": w.packets,
+                        "bytes": w.bytes,
+                        "mpps": mpps(w.packets),
+                        "gbps": gbps(w.bytes),
+                        "cycles_per_packet": cpp(w),
+                        "bursts": w.bursts,
+                        "latency_ns": {"p50": w.latency_ns[0], "p99": w.latency_ns[1], "p99_9": w.latency_ns[2], "max": w.latency_ns[3]},
+                        "flows_active": report.flows_active.get(i).copied().unwrap_or(0),
+                    })
+                })
+                .collect();
+            let v = serde_json::json!({
+                "pipeline": stage.name(),
+                "workers": report.workers.len(),
+                "seconds": secs,
+                "warmup_seconds": warmup,
+                "packets": pk,
+                "bytes": by,
+                "mpps": mpps(pk),
+                "gbps": gbps(by),
+                "gbps_wire": gbps_wire(pk, by),
+                "per_worker": per,
+                "drops": {"imissed": report.imissed, "rx_nombuf": report.rx_nombuf, "export_backlog": backlog},
+                "flow_table": {"active": report.flows_active.iter().sum::<u64>(), "capacity": capacity},
+                "peak_rss_mib": rss_mib,
+                "tsc_hz": report.tsc_hz,
+                "capture_packets": total,
+                "captures": pcaps.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            });
+            println!("{v}");
+        } else {
+            println!(
+                "spinewatch bench: pipeline {}, {} worker(s), {:.1} s measured after {:.1} s warm-up, {} packets in the captures",
+                stage.name(),
+                report.workers.len(),
+                secs,
+                warmup,
+                total
+            );
+            println!(
+                "{:<10} {:>12} {:>8} {:>8} {:>9} {:>8} {:>8} {:>9} {:>9} {:>9}",
+                "", "packets", "Mpps", "Gbps", "cyc/pkt", "p50 ns", "p99 ns", "p99.9 ns", "max ns", "flows"
+            );
+            for (i, w) in report.workers.iter().enumerate() {
+                println!(
+                    "{:<10} {:>12} {:>8.3} {:>8.3} {:>9.1} {:>8} {:>8} {:>9} {:>9} {:>9}",
+                    format!("worker {i}"),
+                    w.packets,
+                    mpps(w.packets),
+                    gbps(w.bytes),
+                    cpp(w),
+                    w.latency_ns[0],
+                    w.latency_ns[1],
+                    w.latency_ns[2],
+                    w.latency_ns[3],
+                    report.flows_active.get(i).copied().unwrap_or(0)
+                );
+            }
+            println!(
+                "{:<10} {:>12} {:>8.3} {:>8.3}   (Gbps on the wire, +24 B/frame: {:.3})",
+                "total",
+                pk,
+                mpps(pk),
+                gbps(by),
+                gbps_wire(pk, by)
+            );
+            println!(
+                "drops: imissed {}, rx_nombuf {}, export backlog {}; flow table {} of {} slots; peak RSS {:.0} MiB",
+                report.imissed,
+                report.rx_nombuf,
+                backlog,
+                report.flows_active.iter().sum::<u64>(),
+                capacity,
+                rss_mib
+            );
+        }
+        Ok(0)
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
