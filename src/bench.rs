@@ -75,9 +75,8 @@ pub fn run(
         // EAL's memory) for the captures plus the descriptors, bursts and caches.
         let descs = 1024u64;
         let data_room = cfg.capture.mbuf_data_room.max((128 + split.max_frame.min(9600)) as u16);
-        let needed = total
-            + workers as u64 * (descs + cfg.capture.burst_size as u64 + cfg.capture.mempool_cache as u64)
-            + 4096;
+        let needed =
+            total + workers as u64 * (descs + cfg.capture.burst_size as u64 + cfg.capture.mempool_cache as u64) + 4096;
         let pool = needed.min(u32::MAX as u64) as u32;
         // Per mbuf: the data room, the 128-byte rte_mbuf, the mempool header and the padding
         // that spreads objects over memory channels; then EAL's own needs.
@@ -87,7 +86,11 @@ pub fn run(
         eal.push("--no-pci".into());
         eal.push(format!("--vdev={vdev}"));
         let port_cores = crate::dedup_cores((0..workers).map(|i| cores[i % cores.len().max(1)]).collect());
-        let spec = capture::dpdk::PortSpec { name: "net_pcap_bench0".into(), cores: port_cores, rx_descriptors: Some(descs as u16) };
+        let spec = capture::dpdk::PortSpec {
+            name: "net_pcap_bench0".into(),
+            cores: port_cores,
+            rx_descriptors: Some(descs as u16),
+        };
         let mut rc = crate::dpdk_run_config(cfg, eal, vec![spec], false);
         rc.mempool_size = Some(pool);
         rc.mbuf_data_room = data_room;
@@ -109,7 +112,8 @@ pub fn run(
         let gbps = |b: u64| b as f64 * 8.0 / secs / 1e9;
         // On the wire each frame also takes 24 bytes: preamble, start delimiter, FCS, gap.
         let gbps_wire = |p: u64, b: u64| (b + 24 * p) as f64 * 8.0 / secs / 1e9;
-        let cpp = |w: &capture::dpdk::WorkerBench| if w.packets > 0 { w.busy_cycles as f64 / w.packets as f64 } else { 0.0 };
+        let cpp =
+            |w: &capture::dpdk::WorkerBench| if w.packets > 0 { w.busy_cycles as f64 / w.packets as f64 } else { 0.0 };
         if json {
             let per: Vec<serde_json::Value> = report
                 .workers

@@ -68,7 +68,11 @@ pub struct CaptureConfig {
     /// Per-lcore mempool cache, in mbufs (≤ 512). Default 256.
     pub mempool_cache: u32,
     /// Bytes of data room per mbuf, headroom (128) included. Default 2176 (2048 + headroom).
+    /// Frames longer than the data room arrive in several segments; only the first is decoded
+    /// (its headers), so keep it above the MTU plus 128 (e.g. 9728 for jumbo frames).
     pub mbuf_data_room: u16,
+    /// Port MTU in bytes (e.g. 9000 on a jumbo-frame spine); default: the driver's.
+    pub mtu: Option<u32>,
     /// Workers for `replay` (file or DPDK); `run` takes its workers from `ports[].cores`.
     /// Default: the number of cores.
     pub workers: Option<usize>,
@@ -85,6 +89,7 @@ impl Default for CaptureConfig {
             mempool_size: AutoOr::default(),
             mempool_cache: 256,
             mbuf_data_room: 2176,
+            mtu: None,
             workers: None,
             cores: None,
             ports: Vec::new(),
@@ -287,6 +292,9 @@ impl Config {
             p.push("capture.workers: must be at least 1".into());
         }
         if let Some(cores) = &c.cores {
+            if cores.is_empty() {
+                p.push("capture.cores: empty (leave it out for cores 0..workers)".into());
+            }
             for (i, &core) in cores.iter().enumerate() {
                 if core >= 1024 {
                     p.push(format!("capture.cores[{i}]: core {core} does not exist"));
@@ -357,6 +365,9 @@ impl Config {
         if e.channel_capacity == 0 {
             p.push("export.channel_capacity: must be at least 1".into());
         }
+        if e.max_backlog_batches == 0 {
+            p.push("export.max_backlog_batches: must be at least 1".into());
+        }
         p
     }
 
@@ -381,6 +392,7 @@ impl Config {
             batch_max_age_ms: e.batch_max_age_ms,
             channel_capacity: e.channel_capacity,
             max_backlog_batches: e.max_backlog_batches,
+            blocking: false,
         }
     }
 }

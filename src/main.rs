@@ -194,7 +194,22 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             );
             Ok(0)
         }
-        Cmd::Gen { scenario, out, truth, preset, seed, flows, sizes, mix, encap, ipv6, rate, alpha, max_packets, attacks } => {
+        Cmd::Gen {
+            scenario,
+            out,
+            truth,
+            preset,
+            seed,
+            flows,
+            sizes,
+            mix,
+            encap,
+            ipv6,
+            rate,
+            alpha,
+            max_packets,
+            attacks,
+        } => {
             let mut w = capture::pcap::PcapWriter::create(&out).with_context(|| format!("{}", out.display()))?;
             let truth_path = truth.unwrap_or_else(|| {
                 let mut p = out.clone().into_os_string();
@@ -216,7 +231,8 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
                 cfg.flows = v;
             }
             if let Some(v) = sizes {
-                cfg.sizes = pcapgen::traffic::Sizes::parse(&v).with_context(|| format!("--sizes {v}: one of 64, imix, 1500, jumbo"))?;
+                cfg.sizes = pcapgen::traffic::Sizes::parse(&v)
+                    .with_context(|| format!("--sizes {v}: one of 64, imix, 1500, jumbo"))?;
             }
             if let Some(v) = mix {
                 cfg.mix = pcapgen::traffic::ProtoMix::parse(&v).map_err(|e| anyhow::anyhow!("--mix: {e}"))?;
@@ -241,7 +257,9 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
                 "all" => pcapgen::traffic::Attack::ALL.to_vec(),
                 list => list
                     .split(',')
-                    .map(|a| pcapgen::traffic::Attack::parse(a).with_context(|| format!("--attacks: unknown scenario {a:?}")))
+                    .map(|a| {
+                        pcapgen::traffic::Attack::parse(a).with_context(|| format!("--attacks: unknown scenario {a:?}"))
+                    })
                     .collect::<Result<_>>()?,
             };
             let mut err = None;
@@ -281,7 +299,7 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             let cores = cfg.capture.cores.clone().unwrap_or_else(|| (0..workers).map(|i| i % ncpu).collect());
             let summary = match source {
                 Source::File => {
-                    let fc = FileRunConfig { workers, cores, flow: cfg.flow_config(), export: cfg.export_config() };
+                    let fc = FileRunConfig { workers, cores, flow: cfg.flow_config(), export: replay_export(&cfg) };
                     capture::file::run_files(&pcaps, &fc, out, stop)?
                 }
                 Source::Dpdk => replay_dpdk(&cfg, workers, &cores, &pcaps, out, stop)?,
@@ -363,6 +381,12 @@ fn preset_config(p: Option<Preset>) -> pcapgen::traffic::TrafficConfig {
             ..base
         },
     }
+}
+
+/// A replay waits for the exporter instead of dropping: back-pressure costs nothing there, and
+/// the records must not depend on thread timing.
+fn replay_export(cfg: &Config) -> export::ExportConfig {
+    export::ExportConfig { blocking: true, ..cfg.export_config() }
 }
 
 fn open_eve(spec: &str) -> Result<Box<dyn Write + Send>> {
@@ -447,6 +471,7 @@ pub(crate) fn dpdk_run_config(
         mempool_size: cfg.capture.mempool_size.value(),
         mempool_cache: cfg.capture.mempool_cache,
         mbuf_data_room: cfg.capture.mbuf_data_room,
+        mtu: cfg.capture.mtu.unwrap_or(0),
         flow: cfg.flow_config(),
         export: cfg.export_config(),
         hw_timestamps: hw_ts,
@@ -493,6 +518,7 @@ fn replay_dpdk(
         let spec = capture::dpdk::PortSpec { name: "net_pcap_replay0".into(), cores: port_cores, rx_descriptors: None };
         let mut rc = dpdk_run_config(cfg, eal, vec![spec], true);
         rc.expected_per_worker = Some(split.packets.clone());
+        rc.export = replay_export(cfg);
         let mut s = capture::dpdk::run_dpdk(&rc, out, stop)?;
         s.source = "dpdk net_pcap".into();
         Ok(s)

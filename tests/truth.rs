@@ -50,7 +50,8 @@ fn expected(truth: &Value) -> BTreeMap<Key, Vec<[u64; 4]>> {
             "gre" => {
                 let o = &f["outer"];
                 let e = outer.entry((String::new(), norm(&o["src_ip"]), 0, norm(&o["dest_ip"]), 0, 47)).or_default();
-                for (i, k) in ["pkts_toserver", "pkts_toclient", "bytes_toserver", "bytes_toclient"].iter().enumerate() {
+                for (i, k) in ["pkts_toserver", "pkts_toclient", "bytes_toserver", "bytes_toclient"].iter().enumerate()
+                {
                     e[i] += n(k);
                 }
             }
@@ -81,7 +82,10 @@ fn reported(r: &Run) -> BTreeMap<Key, Vec<[u64; 4]>> {
     let mut m: BTreeMap<Key, Vec<[u64; 4]>> = BTreeMap::new();
     for e in &r.events {
         let f = &e["flow"];
-        let vlan = e["vlan"].as_array().map(|a| a.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",")).unwrap_or_default();
+        let vlan = e["vlan"]
+            .as_array()
+            .map(|a| a.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","))
+            .unwrap_or_default();
         let k = (
             vlan,
             norm(&e["src_ip"]),
@@ -91,7 +95,12 @@ fn reported(r: &Run) -> BTreeMap<Key, Vec<[u64; 4]>> {
             proto_num(&e["proto"]),
         );
         let n = |k: &str| f[k].as_u64().unwrap();
-        m.entry(k).or_default().push([n("pkts_toserver"), n("pkts_toclient"), n("bytes_toserver"), n("bytes_toclient")]);
+        m.entry(k).or_default().push([
+            n("pkts_toserver"),
+            n("pkts_toclient"),
+            n("bytes_toserver"),
+            n("bytes_toclient"),
+        ]);
     }
     for v in m.values_mut() {
         v.sort();

@@ -33,6 +33,8 @@ pub struct DpdkRunConfig {
     pub mempool_cache: u32,
     /// Data room per mbuf, headroom included.
     pub mbuf_data_room: u16,
+    /// Port MTU; 0 keeps the driver's default.
+    pub mtu: u32,
     pub flow: FlowConfig,
     pub export: ExportConfig,
     /// Use the PMD's RX timestamps (replay of a capture through `net_pcap`) instead of the TSC
@@ -179,7 +181,9 @@ pub fn run_dpdk_bench(
         None => ((needed + 1).next_power_of_two() - 1).min(u32::MAX as u64) as u32,
     };
     let socket = infos.first().map(|i| i.socket).unwrap_or(-1);
-    let pool = Mempool::create(&eal, "sw_rx_pool", n_mbufs, cfg.mempool_cache, cfg.mbuf_data_room, socket).map_err(|e| {
+    // DPDK requires the per-lcore cache to stay under n / 1.5.
+    let cache = cfg.mempool_cache.min((n_mbufs as f64 / 1.5) as u32).min(512);
+    let pool = Mempool::create(&eal, "sw_rx_pool", n_mbufs, cache, cfg.mbuf_data_room, socket).map(Arc::new).map_err(|e| {
         DpdkRunError::Config(format!(
             "could not allocate the mbuf pool ({n_mbufs} mbufs of {} bytes, about {} MiB): {e}. Give EAL more memory (-m, or hugepages) or lower capture.mempool_size / rx_descriptors",
             cfg.mbuf_data_room,
@@ -209,7 +213,7 @@ pub fn run_dpdk_bench(
             offloads |= dpdk_sys::rx_offload_scatter();
         }
         let txq = if info.max_tx_queues > 0 { 1 } else { 0 };
-        port.configure(nq, txq, rss, info.hash_key_size as usize, offloads)?;
+        port.configure(nq, txq, rss, info.hash_key_size as usize, offloads, cfg.mtu)?;
         for q in 0..nq {
             port.rx_queue_setup(q, desc, info.socket, &pool)?;
         }
@@ -238,10 +242,19 @@ pub fn run_dpdk_bench(
     let stage = cfg.stage;
     let mut window: Option<(f64, Vec<(u64, u64)>, (u64, u64), Vec<u64>)> = None;
 
+    // Every queue handle, once; each goes to the worker of its core.
+    let mut port_queues: Vec<Vec<Option<RxQueue>>> = Vec::with_capacity(ports.len());
+    for p in &ports {
+        port_queues.push(p.rx_queues(ts_field)?.into_iter().map(Some).collect());
+    }
     let results: Vec<(WorkerCore, Option<WorkerBench>)> = std::thread::scope(|s| {
         let mut handles = Vec::with_capacity(n);
         for (i, (plan, batcher)) in plans.iter().zip(batchers).enumerate() {
-            let mut queues: Vec<RxQueue> = plan.queues.iter().map(|&(pi, q)| ports[pi].rx_queue(q, ts_field)).collect();
+            let mut queues: Vec<RxQueue> = plan
+                .queues
+                .iter()
+                .map(|&(pi, q)| port_queues[pi][q as usize].take().expect("each queue goes to one worker"))
+                .collect();
             let mut core = WorkerCore::new(i, cfg.flow.clone(), batcher, stats.clone());
             let expected = cfg.expected_per_worker.as_ref().map(|v| v.get(i).copied().unwrap_or(0));
             let (eal, stop, done, measuring) = (&eal, stop.clone(), done.clone(), &measuring);
@@ -416,7 +429,8 @@ pub fn run_dpdk_bench(
             .into_iter()
             .zip(per)
             .map(|(b, (packets, bytes))| {
-                let mut b = b.unwrap_or(WorkerBench { packets: 0, bytes: 0, busy_cycles: 0, latency_ns: [0; 4], bursts: 0 });
+                let mut b =
+                    b.unwrap_or(WorkerBench { packets: 0, bytes: 0, busy_cycles: 0, latency_ns: [0; 4], bursts: 0 });
                 b.packets = packets;
                 b.bytes = bytes;
                 b
@@ -449,7 +463,6 @@ pub fn run_dpdk_bench(
     let (exporter, export_error) = export.join().map_err(DpdkRunError::Export)?;
     drop(ports);
     drop(pool);
-    eal.cleanup();
     // What the NICs delivered, to check against what the workers processed.
     let input_packets = port_summaries.iter().map(|p| p.ipackets).sum();
     let summary = RunSummary {

@@ -121,6 +121,8 @@ impl WorkerCore {
 
     /// Ends every live flow at `end` and hands the last records to the exporter (blocking).
     pub fn finish(mut self, end: Micros) -> WorkerSummary {
+        // Every live flow's record must reach the exporter: wait for it rather than drop.
+        self.batcher.set_blocking(true);
         self.engine.flush(end, &mut self.batcher);
         let engine = self.engine.counters();
         let export = self.batcher.finish();

@@ -601,24 +601,28 @@ impl FlowTable {
         f.last.saturating_add(self.timeout_us[f.class as usize])
     }
 
-    /// Ends the flow idle the longest to make room.
+    /// Makes room: ends a flow that has already expired if a list head has (reason
+    /// `timeout`: the same record a sweep would have written), else the flow idle the longest
+    /// (reason `evicted`). So whether an expired flow was swept yet never changes the records.
     fn evict_one<S: RecordSink>(&mut self, now: Micros, sink: &mut S) {
         let mut best = NIL;
         let mut best_last = Micros::MAX;
         for c in 0..CLASSES {
             let h = self.head[c];
-            if h != NIL && self.flows[h as usize].relinked < best_last {
+            if h == NIL {
+                continue;
+            }
+            let exp = self.expires_at(h);
+            if exp <= now {
+                self.end_flow(h, EndReason::Timeout, exp, sink);
+                return;
+            }
+            if self.flows[h as usize].relinked < best_last {
                 best = h;
                 best_last = self.flows[h as usize].relinked;
             }
         }
-        if best == NIL {
-            return;
-        }
-        let exp = self.expires_at(best);
-        if exp <= now {
-            self.end_flow(best, EndReason::Timeout, exp, sink);
-        } else {
+        if best != NIL {
             self.end_flow(best, EndReason::Evicted, now, sink);
         }
     }
@@ -802,7 +806,9 @@ fn tcp_update(f: &mut Flow, dir: usize, d: &Decoded) {
         let valid = if t.state == TcpState::SynSent {
             dir == 1 && has_ack && ack == t.next_seq[0]
         } else {
-            let win = t.window[other].max(1) as u32;
+            // The window scale is in the SYN options, which we do not parse: allow the largest
+            // (14), so a valid RST on a scaled window is never refused.
+            let win = (t.window[other].max(1) as u32) << 14;
             let off = seq.wrapping_sub(t.next_seq[dir]);
             off < win
         };
@@ -953,7 +959,7 @@ mod test {
         assert_eq!(run(&p).tcp.unwrap().state, Some(TcpState::Closed));
         // a RST outside the window is ignored, one at the expected sequence closes
         let mut p = hs.to_vec();
-        p.push(tcp(false, R, 90_000, 0, 0));
+        p.push(tcp(false, R, 400, 0, 0));
         assert_eq!(run(&p).tcp.unwrap().state, Some(TcpState::Established));
         p.push(tcp(false, R, 501, 0, 0));
         assert_eq!(run(&p).tcp.unwrap().state, Some(TcpState::Closed));
@@ -974,6 +980,25 @@ mod test {
         // no SYN first: no session
         let r = run(&[tcp(true, A, 5, 5, 10), tcp(false, A, 5, 15, 0)]);
         assert_eq!((r.state, r.tcp.unwrap().state), (FlowState::New, None));
+    }
+
+    #[test]
+    fn test_full_table_ends_expired_flows_before_evicting() {
+        let mut t = FlowTable::new(FlowConfig { capacity: 2, ..FlowConfig::default() });
+        let mut out = Vec::new();
+        // A long-lived TCP flow first, then a UDP flow that expires at 35 s.
+        for (i, d) in [tcp(true, S, 100, 0, 0), tcp(false, S | A, 500, 101, 0), tcp(true, A, 101, 501, 0)].iter().enumerate() {
+            t.update(d, 60, i as u64, &mut out);
+        }
+        t.update(&udp(7, 7, 8, 8), 60, 5 * SEC, &mut out);
+        // At 40 s a third flow needs a slot: the expired UDP flow goes, as a timeout.
+        t.update(&udp(9, 9, 8, 8), 60, 40 * SEC, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].src_port, out[0].reason, out[0].timestamp), (7, EndReason::Timeout, 35 * SEC));
+        assert_eq!(t.counters.evicted, 0);
+        // Another one: nothing has expired, so the flow idle the longest is evicted.
+        t.update(&udp(10, 10, 8, 8), 60, 41 * SEC, &mut out);
+        assert_eq!((out[1].proto, out[1].reason), (6, EndReason::Evicted));
     }
 
     #[test]

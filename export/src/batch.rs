@@ -16,13 +16,22 @@ pub struct ExportConfig {
     pub batch_max_age_ms: u64,
     /// Batches in flight per worker channel.
     pub channel_capacity: usize,
-    /// Full batches a worker keeps while its channel is full, before it drops.
+    /// Full batches a worker keeps while its channel is full, before it drops (at least 1).
     pub max_backlog_batches: usize,
+    /// Wait for the exporter instead of dropping when the backlog is full: for replays, where
+    /// back-pressure costs nothing and the records must not depend on timing.
+    pub blocking: bool,
 }
 
 impl Default for ExportConfig {
     fn default() -> Self {
-        ExportConfig { batch_size: 256, batch_max_age_ms: 100, channel_capacity: 64, max_backlog_batches: 64 }
+        ExportConfig {
+            batch_size: 256,
+            batch_max_age_ms: 100,
+            channel_capacity: 64,
+            max_backlog_batches: 64,
+            blocking: false,
+        }
     }
 }
 
@@ -59,6 +68,7 @@ pub struct Batcher {
     cur_since_ms: Option<u64>,
     backlog: VecDeque<Batch>,
     cfg: ExportConfig,
+    blocking: bool,
     pub stats: BatcherStats,
 }
 
@@ -76,10 +86,48 @@ impl Batcher {
         }
     }
 
+    /// From now on, wait for the exporter rather than drop (shutdown flush, replays).
+    pub fn set_blocking(&mut self, on: bool) {
+        self.blocking = on;
+    }
+
+    fn send_blocking(&mut self, b: Batch) {
+        let n = b.records.len() as u64;
+        match self.tx.send(b) {
+            Ok(()) => self.stats.sent += n,
+            // The exporter is gone: nothing can take them.
+            Err(e) => self.stats.dropped += e.0.records.len() as u64,
+        }
+    }
+
+    /// Blocking seal: the backlog, then the current batch, wait their turn.
+    fn seal_blocking(&mut self) {
+        while let Some(b) = self.backlog.pop_front() {
+            self.send_blocking(b);
+        }
+        let fresh = match self.take_empty() {
+            Some(b) => b,
+            // Every other batch is on its way back from the exporter.
+            None => match self.back.recv() {
+                Ok(mut b) => {
+                    b.records.clear();
+                    b
+                }
+                Err(_) => Batch { worker: self.worker, records: Vec::with_capacity(self.cfg.batch_size) },
+            },
+        };
+        let full = std::mem::replace(&mut self.cur, fresh);
+        self.cur_since_ms = None;
+        self.send_blocking(full);
+    }
+
     /// Moves the current batch to the backlog and starts a new one.
     fn seal(&mut self) {
         if self.cur.records.is_empty() {
             return;
+        }
+        if self.blocking {
+            return self.seal_blocking();
         }
         self.pump();
         if self.backlog.len() < self.cfg.max_backlog_batches {
@@ -197,6 +245,9 @@ pub fn spawn(
     workers: usize,
     cfg: &ExportConfig,
 ) -> io::Result<(ExportHandle, Vec<Batcher>)> {
+    let mut cfg = cfg.clone();
+    cfg.max_backlog_batches = cfg.max_backlog_batches.max(1);
+    let cfg = &cfg;
     let (tx, rx) = bounded::<Batch>(cfg.channel_capacity.max(1) * workers.max(1));
     let mut batchers = Vec::with_capacity(workers);
     let mut returns = Vec::with_capacity(workers);
@@ -217,6 +268,7 @@ pub fn spawn(
             cur_since_ms: None,
             backlog: VecDeque::with_capacity(cfg.max_backlog_batches + 1),
             cfg: cfg.clone(),
+            blocking: cfg.blocking,
             stats: BatcherStats::default(),
         });
     }

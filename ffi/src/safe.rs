@@ -2,9 +2,11 @@
 
 use crate::sys;
 use std::ffi::{CStr, CString};
+use std::marker::PhantomData;
 use std::os::raw::c_char;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// The most mbufs one [`Burst`] holds.
 pub const MAX_BURST: usize = 512;
@@ -34,7 +36,8 @@ fn rte_errno() -> i32 {
 
 static EAL_UP: AtomicBool = AtomicBool::new(false);
 
-/// The initialised Environment Abstraction Layer. DPDK allows one per process.
+/// The initialised Environment Abstraction Layer. DPDK allows one per process. It lives until
+/// the process exits (no `rte_eal_cleanup`: nothing could prove no DPDK object is left).
 pub struct Eal {
     _priv: (),
 }
@@ -89,13 +92,6 @@ impl Eal {
     pub fn port_count(&self) -> u16 {
         // SAFETY: EAL is initialised.
         unsafe { sys::rte_eth_dev_count_avail() }
-    }
-
-    /// Releases EAL resources; call after every port is closed.
-    pub fn cleanup(self) {
-        // SAFETY: consumes the only Eal; no DPDK object is used after this by construction of
-        // the caller (ports and mempools are dropped first).
-        unsafe { sys::rte_eal_cleanup() };
     }
 }
 
@@ -158,8 +154,8 @@ impl Mempool {
 
 impl Drop for Mempool {
     fn drop(&mut self) {
-        // SAFETY: we own the pool; ports using it are closed before (Port borrows nothing from
-        // it, so callers drop ports first: see capture's DPDK runner).
+        // SAFETY: we own the pool, and every port whose queues take from it holds an Arc to it,
+        // so the last reference (this drop) comes after those ports are closed.
         unsafe { sys::rte_mempool_free(self.ptr.as_ptr()) }
     }
 }
@@ -199,12 +195,23 @@ pub struct PortStats {
     pub rx_nombuf: u64,
 }
 
-/// An Ethernet port.
+/// An Ethernet port. It keeps the mempools its RX queues take mbufs from alive (they must
+/// outlive the port), and the RSS key it was configured with (drivers may read it at start).
 #[derive(Debug)]
 pub struct Port {
     pub id: u16,
     pub name: String,
     started: bool,
+    nb_rxq: u16,
+    rss_key: Vec<u8>,
+    pools: Vec<Arc<Mempool>>,
+    queues_taken: AtomicBool,
+}
+
+impl std::fmt::Debug for Mempool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mempool").field("ptr", &self.ptr).finish()
+    }
 }
 
 /// Toeplitz key of 0x6d5a repeated: with it the hash is symmetric, so both directions of a
@@ -232,7 +239,15 @@ impl Port {
                 msg: "no such DPDK port (check the PCI address / vdev and that its driver is loaded)".into(),
             });
         }
-        Ok(Port { id, name: name.to_owned(), started: false })
+        Ok(Port {
+            id,
+            name: name.to_owned(),
+            started: false,
+            nb_rxq: 0,
+            rss_key: Vec::new(),
+            pools: Vec::new(),
+            queues_taken: AtomicBool::new(false),
+        })
     }
 
     pub fn info(&self) -> Result<DevInfo, DpdkError> {
@@ -264,7 +279,8 @@ impl Port {
     }
 
     /// `rte_eth_dev_configure` with `rxq` RX queues and `txq` TX queues. With `rss_hf != 0`,
-    /// RSS over those hash types with the symmetric key of `key_len` bytes.
+    /// RSS over those hash types with the symmetric key of `key_len` bytes. `mtu` 0 keeps the
+    /// driver's default.
     pub fn configure(
         &mut self,
         rxq: u16,
@@ -272,17 +288,23 @@ impl Port {
         rss_hf: u64,
         key_len: usize,
         rx_offloads: u64,
+        mtu: u32,
     ) -> Result<(), DpdkError> {
         let mut conf = sys::rte_eth_conf::default();
-        let mut key = symmetric_rss_key(key_len.max(40));
+        // Drivers keep the key pointer (some read it at start): the port owns the key.
+        let key_len = if key_len == 0 { 40 } else { key_len.min(255) };
+        self.rss_key = symmetric_rss_key(key_len);
         if rss_hf != 0 {
             conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
-            conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
+            conf.rx_adv_conf.rss_conf.rss_key = self.rss_key.as_mut_ptr();
             conf.rx_adv_conf.rss_conf.rss_key_len = key_len as u8;
         }
         conf.rxmode.offloads = rx_offloads;
-        // SAFETY: conf and the key it points to live across the call; DPDK copies them.
+        conf.rxmode.mtu = mtu;
+        self.nb_rxq = rxq;
+        // SAFETY: conf lives across the call; the key it points to lives as long as the port
+        // (self.rss_key is only replaced by the next configure).
         let r = unsafe { sys::rte_eth_dev_configure(self.id, rxq, txq, &conf) };
         if r != 0 {
             return Err(err(format!("rte_eth_dev_configure({}, {rxq} rx queues)", self.name), r));
@@ -290,9 +312,20 @@ impl Port {
         Ok(())
     }
 
-    pub fn rx_queue_setup(&mut self, q: u16, nb_desc: u16, socket: i32, pool: &Mempool) -> Result<(), DpdkError> {
-        // SAFETY: port configured; pool pointer valid (the caller keeps the pool alive longer
-        // than the port runs); a null rxconf means the driver's defaults.
+    /// Sets up RX queue `q` to take mbufs from `pool`; the port keeps the pool alive.
+    pub fn rx_queue_setup(&mut self, q: u16, nb_desc: u16, socket: i32, pool: &Arc<Mempool>) -> Result<(), DpdkError> {
+        if q >= self.nb_rxq {
+            return Err(DpdkError {
+                op: format!("rx_queue_setup({} queue {q})", self.name),
+                code: -22,
+                msg: format!("the port has {} RX queues", self.nb_rxq),
+            });
+        }
+        if !self.pools.iter().any(|p| Arc::ptr_eq(p, pool)) {
+            self.pools.push(pool.clone());
+        }
+        // SAFETY: port configured with more than q queues; the pool pointer stays valid as long
+        // as the port (self.pools holds it); a null rxconf means the driver's defaults.
         let r = unsafe {
             sys::rte_eth_rx_queue_setup(self.id, q, nb_desc, socket as u32, std::ptr::null(), pool.ptr.as_ptr())
         };
@@ -332,8 +365,8 @@ impl Port {
 
     pub fn stop(&mut self) {
         if self.started {
-            // SAFETY: valid, started port; no RX queue is polled any more (the caller joined
-            // its workers).
+            // SAFETY: valid, started port; no RX queue handle lives (they borrow the port,
+            // and this takes it mutably), so nothing polls it.
             unsafe { sys::rte_eth_dev_stop(self.id) };
             self.started = false;
         }
@@ -385,16 +418,32 @@ impl Port {
             .collect()
     }
 
-    /// An RX queue handle, to move into the worker that polls it.
-    pub fn rx_queue(&self, q: u16, ts: Option<TimestampField>) -> RxQueue {
-        RxQueue { port: self.id, queue: q, ts }
+    /// The handles of every configured RX queue, once per started port: each queue can be
+    /// polled by exactly one thread, and the port cannot be stopped while a handle lives.
+    pub fn rx_queues(&self, ts: Option<TimestampField>) -> Result<Vec<RxQueue<'_>>, DpdkError> {
+        if !self.started {
+            return Err(DpdkError {
+                op: format!("rx_queues({})", self.name),
+                code: -22,
+                msg: "the port is not started".into(),
+            });
+        }
+        if self.queues_taken.swap(true, Ordering::SeqCst) {
+            return Err(DpdkError {
+                op: format!("rx_queues({})", self.name),
+                code: -16,
+                msg: "the RX queues were already handed out".into(),
+            });
+        }
+        Ok((0..self.nb_rxq).map(|q| RxQueue { port: self.id, queue: q, ts, _port: PhantomData }).collect())
     }
 }
 
 impl Drop for Port {
     fn drop(&mut self) {
         self.stop();
-        // SAFETY: the port is stopped and no queue handle is polled any more.
+        // SAFETY: the port is stopped and no queue handle lives (they borrow the port); its
+        // pools are still alive (self.pools drops after this).
         unsafe { sys::rte_eth_dev_close(self.id) };
     }
 }
@@ -420,23 +469,26 @@ impl TimestampField {
     }
 }
 
-/// One RX queue of a port. Owned by exactly one worker thread (it is `Send`, not `Sync`, and
-/// [`RxQueue::rx_burst`] takes `&mut self`).
+/// One RX queue of a started port, handed out once ([`Port::rx_queues`]) and borrowing the
+/// port, so it is polled by one thread at a time (`rx_burst` takes `&mut self`, and the handle
+/// is not `Clone`) and the port outlives it.
 #[derive(Debug)]
-pub struct RxQueue {
+pub struct RxQueue<'p> {
     pub port: u16,
     pub queue: u16,
     ts: Option<TimestampField>,
+    _port: PhantomData<&'p Port>,
 }
 
-impl RxQueue {
+impl<'p> RxQueue<'p> {
     /// Receives up to `burst.capacity()` packets into an empty `burst`; returns how many.
     #[inline]
-    pub fn rx_burst(&mut self, burst: &mut Burst) -> usize {
+    pub fn rx_burst(&mut self, burst: &mut Burst<'p>) -> usize {
         debug_assert_eq!(burst.len, 0, "burst not freed");
         burst.free();
-        // SAFETY: the array has room for `burst.want` pointers; the port and queue are set up
-        // and started, and only this thread polls this queue (&mut self).
+        // SAFETY: the array has room for `burst.want` pointers; the port is started and has
+        // this queue (handed out once by rx_queues, which borrows the started port), and only
+        // this thread polls it (&mut self, no Clone).
         let n = unsafe { sys::sw_rx_burst(self.port, self.queue, burst.mbufs.as_mut_ptr(), burst.want) };
         burst.len = n as usize;
         burst.ts = self.ts;
@@ -444,22 +496,30 @@ impl RxQueue {
     }
 }
 
-/// A reusable array of received mbufs; freed in bulk by [`Burst::free`] (and on drop).
-pub struct Burst {
+/// A reusable array of received mbufs; freed in bulk by [`Burst::free`] (and on drop). Its
+/// lifetime is the port's, so its mbufs cannot outlive their pool.
+pub struct Burst<'p> {
     mbufs: [*mut sys::rte_mbuf; MAX_BURST],
     len: usize,
     want: u16,
     ts: Option<TimestampField>,
+    _port: PhantomData<&'p Port>,
 }
 
 // SAFETY: mbufs may be freed from any lcore-registered or unregistered thread; the burst owns
 // the mbufs it holds.
-unsafe impl Send for Burst {}
+unsafe impl Send for Burst<'_> {}
 
-impl Burst {
+impl<'p> Burst<'p> {
     /// A burst that receives at most `size` (≤ [`MAX_BURST`]) packets at a time.
-    pub fn new(size: usize) -> Burst {
-        Burst { mbufs: [std::ptr::null_mut(); MAX_BURST], len: 0, want: size.clamp(1, MAX_BURST) as u16, ts: None }
+    pub fn new(size: usize) -> Burst<'p> {
+        Burst {
+            mbufs: [std::ptr::null_mut(); MAX_BURST],
+            len: 0,
+            want: size.clamp(1, MAX_BURST) as u16,
+            ts: None,
+            _port: PhantomData,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -473,7 +533,7 @@ impl Burst {
     /// The received packets, borrowed.
     pub fn iter(&self) -> impl Iterator<Item = MbufRef<'_>> + '_ {
         let ts = self.ts;
-        self.mbufs[..self.len].iter().map(move |&p| MbufRef { ptr: p, ts, _b: std::marker::PhantomData })
+        self.mbufs[..self.len].iter().map(move |&p| MbufRef { ptr: p, ts, _b: PhantomData })
     }
 
     /// Returns every mbuf to its pool in one call.
@@ -487,7 +547,7 @@ impl Burst {
     }
 
     /// Takes the last packet out of the burst as an owned [`Mbuf`].
-    pub fn pop(&mut self) -> Option<Mbuf> {
+    pub fn pop(&mut self) -> Option<Mbuf<'p>> {
         if self.len == 0 {
             return None;
         }
@@ -498,7 +558,7 @@ impl Burst {
     }
 }
 
-impl Drop for Burst {
+impl Drop for Burst<'_> {
     fn drop(&mut self) {
         self.free();
     }
@@ -541,7 +601,7 @@ fn mbuf_ts(p: *const sys::rte_mbuf, ts: Option<TimestampField>) -> Option<u64> {
 pub struct MbufRef<'a> {
     ptr: *const sys::rte_mbuf,
     ts: Option<TimestampField>,
-    _b: std::marker::PhantomData<&'a Burst>,
+    _b: PhantomData<&'a ()>,
 }
 
 impl<'a> MbufRef<'a> {
@@ -571,20 +631,23 @@ impl<'a> MbufRef<'a> {
     }
 }
 
-/// An owned packet buffer: freed on drop, never `Clone` (a copy would free twice).
-pub struct Mbuf {
+/// An owned packet buffer: freed on drop, never `Clone` (a copy would free twice). Its
+/// lifetime is its port's, so it cannot outlive its pool.
+pub struct Mbuf<'p> {
     ptr: NonNull<sys::rte_mbuf>,
     ts: Option<TimestampField>,
+    _port: PhantomData<&'p Port>,
 }
 
 // SAFETY: an mbuf is owned by one thread at a time; freeing from another thread is allowed.
-unsafe impl Send for Mbuf {}
+unsafe impl Send for Mbuf<'_> {}
 
-impl Mbuf {
+impl Mbuf<'_> {
     /// # Safety
-    /// `ptr` must be a valid mbuf that the caller owns and hands over (it is freed on drop).
-    pub unsafe fn from_raw(ptr: NonNull<sys::rte_mbuf>, ts: Option<TimestampField>) -> Mbuf {
-        Mbuf { ptr, ts }
+    /// `ptr` must be a valid mbuf that the caller owns and hands over (it is freed on drop), and
+    /// its pool must outlive the returned value.
+    pub unsafe fn from_raw<'p>(ptr: NonNull<sys::rte_mbuf>, ts: Option<TimestampField>) -> Mbuf<'p> {
+        Mbuf { ptr, ts, _port: PhantomData }
     }
 
     pub fn data(&self) -> &[u8] {
@@ -605,7 +668,7 @@ impl Mbuf {
     }
 }
 
-impl Drop for Mbuf {
+impl Drop for Mbuf<'_> {
     fn drop(&mut self) {
         // SAFETY: we own the mbuf; it is freed exactly once.
         unsafe { sys::sw_pktmbuf_free(self.ptr.as_ptr()) }

@@ -46,16 +46,20 @@ fn rx_burst_reads_frames_lengths_and_timestamps() {
     let eal = Eal::init(&args).expect("EAL init");
     assert!(Eal::init(&args).is_err(), "a second EAL init is refused");
     let ts = TimestampField::register(&eal).unwrap();
-    let pool = Mempool::create(&eal, "t_pool", 1023, 0, 2176, -1).unwrap();
+    let pool = std::sync::Arc::new(Mempool::create(&eal, "t_pool", 1023, 0, 2176, -1).unwrap());
     let mut port = Port::by_name(&eal, "net_pcap_t0").unwrap();
     assert!(Port::by_name(&eal, "net_nothing9").is_err());
     let info = port.info().unwrap();
     assert_eq!(info.driver, "net_pcap");
-    port.configure(1, 1, 0, 0, 0).unwrap();
+    port.configure(1, 1, 0, 0, 0, 0).unwrap();
+    assert!(port.rx_queue_setup(1, 256, info.socket, &pool).is_err(), "queue 1 of a 1-queue port");
     port.rx_queue_setup(0, 256, info.socket, &pool).unwrap();
     port.tx_queue_setup(0, 256, info.socket).unwrap();
     port.start().unwrap();
-    let mut q = port.rx_queue(0, Some(ts));
+    let mut queues = port.rx_queues(Some(ts)).unwrap();
+    assert_eq!(queues.len(), 1);
+    assert!(port.rx_queues(None).is_err(), "queues are handed out once");
+    let mut q = queues.pop().unwrap();
     let mut burst = Burst::new(32);
     let mut got: Vec<(u64, Vec<u8>, u32)> = Vec::new();
     for _ in 0..1000 {
@@ -81,10 +85,12 @@ fn rx_burst_reads_frames_lengths_and_timestamps() {
     }
     assert_eq!(port.stats().ipackets, 3);
     assert!(!port.xstats().is_empty());
+    drop(q);
+    drop(burst);
     port.stop();
     assert_eq!(pool.in_use(), 0, "every mbuf went back to the pool");
     drop(port);
     drop(pool);
-    eal.cleanup();
+    drop(eal);
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -344,11 +344,7 @@ impl Truth {
         }
         o.push_str("],\"scenarios\":[\n");
         for (i, s) in self.scenarios.iter().enumerate() {
-            let _ = write!(
-                o,
-                "{{\"name\":\"{}\",\"attacker\":\"{}\",\"target\":",
-                s.name, s.attacker
-            );
+            let _ = write!(o, "{{\"name\":\"{}\",\"attacker\":\"{}\",\"target\":", s.name, s.attacker);
             json_str(&mut o, &s.target);
             let _ = write!(
                 o,
@@ -459,7 +455,16 @@ struct FlowGen {
 
 impl FlowGen {
     #[allow(clippy::too_many_arguments)]
-    fn new(app: &'static str, client: IpAddr, cport: u16, server: IpAddr, sport: u16, proto: u8, encap: Encap, t: u64) -> FlowGen {
+    fn new(
+        app: &'static str,
+        client: IpAddr,
+        cport: u16,
+        server: IpAddr,
+        sport: u16,
+        proto: u8,
+        encap: Encap,
+        t: u64,
+    ) -> FlowGen {
         FlowGen {
             client,
             server,
@@ -522,8 +527,11 @@ impl FlowGen {
     }
 
     fn udp(&mut self, c2s: bool, payload: &[u8]) {
-        let (src, dst, sp, dp) =
-            if c2s { (self.client, self.server, self.cport, self.sport) } else { (self.server, self.client, self.sport, self.cport) };
+        let (src, dst, sp, dp) = if c2s {
+            (self.client, self.server, self.cport, self.sport)
+        } else {
+            (self.server, self.client, self.sport, self.cport)
+        };
         let f = ip_frame(&self.encap.l2(), c2s, src, dst, 17, udp_datagram(sp, dp, payload), Some(6));
         self.push(c2s, f);
     }
@@ -678,7 +686,8 @@ pub fn dns_response(id: u16, name: &str, qtype: u16, nxdomain: bool, rng: &mut R
         let rdata: Vec<u8> = match qtype {
             28 => (0..16).map(|i| if i < 2 { [0x20, 0x01][i] } else { rng.next_u64() as u8 }).collect(),
             16 => {
-                let txt: Vec<u8> = (0..40).map(|_| b"abcdefghijklmnopqrstuvwxyz234567"[rng.below(32) as usize]).collect();
+                let txt: Vec<u8> =
+                    (0..40).map(|_| b"abcdefghijklmnopqrstuvwxyz234567"[rng.below(32) as usize]).collect();
                 let mut v = vec![txt.len() as u8];
                 v.extend_from_slice(&txt);
                 v
@@ -701,11 +710,19 @@ fn push_name(m: &mut Vec<u8>, name: &str) {
 }
 
 const WORDS: [&str; 16] = [
-    "api", "cdn", "mail", "login", "static", "img", "auth", "shop", "news", "video", "docs", "git", "metrics", "search",
-    "pay", "status",
+    "api", "cdn", "mail", "login", "static", "img", "auth", "shop", "news", "video", "docs", "git", "metrics",
+    "search", "pay", "status",
 ];
-const DOMAINS: [&str; 8] =
-    ["example.com", "example.net", "example.org", "corp.example", "svc.cluster.local", "cloud.example", "partner.test", "media.example"];
+const DOMAINS: [&str; 8] = [
+    "example.com",
+    "example.net",
+    "example.org",
+    "corp.example",
+    "svc.cluster.local",
+    "cloud.example",
+    "partner.test",
+    "media.example",
+];
 const AGENTS: [&str; 4] = [
     "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
     "curl/7.88.1",
@@ -827,7 +844,11 @@ pub fn generate(cfg: &TrafficConfig, mut emit: impl FnMut(u64, &[u8])) -> Truth 
                 b: [192, 0, 2, 101 + rng.below(8) as u8],
                 sport: 49152 + rng.below(16000) as u16,
             },
-            "gre" => Encap::Gre { key: 1 + rng.below(4) as u32, a: [192, 0, 2, 201], b: [192, 0, 2, 202 + rng.below(4) as u8] },
+            "gre" => Encap::Gre {
+                key: 1 + rng.below(4) as u32,
+                a: [192, 0, 2, 201],
+                b: [192, 0, 2, 202 + rng.below(4) as u8],
+            },
             _ => Encap::None,
         };
         let g = background(app, v6, encap, t, cfg, &mut rng, &mut addrs);
@@ -841,7 +862,15 @@ pub fn generate(cfg: &TrafficConfig, mut emit: impl FnMut(u64, &[u8])) -> Truth 
     truth
 }
 
-fn background(app: &'static str, v6: bool, encap: Encap, t: u64, cfg: &TrafficConfig, rng: &mut Rng, addrs: &mut Addrs) -> FlowGen {
+fn background(
+    app: &'static str,
+    v6: bool,
+    encap: Encap,
+    t: u64,
+    cfg: &TrafficConfig,
+    rng: &mut Rng,
+    addrs: &mut Addrs,
+) -> FlowGen {
     let (client, cport) = addrs.client(rng, v6);
     let server = Addrs::server(rng, v6);
     let exchanges = pareto(rng, 1.0, cfg.size_alpha, cfg.max_packets as f64) as usize;
@@ -1031,7 +1060,8 @@ fn attack(a: Attack, at: u64, span_us: u64, rng: &mut Rng) -> (Vec<FlowGen>, Tru
             let tgt = v4([172, 16, 9, 10]);
             for i in 0..5000u64 {
                 let src = v4([203, 0, 113, rng.below(254) as u8 + 1]);
-                let mut g = FlowGen::new("tcp", src, 1024 + rng.below(60000) as u16, tgt, 80, 6, Encap::None, at + i * 20);
+                let mut g =
+                    FlowGen::new("tcp", src, 1024 + rng.below(60000) as u16, tgt, 80, 6, Encap::None, at + i * 20);
                 g.cseq = rng.next_u64() as u32;
                 g.tcp(true, flags::SYN, &[]);
                 flows.push(g);
@@ -1043,7 +1073,8 @@ fn attack(a: Attack, at: u64, span_us: u64, rng: &mut Rng) -> (Vec<FlowGen>, Tru
         Attack::DnsTunnel => {
             let (att, resolver) = (v4([10, 70, 0, 7]), v4([172, 16, 0, 53]));
             for i in 0..400u64 {
-                let label: String = (0..48).map(|_| b"abcdefghijklmnopqrstuvwxyz234567"[rng.below(32) as usize] as char).collect();
+                let label: String =
+                    (0..48).map(|_| b"abcdefghijklmnopqrstuvwxyz234567"[rng.below(32) as usize] as char).collect();
                 let name = format!("{label}.{i}.t.exfil-example.com");
                 let mut g = FlowGen::new("dns", att, 30000 + i as u16, resolver, 53, 17, Encap::None, at + i * 50_000);
                 let id = rng.next_u64() as u16;
@@ -1065,7 +1096,11 @@ fn attack(a: Attack, at: u64, span_us: u64, rng: &mut Rng) -> (Vec<FlowGen>, Tru
                 let mut gap = fixed(800);
                 g.handshake(&mut gap);
                 g.t += 800;
-                g.tcp(true, flags::PSH | flags::ACK, b"GET /beacon?id=7f3a HTTP/1.1\r\nHost: c2.example-bad.net\r\nUser-Agent: Mozilla/4.0\r\n\r\n");
+                g.tcp(
+                    true,
+                    flags::PSH | flags::ACK,
+                    b"GET /beacon?id=7f3a HTTP/1.1\r\nHost: c2.example-bad.net\r\nUser-Agent: Mozilla/4.0\r\n\r\n",
+                );
                 g.t += 30_000;
                 g.tcp(false, flags::PSH | flags::ACK, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
                 g.close(&mut gap);
