@@ -211,6 +211,15 @@ fn offset_of(frame: &[u8], inner: &[u8]) -> usize {
 
 /// Decodes an Ethernet II frame.
 pub fn decode(frame: &[u8]) -> Result<Decoded, DecodeError> {
+    decode_partial(frame, frame.len())
+}
+
+/// Decodes a frame of `frame_len` bytes of which `frame` holds the first ones (the first
+/// segment of a multi-segment mbuf). Every header must be in `frame`; lengths are checked
+/// against `frame_len`. `payload_len` is then the payload's whole length, which may run past
+/// `frame`. With `frame_len == frame.len()` this is [`decode`].
+pub fn decode_partial(frame: &[u8], frame_len: usize) -> Result<Decoded, DecodeError> {
+    let missing = frame_len.saturating_sub(frame.len());
     let mut d = Decoded::default();
     let eth = ethernet::Frame::new_checked(frame)?;
     let mut ethertype = eth.ethertype();
@@ -225,9 +234,11 @@ pub fn decode(frame: &[u8]) -> Result<Decoded, DecodeError> {
         ethertype = tag.ethertype();
         rest = &rest[vlan::HEADER_LEN..];
     }
-    let (proto, l4) = match ethertype {
+    // `l4` is what the buffer holds of the L4 part, `l4_len` its whole length.
+    let (proto, l4, l4_len) = match ethertype {
         EtherType::IPV4 => {
-            let ip = ipv4::Packet::new_checked(rest)?;
+            let ip = ipv4::Packet::new_unchecked(rest);
+            ip.check_len_in(rest.len() + missing)?;
             d.ip_version = 4;
             d.src[..4].copy_from_slice(&ip.src_addr());
             d.dst[..4].copy_from_slice(&ip.dst_addr());
@@ -236,18 +247,22 @@ pub fn decode(frame: &[u8]) -> Result<Decoded, DecodeError> {
                 d.kind = Kind::Fragment;
                 return Ok(d);
             }
-            (ip.protocol(), &rest[ip.header_len()..ip.total_len() as usize])
+            let hl = ip.header_len();
+            let total = ip.total_len() as usize;
+            (ip.protocol(), &rest[hl..total.min(rest.len())], total - hl)
         }
         EtherType::IPV6 => {
-            let ip = ipv6::Packet::new_checked(rest)?;
+            let ip = ipv6::Packet::new_unchecked(rest);
+            ip.check_len_in(rest.len() + missing)?;
             d.ip_version = 6;
             d.src = ip.src_addr();
             d.dst = ip.dst_addr();
             let mut next = ip.next_header();
-            let mut l4 = match ip.payload_len() {
-                0 => &rest[ipv6::HEADER_LEN..],
-                n => &rest[ipv6::HEADER_LEN..ipv6::HEADER_LEN + n as usize],
+            let mut l4_len = match ip.payload_len() {
+                0 => rest.len() + missing - ipv6::HEADER_LEN,
+                n => n as usize,
             };
+            let mut l4 = &rest[ipv6::HEADER_LEN..(ipv6::HEADER_LEN + l4_len).min(rest.len())];
             let mut n = 0;
             while ipv6::is_extension(next) {
                 if n == MAX_IPV6_EXT {
@@ -256,6 +271,7 @@ pub fn decode(frame: &[u8]) -> Result<Decoded, DecodeError> {
                 let h = Ipv6ExtHeader::parse(next, l4)?;
                 n += 1;
                 l4 = &l4[h.len..];
+                l4_len -= h.len;
                 next = h.next_header;
                 if let Some((off, more, _id)) = h.fragment {
                     if off != 0 || more {
@@ -266,13 +282,13 @@ pub fn decode(frame: &[u8]) -> Result<Decoded, DecodeError> {
                 }
             }
             d.proto = next.0;
-            (next, l4)
+            (next, l4, l4_len)
         }
         _ => return Ok(d),
     };
     d.kind = Kind::Ip;
     d.l4_offset = offset_of(frame, l4) as u16;
-    let payload: &[u8] = match proto {
+    let (hdr, payload_len) = match proto {
         IpProtocol::TCP => {
             let t = tcp::Packet::new_checked(l4)?;
             d.src_port = t.src_port();
@@ -281,25 +297,26 @@ pub fn decode(frame: &[u8]) -> Result<Decoded, DecodeError> {
             d.tcp_seq = t.seq_number();
             d.tcp_ack = t.ack_number();
             d.tcp_window = t.window_len();
-            &l4[t.header_len()..]
+            (t.header_len(), l4_len - t.header_len())
         }
         IpProtocol::UDP => {
-            let u = udp::Packet::new_checked(l4)?;
+            let u = udp::Packet::new_unchecked(l4);
+            u.check_len_in(l4_len)?;
             d.src_port = u.src_port();
             d.dst_port = u.dst_port();
-            &l4[udp::HEADER_LEN..u.len() as usize]
+            (udp::HEADER_LEN, u.len() as usize - udp::HEADER_LEN)
         }
         IpProtocol::ICMP | IpProtocol::ICMPV6 => {
             let layer = if proto == IpProtocol::ICMP { Layer::Icmp } else { Layer::Icmpv6 };
             let i = icmp::Packet::new_checked(l4, layer)?;
             d.icmp_type = i.msg_type();
             d.icmp_code = i.msg_code();
-            &l4[icmp::HEADER_LEN..]
+            (icmp::HEADER_LEN, l4_len - icmp::HEADER_LEN)
         }
-        _ => l4,
+        _ => (0, l4_len),
     };
-    d.payload_offset = offset_of(frame, payload) as u16;
-    d.payload_len = payload.len() as u16;
+    d.payload_offset = (d.l4_offset as usize + hdr) as u16;
+    d.payload_len = payload_len.min(u16::MAX as usize) as u16;
     Ok(d)
 }
 
@@ -429,6 +446,22 @@ mod test {
                 f[at] = (r >> 16) as u8;
             }
             let _ = decode(&f);
+            let cut = (next() as usize) % (f.len() + 1);
+            let _ = decode_partial(&f[..cut], f.len() + (next() % 3000) as usize);
         }
+    }
+
+    #[test]
+    fn test_partial_first_segment() {
+        // A 1514-byte TCP frame of which only the first 100 bytes are in the buffer.
+        let f = eth(0x0800, &ipv4(6, &tcp(0x18, &[0x55; 1460])));
+        assert_eq!(f.len(), 1514);
+        assert!(decode(&f[..100]).is_err(), "strict decode refuses a cut frame");
+        let d = decode_partial(&f[..100], 1514).unwrap();
+        assert_eq!((d.kind, d.src_port, d.dst_port, d.payload_offset, d.payload_len), (Kind::Ip, 40000, 80, 54, 1460));
+        assert_eq!(decode_partial(&f, f.len()).unwrap(), decode(&f).unwrap());
+        // Headers must still be in the buffer, and lengths within the frame.
+        assert!(decode_partial(&f[..40], 1514).is_err());
+        assert!(matches!(decode_partial(&f[..100], 1000), Err(DecodeError::BadTotalLen { .. })));
     }
 }

@@ -3,7 +3,7 @@
 //! The capture layer feeds it frames (from an mbuf or a pcap record) and calls
 //! [`Engine::end_burst`] once per burst; records go to a [`RecordSink`] the caller owns.
 
-use crate::decode::{decode, DecodeError, DecodeErrorKind, Decoded, Kind, Layer};
+use crate::decode::{decode_partial, DecodeError, DecodeErrorKind, Decoded, Kind, Layer};
 use crate::flow::{FlowConfig, FlowCounters, FlowKey, FlowTable};
 use crate::hash::key_hash;
 use crate::time::Micros;
@@ -122,7 +122,7 @@ impl Engine {
                 let slot = &mut self.chunk[n];
                 slot.wire_len = wire_len;
                 slot.ts = ts;
-                slot.result = decode(data);
+                slot.result = decode_partial(data, wire_len as usize);
                 slot.is_ip = false;
                 if let Ok(d) = &slot.result {
                     if d.kind == Kind::Ip {
@@ -167,7 +167,7 @@ impl Engine {
             }
             c.packets += 1;
             c.bytes += wire_len as u64;
-            match decode(data) {
+            match decode_partial(data, wire_len as usize) {
                 Ok(d) => match d.kind {
                     // Counted as "on flows" so the accounting still balances.
                     Kind::Ip => c.flow_packets += 1,

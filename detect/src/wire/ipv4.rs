@@ -27,7 +27,19 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Validates version 4, IHL ≥ 5, header ≤ total length ≤ buffer. Bytes past the total
     /// length (Ethernet padding) are allowed and ignored by [`Packet::payload`].
     pub fn check_len(&self) -> Result<(), DecodeError> {
-        let len = self.buffer.as_ref().len();
+        self.check_len_in(self.buffer.as_ref().len())
+    }
+
+    /// [`Packet::check_len`] for a buffer that holds only the first bytes of a packet of
+    /// `len` bytes (the first segment of a multi-segment mbuf): the header must be in the
+    /// buffer, the total length within `len`. Getters stay panic-free; the payload is clipped
+    /// to the buffer.
+    pub fn check_len_in(&self, len: usize) -> Result<(), DecodeError> {
+        let buf = self.buffer.as_ref().len();
+        let len = len.max(buf);
+        if buf < MIN_HEADER_LEN {
+            return Err(DecodeError::Truncated { layer: Layer::Ipv4, required: MIN_HEADER_LEN, len: buf });
+        }
         if len < MIN_HEADER_LEN {
             return Err(DecodeError::Truncated { layer: Layer::Ipv4, required: MIN_HEADER_LEN, len });
         }
@@ -38,8 +50,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if hl < MIN_HEADER_LEN {
             return Err(DecodeError::BadHeaderLen { layer: Layer::Ipv4, header_len: hl });
         }
-        if hl > len {
-            return Err(DecodeError::Truncated { layer: Layer::Ipv4, required: hl, len });
+        if hl > buf {
+            return Err(DecodeError::Truncated { layer: Layer::Ipv4, required: hl, len: buf });
         }
         let total = self.total_len() as usize;
         if total < hl {
@@ -125,7 +137,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// The payload up to the total length (Ethernet padding excluded).
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        &self.buffer.as_ref()[self.header_len()..self.total_len() as usize]
+        let b = self.buffer.as_ref();
+        &b[self.header_len()..(self.total_len() as usize).min(b.len())]
     }
 }
 

@@ -25,9 +25,16 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Validates version 6 and 40 + payload length ≤ buffer. A payload length of zero (a
     /// jumbogram, RFC 2675) takes the rest of the buffer.
     pub fn check_len(&self) -> Result<(), DecodeError> {
-        let len = self.buffer.as_ref().len();
-        if len < HEADER_LEN {
-            return Err(DecodeError::Truncated { layer: Layer::Ipv6, required: HEADER_LEN, len });
+        self.check_len_in(self.buffer.as_ref().len())
+    }
+
+    /// [`Packet::check_len`] for a buffer holding the first bytes of a packet of `len` bytes:
+    /// the fixed header must be in the buffer, the payload length within `len`.
+    pub fn check_len_in(&self, len: usize) -> Result<(), DecodeError> {
+        let buf = self.buffer.as_ref().len();
+        let len = len.max(buf);
+        if buf < HEADER_LEN {
+            return Err(DecodeError::Truncated { layer: Layer::Ipv6, required: HEADER_LEN, len: buf });
         }
         if self.version() != 6 {
             return Err(DecodeError::BadVersion { layer: Layer::Ipv6, version: self.version() });
@@ -79,7 +86,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         let b = self.buffer.as_ref();
         match self.payload_len() {
             0 => &b[HEADER_LEN..],
-            n => &b[HEADER_LEN..HEADER_LEN + n as usize],
+            n => &b[HEADER_LEN..(HEADER_LEN + n as usize).min(b.len())],
         }
     }
 }

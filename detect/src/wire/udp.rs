@@ -20,9 +20,15 @@ view! {
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Validates 8 ≤ length field ≤ buffer.
     pub fn check_len(&self) -> Result<(), DecodeError> {
-        let len = self.buffer.as_ref().len();
-        if len < HEADER_LEN {
-            return Err(DecodeError::Truncated { layer: Layer::Udp, required: HEADER_LEN, len });
+        self.check_len_in(self.buffer.as_ref().len())
+    }
+
+    /// [`Packet::check_len`] for a buffer holding the first bytes of a datagram of `len` bytes.
+    pub fn check_len_in(&self, len: usize) -> Result<(), DecodeError> {
+        let buf = self.buffer.as_ref().len();
+        let len = len.max(buf);
+        if buf < HEADER_LEN {
+            return Err(DecodeError::Truncated { layer: Layer::Udp, required: HEADER_LEN, len: buf });
         }
         let l = self.len() as usize;
         if l < HEADER_LEN {
@@ -53,7 +59,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        &self.buffer.as_ref()[HEADER_LEN..self.len() as usize]
+        let b = self.buffer.as_ref();
+        &b[HEADER_LEN..(self.len() as usize).min(b.len())]
     }
 }
 
