@@ -113,13 +113,46 @@ pub struct PortConfig {
 }
 
 impl PortConfig {
+    /// A vdev unless the part before the first comma is a PCI address (`[DDDD:]BB:DD.F`); a
+    /// PCI device may carry driver arguments after a comma (`0000:3b:00.0,rxq_cqe_comp_en=1`).
     pub fn is_vdev(&self) -> bool {
-        self.device.starts_with("net_") || self.device.contains(',')
+        !is_pci_address(self.port_name())
     }
 
     /// The name DPDK gives the port: the vdev name before its first comma, or the PCI address.
     pub fn port_name(&self) -> &str {
         self.device.split(',').next().unwrap_or(&self.device)
+    }
+}
+
+fn is_pci_address(s: &str) -> bool {
+    let parts: Vec<&str> = s.split(':').collect();
+    let hex = |p: &str, n: usize| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit());
+    let (bus, devfn) = match parts.as_slice() {
+        [dom, bus, devfn] if hex(dom, 4) => (*bus, *devfn),
+        [bus, devfn] => (*bus, *devfn),
+        _ => return false,
+    };
+    match devfn.split_once('.') {
+        Some((dev, f)) => hex(bus, 2) && hex(dev, 2) && f.len() == 1 && f.chars().all(|c| ('0'..='7').contains(&c)),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn test_device_kinds() {
+        let p = |d: &str| PortConfig { device: d.into(), cores: vec![0], rx_descriptors: AutoOr::default() };
+        assert!(!p("0000:3b:00.0").is_vdev());
+        assert!(!p("3b:00.1").is_vdev());
+        assert!(!p("0000:3b:00.0,rxq_cqe_comp_en=1").is_vdev());
+        assert_eq!(p("0000:3b:00.0,rxq_cqe_comp_en=1").port_name(), "0000:3b:00.0");
+        assert!(p("net_pcap0,rx_pcap=/tmp/a.pcap").is_vdev());
+        assert!(p("net_null0").is_vdev());
+        assert_eq!(p("net_pcap0,rx_pcap=/tmp/a.pcap").port_name(), "net_pcap0");
     }
 }
 

@@ -436,12 +436,17 @@ fn run_dpdk(_: &Config, _: Box<dyn Write + Send>, _: Arc<AtomicBool>) -> Result<
 
 #[cfg(feature = "dpdk")]
 pub(crate) fn eal_base(cfg: &Config, prefix: &str, memory_mb: u32, hugepages: bool) -> Vec<String> {
-    let ncpu = capture::pin::available_cores().len().max(1);
+    let cores = capture::pin::available_cores();
+    let set = if cores.is_empty() {
+        "0".to_string()
+    } else {
+        cores.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",")
+    };
     let mut a = vec![
         "spinewatch".to_string(),
-        // The main lcore may float over every core: workers pin themselves, and the exporter
-        // must not share a worker's core by inheritance.
-        format!("--lcores=0@(0-{})", ncpu - 1),
+        // The main lcore may float over every core this process may use: workers pin
+        // themselves, and the exporter must not share a worker's core by inheritance.
+        format!("--lcores=0@({set})"),
         format!("--file-prefix={prefix}"),
         "--log-level=warning".into(),
         "--no-telemetry".into(),

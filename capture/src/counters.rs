@@ -108,11 +108,18 @@ impl RunSummary {
 
     /// Every packet the source delivered was processed and lands in exactly one bucket, and
     /// every record was either exported or counted as dropped.
+    /// Packets the NIC counted as received that no worker took from the RX rings before the
+    /// ports stopped.
+    pub fn left_in_rings(&self) -> u64 {
+        self.input_packets.saturating_sub(self.total().packets)
+    }
+
     pub fn balanced(&self) -> bool {
         let t = self.total();
         let e = self.export_total();
         t.balanced()
-            && self.input_packets == t.packets
+            && self.input_packets == t.packets + self.left_in_rings()
+            && self.input_packets >= t.packets
             && e.records == self.exporter.records + self.exporter.lost + e.dropped
     }
 
@@ -136,6 +143,9 @@ impl RunSummary {
                 "  port {:<15} ipackets {} imissed {} ierrors {} rx_nombuf {}",
                 p.name, p.ipackets, p.imissed, p.ierrors, p.rx_nombuf
             );
+        }
+        if !self.ports.is_empty() {
+            let _ = writeln!(s, "  left in RX rings     {}", self.left_in_rings());
         }
         let _ = writeln!(s, "  packets processed    {} ({} bytes)", t.packets, t.bytes);
         let _ = writeln!(s, "    on flows           {}", t.flow_packets);

@@ -161,7 +161,8 @@ pub fn run_dpdk_bench(
         .map(|(s, i)| {
             let want = s.rx_descriptors.unwrap_or_else(|| i.rx_desc_max.min(4096));
             let want = if want == 0 { 1024 } else { want };
-            want.clamp(i.rx_desc_min.max(1), if i.rx_desc_max == 0 { u16::MAX } else { i.rx_desc_max })
+            let max = if i.rx_desc_max == 0 { u16::MAX } else { i.rx_desc_max };
+            want.min(max).max(i.rx_desc_min.min(max).max(1))
         })
         .collect();
     let needed: u64 = cfg.ports.iter().zip(&descs).map(|(s, &d)| s.cores.len() as u64 * d as u64).sum::<u64>()
@@ -214,6 +215,8 @@ pub fn run_dpdk_bench(
         }
         let txq = if info.max_tx_queues > 0 { 1 } else { 0 };
         port.configure(nq, txq, rss, info.hash_key_size as usize, offloads, cfg.mtu)?;
+        // The driver's own bounds and alignment for the descriptor count.
+        let desc = port.adjust_rx_descriptors(desc)?;
         for q in 0..nq {
             port.rx_queue_setup(q, desc, info.socket, &pool)?;
         }
@@ -259,6 +262,7 @@ pub fn run_dpdk_bench(
             let expected = cfg.expected_per_worker.as_ref().map(|v| v.get(i).copied().unwrap_or(0));
             let (eal, stop, done, measuring) = (&eal, stop.clone(), done.clone(), &measuring);
             let measure = cfg.bench.is_some();
+            let cfg_bench_none = cfg.bench.is_none();
             let (burst_size, idle_exit, hw_ts, cpu) = (cfg.burst_size, cfg.idle_exit, cfg.hw_timestamps, plan.core);
             let h = std::thread::Builder::new()
                 .name(format!("sw-worker-{i}"))
@@ -273,8 +277,19 @@ pub fn run_dpdk_bench(
                         Err(e) => tracing::warn!(worker = i, "{e}: mempool caches unused on this worker"),
                     }
                     // The live clock: wall time at start plus TSC cycles since, no syscall.
-                    let wall_us =
-                        || epoch_us + (dpdk_sys::tsc().wrapping_sub(tsc0) as u128 * 1_000_000 / tsc_hz as u128) as u64;
+                    let wall_us = || {
+                        epoch_us + (dpdk_sys::tsc().saturating_sub(tsc0) as u128 * 1_000_000 / tsc_hz as u128) as u64
+                    };
+                    // Milliseconds since start for batch ageing, from the TSC too.
+                    let mono_ms = || (dpdk_sys::tsc().saturating_sub(tsc0) as u128 * 1000 / tsc_hz as u128) as u64;
+                    // Whatever happens to this thread, the reporter learns it ended.
+                    struct Done<'a>(&'a std::sync::atomic::AtomicUsize);
+                    impl Drop for Done<'_> {
+                        fn drop(&mut self) {
+                            self.0.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    let _done = Done(&done);
                     let mut burst = Burst::new(burst_size);
                     let mut last_rx = Instant::now();
                     let mut polls = 0u64;
@@ -285,6 +300,30 @@ pub fn run_dpdk_bench(
                     let (mut busy, mut mbursts) = (0u64, 0u64);
                     loop {
                         if stop.load(Ordering::Relaxed) {
+                            // Live capture: take what is already in the RX rings (bounded in
+                            // time, for sources that never run dry), so it is counted.
+                            if expected.is_none() && cfg_bench_none {
+                                let until = Instant::now() + Duration::from_millis(100);
+                                while Instant::now() < until {
+                                    let mut got = 0;
+                                    for q in queues.iter_mut() {
+                                        let k = q.rx_burst(&mut burst);
+                                        got += k;
+                                        if k > 0 {
+                                            let now_us = wall_us();
+                                            core.burst(burst.iter().map(|m| {
+                                                let ts = if hw_ts { m.timestamp().unwrap_or(0) } else { now_us };
+                                                (m.data(), m.pkt_len(), ts)
+                                            }));
+                                            burst.free();
+                                        }
+                                    }
+                                    if got == 0 {
+                                        break;
+                                    }
+                                    core.end_burst((!hw_ts).then(|| wall_us()), mono_ms());
+                                }
+                            }
                             break;
                         }
                         if let Some(exp) = expected {
@@ -322,7 +361,7 @@ pub fn run_dpdk_bench(
                         if got > 0 {
                             last_rx = Instant::now();
                             let clock = (!hw_ts).then_some(tsc_now_us);
-                            core.end_burst(clock, started.elapsed().as_millis() as u64);
+                            core.end_burst(clock, mono_ms());
                             if let Some(h) = hist.as_mut() {
                                 if measuring.load(Ordering::Relaxed) {
                                     let dt = dpdk_sys::tsc().wrapping_sub(t_a);
@@ -336,9 +375,9 @@ pub fn run_dpdk_bench(
                             let now = Instant::now();
                             if !hw_ts {
                                 tsc_now_us = wall_us();
-                                core.end_burst(Some(tsc_now_us), started.elapsed().as_millis() as u64);
+                                core.end_burst(Some(tsc_now_us), mono_ms());
                             } else {
-                                core.end_burst(None, started.elapsed().as_millis() as u64);
+                                core.end_burst(None, mono_ms());
                             }
                             if expected.is_some() && now.duration_since(last_rx) > idle_exit {
                                 tracing::warn!(
@@ -366,7 +405,6 @@ pub fn run_dpdk_bench(
                             bursts: mbursts,
                         }
                     });
-                    done.fetch_add(1, Ordering::Relaxed);
                     (core, wb)
                 })
                 .expect("spawn worker thread");

@@ -987,7 +987,9 @@ mod test {
         let mut t = FlowTable::new(FlowConfig { capacity: 2, ..FlowConfig::default() });
         let mut out = Vec::new();
         // A long-lived TCP flow first, then a UDP flow that expires at 35 s.
-        for (i, d) in [tcp(true, S, 100, 0, 0), tcp(false, S | A, 500, 101, 0), tcp(true, A, 101, 501, 0)].iter().enumerate() {
+        for (i, d) in
+            [tcp(true, S, 100, 0, 0), tcp(false, S | A, 500, 101, 0), tcp(true, A, 101, 501, 0)].iter().enumerate()
+        {
             t.update(d, 60, i as u64, &mut out);
         }
         t.update(&udp(7, 7, 8, 8), 60, 5 * SEC, &mut out);

@@ -313,6 +313,18 @@ impl Port {
     }
 
     /// Sets up RX queue `q` to take mbufs from `pool`; the port keeps the pool alive.
+    /// The nearest RX descriptor count the driver accepts (its bounds and alignment).
+    pub fn adjust_rx_descriptors(&self, want: u16) -> Result<u16, DpdkError> {
+        let mut rx = want;
+        let mut tx = 512u16;
+        // SAFETY: valid port id; both pointers are valid for the call.
+        let r = unsafe { sys::rte_eth_dev_adjust_nb_rx_tx_desc(self.id, &mut rx, &mut tx) };
+        if r != 0 {
+            return Err(err(format!("rte_eth_dev_adjust_nb_rx_tx_desc({})", self.name), r));
+        }
+        Ok(rx)
+    }
+
     pub fn rx_queue_setup(&mut self, q: u16, nb_desc: u16, socket: i32, pool: &Arc<Mempool>) -> Result<(), DpdkError> {
         if q >= self.nb_rxq {
             return Err(DpdkError {
