@@ -177,18 +177,27 @@ impl Default for DpdkConfig {
     }
 }
 
-/// Timeouts of one protocol, seconds.
-#[derive(Debug, Clone, Copy, Deserialize)]
+/// Timeouts of one protocol, seconds; a key left out keeps that protocol's default.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimeoutTable {
-    pub new: u32,
-    pub established: u32,
-    #[serde(default)]
-    pub closed: u32,
+    pub new: Option<u32>,
+    pub established: Option<u32>,
+    pub closed: Option<u32>,
+}
+
+impl TimeoutTable {
+    fn over(self, d: detect::Timeouts) -> detect::Timeouts {
+        detect::Timeouts {
+            new: self.new.unwrap_or(d.new),
+            established: self.established.unwrap_or(d.established),
+            closed: self.closed.unwrap_or(d.closed),
+        }
+    }
 }
 
 /// `[flow.timeouts]`: Suricata 7's defaults.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TimeoutsConfig {
     /// Default new 60, established 600, closed 60.
@@ -199,14 +208,6 @@ pub struct TimeoutsConfig {
     pub icmp: TimeoutTable,
     /// Other IP protocols. Default new 30, established 300, closed 0.
     pub default: TimeoutTable,
-}
-
-impl Default for TimeoutsConfig {
-    fn default() -> Self {
-        let d = detect::FlowConfig::default();
-        let t = |x: detect::Timeouts| TimeoutTable { new: x.new, established: x.established, closed: x.closed };
-        TimeoutsConfig { tcp: t(d.tcp), udp: t(d.udp), icmp: t(d.icmp), default: t(d.default) }
-    }
 }
 
 /// `[flow]`
@@ -384,7 +385,7 @@ impl Config {
             ("icmp", f.timeouts.icmp),
             ("default", f.timeouts.default),
         ] {
-            if t.new == 0 || t.established == 0 {
+            if t.new == Some(0) || t.established == Some(0) {
                 p.push(format!("flow.timeouts.{name}: new and established must be at least 1 second"));
             }
         }
@@ -405,14 +406,14 @@ impl Config {
     }
 
     pub fn flow_config(&self) -> detect::FlowConfig {
-        let t = |x: TimeoutTable| detect::Timeouts { new: x.new, established: x.established, closed: x.closed };
         let f = &self.flow;
+        let d = detect::FlowConfig::default();
         detect::FlowConfig {
             capacity: f.capacity,
-            tcp: t(f.timeouts.tcp),
-            udp: t(f.timeouts.udp),
-            icmp: t(f.timeouts.icmp),
-            default: t(f.timeouts.default),
+            tcp: f.timeouts.tcp.over(d.tcp),
+            udp: f.timeouts.udp.over(d.udp),
+            icmp: f.timeouts.icmp.over(d.icmp),
+            default: f.timeouts.default.over(d.default),
             active_timeout: f.active_timeout,
             expire_budget: f.expire_per_burst,
         }

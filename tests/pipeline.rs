@@ -253,6 +253,10 @@ fn check_config_names_file_and_keys() {
     ] {
         assert!(err.contains(want), "missing {want:?} in {err}");
     }
+    // A timeouts table may set one key; the others keep the protocol's defaults.
+    let partial = config(&d, "[flow.timeouts.udp]\nnew = 5\n");
+    let out = std::process::Command::new(bin()).args(["check-config", &partial]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let unknown = config(&d, "[flow]\ncapcity = 5\n");
     let out = std::process::Command::new(bin()).args(["check-config", &unknown]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -18,7 +18,6 @@ pub struct WorkerStats {
     pub records: AtomicU64,
     pub records_dropped: AtomicU64,
     pub bursts: AtomicU64,
-    pub empty_polls: AtomicU64,
     /// Frames taken from the source, and their bytes (every stage counts these).
     pub received: AtomicU64,
     pub received_bytes: AtomicU64,

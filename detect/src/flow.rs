@@ -250,6 +250,9 @@ pub struct FlowRecord {
     pub bytes_toclient: u64,
     pub start: Micros,
     pub end: Micros,
+    /// First and last packet of each direction (to server, to client); 0 when none.
+    pub first_seen: [Micros; 2],
+    pub last_seen: [Micros; 2],
     pub state: FlowState,
     pub reason: EndReason,
     pub tcp: Option<TcpInfo>,
@@ -335,6 +338,8 @@ struct Flow {
     relinked: Micros,
     pkts: [u64; 2],
     bytes: [u64; 2],
+    first_seen: [Micros; 2],
+    last_seen: [Micros; 2],
     flags: [u8; 2],
     icmp: [(u8, u8); 2],
     tcp: TcpTrack,
@@ -355,12 +360,22 @@ impl Flow {
         relinked: 0,
         pkts: [0; 2],
         bytes: [0; 2],
+        first_seen: [0; 2],
+        last_seen: [0; 2],
         flags: [0; 2],
         icmp: [(0, 0); 2],
         tcp: TcpTrack { state: TcpState::None, next_seq: [0; 2], window: [0; 2] },
         prev: NIL,
         next: NIL,
     };
+}
+
+/// A zeroed vector whose pages are really written now (a `vec![0; n]` may map lazily-zeroed
+/// pages, and the packet path would take their page faults).
+fn prefaulted_zeros(n: usize) -> Vec<u64> {
+    let mut v = Vec::with_capacity(n);
+    v.resize(n, 0);
+    v
 }
 
 /// Sequence-number comparison modulo 2^32.
@@ -398,7 +413,7 @@ impl FlowTable {
         FlowTable {
             flows: vec![Flow::EMPTY; cap],
             free: (0..cap as u32).rev().collect(),
-            index: vec![0; index_len],
+            index: prefaulted_zeros(index_len),
             mask: index_len - 1,
             head: [NIL; CLASSES],
             tail: [NIL; CLASSES],
@@ -571,6 +586,8 @@ impl FlowTable {
             bytes_toclient: f.bytes[1],
             start: f.start,
             end: f.last,
+            first_seen: f.first_seen,
+            last_seen: f.last_seen,
             state: f.state,
             reason,
             tcp,
@@ -711,6 +728,8 @@ impl FlowTable {
                 let f = &mut self.flows[slot as usize];
                 f.pkts = [0; 2];
                 f.bytes = [0; 2];
+                f.first_seen = [0; 2];
+                f.last_seen = [0; 2];
                 f.start = now;
             }
         }
@@ -718,6 +737,10 @@ impl FlowTable {
         let dir = (src_is_lo != f.init_is_lo) as usize;
         f.pkts[dir] += 1;
         f.bytes[dir] += wire_len as u64;
+        if f.first_seen[dir] == 0 {
+            f.first_seen[dir] = now;
+        }
+        f.last_seen[dir] = now;
         if now > f.last {
             f.last = now;
         }

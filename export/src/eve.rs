@@ -161,6 +161,8 @@ mod test {
             bytes_toclient: 366,
             start: 1_700_000_006_000_000,
             end: 1_700_000_006_010_000,
+            first_seen: [1_700_000_006_000_000, 1_700_000_006_001_000],
+            last_seen: [1_700_000_006_009_000, 1_700_000_006_010_000],
             state: FlowState::Closed,
             reason: EndReason::Shutdown,
             tcp: Some(TcpInfo { flags_ts: 0x1b, flags_tc: 0x1b, state: Some(TcpState::Closed) }),
