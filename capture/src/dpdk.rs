@@ -243,7 +243,9 @@ pub fn run_dpdk_bench(
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let measuring = AtomicBool::new(false);
     let stage = cfg.stage;
-    let mut window: Option<(f64, Vec<(u64, u64)>, (u64, u64), Vec<u64>)> = None;
+    // (seconds, per-worker (packets, bytes), (imissed, rx_nombuf), per-worker live flows)
+    type Window = (f64, Vec<(u64, u64)>, (u64, u64), Vec<u64>);
+    let mut window: Option<Window> = None;
 
     // Every queue handle, once; each goes to the worker of its core.
     let mut port_queues: Vec<Vec<Option<RxQueue>>> = Vec::with_capacity(ports.len());
@@ -321,7 +323,7 @@ pub fn run_dpdk_bench(
                                     if got == 0 {
                                         break;
                                     }
-                                    core.end_burst((!hw_ts).then(|| wall_us()), mono_ms());
+                                    core.end_burst((!hw_ts).then(&wall_us), mono_ms());
                                 }
                             }
                             break;

@@ -85,12 +85,12 @@ fn rx_burst_reads_frames_lengths_and_timestamps() {
     }
     assert_eq!(port.stats().ipackets, 3);
     assert!(!port.xstats().is_empty());
-    drop(q);
+    let _ = q;
     drop(burst);
     port.stop();
     assert_eq!(pool.in_use(), 0, "every mbuf went back to the pool");
     drop(port);
     drop(pool);
-    drop(eal);
+    let _ = eal;
     std::fs::remove_dir_all(&dir).ok();
 }

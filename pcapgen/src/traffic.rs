@@ -301,7 +301,7 @@ impl Truth {
     /// one flow per line.
     pub fn to_json(&self) -> String {
         let mut o = String::with_capacity(256 * self.flows.len() + 1024);
-        let _ = write!(o, "{{\"packets\":{},\"bytes\":{},\"flows\":[\n", self.packets, self.bytes);
+        let _ = writeln!(o, "{{\"packets\":{},\"bytes\":{},\"flows\":[", self.packets, self.bytes);
         for (i, f) in self.flows.iter().enumerate() {
             o.push_str("{\"app\":");
             json_str(&mut o, f.app);
@@ -346,9 +346,9 @@ impl Truth {
         for (i, s) in self.scenarios.iter().enumerate() {
             let _ = write!(o, "{{\"name\":\"{}\",\"attacker\":\"{}\",\"target\":", s.name, s.attacker);
             json_str(&mut o, &s.target);
-            let _ = write!(
+            let _ = writeln!(
                 o,
-                ",\"start_us\":{},\"end_us\":{},\"flows\":{},\"packets\":{}}}{}\n",
+                ",\"start_us\":{},\"end_us\":{},\"flows\":{},\"packets\":{}}}{}",
                 s.start_us,
                 s.end_us,
                 s.flows,
