@@ -356,7 +356,7 @@ fn preset_config(p: Option<Preset>) -> pcapgen::traffic::TrafficConfig {
     match p {
         None => base,
         Some(Preset::SmallFlows) => TrafficConfig {
-            flows: 100_000,
+            flows: 40_000,
             sizes: Sizes::Small,
             mix: ProtoMix { tcp: 30, http: 5, tls: 5, dns_udp: 30, dns_tcp: 0, ssh: 0, udp: 20, icmp: 10 },
             size_alpha: 2.0,
@@ -365,7 +365,7 @@ fn preset_config(p: Option<Preset>) -> pcapgen::traffic::TrafficConfig {
             ..base
         },
         Some(Preset::ImixDc) => TrafficConfig {
-            flows: 20_000,
+            flows: 2_500,
             sizes: Sizes::Imix,
             encap: EncapMix { none: 85, vlan: 8, qinq: 3, vxlan: 2, gre: 2 },
             flows_per_sec: 2_000.0,
@@ -373,7 +373,7 @@ fn preset_config(p: Option<Preset>) -> pcapgen::traffic::TrafficConfig {
             ..base
         },
         Some(Preset::TlsLarge) => TrafficConfig {
-            flows: 5_000,
+            flows: 10_000,
             sizes: Sizes::Large,
             mix: ProtoMix { tcp: 0, http: 10, tls: 80, dns_udp: 10, dns_tcp: 0, ssh: 0, udp: 0, icmp: 0 },
             flows_per_sec: 500.0,

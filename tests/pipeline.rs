@@ -58,7 +58,7 @@ fn mixed_capture_exact_records() {
         .unwrap();
     assert_eq!(
         a,
-        r#"{"timestamp":"2023-11-14T22:14:20.010000+0000","flow_id":2110201354,"event_type":"flow","src_ip":"10.0.0.1","src_port":40000,"dest_ip":"10.0.0.2","dest_port":80,"proto":"TCP","flow":{"pkts_toserver":6,"pkts_toclient":5,"bytes_toserver":379,"bytes_toclient":351,"start":"2023-11-14T22:13:20.000000+0000","end":"2023-11-14T22:13:20.010000+0000","age":0,"state":"closed","reason":"timeout","alerted":false},"tcp":{"tcp_flags":"1b","tcp_flags_ts":"1b","tcp_flags_tc":"1b","syn":true,"fin":true,"psh":true,"ack":true,"state":"closed"}}"#
+        r#"{"timestamp":"2023-11-14T22:14:20.010000+0000","flow_id":322492829,"event_type":"flow","src_ip":"10.0.0.1","src_port":40000,"dest_ip":"10.0.0.2","dest_port":80,"proto":"TCP","flow":{"pkts_toserver":6,"pkts_toclient":5,"bytes_toserver":379,"bytes_toclient":351,"start":"2023-11-14T22:13:20.000000+0000","end":"2023-11-14T22:13:20.010000+0000","age":0,"state":"closed","reason":"timeout","alerted":false},"tcp":{"tcp_flags":"1b","tcp_flags_ts":"1b","tcp_flags_tc":"1b","syn":true,"fin":true,"psh":true,"ack":true,"state":"closed"}}"#
     );
     // Ages: the idle TCP flow spans 200 s, the two-way UDP flow 100 s.
     let age = |sport: u64| r.events.iter().find(|e| e["src_port"] == sport).unwrap()["flow"]["age"].as_u64().unwrap();

@@ -176,9 +176,11 @@ pub struct Decoded {
     pub vlan_count: u8,
     /// 4 or 6.
     pub ip_version: u8,
-    /// Source address; an IPv4 address sits in the first 4 bytes, the rest zero.
-    pub src: [u8; 16],
-    pub dst: [u8; 16],
+    /// Source address as `u128::from_ne_bytes` of its 16 bytes; an IPv4 address sits in the
+    /// first 4 bytes, the rest zero ([`Decoded::src_bytes`] gives the bytes back). A `u128`
+    /// rather than an array so the flow key reads it with the store's own width.
+    pub src: u128,
+    pub dst: u128,
     pub proto: u8,
     pub src_port: u16,
     pub dst_port: u16,
@@ -196,7 +198,29 @@ pub struct Decoded {
     pub payload_len: u16,
 }
 
+#[inline]
+fn v4_addr(a: [u8; 4]) -> u128 {
+    let mut b = [0u8; 16];
+    b[..4].copy_from_slice(&a);
+    u128::from_ne_bytes(b)
+}
+
 impl Decoded {
+    pub fn src_bytes(&self) -> [u8; 16] {
+        self.src.to_ne_bytes()
+    }
+
+    pub fn dst_bytes(&self) -> [u8; 16] {
+        self.dst.to_ne_bytes()
+    }
+
+    /// Sets IPv4 addresses (for tests and tools).
+    pub fn set_v4(&mut self, src: [u8; 4], dst: [u8; 4]) {
+        self.ip_version = 4;
+        self.src = v4_addr(src);
+        self.dst = v4_addr(dst);
+    }
+
     #[inline]
     pub fn vlans(&self) -> &[u16] {
         &self.vlan[..self.vlan_count as usize]
@@ -219,8 +243,16 @@ pub fn decode(frame: &[u8]) -> Result<Decoded, DecodeError> {
 /// against `frame_len`. `payload_len` is then the payload's whole length, which may run past
 /// `frame`. With `frame_len == frame.len()` this is [`decode`].
 pub fn decode_partial(frame: &[u8], frame_len: usize) -> Result<Decoded, DecodeError> {
-    let missing = frame_len.saturating_sub(frame.len());
     let mut d = Decoded::default();
+    decode_into(frame, frame_len, &mut d).map(|()| d)
+}
+
+/// [`decode_partial`] into a caller's [`Decoded`] (reset first): the engine decodes straight
+/// into its burst slots, with no copy of the result.
+#[inline]
+pub fn decode_into(frame: &[u8], frame_len: usize, d: &mut Decoded) -> Result<(), DecodeError> {
+    *d = Decoded::default();
+    let missing = frame_len.saturating_sub(frame.len());
     let eth = ethernet::Frame::new_checked(frame)?;
     let mut ethertype = eth.ethertype();
     let mut rest = eth.payload();
@@ -240,12 +272,12 @@ pub fn decode_partial(frame: &[u8], frame_len: usize) -> Result<Decoded, DecodeE
             let ip = ipv4::Packet::new_unchecked(rest);
             ip.check_len_in(rest.len() + missing)?;
             d.ip_version = 4;
-            d.src[..4].copy_from_slice(&ip.src_addr());
-            d.dst[..4].copy_from_slice(&ip.dst_addr());
+            d.src = v4_addr(ip.src_addr());
+            d.dst = v4_addr(ip.dst_addr());
             d.proto = ip.protocol().0;
             if ip.is_fragment() {
                 d.kind = Kind::Fragment;
-                return Ok(d);
+                return Ok(());
             }
             let hl = ip.header_len();
             let total = ip.total_len() as usize;
@@ -255,8 +287,8 @@ pub fn decode_partial(frame: &[u8], frame_len: usize) -> Result<Decoded, DecodeE
             let ip = ipv6::Packet::new_unchecked(rest);
             ip.check_len_in(rest.len() + missing)?;
             d.ip_version = 6;
-            d.src = ip.src_addr();
-            d.dst = ip.dst_addr();
+            d.src = u128::from_ne_bytes(ip.src_addr());
+            d.dst = u128::from_ne_bytes(ip.dst_addr());
             let mut next = ip.next_header();
             let mut l4_len = match ip.payload_len() {
                 0 => rest.len() + missing - ipv6::HEADER_LEN,
@@ -277,14 +309,14 @@ pub fn decode_partial(frame: &[u8], frame_len: usize) -> Result<Decoded, DecodeE
                     if off != 0 || more {
                         d.proto = next.0;
                         d.kind = Kind::Fragment;
-                        return Ok(d);
+                        return Ok(());
                     }
                 }
             }
             d.proto = next.0;
             (next, l4, l4_len)
         }
-        _ => return Ok(d),
+        _ => return Ok(()),
     };
     d.kind = Kind::Ip;
     d.l4_offset = offset_of(frame, l4) as u16;
@@ -317,7 +349,7 @@ pub fn decode_partial(frame: &[u8], frame_len: usize) -> Result<Decoded, DecodeE
     };
     d.payload_offset = (d.l4_offset as usize + hdr) as u16;
     d.payload_len = payload_len.min(u16::MAX as usize) as u16;
-    Ok(d)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -351,7 +383,7 @@ mod test {
         let d = decode(&f).unwrap();
         assert_eq!(d.kind, Kind::Ip);
         assert_eq!(d.ip_version, 4);
-        assert_eq!(&d.src[..4], &[10, 0, 0, 1]);
+        assert_eq!(&d.src_bytes()[..4], &[10, 0, 0, 1]);
         assert_eq!((d.proto, d.src_port, d.dst_port, d.tcp_flags), (6, 40000, 80, 0x18));
         assert_eq!((d.l4_offset, d.payload_offset, d.payload_len), (34, 54, 3));
     }

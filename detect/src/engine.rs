@@ -3,7 +3,7 @@
 //! The capture layer feeds it frames (from an mbuf or a pcap record) and calls
 //! [`Engine::end_burst`] once per burst; records go to a [`RecordSink`] the caller owns.
 
-use crate::decode::{decode_partial, DecodeError, DecodeErrorKind, Decoded, Kind, Layer};
+use crate::decode::{decode_into, decode_partial, DecodeError, DecodeErrorKind, Decoded, Kind, Layer};
 use crate::flow::{FlowConfig, FlowCounters, FlowKey, FlowTable};
 use crate::hash::key_hash;
 use crate::time::Micros;
@@ -63,7 +63,8 @@ pub const CHUNK: usize = 16;
 /// A decoded frame waiting for its flow update.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
-    result: Result<Decoded, DecodeError>,
+    d: Decoded,
+    result: Result<(), DecodeError>,
     key: FlowKey,
     hash: u64,
     src_is_lo: bool,
@@ -73,6 +74,26 @@ struct Pending {
 }
 
 const PENDING: Pending = Pending {
+    d: Decoded {
+        kind: crate::decode::Kind::NonIp,
+        vlan: [0; 3],
+        vlan_count: 0,
+        ip_version: 0,
+        src: 0,
+        dst: 0,
+        proto: 0,
+        src_port: 0,
+        dst_port: 0,
+        tcp_flags: 0,
+        tcp_seq: 0,
+        tcp_ack: 0,
+        tcp_window: 0,
+        icmp_type: 0,
+        icmp_code: 0,
+        l4_offset: 0,
+        payload_offset: 0,
+        payload_len: 0,
+    },
     result: Err(DecodeError::TooManyVlans),
     key: FlowKey::ZERO,
     hash: 0,
@@ -122,9 +143,10 @@ impl Engine {
                 let slot = &mut self.chunk[n];
                 slot.wire_len = wire_len;
                 slot.ts = ts;
-                slot.result = decode_partial(data, wire_len as usize);
+                slot.result = decode_into(data, wire_len as usize, &mut slot.d);
                 slot.is_ip = false;
-                if let Ok(d) = &slot.result {
+                if slot.result.is_ok() {
+                    let d = &slot.d;
                     if d.kind == Kind::Ip {
                         let (key, lo) = FlowKey::from_decoded(d);
                         slot.key = key;
@@ -221,10 +243,10 @@ fn account<S: RecordSink>(table: &mut FlowTable, c: &mut EngineCounters, now: &m
     c.packets += 1;
     c.bytes += s.wire_len as u64;
     match &s.result {
-        Ok(d) => match d.kind {
+        Ok(()) => match s.d.kind {
             Kind::Ip => {
                 let before = table.len();
-                table.update_keyed(&s.key, s.src_is_lo, s.hash, d, s.wire_len, *now, sink);
+                table.update_keyed(&s.key, s.src_is_lo, s.hash, &s.d, s.wire_len, *now, sink);
                 if before == 0 && table.is_empty() {
                     c.no_flow += 1;
                 } else {

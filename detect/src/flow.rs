@@ -159,8 +159,11 @@ impl TcpState {
 /// Canonical bidirectional flow key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub struct FlowKey {
-    pub lo_addr: [u8; 16],
-    pub hi_addr: [u8; 16],
+    /// Addresses as the bytes of a `u128` in native order (`u128::from_ne_bytes`): comparing
+    /// and hashing them is then a few integer operations. The order between `lo` and `hi` only
+    /// has to be consistent, not numeric.
+    pub lo_addr: u128,
+    pub hi_addr: u128,
     pub lo_port: u16,
     pub hi_port: u16,
     pub proto: u8,
@@ -172,8 +175,8 @@ pub struct FlowKey {
 impl FlowKey {
     /// The all-zero key, for preallocated slots.
     pub const ZERO: FlowKey = FlowKey {
-        lo_addr: [0; 16],
-        hi_addr: [0; 16],
+        lo_addr: 0,
+        hi_addr: 0,
         lo_port: 0,
         hi_port: 0,
         proto: 0,
@@ -187,9 +190,9 @@ impl FlowKey {
     #[inline]
     pub fn from_decoded(d: &Decoded) -> (FlowKey, bool) {
         let (sp, dp) = if has_ports(d.proto) { (d.src_port, d.dst_port) } else { (0, 0) };
-        let src_is_lo = (d.src, sp) <= (d.dst, dp);
-        let (lo_addr, lo_port, hi_addr, hi_port) =
-            if src_is_lo { (d.src, sp, d.dst, dp) } else { (d.dst, dp, d.src, sp) };
+        let (src, dst) = (d.src, d.dst);
+        let src_is_lo = (src, sp) <= (dst, dp);
+        let (lo_addr, lo_port, hi_addr, hi_port) = if src_is_lo { (src, sp, dst, dp) } else { (dst, dp, src, sp) };
         (
             FlowKey {
                 lo_addr,
@@ -552,9 +555,9 @@ impl FlowTable {
         let f = &self.flows[slot as usize];
         let k = &f.key;
         let (src_ip, src_port, dest_ip, dest_port) = if f.init_is_lo {
-            (k.lo_addr, k.lo_port, k.hi_addr, k.hi_port)
+            (k.lo_addr.to_ne_bytes(), k.lo_port, k.hi_addr.to_ne_bytes(), k.hi_port)
         } else {
-            (k.hi_addr, k.hi_port, k.lo_addr, k.lo_port)
+            (k.hi_addr.to_ne_bytes(), k.hi_port, k.lo_addr.to_ne_bytes(), k.lo_port)
         };
         let tcp = (k.proto == 6).then(|| TcpInfo {
             flags_ts: f.flags[0],
@@ -899,8 +902,7 @@ mod test {
             dst_port: dport,
             ..Default::default()
         };
-        d.src[..4].copy_from_slice(&[10, 0, 0, src]);
-        d.dst[..4].copy_from_slice(&[10, 0, 0, dst]);
+        d.set_v4([10, 0, 0, src], [10, 0, 0, dst]);
         d
     }
 

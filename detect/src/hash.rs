@@ -17,25 +17,32 @@ fn fmix64(mut k: u64) -> u64 {
     k ^ (k >> 33)
 }
 
-#[inline]
-fn word(b: &[u8; 16], i: usize) -> u64 {
-    u64::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5], b[i + 6], b[i + 7]])
-}
-
-/// Hash of a canonical key (so of both directions).
+/// Hash of a canonical key (so of both directions). Each 64-bit word is multiplied by its own
+/// odd constant independently (the multiplies run in parallel), the products are folded, and
+/// one finaliser spreads the bits.
 #[inline]
 pub fn key_hash(k: &FlowKey) -> u64 {
-    let mut h = 0x9e37_79b9_7f4a_7c15u64;
-    let mix = |h: u64, w: u64| fmix64(h ^ w).rotate_left(17);
-    h = mix(h, word(&k.lo_addr, 0));
-    h = mix(h, word(&k.lo_addr, 8));
-    h = mix(h, word(&k.hi_addr, 0));
-    h = mix(h, word(&k.hi_addr, 8));
-    let ports =
-        (k.lo_port as u64) | ((k.hi_port as u64) << 16) | ((k.proto as u64) << 32) | ((k.vlan_count as u64) << 40);
-    h = mix(h, ports);
-    let vl = (k.vlan[0] as u64) | ((k.vlan[1] as u64) << 16) | ((k.vlan[2] as u64) << 32);
-    fmix64(h ^ vl)
+    let w = [
+        k.lo_addr as u64,
+        (k.lo_addr >> 64) as u64,
+        k.hi_addr as u64,
+        (k.hi_addr >> 64) as u64,
+        (k.lo_port as u64) | ((k.hi_port as u64) << 16) | ((k.proto as u64) << 32) | ((k.vlan_count as u64) << 40)
+            | ((k.ip_version as u64) << 48),
+        (k.vlan[0] as u64) | ((k.vlan[1] as u64) << 16) | ((k.vlan[2] as u64) << 32),
+    ];
+    const K: [u64; 6] = [
+        0x9e37_79b9_7f4a_7c15,
+        0xc2b2_ae3d_27d4_eb4f,
+        0x1656_67b1_9e37_79f9,
+        0xff51_afd7_ed55_8ccd,
+        0xc4ce_b9fe_1a85_ec53,
+        0x2545_f491_4f6c_dd1d,
+    ];
+    let a = w[0].wrapping_mul(K[0]) ^ w[1].wrapping_mul(K[1]).rotate_left(21);
+    let b = w[2].wrapping_mul(K[2]) ^ w[3].wrapping_mul(K[3]).rotate_left(21);
+    let c = w[4].wrapping_mul(K[4]) ^ w[5].wrapping_mul(K[5]).rotate_left(21);
+    fmix64(a ^ b.rotate_left(27) ^ c.rotate_left(43))
 }
 
 /// Maps a hash onto `0..n` using its high 32 bits (the table index uses the low bits).
@@ -80,8 +87,7 @@ mod test {
     fn test_symmetric() {
         let mut d =
             Decoded { kind: Kind::Ip, ip_version: 4, proto: 6, src_port: 1234, dst_port: 80, ..Default::default() };
-        d.src[..4].copy_from_slice(&[10, 0, 0, 1]);
-        d.dst[..4].copy_from_slice(&[10, 0, 0, 2]);
+        d.set_v4([10, 0, 0, 1], [10, 0, 0, 2]);
         let mut r = d;
         core::mem::swap(&mut r.src, &mut r.dst);
         core::mem::swap(&mut r.src_port, &mut r.dst_port);

@@ -12,6 +12,6 @@ pub mod hash;
 pub mod time;
 pub mod wire;
 
-pub use decode::{decode, decode_partial, DecodeError, DecodeErrorKind, Decoded, Layer};
+pub use decode::{decode, decode_into, decode_partial, DecodeError, DecodeErrorKind, Decoded, Layer};
 pub use engine::{Engine, EngineCounters, RecordSink};
 pub use flow::{EndReason, FlowConfig, FlowRecord, FlowState, TcpState, Timeouts};
