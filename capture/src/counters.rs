@@ -31,13 +31,13 @@ pub fn shared_stats(workers: usize) -> SharedStats {
 
 impl WorkerStats {
     #[inline]
-    pub fn publish(&self, c: &EngineCounters, b: &BatcherStats) {
+    pub fn publish(&self, c: &EngineCounters, f: &detect::flow::FlowCounters, b: &BatcherStats) {
         self.packets.store(c.packets, Relaxed);
         self.bytes.store(c.bytes, Relaxed);
         self.decode_errors.store(c.decode_errors_total(), Relaxed);
-        self.flows_active.store(c.flows.active, Relaxed);
-        self.flows_created.store(c.flows.created, Relaxed);
-        self.flows_evicted.store(c.flows.evicted, Relaxed);
+        self.flows_active.store(f.active, Relaxed);
+        self.flows_created.store(f.created, Relaxed);
+        self.flows_evicted.store(f.evicted, Relaxed);
         self.records.store(b.records, Relaxed);
         self.records_dropped.store(b.dropped, Relaxed);
     }

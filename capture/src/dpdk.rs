@@ -278,12 +278,13 @@ pub fn run_dpdk_bench(
                         Ok(lcore) => tracing::debug!(worker = i, lcore, "registered with DPDK"),
                         Err(e) => tracing::warn!(worker = i, "{e}: mempool caches unused on this worker"),
                     }
-                    // The live clock: wall time at start plus TSC cycles since, no syscall.
-                    let wall_us = || {
-                        epoch_us + (dpdk_sys::tsc().saturating_sub(tsc0) as u128 * 1_000_000 / tsc_hz as u128) as u64
-                    };
+                    // The live clock: wall time at start plus TSC cycles since, no syscall, and no
+                    // division: cycles × (2^32 · 10^6 / hz) >> 32.
+                    let us_mult = ((1_000_000u128 << 32) / tsc_hz as u128) as u64;
+                    let since = || ((dpdk_sys::tsc().saturating_sub(tsc0) as u128 * us_mult as u128) >> 32) as u64;
+                    let wall_us = || epoch_us + since();
                     // Milliseconds since start for batch ageing, from the TSC too.
-                    let mono_ms = || (dpdk_sys::tsc().saturating_sub(tsc0) as u128 * 1000 / tsc_hz as u128) as u64;
+                    let mono_ms = || since() / 1000;
                     // Whatever happens to this thread, the reporter learns it ended.
                     struct Done<'a>(&'a std::sync::atomic::AtomicUsize);
                     impl Drop for Done<'_> {
@@ -313,10 +314,11 @@ pub fn run_dpdk_bench(
                                         got += k;
                                         if k > 0 {
                                             let now_us = wall_us();
-                                            core.burst(burst.iter().map(|m| {
-                                                let ts = if hw_ts { m.timestamp().unwrap_or(0) } else { now_us };
-                                                (m.data(), m.pkt_len(), ts)
-                                            }));
+                                            core.burst(
+                                                burst
+                                                    .frames()
+                                                    .map(|(d, l, ts)| (d, l, if hw_ts { ts } else { now_us })),
+                                            );
                                             burst.free();
                                         }
                                     }
@@ -346,15 +348,14 @@ pub fn run_dpdk_bench(
                                 tsc_now_us = wall_us();
                             }
                             if stage == Stage::Rx {
-                                let bytes = burst.iter().map(|m| m.pkt_len() as u64).sum();
+                                let bytes = burst.frames().map(|f| f.1 as u64).sum();
                                 core.rx_only(k, bytes);
                             } else {
                                 core.burst_stage(
                                     stage,
-                                    burst.iter().map(|m| {
-                                        let ts = if hw_ts { m.timestamp().unwrap_or(0) } else { tsc_now_us };
-                                        (m.data(), m.pkt_len(), ts)
-                                    }),
+                                    burst
+                                        .frames()
+                                        .map(|(data, len, ts)| (data, len, if hw_ts { ts } else { tsc_now_us })),
                                 );
                             }
                             burst.free();

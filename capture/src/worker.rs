@@ -108,7 +108,8 @@ impl WorkerCore {
         self.engine.end_burst(clock, &mut self.batcher);
         self.batcher.tick(mono_ms);
         let s = &self.stats[self.id];
-        s.publish(&self.engine.counters(), &self.batcher.stats);
+        let (c, f) = self.engine.counters_ref();
+        s.publish(c, f, &self.batcher.stats);
         s.bursts.store(self.bursts, std::sync::atomic::Ordering::Relaxed);
         s.received.store(self.received, std::sync::atomic::Ordering::Relaxed);
         s.received_bytes.store(self.received_bytes, std::sync::atomic::Ordering::Relaxed);
@@ -126,7 +127,7 @@ impl WorkerCore {
         self.engine.flush(end, &mut self.batcher);
         let engine = self.engine.counters();
         let export = self.batcher.finish();
-        self.stats[self.id].publish(&engine, &export);
+        self.stats[self.id].publish(&engine, &engine.flows, &export);
         WorkerSummary {
             id: self.id,
             core: self.core,

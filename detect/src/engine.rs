@@ -224,6 +224,12 @@ impl Engine {
         self.now
     }
 
+    /// The engine's counters and the flow table's, borrowed (no copy, for per-burst publishing).
+    #[inline]
+    pub fn counters_ref(&self) -> (&EngineCounters, &FlowCounters) {
+        (&self.counters, &self.table.counters)
+    }
+
     pub fn counters(&self) -> EngineCounters {
         let mut c = self.counters;
         c.flows = self.table.counters;

@@ -158,6 +158,7 @@ impl TcpState {
 
 /// Canonical bidirectional flow key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[repr(C)]
 pub struct FlowKey {
     /// Addresses as the bytes of a `u128` in native order (`u128::from_ne_bytes`): comparing
     /// and hashing them is then a few integer operations. The order between `lo` and `hi` only
@@ -318,6 +319,7 @@ pub const RELINK_US: Micros = 1_000_000;
 const CLASSES: usize = 12;
 
 #[derive(Debug, Clone, Copy, Default)]
+#[repr(C)]
 struct TcpTrack {
     state: TcpState,
     next_seq: [u32; 2],
@@ -325,30 +327,40 @@ struct TcpTrack {
 }
 
 #[derive(Debug, Clone, Copy)]
+/// One flow: three cache lines, laid out by use (`repr(C)`, 64-byte aligned) so that
+/// [`FlowTable::touch_flow`] can load each of them ahead of the update: line 0 lookup and
+/// expiry, line 1 counters and list links, line 2 TCP state and per-direction times.
+#[repr(C, align(64))]
 struct Flow {
+    // line 0
     key: FlowKey,
-    hash: u64,
+    last: Micros,
+    /// The low 32 bits of the key hash (the index's home slot, the flow_id).
+    hash: u32,
     /// Whether the initiator (to-server side) is the key's `lo` end.
     init_is_lo: bool,
     state: FlowState,
     class: u8,
-    flow_start: Micros,
-    /// Start of the current record interval (the flow start until an interim record).
+    // line 1
     start: Micros,
-    last: Micros,
     /// When the flow was last moved to its list's tail: lists are ordered by this, and it is
     /// within [`RELINK_US`] of `last`.
     relinked: Micros,
+    /// Start of the current record interval (the flow start until an interim record).
+    flow_start: Micros,
     pkts: [u64; 2],
     bytes: [u64; 2],
-    first_seen: [Micros; 2],
-    last_seen: [Micros; 2],
-    flags: [u8; 2],
-    icmp: [(u8, u8); 2],
-    tcp: TcpTrack,
     prev: u32,
     next: u32,
+    // line 2
+    tcp: TcpTrack,
+    flags: [u8; 2],
+    icmp: [(u8, u8); 2],
+    first_seen: [Micros; 2],
+    last_seen: [Micros; 2],
 }
+
+const _: () = assert!(std::mem::size_of::<Flow>() == 192);
 
 impl Flow {
     const EMPTY: Flow = Flow {
@@ -573,7 +585,7 @@ impl FlowTable {
         // kept to 51 bits. Our hash is unseeded, so the id is the same on every run.
         let flow_id = (((f.flow_start / MICROS_PER_SEC) & 0xffff) << 48
             | ((f.flow_start % MICROS_PER_SEC) & 0xffff) << 32
-            | (f.hash & 0xffff_ffff))
+            | f.hash as u64)
             & 0x7_ffff_ffff_ffff;
         FlowRecord {
             flow_id,
@@ -612,7 +624,7 @@ impl FlowTable {
             EndReason::Active => {}
         }
         self.unlink(slot);
-        let hash = self.flows[slot as usize].hash;
+        let hash = self.flows[slot as usize].hash as u64;
         self.index_remove(hash, slot);
         self.free.push(slot);
         self.counters.active -= 1;
@@ -666,13 +678,14 @@ impl FlowTable {
         self.index[hash as usize & self.mask]
     }
 
-    /// Loads the flow the index entry of `hash` names (after [`FlowTable::touch_index`]).
+    /// Loads the three cache lines of the flow the index entry of `hash` names (after
+    /// [`FlowTable::touch_index`]).
     #[inline]
     pub fn touch_flow(&self, hash: u64) -> u64 {
         let e = self.index[hash as usize & self.mask];
         if e >> 32 == hash >> 32 {
             if let Some(f) = self.flows.get((e as u32).wrapping_sub(1) as usize) {
-                return f.last;
+                return f.last ^ f.pkts[0] ^ f.first_seen[0];
             }
         }
         0
@@ -711,7 +724,7 @@ impl FlowTable {
                 let f = &mut self.flows[s as usize];
                 *f = Flow::EMPTY;
                 f.key = key;
-                f.hash = hash;
+                f.hash = hash as u32;
                 f.init_is_lo = src_is_lo;
                 f.flow_start = now;
                 f.start = now;

@@ -45,3 +45,19 @@ uint32_t sw_mbuf_default_buf_size(void) { return RTE_MBUF_DEFAULT_BUF_SIZE; }
 uint64_t sw_mbuf_f_rx_rss_hash(void) { return RTE_MBUF_F_RX_RSS_HASH; }
 
 uint16_t sw_mbuf_nb_segs(const struct rte_mbuf *m) { return m->nb_segs; }
+
+void sw_burst_meta(struct rte_mbuf *const *m, uint16_t n, const uint8_t **data, uint16_t *data_len,
+		   uint32_t *pkt_len, int ts_offset, uint64_t ts_flag, uint64_t *ts)
+{
+	for (uint16_t i = 0; i < n; i++) {
+		const struct rte_mbuf *b = m[i];
+		const uint8_t *d = rte_pktmbuf_mtod(b, const uint8_t *);
+		rte_prefetch0(d);
+		data[i] = d;
+		data_len[i] = b->data_len;
+		pkt_len[i] = b->pkt_len;
+		if (ts_offset >= 0)
+			ts[i] = (b->ol_flags & ts_flag) ?
+				*RTE_MBUF_DYNFIELD(b, ts_offset, const rte_mbuf_timestamp_t *) : 0;
+	}
+}

@@ -23,6 +23,11 @@ uint64_t sw_mbuf_ol_flags(const struct rte_mbuf *m);
 uint32_t sw_mbuf_rss_hash(const struct rte_mbuf *m);
 /* The RX timestamp dynfield at `offset`, valid when `flag` is in ol_flags. */
 uint64_t sw_mbuf_timestamp(const struct rte_mbuf *m, int offset);
+/* One call per burst: the first segment's data pointer and length, the frame length, and
+ * (with ts_offset >= 0) the RX timestamp or 0, of each of n mbufs; prefetches each frame's
+ * first cache line for the decoder. */
+void sw_burst_meta(struct rte_mbuf *const *m, uint16_t n, const uint8_t **data, uint16_t *data_len,
+		   uint32_t *pkt_len, int ts_offset, uint64_t ts_flag, uint64_t *ts);
 uint64_t sw_rdtsc(void);
 uint64_t sw_tsc_hz(void);
 int sw_errno(void);

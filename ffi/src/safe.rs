@@ -504,6 +504,21 @@ impl<'p> RxQueue<'p> {
         let n = unsafe { sys::sw_rx_burst(self.port, self.queue, burst.mbufs.as_mut_ptr(), burst.want) };
         burst.len = n as usize;
         burst.ts = self.ts;
+        let (off, flag) = self.ts.map(|t| (t.offset, t.flag)).unwrap_or((-1, 0));
+        // SAFETY: the first n pointers are mbufs just received and owned by the burst; every
+        // output array holds MAX_BURST >= n elements.
+        unsafe {
+            sys::sw_burst_meta(
+                burst.mbufs.as_ptr(),
+                n,
+                burst.data.as_mut_ptr(),
+                burst.data_len.as_mut_ptr(),
+                burst.pkt_len.as_mut_ptr(),
+                off,
+                flag,
+                burst.stamps.as_mut_ptr(),
+            )
+        };
         burst.len
     }
 }
@@ -515,6 +530,11 @@ pub struct Burst<'p> {
     len: usize,
     want: u16,
     ts: Option<TimestampField>,
+    // Per-packet metadata, read in one shim call per burst.
+    data: [*const u8; MAX_BURST],
+    data_len: [u16; MAX_BURST],
+    pkt_len: [u32; MAX_BURST],
+    stamps: [u64; MAX_BURST],
     _port: PhantomData<&'p Port>,
 }
 
@@ -530,6 +550,10 @@ impl<'p> Burst<'p> {
             len: 0,
             want: size.clamp(1, MAX_BURST) as u16,
             ts: None,
+            data: [std::ptr::null(); MAX_BURST],
+            data_len: [0; MAX_BURST],
+            pkt_len: [0; MAX_BURST],
+            stamps: [0; MAX_BURST],
             _port: PhantomData,
         }
     }
@@ -546,6 +570,24 @@ impl<'p> Burst<'p> {
     pub fn iter(&self) -> impl Iterator<Item = MbufRef<'_>> + '_ {
         let ts = self.ts;
         self.mbufs[..self.len].iter().map(move |&p| MbufRef { ptr: p, ts, _b: PhantomData })
+    }
+
+    /// Each received frame as (first segment's bytes, frame length, RX timestamp or 0 when the
+    /// PMD set none), from the metadata read at receive time: no call into DPDK per packet.
+    #[inline]
+    pub fn frames(&self) -> impl Iterator<Item = (&[u8], u32, u64)> + '_ {
+        (0..self.len).map(move |i| {
+            let d = self.data[i];
+            let n = self.data_len[i] as usize;
+            let bytes: &[u8] = if d.is_null() || n == 0 {
+                &[]
+            } else {
+                // SAFETY: d/n are the first segment of mbuf i, owned by this burst until free
+                // or drop, which need &mut self while this borrow of self lives.
+                unsafe { std::slice::from_raw_parts(d, n) }
+            };
+            (bytes, self.pkt_len[i], self.stamps[i])
+        })
     }
 
     /// Returns every mbuf to its pool in one call.
