@@ -1,11 +1,16 @@
-//! Per-stage micro-benchmarks over fixed in-memory packets (no I/O, no DPDK):
-//! `decode` alone, and `decode+flow` (the engine: decode, flow lookup/insert, TCP state,
-//! expiry at burst ends). Throughput is reported in packets.
+//! Per-stage micro-benchmarks over fixed in-memory packets (no I/O, no DPDK), throughput in
+//! packets (or flows):
+//! - `stage/*/decode`: decode alone;
+//! - `stage/*/decode+flow`: the engine (decode, flow lookup/insert, TCP state, expiry at burst
+//!   ends) on a fresh table, so every flow is inserted once;
+//! - `flow/lookup`: flow updates that all hit existing flows (decoded beforehand);
+//! - `flow/insert`: updates that all create flows, in a full table (each insert evicts);
+//! - `flow/expire`: sweeping expired flows out of a table.
 //!
 //!   cargo bench --bench pipeline
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use detect::flow::{FlowRecord, RecordSink};
+use detect::flow::{FlowRecord, FlowTable, RecordSink};
 use detect::{Engine, FlowConfig};
 
 struct Count(u64);
@@ -59,5 +64,60 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+fn flow_ops(c: &mut Criterion) {
+    let gen = pcapgen::many_flows(2, 50_000, 4, pcapgen::SizeMix::Small);
+    let decoded: Vec<_> = gen.iter().map(|(ts, f)| (*ts, detect::decode(f).unwrap(), f.len() as u32)).collect();
+    let mut g = c.benchmark_group("flow");
+    g.throughput(Throughput::Elements(decoded.len() as u64));
+    // Every packet hits a flow the table already has.
+    g.bench_function("lookup", |b| {
+        let mut t = FlowTable::new(FlowConfig { capacity: 262_144, ..FlowConfig::default() });
+        let mut sink = Count(0);
+        for (ts, d, len) in &decoded {
+            t.update(d, *len, *ts, &mut sink);
+        }
+        b.iter(|| {
+            for (ts, d, len) in &decoded {
+                t.update(black_box(d), *len, *ts, &mut sink);
+            }
+        })
+    });
+    // Every packet creates a flow; the table is full, so each one evicts the oldest.
+    let fresh: Vec<_> = decoded.iter().filter(|(_, d, _)| d.tcp_flags == 0x02 || d.proto == 17).collect();
+    g.throughput(Throughput::Elements(fresh.len() as u64));
+    g.bench_function("insert", |b| {
+        let mut t = FlowTable::new(FlowConfig { capacity: 4096, ..FlowConfig::default() });
+        let mut sink = Count(0);
+        let mut shift = 0u64;
+        b.iter(|| {
+            shift += 1_000_000;
+            for (ts, d, len) in &fresh {
+                let mut d = *d;
+                d.src_port ^= shift as u16; // new keys each round
+                t.update(black_box(&d), *len, *ts + shift, &mut sink);
+            }
+        })
+    });
+    g.throughput(Throughput::Elements(50_000));
+    g.bench_function("expire", |b| {
+        b.iter_batched_ref(
+            || {
+                let mut t = FlowTable::new(FlowConfig { capacity: 65_536, expire_budget: 64, ..FlowConfig::default() });
+                let mut sink = Count(0);
+                for (ts, d, len) in &decoded {
+                    t.update(d, *len, *ts, &mut sink);
+                }
+                (t, sink)
+            },
+            |(t, sink)| {
+                // Long after every timeout: sweep in bursts of 64 until empty.
+                while t.expire(detect::time::secs(100_000) + 1_800_000_000_000_000, sink) > 0 {}
+            },
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, flow_ops);
 criterion_main!(benches);
