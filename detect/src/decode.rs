@@ -249,7 +249,7 @@ pub fn decode_partial(frame: &[u8], frame_len: usize) -> Result<Decoded, DecodeE
 
 /// [`decode_partial`] into a caller's [`Decoded`] (reset first): the engine decodes straight
 /// into its burst slots, with no copy of the result.
-#[inline]
+#[inline(always)]
 pub fn decode_into(frame: &[u8], frame_len: usize, d: &mut Decoded) -> Result<(), DecodeError> {
     *d = Decoded::default();
     let missing = frame_len.saturating_sub(frame.len());

@@ -827,6 +827,7 @@ impl FlowTable {
 
 /// Suricata-like TCP session tracking from the handshake and the FIN/RST exchange. `dir` 0 is
 /// to-server. Only a flow that opens with a SYN gets a session (midstream pick-up is off).
+#[inline]
 fn tcp_update(f: &mut Flow, dir: usize, d: &Decoded) {
     let fl = TcpFlags(d.tcp_flags);
     let seq = d.tcp_seq;
