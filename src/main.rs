@@ -262,23 +262,40 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
                     })
                     .collect::<Result<_>>()?,
             };
-            let mut err = None;
-            let t = pcapgen::traffic::generate(&cfg, |ts, f| {
-                if err.is_none() {
-                    if let Err(e) = w.write(ts, f, f.len() as u32) {
-                        err = Some(e);
+            let tf =
+                std::fs::File::create(&truth_path).with_context(|| format!("creating {}", truth_path.display()))?;
+            let mut tw = pcapgen::traffic::TruthWriter::new(std::io::BufWriter::new(tf))?;
+            let (mut err, mut terr, mut nflows) = (None, None, 0u64);
+            let t = pcapgen::traffic::generate_with(
+                &cfg,
+                |ts, f| {
+                    if err.is_none() {
+                        if let Err(e) = w.write(ts, f, f.len() as u32) {
+                            err = Some(e);
+                        }
                     }
-                }
-            });
+                },
+                |flow| {
+                    nflows += 1;
+                    if terr.is_none() {
+                        if let Err(e) = tw.flow(&flow) {
+                            terr = Some(e);
+                        }
+                    }
+                },
+            );
             if let Some(e) = err {
                 return Err(anyhow::Error::new(e).context(format!("writing {}", out.display())));
             }
+            if let Some(e) = terr {
+                return Err(anyhow::Error::new(e).context(format!("writing {}", truth_path.display())));
+            }
             w.finish()?;
-            std::fs::write(&truth_path, t.to_json()).with_context(|| format!("writing {}", truth_path.display()))?;
+            tw.finish(&t).with_context(|| format!("writing {}", truth_path.display()))?;
             eprintln!(
                 "wrote {} packets ({} flows, {} scenarios) to {}, truth in {}",
                 t.packets,
-                t.flows.len(),
+                nflows,
                 t.scenarios.len(),
                 out.display(),
                 truth_path.display()

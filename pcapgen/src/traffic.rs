@@ -297,53 +297,87 @@ fn json_str(out: &mut String, s: &str) {
 }
 
 impl Truth {
-    /// The ground truth as one JSON object: `{"packets", "bytes", "flows": [...], "scenarios": [...]}`,
-    /// one flow per line.
+    /// The ground truth as one JSON object: `{"flows": [...], "scenarios": [...], "packets",
+    /// "bytes"}`, one flow per line (what [`TruthWriter`] writes as it goes).
     pub fn to_json(&self) -> String {
-        let mut o = String::with_capacity(256 * self.flows.len() + 1024);
-        let _ = writeln!(o, "{{\"packets\":{},\"bytes\":{},\"flows\":[", self.packets, self.bytes);
-        for (i, f) in self.flows.iter().enumerate() {
-            o.push_str("{\"app\":");
-            json_str(&mut o, f.app);
-            o.push_str(",\"encap\":");
-            json_str(&mut o, f.encap);
-            let vl: Vec<String> = f.vlan.iter().map(|v| v.to_string()).collect();
-            let _ = write!(
-                o,
-                ",\"vlan\":[{}],\"src_ip\":\"{}\",\"src_port\":{},\"dest_ip\":\"{}\",\"dest_port\":{},\"proto\":{},\"pkts_toserver\":{},\"pkts_toclient\":{},\"bytes_toserver\":{},\"bytes_toclient\":{},\"first_us\":{},\"last_us\":{}",
-                vl.join(","),
-                f.src,
-                f.sport,
-                f.dst,
-                f.dport,
-                f.proto,
-                f.pkts[0],
-                f.pkts[1],
-                f.bytes[0],
-                f.bytes[1],
-                f.first_us,
-                f.last_us
-            );
-            if let Some((s, sp, d, dp, p)) = f.outer {
-                let _ = write!(o, ",\"outer\":{{\"src_ip\":\"{s}\",\"src_port\":{sp},\"dest_ip\":\"{d}\",\"dest_port\":{dp},\"proto\":{p}}}");
-            }
-            if let Some(t) = f.tunnel_id {
-                let _ = write!(o, ",\"tunnel_id\":{t}");
-            }
-            if let Some(s) = f.scenario {
-                o.push_str(",\"scenario\":");
-                json_str(&mut o, s);
-            }
-            o.push_str(",\"detail\":");
-            json_str(&mut o, &f.detail);
-            o.push('}');
-            if i + 1 < self.flows.len() {
-                o.push(',');
-            }
-            o.push('\n');
+        let mut w = TruthWriter::new(Vec::new()).expect("writing to memory");
+        for f in &self.flows {
+            w.flow(f).expect("writing to memory");
         }
-        o.push_str("],\"scenarios\":[\n");
-        for (i, s) in self.scenarios.iter().enumerate() {
+        let v = w.finish(self).expect("writing to memory");
+        String::from_utf8(v).expect("JSON is UTF-8")
+    }
+}
+
+impl TruthFlow {
+    /// Appends this flow as one JSON object.
+    pub fn write_json(&self, o: &mut String) {
+        let f = self;
+        o.push_str("{\"app\":");
+        json_str(o, f.app);
+        o.push_str(",\"encap\":");
+        json_str(o, f.encap);
+        let vl: Vec<String> = f.vlan.iter().map(|v| v.to_string()).collect();
+        let _ = write!(
+            o,
+            ",\"vlan\":[{}],\"src_ip\":\"{}\",\"src_port\":{},\"dest_ip\":\"{}\",\"dest_port\":{},\"proto\":{},\"pkts_toserver\":{},\"pkts_toclient\":{},\"bytes_toserver\":{},\"bytes_toclient\":{},\"first_us\":{},\"last_us\":{}",
+            vl.join(","),
+            f.src,
+            f.sport,
+            f.dst,
+            f.dport,
+            f.proto,
+            f.pkts[0],
+            f.pkts[1],
+            f.bytes[0],
+            f.bytes[1],
+            f.first_us,
+            f.last_us
+        );
+        if let Some((s, sp, d, dp, p)) = f.outer {
+            let _ = write!(o, ",\"outer\":{{\"src_ip\":\"{s}\",\"src_port\":{sp},\"dest_ip\":\"{d}\",\"dest_port\":{dp},\"proto\":{p}}}");
+        }
+        if let Some(t) = f.tunnel_id {
+            let _ = write!(o, ",\"tunnel_id\":{t}");
+        }
+        if let Some(s) = f.scenario {
+            o.push_str(",\"scenario\":");
+            json_str(o, s);
+        }
+        o.push_str(",\"detail\":");
+        json_str(o, &f.detail);
+        o.push('}');
+    }
+}
+
+/// Writes the ground truth as flows are generated, so millions of flows need no memory:
+/// `{"flows":[` one flow per line `],"scenarios":[...],"packets":N,"bytes":M}`.
+pub struct TruthWriter<W: std::io::Write> {
+    w: W,
+    n: u64,
+    line: String,
+}
+
+impl<W: std::io::Write> TruthWriter<W> {
+    pub fn new(mut w: W) -> std::io::Result<Self> {
+        w.write_all(b"{\"flows\":[\n")?;
+        Ok(TruthWriter { w, n: 0, line: String::with_capacity(512) })
+    }
+
+    pub fn flow(&mut self, f: &TruthFlow) -> std::io::Result<()> {
+        self.line.clear();
+        if self.n > 0 {
+            self.line.push_str(",\n");
+        }
+        f.write_json(&mut self.line);
+        self.n += 1;
+        self.w.write_all(self.line.as_bytes())
+    }
+
+    /// Ends the flow list with the scenarios and totals of `t` (whose `flows` may be empty).
+    pub fn finish(mut self, t: &Truth) -> std::io::Result<W> {
+        let mut o = String::from("\n],\"scenarios\":[\n");
+        for (i, s) in t.scenarios.iter().enumerate() {
             let _ = write!(o, "{{\"name\":\"{}\",\"attacker\":\"{}\",\"target\":", s.name, s.attacker);
             json_str(&mut o, &s.target);
             let _ = writeln!(
@@ -353,11 +387,13 @@ impl Truth {
                 s.end_us,
                 s.flows,
                 s.packets,
-                if i + 1 < self.scenarios.len() { "," } else { "" }
+                if i + 1 < t.scenarios.len() { "," } else { "" }
             );
         }
-        o.push_str("]}\n");
-        o
+        let _ = writeln!(o, "],\"packets\":{},\"bytes\":{}}}", t.packets, t.bytes);
+        self.w.write_all(o.as_bytes())?;
+        self.w.flush()?;
+        Ok(self.w)
     }
 }
 
@@ -792,18 +828,31 @@ impl Addrs {
 
 /// Generates the capture: `emit(ts, frame)` receives every packet in time order. Returns the
 /// ground truth.
-pub fn generate(cfg: &TrafficConfig, mut emit: impl FnMut(u64, &[u8])) -> Truth {
+pub fn generate(cfg: &TrafficConfig, emit: impl FnMut(u64, &[u8])) -> Truth {
+    let mut flows = Vec::new();
+    let mut t = generate_with(cfg, emit, |f| flows.push(f));
+    t.flows = flows;
+    t
+}
+
+/// [`generate`], handing each flow's truth to `on_flow` as soon as the flow is planned instead
+/// of keeping it: the returned [`Truth`] has the scenarios and totals, no flows.
+pub fn generate_with(
+    cfg: &TrafficConfig,
+    mut emit: impl FnMut(u64, &[u8]),
+    mut on_flow: impl FnMut(TruthFlow),
+) -> Truth {
     let mut rng = Rng::new(cfg.seed);
     let mut truth = Truth::default();
     // Heap of pending packets: (time, sequence) → frame.
     let mut heap: BinaryHeap<Reverse<(u64, u64, Vec<u8>)>> = BinaryHeap::new();
     let mut seq = 0u64;
-    let mut queue = |heap: &mut BinaryHeap<Reverse<(u64, u64, Vec<u8>)>>, g: FlowGen, truth: &mut Truth| {
+    let mut queue = |heap: &mut BinaryHeap<Reverse<(u64, u64, Vec<u8>)>>, g: FlowGen| {
         for (t, f) in g.pkts {
             heap.push(Reverse((t, seq, f)));
             seq += 1;
         }
-        truth.flows.push(g.truth);
+        on_flow(g.truth);
     };
     let span_us = ((cfg.flows as f64 / cfg.flows_per_sec.max(1e-3)) * 1e6) as u64;
     let mut addrs = Addrs { next_port: vec![20000; 4096] };
@@ -815,7 +864,7 @@ pub fn generate(cfg: &TrafficConfig, mut emit: impl FnMut(u64, &[u8])) -> Truth 
         truth.scenarios.push(scen);
         for mut g in flows {
             g.truth.scenario = Some(a.name());
-            queue(&mut heap, g, &mut truth);
+            queue(&mut heap, g);
         }
     }
     let mut t = cfg.start_us;
@@ -852,7 +901,7 @@ pub fn generate(cfg: &TrafficConfig, mut emit: impl FnMut(u64, &[u8])) -> Truth 
             _ => Encap::None,
         };
         let g = background(app, v6, encap, t, cfg, &mut rng, &mut addrs);
-        queue(&mut heap, g, &mut truth);
+        queue(&mut heap, g);
     }
     while let Some(Reverse((pt, _, f))) = heap.pop() {
         truth.packets += 1;
