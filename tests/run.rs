@@ -56,3 +56,52 @@ fn run_until_sigint_flushes_everything() {
         .sum();
     assert_eq!(pkts, processed, "every processed packet is on a record");
 }
+
+#[test]
+fn bench_reports_rates_per_worker() {
+    let d = TempDir::new("bench");
+    let p = d.path("b.pcap");
+    write_pcap(&p, &pcapgen::many_flows(5, 300, 10, pcapgen::SizeMix::Imix));
+    for (stage, workers) in [("full", "2"), ("rx", "1"), ("decode", "1"), ("flow", "1")] {
+        let out = Command::new(bin())
+            .args([
+                "bench",
+                "--pipeline",
+                stage,
+                "--workers",
+                workers,
+                "--duration",
+                "0.5",
+                "--warmup",
+                "0.3",
+                "--json",
+            ])
+            .arg(&p)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stage}: {err}");
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{stage}: {e}: {err}"));
+        assert_eq!(v["pipeline"], stage);
+        assert_eq!(v["workers"].as_u64().unwrap(), workers.parse::<u64>().unwrap());
+        let per = v["per_worker"].as_array().unwrap();
+        assert_eq!(per.len() as u64, v["workers"].as_u64().unwrap());
+        let sum: u64 = per.iter().map(|w| w["packets"].as_u64().unwrap()).sum();
+        assert_eq!(sum, v["packets"].as_u64().unwrap());
+        assert!(v["mpps"].as_f64().unwrap() > 0.05, "{stage}: {v}");
+        assert!(v["gbps"].as_f64().unwrap() > 0.0);
+        for w in per {
+            let l = &w["latency_ns"];
+            assert!(l["p50"].as_u64().unwrap() <= l["p99"].as_u64().unwrap());
+            assert!(l["p99"].as_u64().unwrap() <= l["max"].as_u64().unwrap());
+            assert!(w["cycles_per_packet"].as_f64().unwrap() > 0.0);
+        }
+        assert_eq!(v["drops"]["rx_nombuf"], 0);
+        if stage == "full" || stage == "flow" {
+            // 300 flows replayed forever: all live in the tables.
+            assert_eq!(v["flow_table"]["active"], 300, "{v}");
+        }
+        assert!(v["peak_rss_mib"].as_f64().unwrap() > 0.0);
+    }
+}
