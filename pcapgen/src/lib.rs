@@ -184,11 +184,13 @@ pub struct TcpSession {
     pub sport: u16,
     pub cseq: u32,
     pub sseq: u32,
+    /// The window every segment advertises.
+    pub window: u16,
 }
 
 impl TcpSession {
     pub fn new(client: IpAddr, cport: u16, server: IpAddr, sport: u16) -> Self {
-        TcpSession { l2: L2::default(), client, server, cport, sport, cseq: 1000, sseq: 5000 }
+        TcpSession { l2: L2::default(), client, server, cport, sport, cseq: 1000, sseq: 5000, window: 65535 }
     }
 
     pub fn with_l2(mut self, l2: L2) -> Self {
@@ -205,7 +207,7 @@ impl TcpSession {
             (self.server, self.client, self.sport, self.cport, self.sseq, self.cseq)
         };
         let ack = if fl & flags::ACK != 0 { ack } else { 0 };
-        let seg = tcp_segment(sp, dp, seq, ack, fl, 65535, payload);
+        let seg = tcp_segment(sp, dp, seq, ack, fl, self.window, payload);
         let proto_frame = ip_frame(&self.l2, c2s, src, dst, 6, seg, Some(16));
         if c2s {
             self.cseq = self.cseq.wrapping_add(adv);

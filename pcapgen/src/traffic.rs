@@ -14,7 +14,7 @@
 //! time, application, scenario) and every scenario. Gaps inside a flow stay under 20 s, below
 //! every default timeout, and no 5-tuple repeats, so each truth flow is one flow record.
 
-use crate::{flags, icmp_echo, ip_frame, tcp_segment, udp_datagram, Rng, L2};
+use crate::{flags, icmp_echo, ip_frame, tcp_segment, udp_datagram, Rng, TcpSession, L2};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt::Write as _;
@@ -80,27 +80,27 @@ impl ProtoMix {
 
     /// `http=30,tls=30,dns=10,...` (names: tcp http tls dns dns-tcp ssh udp icmp); unnamed = 0.
     pub fn parse(s: &str) -> Result<ProtoMix, String> {
-        let mut m = ProtoMix { tcp: 0, http: 0, tls: 0, dns_udp: 0, dns_tcp: 0, ssh: 0, udp: 0, icmp: 0 };
-        for part in s.split(',').filter(|p| !p.is_empty()) {
-            let (k, v) = part.split_once('=').ok_or_else(|| format!("{part:?}: expected name=weight"))?;
-            let v: u32 = v.parse().map_err(|_| format!("{part:?}: weight is not a number"))?;
-            match k {
-                "tcp" => m.tcp = v,
-                "http" => m.http = v,
-                "tls" => m.tls = v,
-                "dns" => m.dns_udp = v,
-                "dns-tcp" => m.dns_tcp = v,
-                "ssh" => m.ssh = v,
-                "udp" => m.udp = v,
-                "icmp" => m.icmp = v,
-                _ => return Err(format!("{k:?}: unknown protocol (one of {})", APPS.join(" "))),
-            }
-        }
-        if m.weights().iter().all(|&w| w == 0) {
-            return Err("every weight is 0".into());
-        }
-        Ok(m)
+        let [tcp, http, tls, dns_udp, dns_tcp, ssh, udp, icmp] = parse_weights(s, &APPS, "protocol")?;
+        Ok(ProtoMix { tcp, http, tls, dns_udp, dns_tcp, ssh, udp, icmp })
     }
+}
+
+/// Parses `name=weight,...` over `names`; unnamed weights are 0, all 0 is an error.
+fn parse_weights<const N: usize>(s: &str, names: &[&str; N], what: &str) -> Result<[u32; N], String> {
+    let mut w = [0u32; N];
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once('=').ok_or_else(|| format!("{part:?}: expected name=weight"))?;
+        let v: u32 = v.parse().map_err(|_| format!("{part:?}: weight is not a number"))?;
+        let i = names
+            .iter()
+            .position(|n| *n == k)
+            .ok_or_else(|| format!("{k:?}: unknown {what} (one of {})", names.join(" ")))?;
+        w[i] = v;
+    }
+    if w.iter().all(|&x| x == 0) {
+        return Err("every weight is 0".into());
+    }
+    Ok(w)
 }
 
 impl Default for ProtoMix {
@@ -129,23 +129,8 @@ impl EncapMix {
 
     /// `none=80,vlan=10,qinq=5,vxlan=3,gre=2`; unnamed = 0.
     pub fn parse(s: &str) -> Result<EncapMix, String> {
-        let mut m = EncapMix { none: 0, vlan: 0, qinq: 0, vxlan: 0, gre: 0 };
-        for part in s.split(',').filter(|p| !p.is_empty()) {
-            let (k, v) = part.split_once('=').ok_or_else(|| format!("{part:?}: expected name=weight"))?;
-            let v: u32 = v.parse().map_err(|_| format!("{part:?}: weight is not a number"))?;
-            match k {
-                "none" => m.none = v,
-                "vlan" => m.vlan = v,
-                "qinq" => m.qinq = v,
-                "vxlan" => m.vxlan = v,
-                "gre" => m.gre = v,
-                _ => return Err(format!("{k:?}: unknown encapsulation (one of {})", ENCAPS.join(" "))),
-            }
-        }
-        if m.weights().iter().all(|&w| w == 0) {
-            return Err("every weight is 0".into());
-        }
-        Ok(m)
+        let [none, vlan, qinq, vxlan, gre] = parse_weights(s, &ENCAPS, "encapsulation")?;
+        Ok(EncapMix { none, vlan, qinq, vxlan, gre })
     }
 }
 
@@ -477,13 +462,9 @@ impl Encap {
 
 /// A flow being written: endpoints, encapsulation, sequence numbers, its packets so far.
 struct FlowGen {
-    client: IpAddr,
-    server: IpAddr,
-    cport: u16,
-    sport: u16,
+    /// Endpoints and sequence numbers (its `l2` carries the VLAN tags of the encapsulation).
+    s: TcpSession,
     encap: Encap,
-    cseq: u32,
-    sseq: u32,
     t: u64,
     pkts: Vec<(u64, Vec<u8>)>,
     truth: TruthFlow,
@@ -501,14 +482,11 @@ impl FlowGen {
         encap: Encap,
         t: u64,
     ) -> FlowGen {
+        let s = TcpSession { cseq: 1000, sseq: 50_000, window: 64240, ..TcpSession::new(client, cport, server, sport) }
+            .with_l2(encap.l2());
         FlowGen {
-            client,
-            server,
-            cport,
-            sport,
+            s,
             encap,
-            cseq: 1000,
-            sseq: 50_000,
             t,
             pkts: Vec::new(),
             truth: TruthFlow {
@@ -545,28 +523,15 @@ impl FlowGen {
     }
 
     fn tcp(&mut self, c2s: bool, fl: u8, payload: &[u8]) {
-        let adv = payload.len() as u32 + (fl & (flags::SYN | flags::FIN) != 0) as u32;
-        let (src, dst, sp, dp, seq, ack) = if c2s {
-            (self.client, self.server, self.cport, self.sport, self.cseq, self.sseq)
-        } else {
-            (self.server, self.client, self.sport, self.cport, self.sseq, self.cseq)
-        };
-        let ack = if fl & flags::ACK != 0 { ack } else { 0 };
-        let seg = tcp_segment(sp, dp, seq, ack, fl, 64240, payload);
-        let f = ip_frame(&self.encap.l2(), c2s, src, dst, 6, seg, Some(16));
-        if c2s {
-            self.cseq = self.cseq.wrapping_add(adv);
-        } else {
-            self.sseq = self.sseq.wrapping_add(adv);
-        }
+        let f = self.s.seg(c2s, fl, payload);
         self.push(c2s, f);
     }
 
     fn udp(&mut self, c2s: bool, payload: &[u8]) {
         let (src, dst, sp, dp) = if c2s {
-            (self.client, self.server, self.cport, self.sport)
+            (self.s.client, self.s.server, self.s.cport, self.s.sport)
         } else {
-            (self.server, self.client, self.sport, self.cport)
+            (self.s.server, self.s.client, self.s.sport, self.s.cport)
         };
         let f = ip_frame(&self.encap.l2(), c2s, src, dst, 17, udp_datagram(sp, dp, payload), Some(6));
         self.push(c2s, f);
@@ -601,7 +566,7 @@ impl FlowGen {
 
     /// Header bytes in front of a TCP payload in this flow's frames (before encapsulation).
     fn tcp_overhead(&self) -> usize {
-        14 + 4 * self.encap.vlans().len() + if self.client.is_ipv6() { 40 } else { 20 } + 20
+        14 + 4 * self.encap.vlans().len() + if self.s.client.is_ipv6() { 40 } else { 20 } + 20
     }
 }
 
@@ -1097,7 +1062,7 @@ fn attack(a: Attack, at: u64, span_us: u64, rng: &mut Rng) -> (Vec<FlowGen>, Tru
                     g.t += 50;
                     g.tcp(true, flags::RST, &[]);
                 } else {
-                    let seg = tcp_segment(port, 40000, 0, g.cseq, flags::RST | flags::ACK, 0, &[]);
+                    let seg = tcp_segment(port, 40000, 0, g.s.cseq, flags::RST | flags::ACK, 0, &[]);
                     let f = ip_frame(&L2::default(), false, tgt, att, 6, seg, Some(16));
                     g.push(false, f);
                 }
@@ -1111,7 +1076,7 @@ fn attack(a: Attack, at: u64, span_us: u64, rng: &mut Rng) -> (Vec<FlowGen>, Tru
                 let src = v4([203, 0, 113, rng.below(254) as u8 + 1]);
                 let mut g =
                     FlowGen::new("tcp", src, 1024 + rng.below(60000) as u16, tgt, 80, 6, Encap::None, at + i * 20);
-                g.cseq = rng.next_u64() as u32;
+                g.s.cseq = rng.next_u64() as u32;
                 g.tcp(true, flags::SYN, &[]);
                 flows.push(g);
             }
@@ -1244,7 +1209,7 @@ fn dedup_single_packet_flows(flows: &mut Vec<FlowGen>) {
     let mut seen: std::collections::HashMap<(IpAddr, u16), usize> = std::collections::HashMap::new();
     let mut out: Vec<FlowGen> = Vec::with_capacity(flows.len());
     for g in flows.drain(..) {
-        match seen.get(&(g.client, g.cport)) {
+        match seen.get(&(g.s.client, g.s.cport)) {
             Some(&i) => {
                 let o = &mut out[i];
                 o.truth.pkts[0] += g.truth.pkts[0];
@@ -1253,7 +1218,7 @@ fn dedup_single_packet_flows(flows: &mut Vec<FlowGen>) {
                 o.pkts.extend(g.pkts);
             }
             None => {
-                seen.insert((g.client, g.cport), out.len());
+                seen.insert((g.s.client, g.s.cport), out.len());
                 out.push(g);
             }
         }
