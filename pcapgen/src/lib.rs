@@ -28,6 +28,11 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         ((self.next_u64() >> 32) * n) >> 32
     }
+
+    /// `n` random bytes.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next_u64() as u8).collect()
+    }
 }
 
 /// Link-layer framing of a flow: MAC addresses and VLAN tags `(tpid, vid)`, outermost first.

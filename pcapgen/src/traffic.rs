@@ -573,13 +573,9 @@ impl FlowGen {
 /// A TLS ClientHello record with SNI and ALPN (TLS 1.2 record, offering 1.3).
 pub fn tls_client_hello(rng: &mut Rng, sni: &str, alpn: &[&str]) -> Vec<u8> {
     let mut hs = vec![0x03, 0x03];
-    for _ in 0..32 {
-        hs.push(rng.next_u64() as u8);
-    }
+    hs.extend(rng.bytes(32));
     hs.push(32);
-    for _ in 0..32 {
-        hs.push(rng.next_u64() as u8);
-    }
+    hs.extend(rng.bytes(32));
     let suites: [u16; 8] = [0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0x009e];
     hs.extend_from_slice(&((suites.len() * 2) as u16).to_be_bytes());
     for s in suites {
@@ -608,9 +604,7 @@ pub fn tls_client_hello(rng: &mut Rng, sni: &str, alpn: &[&str]) -> Vec<u8> {
     push_ext(&mut ext, 0x10, &alv); // ALPN
     push_ext(&mut ext, 0x2b, &[4, 3, 4, 3, 3]); // supported_versions: 1.3, 1.2
     let mut ks = vec![0, 36, 0, 0x1d, 0, 32];
-    for _ in 0..32 {
-        ks.push(rng.next_u64() as u8);
-    }
+    ks.extend(rng.bytes(32));
     push_ext(&mut ext, 0x33, &ks); // key_share
     hs.extend_from_slice(&(ext.len() as u16).to_be_bytes());
     hs.extend_from_slice(&ext);
@@ -620,20 +614,14 @@ pub fn tls_client_hello(rng: &mut Rng, sni: &str, alpn: &[&str]) -> Vec<u8> {
 /// A TLS ServerHello (selecting TLS 1.3 and TLS_AES_128_GCM_SHA256) + ChangeCipherSpec.
 pub fn tls_server_hello(rng: &mut Rng) -> Vec<u8> {
     let mut hs = vec![0x03, 0x03];
-    for _ in 0..32 {
-        hs.push(rng.next_u64() as u8);
-    }
+    hs.extend(rng.bytes(32));
     hs.push(32);
-    for _ in 0..32 {
-        hs.push(rng.next_u64() as u8);
-    }
+    hs.extend(rng.bytes(32));
     hs.extend_from_slice(&[0x13, 0x01, 0]);
     let mut ext = Vec::new();
     push_ext(&mut ext, 0x2b, &[3, 4]);
     let mut ks = vec![0, 0x1d, 0, 32];
-    for _ in 0..32 {
-        ks.push(rng.next_u64() as u8);
-    }
+    ks.extend(rng.bytes(32));
     push_ext(&mut ext, 0x33, &ks);
     hs.extend_from_slice(&(ext.len() as u16).to_be_bytes());
     hs.extend_from_slice(&ext);
@@ -941,7 +929,7 @@ fn background(
                 }
                 // The UDP header is 12 bytes shorter than TCP's: the same frame sizes.
                 let len = seg(rng) + 12;
-                let p: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+                let p: Vec<u8> = rng.bytes(len);
                 g.udp(!two_way || i % 2 == 0, &p);
             }
         }
@@ -1001,7 +989,7 @@ fn background(
             for i in 0..exchanges {
                 g.t += gap();
                 let n = seg(rng).saturating_sub(5).max(1);
-                let body: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
+                let body: Vec<u8> = rng.bytes(n);
                 g.tcp(i % 3 == 0, flags::PSH | flags::ACK, &tls_record(0x17, &body));
             }
             g.close(&mut gap);
@@ -1017,7 +1005,7 @@ fn background(
             for i in 0..exchanges.max(2) {
                 g.t += gap();
                 let n = seg(rng);
-                let body: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
+                let body: Vec<u8> = rng.bytes(n);
                 g.tcp(i % 2 == 0, flags::PSH | flags::ACK, &body);
             }
             g.close(&mut gap);
@@ -1028,7 +1016,7 @@ fn background(
             for i in 0..exchanges {
                 g.t += gap();
                 let n = seg(rng);
-                let body: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
+                let body: Vec<u8> = rng.bytes(n);
                 g.tcp(i % 10 < 7, flags::PSH | flags::ACK, &body);
             }
             if rng.below(10) == 0 {
