@@ -55,9 +55,13 @@ pub fn run(
 ) -> Result<i32> {
     use anyhow::Context;
     use std::time::Duration;
-    if !(duration > 0.0 && warmup >= 0.0) {
-        anyhow::bail!("--duration must be > 0 and --warmup >= 0");
-    }
+    let window = |what: &str, v: f64, min: f64| -> Result<Duration> {
+        if !(min..=86_400.0).contains(&v) {
+            anyhow::bail!("--{what} {v}: must be between {min} and 86400 seconds");
+        }
+        Duration::try_from_secs_f64(v).map_err(|e| anyhow::anyhow!("--{what} {v}: {e}"))
+    };
+    let (warmup_d, duration_d) = (window("warmup", warmup, 0.0)?, window("duration", duration, 0.001)?);
     let dir = std::env::temp_dir().join(format!("spinewatch-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let result = (|| -> Result<i32> {
@@ -96,12 +100,10 @@ pub fn run(
         rc.mbuf_data_room = data_room;
         rc.stage = stage;
         rc.stats_interval = None;
-        rc.bench = Some(capture::dpdk::BenchSpec {
-            warmup: Duration::from_secs_f64(warmup),
-            duration: Duration::from_secs_f64(duration),
-        });
+        rc.bench = Some(capture::dpdk::BenchSpec { warmup: warmup_d, duration: duration_d });
         let (summary, report) = capture::dpdk::run_dpdk_bench(&rc, out, stop)?;
-        let report = report.context("the run ended before the benchmark window (interrupted?)")?;
+        let report =
+            report.context("the benchmark window was cut short (interrupted, or a worker ended): no figures")?;
         let rss_mib = peak_rss_kib() as f64 / 1024.0;
         let secs = report.seconds.max(1e-9);
         let pk: u64 = report.workers.iter().map(|w| w.packets).sum();

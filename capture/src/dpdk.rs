@@ -436,10 +436,15 @@ pub fn run_dpdk_bench(
             wait(b.duration);
             measuring.store(false, Ordering::Relaxed);
             let secs = t0.elapsed().as_secs_f64();
+            // A window cut short (a worker ended, or SIGINT) measures nothing worth printing.
+            let complete =
+                t0.elapsed() >= b.duration && done.load(Ordering::Relaxed) == 0 && !stop.load(Ordering::Relaxed);
             let (w1, p1) = snap();
             let per: Vec<(u64, u64)> = w0.iter().zip(&w1).map(|(a, b)| (b.0 - a.0, b.1 - a.1)).collect();
             let flows = stats.iter().map(|s| s.flows_active.load(Ordering::Relaxed)).collect();
-            window = Some((secs, per, (p1.0 - p0.0, p1.1 - p0.1), flows));
+            if complete {
+                window = Some((secs, per, (p1.0 - p0.0, p1.1 - p0.1), flows));
+            }
             stop.store(true, Ordering::Relaxed);
         }
         // Stats reporter: this thread, outside the packet path.

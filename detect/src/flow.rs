@@ -579,7 +579,7 @@ impl FlowTable {
         let icmp = matches!(k.proto, 1 | 58).then(|| IcmpInfo {
             icmp_type: f.icmp[0].0,
             icmp_code: f.icmp[0].1,
-            response: (f.pkts[1] > 0).then_some(f.icmp[1]),
+            response: (f.pkts[1] > 0 || f.state == FlowState::Established).then_some(f.icmp[1]),
         });
         // Suricata's flow_id layout: start seconds and microseconds above a 32-bit flow hash,
         // kept to 51 bits. Our hash is unseeded, so the id is the same on every run.
@@ -773,7 +773,8 @@ impl FlowTable {
                 if f.pkts[dir] == 1 {
                     f.icmp[dir] = (d.icmp_type, d.icmp_code);
                 }
-                if f.pkts[0] > 0 && f.pkts[1] > 0 {
+                // Sticky: an interim record resets the counters, not the state.
+                if f.state == FlowState::Established || (f.pkts[0] > 0 && f.pkts[1] > 0) {
                     FlowState::Established
                 } else {
                     FlowState::New
@@ -1043,6 +1044,25 @@ mod test {
         // Another one: nothing has expired, so the flow idle the longest is evicted.
         t.update(&udp(10, 10, 8, 8), 60, 41 * SEC, &mut out);
         assert_eq!((out[1].proto, out[1].reason), (6, EndReason::Evicted));
+    }
+
+    #[test]
+    fn test_interim_record_keeps_the_flow_established() {
+        let mut t = FlowTable::new(FlowConfig { active_timeout: 10, ..FlowConfig::default() });
+        let mut out = Vec::new();
+        t.update(&udp(1, 1, 2, 2), 60, SEC, &mut out);
+        t.update(&udp(2, 2, 1, 1), 60, 2 * SEC, &mut out);
+        // 12 s later, one-way: an interim record, and the flow stays established (300 s timeout,
+        // not the 30 s of a new flow).
+        t.update(&udp(1, 1, 2, 2), 60, 14 * SEC, &mut out);
+        assert_eq!(
+            (out.len(), out[0].reason, out[0].pkts_toserver, out[0].pkts_toclient),
+            (1, EndReason::Active, 1, 1)
+        );
+        t.expire(60 * SEC, &mut out);
+        assert_eq!(out.len(), 1, "still live after 46 s idle: established");
+        t.flush_all(100 * SEC, &mut out);
+        assert_eq!((out[1].state, out[1].pkts_toserver, out[1].pkts_toclient), (FlowState::Established, 1, 0));
     }
 
     #[test]

@@ -56,8 +56,7 @@ void sw_burst_meta(struct rte_mbuf *const *m, uint16_t n, const uint8_t **data, 
 		data[i] = d;
 		data_len[i] = b->data_len;
 		pkt_len[i] = b->pkt_len;
-		if (ts_offset >= 0)
-			ts[i] = (b->ol_flags & ts_flag) ?
-				*RTE_MBUF_DYNFIELD(b, ts_offset, const rte_mbuf_timestamp_t *) : 0;
+		ts[i] = (ts_offset >= 0 && (b->ol_flags & ts_flag)) ?
+			*RTE_MBUF_DYNFIELD(b, ts_offset, const rte_mbuf_timestamp_t *) : 0;
 	}
 }

@@ -36,6 +36,9 @@ fn rte_errno() -> i32 {
 
 static EAL_UP: AtomicBool = AtomicBool::new(false);
 
+/// Port ids with a live [`Port`] handle: one handle per port, so its queues are handed out once.
+static CLAIMED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
 /// The initialised Environment Abstraction Layer. DPDK allows one per process. It lives until
 /// the process exits (no `rte_eal_cleanup`: nothing could prove no DPDK object is left).
 pub struct Eal {
@@ -239,6 +242,15 @@ impl Port {
                 msg: "no such DPDK port (check the PCI address / vdev and that its driver is loaded)".into(),
             });
         }
+        let mut claimed = CLAIMED.lock().unwrap_or_else(|e| e.into_inner());
+        if claimed.contains(&id) {
+            return Err(DpdkError {
+                op: format!("port {name}"),
+                code: -16,
+                msg: "the port already has a handle".into(),
+            });
+        }
+        claimed.push(id);
         Ok(Port {
             id,
             name: name.to_owned(),
@@ -454,6 +466,7 @@ impl Port {
 impl Drop for Port {
     fn drop(&mut self) {
         self.stop();
+        CLAIMED.lock().unwrap_or_else(|e| e.into_inner()).retain(|&p| p != self.id);
         // SAFETY: the port is stopped and no queue handle lives (they borrow the port); its
         // pools are still alive (self.pools drops after this).
         unsafe { sys::rte_eth_dev_close(self.id) };
@@ -499,8 +512,8 @@ impl<'p> RxQueue<'p> {
         debug_assert_eq!(burst.len, 0, "burst not freed");
         burst.free();
         // SAFETY: the array has room for `burst.want` pointers; the port is started and has
-        // this queue (handed out once by rx_queues, which borrows the started port), and only
-        // this thread polls it (&mut self, no Clone).
+        // this queue (handed out once by rx_queues of the port's only handle, which it
+        // borrows), and only this thread polls it (&mut self, no Clone).
         let n = unsafe { sys::sw_rx_burst(self.port, self.queue, burst.mbufs.as_mut_ptr(), burst.want) };
         burst.len = n as usize;
         burst.ts = self.ts;

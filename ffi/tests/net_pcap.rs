@@ -49,6 +49,7 @@ fn rx_burst_reads_frames_lengths_and_timestamps() {
     let pool = std::sync::Arc::new(Mempool::create(&eal, "t_pool", 1023, 0, 2176, -1).unwrap());
     let mut port = Port::by_name(&eal, "net_pcap_t0").unwrap();
     assert!(Port::by_name(&eal, "net_nothing9").is_err());
+    assert!(Port::by_name(&eal, "net_pcap_t0").is_err(), "one handle per port");
     let info = port.info().unwrap();
     assert_eq!(info.driver, "net_pcap");
     port.configure(1, 1, 0, 0, 0, 0).unwrap();

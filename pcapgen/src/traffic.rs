@@ -12,7 +12,11 @@
 //! millions of flows need only the memory of the flows live at once. The [`Truth`] lists every
 //! flow (5-tuple, VLANs, encapsulation, packets and bytes per direction, first and last packet
 //! time, application, scenario) and every scenario. Gaps inside a flow stay under 20 s, below
-//! every default timeout, and no 5-tuple repeats, so each truth flow is one flow record.
+//! every default timeout, and no flow key repeats (each ICMP flow, keyed by addresses alone, has
+//! a client address of its own), so each unencapsulated truth flow is one flow record. A tracker
+//! that does not decapsulate sees VXLAN and GRE flows as outer flows that aggregate them: one
+//! outer UDP flow per direction and source port for VXLAN, one per endpoint pair for GRE; bytes
+//! are whole outer frames.
 
 use crate::{flags, icmp_echo, ip_frame, tcp_segment, udp_datagram, Rng, TcpSession, L2};
 use std::cmp::Reverse;
@@ -644,7 +648,9 @@ fn handshake_msg(t: u8, body: &[u8]) -> Vec<u8> {
 }
 
 fn tls_record(ct: u8, body: &[u8]) -> Vec<u8> {
-    let mut r = vec![ct, 0x03, if ct == 0x16 { 0x01 } else { 0x03 }];
+    // ClientHello records say TLS 1.0 for compatibility; everything else TLS 1.2.
+    let client_hello = ct == 0x16 && body.first() == Some(&1);
+    let mut r = vec![ct, 0x03, if client_hello { 0x01 } else { 0x03 }];
     r.extend_from_slice(&(body.len() as u16).to_be_bytes());
     r.extend_from_slice(body);
     r
@@ -752,6 +758,8 @@ fn pick(rng: &mut Rng, weights: &[u32]) -> usize {
 /// port from a per-client counter, so no 5-tuple repeats.
 struct Addrs {
     next_port: Vec<u16>,
+    /// ICMP flows are keyed by addresses alone: each gets a client address of its own.
+    next_icmp: u32,
 }
 
 impl Addrs {
@@ -765,6 +773,17 @@ impl Addrs {
             IpAddr::from([10, 1 + (i >> 16) as u8, (i >> 8) as u8, i as u8])
         };
         (a, p)
+    }
+
+    /// A client address no other ICMP flow uses (10.128.0.0/9, 2001:db8:30::/64).
+    fn icmp_client(&mut self, v6: bool) -> IpAddr {
+        let n = self.next_icmp;
+        self.next_icmp = self.next_icmp.wrapping_add(1) & 0x7f_ffff;
+        if v6 {
+            IpAddr::from([0x2001, 0xdb8, 0x30, 0, 0, 0, (n >> 16) as u16, n as u16])
+        } else {
+            IpAddr::from([10, 128 | (n >> 16) as u8, (n >> 8) as u8, n as u8])
+        }
     }
 
     fn server(rng: &mut Rng, v6: bool) -> IpAddr {
@@ -808,7 +827,7 @@ pub fn generate_with(
         on_flow(g.truth);
     };
     let span_us = ((cfg.flows as f64 / cfg.flows_per_sec.max(1e-3)) * 1e6) as u64;
-    let mut addrs = Addrs { next_port: vec![20000; 4096] };
+    let mut addrs = Addrs { next_port: vec![20000; 4096], next_icmp: 0 };
     // Attacks first: their packets wait in the heap until their time comes.
     let mut arng = Rng::new(cfg.seed ^ 0xa77a_c4ed);
     for (k, a) in cfg.attacks.iter().enumerate() {
@@ -873,7 +892,7 @@ fn background(
     rng: &mut Rng,
     addrs: &mut Addrs,
 ) -> FlowGen {
-    let (client, cport) = addrs.client(rng, v6);
+    let (client, cport) = if app == "icmp" { (addrs.icmp_client(v6), 0) } else { addrs.client(rng, v6) };
     let server = Addrs::server(rng, v6);
     let exchanges = pareto(rng, 1.0, cfg.size_alpha, cfg.max_packets as f64) as usize;
     // Pace: a heavy-tailed mean gap between packets, from 100 µs up to 2 s.
