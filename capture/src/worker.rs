@@ -49,6 +49,8 @@ pub struct WorkerCore {
     engine: Engine,
     batcher: Batcher,
     discard: Discard,
+    /// The stage of the last burst (records of the `flow` stage are discarded).
+    stage: Stage,
     stats: Arc<[CachePadded<WorkerStats>]>,
     pub received: u64,
     pub received_bytes: u64,
@@ -63,6 +65,7 @@ impl WorkerCore {
             engine: Engine::new(flow),
             batcher,
             discard: Discard::default(),
+            stage: Stage::Full,
             stats,
             received: 0,
             received_bytes: 0,
@@ -87,6 +90,7 @@ impl WorkerCore {
     /// One burst through the first stages only (see [`Stage`]).
     #[inline]
     pub fn burst_stage<'a, I: IntoIterator<Item = (&'a [u8], u32, Micros)>>(&mut self, stage: Stage, frames: I) {
+        self.stage = stage;
         let (received, bytes) = (&mut self.received, &mut self.received_bytes);
         let frames = frames.into_iter().inspect(|f| {
             *received += 1;
@@ -105,7 +109,12 @@ impl WorkerCore {
     #[inline]
     pub fn end_burst(&mut self, clock: Option<Micros>, mono_ms: u64) {
         self.bursts += 1;
-        self.engine.end_burst(clock, &mut self.batcher);
+        // The bench's `flow` stage discards its records, expired ones included.
+        if self.stage == Stage::Flow {
+            self.engine.end_burst(clock, &mut self.discard);
+        } else {
+            self.engine.end_burst(clock, &mut self.batcher);
+        }
         self.batcher.tick(mono_ms);
         let s = &self.stats[self.id];
         let (c, f) = self.engine.counters_ref();
