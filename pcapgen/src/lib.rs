@@ -382,15 +382,8 @@ pub fn mixed() -> Vec<Packet> {
     out
 }
 
-/// Packet-size mixes for [`many_flows`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SizeMix {
-    /// 64-byte frames (no FCS: 60 on the wire capture).
-    Small,
-    /// The simple IMIX: 7 × 64, 4 × 576, 1 × 1500.
-    Imix,
-    Large,
-}
+/// Packet-size mixes for [`many_flows`]: the generator's.
+pub use traffic::Sizes as SizeMix;
 
 /// `flows` TCP and UDP flows of `pkts_per_flow` packets each, IPv4, interleaved, starting at
 /// [`T0`] with 1 µs between packets. For benchmarks and multi-worker tests.
@@ -416,15 +409,7 @@ pub fn many_flows(seed: u64, flows: u32, pkts_per_flow: u32, mix: SizeMix) -> Ve
         let idx = live[k];
         let (c, cp, s, sp, udp, n) = sessions[idx];
         let c2s = n % 2 == 0;
-        let size: usize = match mix {
-            SizeMix::Small => 60,
-            SizeMix::Large => 1514,
-            SizeMix::Imix => match rng.below(12) {
-                0..=6 => 60,
-                7..=10 => 590,
-                _ => 1514,
-            },
-        };
+        let size = mix.frame_len(&mut rng);
         let frame = if udp {
             let pl = vec![0u8; size.saturating_sub(42).max(1)];
             if c2s {

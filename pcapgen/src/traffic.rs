@@ -48,7 +48,8 @@ impl Sizes {
         })
     }
 
-    fn frame_len(self, rng: &mut Rng) -> usize {
+    /// A frame length drawn from the mix.
+    pub fn frame_len(self, rng: &mut Rng) -> usize {
         match self {
             Sizes::Small => 60,
             Sizes::Large => 1514,
