@@ -62,19 +62,11 @@ pub fn run(
         Duration::try_from_secs_f64(v).map_err(|e| anyhow::anyhow!("--{what} {v}: {e}"))
     };
     let (warmup_d, duration_d) = (window("warmup", warmup, 0.0)?, window("duration", duration, 0.001)?);
-    let dir = std::env::temp_dir().join(format!("spinewatch-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let result = (|| -> Result<i32> {
-        let split = capture::split::split_captures(pcaps, workers, &dir)?;
+    crate::with_split("bench", pcaps, workers, |split| {
         let total: u64 = split.packets.iter().sum();
         if total == 0 {
             anyhow::bail!("the captures hold no packets");
         }
-        let mut vdev = "net_pcap_bench0".to_string();
-        for f in &split.files {
-            vdev.push_str(&format!(",rx_pcap={}", f.display()));
-        }
-        vdev.push_str(",infinite_rx=1");
         // infinite_rx loads every queue's capture into mbufs of our pool: size the pool (and
         // EAL's memory) for the captures plus the descriptors, bursts and caches.
         let descs = 1024u64;
@@ -85,17 +77,17 @@ pub fn run(
         // Per mbuf: the data room, the 128-byte rte_mbuf, the mempool header and the padding
         // that spreads objects over memory channels; then EAL's own needs.
         let memory_mb = (pool as u64 * (data_room as u64 + 1280)).div_ceil(1 << 20) + 768;
-        let prefix = format!("{}-bench-{}", cfg.dpdk.file_prefix, std::process::id());
-        let mut eal = crate::eal_base(cfg, &prefix, memory_mb as u32, false);
-        eal.push("--no-pci".into());
-        eal.push(format!("--vdev={vdev}"));
-        let port_cores = crate::dedup_cores((0..workers).map(|i| cores[i % cores.len().max(1)]).collect());
-        let spec = capture::dpdk::PortSpec {
-            name: "net_pcap_bench0".into(),
-            cores: port_cores,
-            rx_descriptors: Some(descs as u16),
-        };
-        let mut rc = crate::dpdk_run_config(cfg, eal, vec![spec], false);
+        let mut rc = crate::net_pcap_run_config(
+            cfg,
+            "bench",
+            split,
+            true,
+            memory_mb as u32,
+            workers,
+            cores,
+            Some(descs as u16),
+            false,
+        )?;
         rc.mempool_size = Some(pool);
         rc.mbuf_data_room = data_room;
         rc.stage = stage;
@@ -202,7 +194,5 @@ pub fn run(
             );
         }
         Ok(0)
-    })();
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    })
 }

@@ -115,6 +115,7 @@ pub struct PortConfig {
 impl PortConfig {
     /// A vdev unless the part before the first comma is a PCI address (`[DDDD:]BB:DD.F`); a
     /// PCI device may carry driver arguments after a comma (`0000:3b:00.0,rxq_cqe_comp_en=1`).
+    #[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
     pub fn is_vdev(&self) -> bool {
         !is_pci_address(self.port_name())
     }
@@ -125,6 +126,7 @@ impl PortConfig {
     }
 }
 
+#[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
 fn is_pci_address(s: &str) -> bool {
     let parts: Vec<&str> = s.split(':').collect();
     let hex = |p: &str, n: usize| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit());

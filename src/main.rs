@@ -514,39 +514,71 @@ fn replay_dpdk(
     out: Box<dyn Write + Send>,
     stop: Arc<AtomicBool>,
 ) -> Result<capture::RunSummary> {
-    let dir = std::env::temp_dir().join(format!("spinewatch-replay-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let result = (|| {
-        let split = capture::split::split_captures(pcaps, workers, &dir)?;
-        let mut vdev = "net_pcap_replay0".to_string();
-        for f in &split.files {
-            let f = f.to_str().context("temporary path is not UTF-8")?;
-            if f.contains(',') {
-                bail!("temporary path {f} contains a comma, which the vdev syntax cannot carry");
-            }
-            vdev.push_str(",rx_pcap=");
-            vdev.push_str(f);
-        }
+    with_split("replay", pcaps, workers, |split| {
         // Replay needs no hugepages and no PCI: size EAL memory to the pool unless configured.
         let memory = if cfg.dpdk.memory_mb > 0 { cfg.dpdk.memory_mb } else { 512 };
-        let prefix = format!("{}-{}", cfg.dpdk.file_prefix, std::process::id());
-        let mut eal = eal_base(cfg, &prefix, memory, false);
-        eal.push("--no-pci".into());
-        eal.push(format!("--vdev={vdev}"));
-        let port_cores: Vec<usize> = (0..workers).map(|i| cores[i % cores.len().max(1)]).collect();
-        // Distinct workers need distinct cores in the DPDK runner (a worker is a core): when
-        // there are more workers than cores, give each its own "core" slot index anyway.
-        let port_cores = dedup_cores(port_cores);
-        let spec = capture::dpdk::PortSpec { name: "net_pcap_replay0".into(), cores: port_cores, rx_descriptors: None };
-        let mut rc = dpdk_run_config(cfg, eal, vec![spec], true);
+        let mut rc = net_pcap_run_config(cfg, "replay", split, false, memory, workers, cores, None, true)?;
         rc.expected_per_worker = Some(split.packets.clone());
         rc.export = replay_export(cfg);
         let mut s = capture::dpdk::run_dpdk(&rc, out, stop)?;
         s.source = "dpdk net_pcap".into();
         Ok(s)
-    })();
+    })
+}
+
+/// Splits `pcaps` by the symmetric flow hash into one file per worker in a temporary folder,
+/// runs `f` on the split, and removes the folder whatever `f` returned.
+#[cfg(feature = "dpdk")]
+pub(crate) fn with_split<T>(
+    what: &str,
+    pcaps: &[PathBuf],
+    workers: usize,
+    f: impl FnOnce(&capture::split::Split) -> Result<T>,
+) -> Result<T> {
+    let dir = std::env::temp_dir().join(format!("spinewatch-{what}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let result = capture::split::split_captures(pcaps, workers, &dir).map_err(anyhow::Error::from).and_then(|s| f(&s));
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// The DPDK run of a `net_pcap` vdev named `net_pcap_{what}0` whose RX queue i reads the split's
+/// file i (from memory, forever, with `infinite`), one worker per queue, no PCI, no hugepages.
+#[cfg(feature = "dpdk")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn net_pcap_run_config(
+    cfg: &Config,
+    what: &str,
+    split: &capture::split::Split,
+    infinite: bool,
+    memory_mb: u32,
+    workers: usize,
+    cores: &[usize],
+    rx_descriptors: Option<u16>,
+    hw_timestamps: bool,
+) -> Result<capture::dpdk::DpdkRunConfig> {
+    let name = format!("net_pcap_{what}0");
+    let mut vdev = name.clone();
+    for f in &split.files {
+        let f = f.to_str().context("temporary path is not UTF-8")?;
+        if f.contains(',') {
+            bail!("temporary path {f} contains a comma, which the vdev syntax cannot carry");
+        }
+        vdev.push_str(",rx_pcap=");
+        vdev.push_str(f);
+    }
+    if infinite {
+        vdev.push_str(",infinite_rx=1");
+    }
+    let prefix = format!("{}-{what}-{}", cfg.dpdk.file_prefix, std::process::id());
+    let mut eal = eal_base(cfg, &prefix, memory_mb, false);
+    eal.push("--no-pci".into());
+    eal.push(format!("--vdev={vdev}"));
+    // Distinct workers need distinct cores in the DPDK runner (a worker is a core): when there
+    // are more workers than cores, give each its own "core" slot index anyway.
+    let port_cores = dedup_cores((0..workers).map(|i| cores[i % cores.len().max(1)]).collect());
+    let spec = capture::dpdk::PortSpec { name, cores: port_cores, rx_descriptors };
+    Ok(dpdk_run_config(cfg, eal, vec![spec], hw_timestamps))
 }
 
 /// Keeps one worker per queue even when the core list repeats: a repeated core gets the next
