@@ -52,6 +52,7 @@ pub struct Config {
     pub capture: CaptureConfig,
     pub dpdk: DpdkConfig,
     pub flow: FlowTableConfig,
+    pub app: AppTable,
     pub export: ExportTable,
     pub stats: StatsConfig,
 }
@@ -237,6 +238,53 @@ impl Default for FlowTableConfig {
     }
 }
 
+/// `[app]`: protocol identification, TCP reassembly and the DNS / HTTP / TLS / SSH parsers.
+///
+/// ```toml
+/// [app]
+/// enabled = true
+/// max_sessions = 65536          # app-layer sessions per worker
+/// stream_depth = 1048576        # bytes parsed per direction (Suricata's stream.reassembly.depth); 0 = all
+/// ooo_per_flow = 65536          # out-of-order bytes buffered per direction
+/// ooo_per_worker = 67108864     # out-of-order bytes buffered per worker
+/// http_max_head = 16384         # bytes of one HTTP request or response head
+/// http_max_pending = 32         # pipelined requests waiting for responses, per flow
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppTable {
+    /// Parse application protocols (off: flow records only). Default true.
+    pub enabled: bool,
+    /// App-layer sessions per worker; flows beyond it are counted (`no_session`) and not
+    /// parsed. Default 65536.
+    pub max_sessions: usize,
+    /// Bytes delivered to the parsers per direction; 0 = unlimited. Default 1 MiB.
+    pub stream_depth: u32,
+    /// Out-of-order bytes buffered per direction of a flow. Default 64 KiB.
+    pub ooo_per_flow: usize,
+    /// Out-of-order bytes buffered per worker. Default 64 MiB.
+    pub ooo_per_worker: usize,
+    /// Largest HTTP head (start line and header fields), bytes. Default 16 KiB.
+    pub http_max_head: usize,
+    /// HTTP requests waiting for their responses per flow. Default 32.
+    pub http_max_pending: usize,
+}
+
+impl Default for AppTable {
+    fn default() -> Self {
+        let d = detect::AppConfig::default();
+        AppTable {
+            enabled: d.enabled,
+            max_sessions: d.max_sessions,
+            stream_depth: d.stream.depth,
+            ooo_per_flow: d.stream.ooo_per_stream,
+            ooo_per_worker: d.stream.ooo_total,
+            http_max_head: d.http.max_head,
+            http_max_pending: d.http.max_pending,
+        }
+    }
+}
+
 /// `[export]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -391,6 +439,25 @@ impl Config {
                 p.push(format!("flow.timeouts.{name}: new and established must be at least 1 second"));
             }
         }
+        let a = &self.app;
+        if a.enabled && a.max_sessions == 0 {
+            p.push("app.max_sessions: must be at least 1 when app.enabled (or set app.enabled = false)".into());
+        }
+        if a.ooo_per_flow > a.ooo_per_worker {
+            p.push(format!(
+                "app.ooo_per_flow: {} is more than app.ooo_per_worker ({})",
+                a.ooo_per_flow, a.ooo_per_worker
+            ));
+        }
+        if a.http_max_head < 256 {
+            p.push(format!(
+                "app.http_max_head: {} is below 256 bytes (a request line alone can be longer)",
+                a.http_max_head
+            ));
+        }
+        if a.http_max_pending == 0 {
+            p.push("app.http_max_pending: must be at least 1".into());
+        }
         let e = &self.export;
         if e.eve.is_empty() {
             p.push("export.eve: empty (use \"-\" for stdout)".into());
@@ -418,6 +485,23 @@ impl Config {
             default: f.timeouts.default.over(d.default),
             active_timeout: f.active_timeout,
             expire_budget: f.expire_per_burst,
+            app: self.app_config(),
+        }
+    }
+
+    pub fn app_config(&self) -> detect::AppConfig {
+        let a = &self.app;
+        let d = detect::AppConfig::default();
+        detect::AppConfig {
+            enabled: a.enabled,
+            max_sessions: a.max_sessions,
+            stream: detect::app::stream::StreamLimits {
+                depth: a.stream_depth,
+                ooo_per_stream: a.ooo_per_flow,
+                ooo_total: a.ooo_per_worker,
+                ..d.stream
+            },
+            http: detect::app::http::HttpLimits { max_head: a.http_max_head, max_pending: a.http_max_pending },
         }
     }
 

@@ -10,33 +10,36 @@ const V6B: &str = "2001:0db8:0000:0000:0000:0000:0000:0002";
 fn expected_mixed() -> Vec<String> {
     let mut v: Vec<String> = [
         // (a) handshake + data + FIN both ways: closed; ended by the 60 s closed timeout.
-        "-|10.0.0.1|40000|10.0.0.2|80|TCP|6|5|379|351|closed|timeout|closed".to_string(),
+        "-|10.0.0.1|40000|10.0.0.2|80|TCP|6|5|379|351|closed|timeout|closed|http".to_string(),
         // (b) SYN answered by RST-ACK.
-        "-|10.0.0.1|40001|10.0.0.2|81|TCP|1|1|54|54|closed|timeout|closed".into(),
+        "-|10.0.0.1|40001|10.0.0.2|81|TCP|1|1|54|54|closed|timeout|closed|-".into(),
         // (c) half-open.
-        "-|10.0.0.1|40002|10.0.0.2|443|TCP|1|0|54|0|new|timeout|syn_sent".into(),
-        // (d) DNS-like exchange (established, still live at the end) and a one-way packet.
-        "-|10.0.0.1|33333|10.0.0.3|53|UDP|1|1|71|98|established|shutdown|-".into(),
-        "-|10.0.0.1|44444|10.0.0.4|9999|UDP|1|0|48|0|new|timeout|-".into(),
+        "-|10.0.0.1|40002|10.0.0.2|443|TCP|1|0|54|0|new|timeout|syn_sent|-".into(),
+        // (d) DNS-like exchange (established, still live at the end) and a one-way packet; their
+        // payloads are not DNS, so app_proto is failed, as for every UDP flow with payload that
+        // no parser recognises.
+        "-|10.0.0.1|33333|10.0.0.3|53|UDP|1|1|71|98|established|shutdown|-|failed".into(),
+        "-|10.0.0.1|44444|10.0.0.4|9999|UDP|1|0|48|0|new|timeout|-|failed".into(),
         // (e) two echo ids, one ICMP flow.
-        "-|10.0.0.1|-|10.0.0.5|-|ICMP|2|2|148|148|established|shutdown|-".into(),
+        "-|10.0.0.1|-|10.0.0.5|-|ICMP|2|2|148|148|established|shutdown|-|-".into(),
         // (f) IPv6 TCP without close.
-        format!("-|{V6A}|40000|{V6B}|80|TCP|3|2|252|148|established|shutdown|established"),
+        format!("-|{V6A}|40000|{V6B}|80|TCP|3|2|252|148|established|shutdown|established|http"),
         // (g) same 5-tuple in VLAN 100: its own flow; server closes first.
-        "100|10.0.0.1|40000|10.0.0.2|80|TCP|5|4|312|259|closed|timeout|closed".into(),
+        "100|10.0.0.1|40000|10.0.0.2|80|TCP|5|4|312|259|closed|timeout|closed|http".into(),
         // (h) QinQ.
-        "200,300|10.0.0.1|5000|10.0.0.6|6000|UDP|1|0|62|0|new|timeout|-".into(),
+        "200,300|10.0.0.1|5000|10.0.0.6|6000|UDP|1|0|62|0|new|timeout|-|failed".into(),
         // (i) ICMPv6 echo.
-        format!("-|{V6A}|-|{V6B}|-|IPv6-ICMP|1|1|72|72|established|shutdown|-"),
-        // (j) established TCP idle 200 s: one flow, age 200.
-        "-|10.0.0.1|40010|10.0.0.7|8080|TCP|4|1|230|54|established|shutdown|established".into(),
+        format!("-|{V6A}|-|{V6B}|-|IPv6-ICMP|1|1|72|72|established|shutdown|-|-"),
+        // (j) established TCP idle 200 s: one flow, age 200; payload one way only, so no
+        // app_proto (Suricata writes none either).
+        "-|10.0.0.1|40010|10.0.0.7|8080|TCP|4|1|230|54|established|shutdown|established|-".into(),
         // (k) one-way UDP, 100 s gap > 30 s new timeout: two flows.
-        "-|10.0.0.1|7000|10.0.0.8|7001|UDP|1|0|51|0|new|timeout|-".into(),
-        "-|10.0.0.1|7000|10.0.0.8|7001|UDP|1|0|51|0|new|timeout|-".into(),
+        "-|10.0.0.1|7000|10.0.0.8|7001|UDP|1|0|51|0|new|timeout|-|failed".into(),
+        "-|10.0.0.1|7000|10.0.0.8|7001|UDP|1|0|51|0|new|timeout|-|failed".into(),
         // (l) two-way UDP, 100 s gap < 300 s established timeout: one flow.
-        "-|10.0.0.1|7100|10.0.0.8|7101|UDP|2|1|102|51|established|shutdown|-".into(),
+        "-|10.0.0.1|7100|10.0.0.8|7101|UDP|2|1|102|51|established|shutdown|-|failed".into(),
         // (m) mid-stream pick-up: no session state.
-        "-|10.0.0.1|40020|10.0.0.9|22|TCP|1|1|65|54|new|timeout|-".into(),
+        "-|10.0.0.1|40020|10.0.0.9|22|TCP|1|1|65|54|new|timeout|-|-".into(),
     ]
     .to_vec();
     v.sort();
@@ -54,11 +57,28 @@ fn mixed_capture_exact_records() {
     let a = r
         .lines
         .iter()
-        .find(|l| l.contains("\"src_port\":40000,\"dest_ip\":\"10.0.0.2\"") && !l.contains("vlan"))
+        .find(|l| {
+            l.contains("\"src_port\":40000,\"dest_ip\":\"10.0.0.2\"") && !l.contains("vlan") && l.contains("\"flow\"")
+        })
         .unwrap();
     assert_eq!(
         a,
-        r#"{"timestamp":"2023-11-14T22:14:20.010000+0000","flow_id":322492829,"event_type":"flow","src_ip":"10.0.0.1","src_port":40000,"dest_ip":"10.0.0.2","dest_port":80,"proto":"TCP","flow":{"pkts_toserver":6,"pkts_toclient":5,"bytes_toserver":379,"bytes_toclient":351,"start":"2023-11-14T22:13:20.000000+0000","end":"2023-11-14T22:13:20.010000+0000","age":0,"state":"closed","reason":"timeout","alerted":false},"tcp":{"tcp_flags":"1b","tcp_flags_ts":"1b","tcp_flags_tc":"1b","syn":true,"fin":true,"psh":true,"ack":true,"state":"closed"}}"#
+        r#"{"timestamp":"2023-11-14T22:14:20.010000+0000","flow_id":322492829,"event_type":"flow","src_ip":"10.0.0.1","src_port":40000,"dest_ip":"10.0.0.2","dest_port":80,"proto":"TCP","app_proto":"http","flow":{"pkts_toserver":6,"pkts_toclient":5,"bytes_toserver":379,"bytes_toclient":351,"start":"2023-11-14T22:13:20.000000+0000","end":"2023-11-14T22:13:20.010000+0000","age":0,"state":"closed","reason":"timeout","alerted":false},"tcp":{"tcp_flags":"1b","tcp_flags_ts":"1b","tcp_flags_tc":"1b","syn":true,"fin":true,"psh":true,"ack":true,"state":"closed"}}"#
+    );
+    // Its two HTTP transactions, and those of (f) and (g), field by field; the flows whose
+    // payload is not one of our protocols have no app-layer events.
+    let http: Vec<String> = r.of_type("http").map(|e| e.to_string()).collect();
+    assert_eq!(
+        http,
+        [
+            r#"{"dest_ip":"10.0.0.2","dest_port":80,"event_type":"http","flow_id":322492829,"http":{"hostname":"x","http_method":"GET","length":5,"protocol":"HTTP/1.1","request_body_len":0,"status":200,"url":"/"},"proto":"TCP","src_ip":"10.0.0.1","src_port":40000,"timestamp":"2023-11-14T22:13:20.004000+0000","tx_id":0}"#,
+            r#"{"dest_ip":"10.0.0.2","dest_port":80,"event_type":"http","flow_id":322492829,"http":{"hostname":"x","http_method":"GET","length":0,"protocol":"HTTP/1.1","request_body_len":0,"status":200,"url":"/2"},"proto":"TCP","src_ip":"10.0.0.1","src_port":40000,"timestamp":"2023-11-14T22:13:20.006000+0000","tx_id":1}"#,
+            // (g): 204 without a body, no Host header
+            r#"{"dest_ip":"10.0.0.2","dest_port":80,"event_type":"http","flow_id":1688852270414867,"http":{"http_method":"GET","length":0,"protocol":"HTTP/1.1","request_body_len":0,"status":204,"url":"/vlan"},"proto":"TCP","src_ip":"10.0.0.1","src_port":40000,"timestamp":"2023-11-14T22:13:26.004000+0000","tx_id":0,"vlan":[100]}"#,
+            // (f): a request never answered, logged when its flow ends (at its last packet)
+            r#"{"dest_ip":"2001:0db8:0000:0000:0000:0000:0000:0002","dest_port":80,"event_type":"http","flow_id":1407378556007208,"http":{"hostname":"v6","http_method":"GET","length":0,"protocol":"HTTP/1.1","request_body_len":0,"url":"/v6"},"proto":"TCP","src_ip":"2001:0db8:0000:0000:0000:0000:0000:0001","src_port":40000,"timestamp":"2023-11-14T22:13:25.004000+0000","tx_id":0}"#,
+        ][..],
+        "{http:#?}"
     );
     // Ages: the idle TCP flow spans 200 s, the two-way UDP flow 100 s.
     let age = |sport: u64| r.events.iter().find(|e| e["src_port"] == sport).unwrap()["flow"]["age"].as_u64().unwrap();
@@ -89,7 +109,7 @@ fn same_records_with_1_2_4_workers() {
     let d = TempDir::new("workers");
     let p = big_capture(&d);
     let one = replay(&["--source", "file", "--workers", "1", p.to_str().unwrap()]);
-    assert_eq!(one.events.len(), 15 + 2000);
+    assert_eq!(one.flows().count(), 15 + 2000);
     for n in ["2", "4"] {
         let r = replay(&["--source", "file", "--workers", n, p.to_str().unwrap()]);
         assert_eq!(sorted_lines(&r), sorted_lines(&one), "{n} workers differ from 1");
@@ -274,7 +294,7 @@ fn output_failure_is_counted_not_silent() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("lost to output errors 15"), "{err}");
+    assert!(err.contains("lost to output errors 19"), "{err}"); // 15 flows, 4 HTTP events
     assert!(err.contains("accounting           balanced"), "{err}");
-    assert!(err.contains("15 records not written"), "{err}");
+    assert!(err.contains("19 records not written"), "{err}");
 }

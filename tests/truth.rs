@@ -80,7 +80,7 @@ fn expected(truth: &Value) -> BTreeMap<Key, Vec<[u64; 4]>> {
 
 fn reported(r: &Run) -> BTreeMap<Key, Vec<[u64; 4]>> {
     let mut m: BTreeMap<Key, Vec<[u64; 4]>> = BTreeMap::new();
-    for e in &r.events {
+    for e in r.flows() {
         let f = &e["flow"];
         let vlan = e["vlan"]
             .as_array()

@@ -41,6 +41,9 @@ impl RecordSink for Discard {
     fn emit(&mut self, _r: &FlowRecord) {
         self.0 += 1;
     }
+    fn emit_event(&mut self, _m: &detect::EventMeta, _e: &detect::AppEvent<'_>) {
+        self.0 += 1;
+    }
 }
 
 pub struct WorkerCore {

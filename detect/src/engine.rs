@@ -3,6 +3,7 @@
 //! The capture layer feeds it frames (from an mbuf or a pcap record) and calls
 //! [`Engine::end_burst`] once per burst; records go to a [`RecordSink`] the caller owns.
 
+use crate::app::AppCounters;
 use crate::decode::{decode_into, decode_partial, DecodeError, DecodeErrorKind, Decoded, Kind, Layer};
 use crate::flow::{FlowConfig, FlowCounters, FlowKey, FlowTable};
 use crate::hash::key_hash;
@@ -28,6 +29,8 @@ pub struct EngineCounters {
     /// Frames that failed to decode, by kind and layer.
     pub decode_errors: [[u64; Layer::COUNT]; DecodeErrorKind::COUNT],
     pub flows: FlowCounters,
+    /// The app layer's (filled in by [`Engine::counters`], not per burst).
+    pub app: AppCounters,
 }
 
 impl EngineCounters {
@@ -54,6 +57,7 @@ impl EngineCounters {
             }
         }
         self.flows.add(&o.flows);
+        self.app.add(&o.app);
     }
 }
 
@@ -136,10 +140,12 @@ impl Engine {
         I: IntoIterator<Item = (&'a [u8], u32, Micros)>,
     {
         let mut it = frames.into_iter();
+        let mut datas: [&[u8]; CHUNK] = [&[]; CHUNK];
         loop {
             let mut n = 0;
             while n < CHUNK {
                 let Some((data, wire_len, ts)) = it.next() else { break };
+                datas[n] = data;
                 let slot = &mut self.chunk[n];
                 slot.wire_len = wire_len;
                 slot.ts = ts;
@@ -169,8 +175,8 @@ impl Engine {
                 }
             }
             std::hint::black_box(touched);
-            for s in &self.chunk[..n] {
-                account(&mut self.table, &mut self.counters, &mut self.now, s, sink);
+            for (s, data) in self.chunk[..n].iter().zip(&datas[..n]) {
+                account(&mut self.table, &mut self.counters, &mut self.now, s, data, sink);
             }
             if n < CHUNK {
                 break;
@@ -233,6 +239,7 @@ impl Engine {
     pub fn counters(&self) -> EngineCounters {
         let mut c = self.counters;
         c.flows = self.table.counters;
+        c.app = self.table.app.counters();
         c
     }
 
@@ -242,7 +249,14 @@ impl Engine {
 }
 
 #[inline]
-fn account<S: RecordSink>(table: &mut FlowTable, c: &mut EngineCounters, now: &mut Micros, s: &Pending, sink: &mut S) {
+fn account<S: RecordSink>(
+    table: &mut FlowTable,
+    c: &mut EngineCounters,
+    now: &mut Micros,
+    s: &Pending,
+    data: &[u8],
+    sink: &mut S,
+) {
     if s.ts > *now {
         *now = s.ts;
     }
@@ -252,7 +266,9 @@ fn account<S: RecordSink>(table: &mut FlowTable, c: &mut EngineCounters, now: &m
         Ok(()) => match s.d.kind {
             Kind::Ip => {
                 let before = table.len();
-                table.update_keyed(&s.key, s.src_is_lo, s.hash, &s.d, s.wire_len, *now, sink);
+                let off = (s.d.payload_offset as usize).min(data.len());
+                let payload = &data[off..(off + s.d.payload_len as usize).min(data.len())];
+                table.update_keyed(&s.key, s.src_is_lo, s.hash, &s.d, payload, s.wire_len, *now, sink);
                 if before == 0 && table.is_empty() {
                     c.no_flow += 1;
                 } else {

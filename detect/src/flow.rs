@@ -20,6 +20,7 @@
 //! When the table is full the flow idle the longest (the oldest list head) is evicted with a
 //! record of reason `evicted` (or `timeout` if it had expired anyway).
 
+use crate::app::{AppConfig, AppEvent, AppLayer, AppProto, TcpSeg, NO_SESSION};
 use crate::decode::{Decoded, Kind};
 use crate::hash::key_hash;
 use crate::time::{secs, Micros, MICROS_PER_SEC};
@@ -47,6 +48,8 @@ pub struct FlowConfig {
     pub active_timeout: u32,
     /// The most flows one [`FlowTable::expire`] call ends.
     pub expire_budget: usize,
+    /// The application layer (protocol identification, reassembly, parsers).
+    pub app: AppConfig,
 }
 
 impl Default for FlowConfig {
@@ -60,6 +63,7 @@ impl Default for FlowConfig {
             default: Timeouts { new: 30, established: 300, closed: 0 },
             active_timeout: 1800,
             expire_budget: 64,
+            app: AppConfig::default(),
         }
     }
 }
@@ -261,6 +265,31 @@ pub struct FlowRecord {
     pub reason: EndReason,
     pub tcp: Option<TcpInfo>,
     pub icmp: Option<IcmpInfo>,
+    pub app_proto: AppProto,
+}
+
+/// The flow context of an application-layer event: the flow's id and its tuple, oriented from
+/// the initiator (as Suricata orients `src`/`dest` of app-layer events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventMeta {
+    pub flow_id: u64,
+    /// The time of the packet that completed the event (the flow's end for events logged when
+    /// it ends).
+    pub timestamp: Micros,
+    pub ip_version: u8,
+    pub src_ip: [u8; 16],
+    pub dest_ip: [u8; 16],
+    pub src_port: u16,
+    pub dest_port: u16,
+    pub proto: u8,
+    pub vlan: [u16; 3],
+    pub vlan_count: u8,
+}
+
+impl EventMeta {
+    pub fn vlans(&self) -> &[u16] {
+        &self.vlan[..self.vlan_count as usize]
+    }
 }
 
 impl FlowRecord {
@@ -274,15 +303,18 @@ impl FlowRecord {
     }
 }
 
-/// Where the table writes records.
+/// Where the table writes records and app-layer events.
 pub trait RecordSink {
     fn emit(&mut self, rec: &FlowRecord);
+    fn emit_event(&mut self, meta: &EventMeta, ev: &AppEvent<'_>);
 }
 
+/// Collects flow records; app-layer events are only counted (`AppCounters::events` has them).
 impl RecordSink for Vec<FlowRecord> {
     fn emit(&mut self, rec: &FlowRecord) {
         self.push(*rec);
     }
+    fn emit_event(&mut self, _: &EventMeta, _: &AppEvent<'_>) {}
 }
 
 /// Flow-table counters.
@@ -358,6 +390,9 @@ struct Flow {
     icmp: [(u8, u8); 2],
     first_seen: [Micros; 2],
     last_seen: [Micros; 2],
+    /// The app-layer session ([`NO_SESSION`] when none).
+    app: u32,
+    app_proto: AppProto,
 }
 
 const _: () = assert!(std::mem::size_of::<Flow>() == 192);
@@ -382,7 +417,44 @@ impl Flow {
         tcp: TcpTrack { state: TcpState::None, next_seq: [0; 2], window: [0; 2] },
         prev: NIL,
         next: NIL,
+        app: NO_SESSION,
+        app_proto: AppProto::Unknown,
     };
+
+    /// Suricata's flow_id layout: start seconds and microseconds above a 32-bit flow hash, kept
+    /// to 51 bits. Our hash is unseeded, so the id is the same on every run.
+    fn flow_id(&self) -> u64 {
+        (((self.flow_start / MICROS_PER_SEC) & 0xffff) << 48
+            | ((self.flow_start % MICROS_PER_SEC) & 0xffff) << 32
+            | self.hash as u64)
+            & 0x7_ffff_ffff_ffff
+    }
+
+    /// (src, src port, dest, dest port) from the initiator.
+    fn oriented(&self) -> ([u8; 16], u16, [u8; 16], u16) {
+        let k = &self.key;
+        if self.init_is_lo {
+            (k.lo_addr.to_ne_bytes(), k.lo_port, k.hi_addr.to_ne_bytes(), k.hi_port)
+        } else {
+            (k.hi_addr.to_ne_bytes(), k.hi_port, k.lo_addr.to_ne_bytes(), k.lo_port)
+        }
+    }
+
+    fn event_meta(&self, timestamp: Micros) -> EventMeta {
+        let (src_ip, src_port, dest_ip, dest_port) = self.oriented();
+        EventMeta {
+            flow_id: self.flow_id(),
+            timestamp,
+            ip_version: self.key.ip_version,
+            src_ip,
+            dest_ip,
+            src_port,
+            dest_port,
+            proto: self.key.proto,
+            vlan: self.key.vlan,
+            vlan_count: self.key.vlan_count,
+        }
+    }
 }
 
 /// A zeroed vector whose pages are really written now (a `vec![0; n]` may map lazily-zeroed
@@ -415,6 +487,7 @@ pub struct FlowTable {
     timeout_us: [Micros; CLASSES],
     next_class: usize,
     pub counters: FlowCounters,
+    pub app: AppLayer,
 }
 
 impl FlowTable {
@@ -438,6 +511,7 @@ impl FlowTable {
             timeout_us,
             next_class: 0,
             counters: FlowCounters::default(),
+            app: AppLayer::new(cfg.app),
             cfg,
         }
     }
@@ -566,11 +640,7 @@ impl FlowTable {
     fn record(&self, slot: u32, reason: EndReason, timestamp: Micros) -> FlowRecord {
         let f = &self.flows[slot as usize];
         let k = &f.key;
-        let (src_ip, src_port, dest_ip, dest_port) = if f.init_is_lo {
-            (k.lo_addr.to_ne_bytes(), k.lo_port, k.hi_addr.to_ne_bytes(), k.hi_port)
-        } else {
-            (k.hi_addr.to_ne_bytes(), k.hi_port, k.lo_addr.to_ne_bytes(), k.lo_port)
-        };
+        let (src_ip, src_port, dest_ip, dest_port) = f.oriented();
         let tcp = (k.proto == 6).then(|| TcpInfo {
             flags_ts: f.flags[0],
             flags_tc: f.flags[1],
@@ -581,12 +651,7 @@ impl FlowTable {
             icmp_code: f.icmp[0].1,
             response: (f.pkts[1] > 0 || f.state == FlowState::Established).then_some(f.icmp[1]),
         });
-        // Suricata's flow_id layout: start seconds and microseconds above a 32-bit flow hash,
-        // kept to 51 bits. Our hash is unseeded, so the id is the same on every run.
-        let flow_id = (((f.flow_start / MICROS_PER_SEC) & 0xffff) << 48
-            | ((f.flow_start % MICROS_PER_SEC) & 0xffff) << 32
-            | f.hash as u64)
-            & 0x7_ffff_ffff_ffff;
+        let flow_id = f.flow_id();
         FlowRecord {
             flow_id,
             timestamp,
@@ -610,11 +675,24 @@ impl FlowTable {
             reason,
             tcp,
             icmp,
+            app_proto: f.app_proto,
         }
     }
 
     /// Writes the flow's record and frees its slot.
     fn end_flow<S: RecordSink>(&mut self, slot: u32, reason: EndReason, ts: Micros, sink: &mut S) {
+        let f = &mut self.flows[slot as usize];
+        if f.app != NO_SESSION {
+            // Pending app-layer events first, with the flow's last packet time.
+            let (mut sid, mut proto) = (f.app, f.app_proto);
+            let ports = (f.key.lo_port, f.key.hi_port);
+            let f = &self.flows[slot as usize];
+            let last = f.last;
+            self.app.close(&mut sid, &mut proto, ports, &mut |ev| sink.emit_event(&f.event_meta(last), ev));
+            let f = &mut self.flows[slot as usize];
+            f.app = sid;
+            f.app_proto = proto;
+        }
         let rec = self.record(slot, reason, ts);
         sink.emit(&rec);
         match reason {
@@ -664,9 +742,21 @@ impl FlowTable {
 
     /// Accounts one decoded IP packet (not a fragment) of `wire_len` bytes seen at `now`.
     pub fn update<S: RecordSink>(&mut self, d: &Decoded, wire_len: u32, now: Micros, sink: &mut S) {
+        self.update_with_payload(d, &[], wire_len, now, sink);
+    }
+
+    /// [`FlowTable::update`] with the packet's L4 payload as captured (for the app layer).
+    pub fn update_with_payload<S: RecordSink>(
+        &mut self,
+        d: &Decoded,
+        payload: &[u8],
+        wire_len: u32,
+        now: Micros,
+        sink: &mut S,
+    ) {
         let (key, src_is_lo) = FlowKey::from_decoded(d);
         let hash = key_hash(&key);
-        self.update_keyed(&key, src_is_lo, hash, d, wire_len, now, sink);
+        self.update_keyed(&key, src_is_lo, hash, d, payload, wire_len, now, sink);
     }
 
     /// Loads the index entry a key hash points to, so that a later update finds it in cache.
@@ -700,6 +790,7 @@ impl FlowTable {
         src_is_lo: bool,
         hash: u64,
         d: &Decoded,
+        payload: &[u8],
         wire_len: u32,
         now: Micros,
         sink: &mut S,
@@ -763,6 +854,7 @@ impl FlowTable {
         if now > f.last {
             f.last = now;
         }
+        let pre_next = f.tcp.next_seq;
         let new_state = match d.proto {
             6 => {
                 f.flags[dir] |= d.tcp_flags;
@@ -788,6 +880,60 @@ impl FlowTable {
             self.unlink(slot);
             self.push_tail(slot, class);
         }
+        if self.app.enabled() {
+            self.app_update(slot, dir, d, payload, pre_next, now, sink);
+        }
+    }
+
+    /// Hands a packet's payload (and a TCP packet's ACK) to the app layer.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn app_update<S: RecordSink>(
+        &mut self,
+        slot: u32,
+        dir: usize,
+        d: &Decoded,
+        payload: &[u8],
+        pre_next: [u32; 2],
+        now: Micros,
+        sink: &mut S,
+    ) {
+        let f = &self.flows[slot as usize];
+        let (mut sid, mut proto) = (f.app, f.app_proto);
+        let ports = (f.key.lo_port, f.key.hi_port);
+        // `dir` is 0 from the initiator; the tracker's next_seq is indexed the same way.
+        match d.proto {
+            6 => {
+                let tracked = !matches!(f.tcp.state, TcpState::None | TcpState::SynSent | TcpState::SynRecv);
+                // A FIN without payload still matters to a session (the ACK of a FIN is not a
+                // gap); without a session, only payload opens one.
+                if !tracked || (sid == NO_SESSION && d.payload_len == 0) {
+                    return;
+                }
+                let mut isn_next = f.tcp.next_seq;
+                isn_next[dir] = pre_next[dir];
+                let seg = TcpSeg {
+                    seq: d.tcp_seq,
+                    ack: (d.tcp_flags & TcpFlags::ACK != 0).then_some(d.tcp_ack),
+                    fin: d.tcp_flags & TcpFlags::FIN != 0,
+                    payload,
+                    claimed: d.payload_len as u32,
+                    isn_next,
+                };
+                self.app.tcp(&mut sid, &mut proto, dir, ports, &seg, &mut |ev| sink.emit_event(&f.event_meta(now), ev));
+            }
+            17 => {
+                if payload.is_empty() || proto == AppProto::Failed {
+                    return;
+                }
+                self.app
+                    .udp(&mut sid, &mut proto, dir, ports, payload, &mut |ev| sink.emit_event(&f.event_meta(now), ev));
+            }
+            _ => return,
+        }
+        let f = &mut self.flows[slot as usize];
+        f.app = sid;
+        f.app_proto = proto;
     }
 
     /// Ends at most `expire_budget` flows that have timed out by `now`, oldest first.

@@ -5,6 +5,7 @@
 //! be tested, fuzzed and benchmarked without a NIC.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod decode;
 pub mod engine;
 pub mod flow;
@@ -12,6 +13,7 @@ pub mod hash;
 pub mod time;
 pub mod wire;
 
+pub use app::{AppConfig, AppEvent, AppProto};
 pub use decode::{decode, decode_into, decode_partial, DecodeError, DecodeErrorKind, Decoded, Layer};
 pub use engine::{Engine, EngineCounters, RecordSink};
-pub use flow::{EndReason, FlowConfig, FlowRecord, FlowState, TcpState, Timeouts};
+pub use flow::{EndReason, EventMeta, FlowConfig, FlowRecord, FlowState, TcpState, Timeouts};

@@ -2,7 +2,8 @@
 
 use crate::eve;
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
-use detect::flow::{FlowRecord, RecordSink};
+use detect::app::AppEvent;
+use detect::flow::{EventMeta, FlowRecord, RecordSink};
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::thread::JoinHandle;
@@ -35,18 +36,54 @@ impl Default for ExportConfig {
     }
 }
 
-/// A batch of records from one worker.
-#[derive(Debug)]
+/// A batch of records from one worker: flow records, and app-layer events already formatted as
+/// EVE lines (formatted on the worker, as Suricata's loggers run on its workers, because an
+/// event borrows from parser state that lives there).
+#[derive(Debug, Default)]
 pub struct Batch {
     pub worker: usize,
     pub records: Vec<FlowRecord>,
+    /// EVE lines of app-layer events, back to back.
+    pub text: Vec<u8>,
+    /// Per event: how many flow records came before it in this batch, the end of its lines in
+    /// `text`, and its line count; the exporter writes both in the order they were emitted.
+    pub events: Vec<(u32, u32, u32)>,
+}
+
+impl Batch {
+    fn new(worker: usize, cap: usize) -> Self {
+        // Event text and slots grow on first use and are kept when the batch is recycled.
+        Batch { worker, records: Vec::with_capacity(cap), text: Vec::new(), events: Vec::new() }
+    }
+
+    /// Records and events in it.
+    pub fn len(&self) -> usize {
+        self.records.len() + self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// EVE lines in it (an event may be several lines).
+    pub fn lines(&self) -> u64 {
+        self.records.len() as u64 + self.events.iter().map(|e| e.2 as u64).sum::<u64>()
+    }
+
+    pub fn clear(&mut self) {
+        self.records.clear();
+        self.text.clear();
+        self.events.clear();
+    }
 }
 
 /// A worker's export counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BatcherStats {
-    /// Records handed to the batcher.
+    /// Records handed to the batcher: flow records and app-layer events.
     pub records: u64,
+    /// Of those, app-layer events.
+    pub events: u64,
     /// Records sent to the exporter.
     pub sent: u64,
     /// Records dropped because the backlog was full.
@@ -79,7 +116,7 @@ impl Batcher {
         }
         match self.back.try_recv() {
             Ok(mut b) => {
-                b.records.clear();
+                b.clear();
                 Some(b)
             }
             Err(_) => None,
@@ -92,11 +129,11 @@ impl Batcher {
     }
 
     fn send_blocking(&mut self, b: Batch) {
-        let n = b.records.len() as u64;
+        let n = b.len() as u64;
         match self.tx.send(b) {
             Ok(()) => self.stats.sent += n,
             // The exporter is gone: nothing can take them.
-            Err(e) => self.stats.dropped += e.0.records.len() as u64,
+            Err(e) => self.stats.dropped += e.0.len() as u64,
         }
     }
 
@@ -110,10 +147,10 @@ impl Batcher {
             // Every other batch is on its way back from the exporter.
             None => match self.back.recv() {
                 Ok(mut b) => {
-                    b.records.clear();
+                    b.clear();
                     b
                 }
-                Err(_) => Batch { worker: self.worker, records: Vec::with_capacity(self.cfg.batch_size) },
+                Err(_) => Batch::new(self.worker, self.cfg.batch_size),
             },
         };
         let full = std::mem::replace(&mut self.cur, fresh);
@@ -123,7 +160,7 @@ impl Batcher {
 
     /// Moves the current batch to the backlog and starts a new one.
     fn seal(&mut self) {
-        if self.cur.records.is_empty() {
+        if self.cur.is_empty() {
             return;
         }
         if self.blocking {
@@ -141,15 +178,15 @@ impl Batcher {
             }
         }
         // Backlog full (or, impossibly, no empty batch left): drop this batch's records.
-        self.stats.dropped += self.cur.records.len() as u64;
-        self.cur.records.clear();
+        self.stats.dropped += self.cur.len() as u64;
+        self.cur.clear();
         self.cur_since_ms = None;
     }
 
     /// Sends what the channel takes, oldest first.
     pub fn pump(&mut self) {
         while let Some(b) = self.backlog.pop_front() {
-            let n = b.records.len() as u64;
+            let n = b.len() as u64;
             match self.tx.try_send(b) {
                 Ok(()) => self.stats.sent += n,
                 Err(TrySendError::Full(b)) => {
@@ -159,11 +196,10 @@ impl Batcher {
                 }
                 Err(TrySendError::Disconnected(b)) => {
                     // Exporter gone (its sink failed): count as dropped.
-                    self.stats.dropped += b.records.len() as u64;
-                    self.pool.push(Batch { worker: self.worker, records: b.records });
-                    if let Some(p) = self.pool.last_mut() {
-                        p.records.clear();
-                    }
+                    self.stats.dropped += b.len() as u64;
+                    let mut b = b;
+                    b.clear();
+                    self.pool.push(b);
                 }
             }
         }
@@ -172,7 +208,7 @@ impl Batcher {
     /// Once per burst: sends a batch that is old enough and retries the backlog. `now_ms` is
     /// any monotonic clock in milliseconds.
     pub fn tick(&mut self, now_ms: u64) {
-        if !self.cur.records.is_empty() {
+        if !self.cur.is_empty() {
             match self.cur_since_ms {
                 None => self.cur_since_ms = Some(now_ms),
                 Some(t) if now_ms.saturating_sub(t) >= self.cfg.batch_max_age_ms => self.seal(),
@@ -186,15 +222,15 @@ impl Batcher {
 
     /// At shutdown: sends everything, waiting for the exporter as long as it takes.
     pub fn finish(mut self) -> BatcherStats {
-        if !self.cur.records.is_empty() {
-            let cur = std::mem::replace(&mut self.cur, Batch { worker: self.worker, records: Vec::new() });
+        if !self.cur.is_empty() {
+            let cur = std::mem::replace(&mut self.cur, Batch { worker: self.worker, ..Batch::default() });
             self.backlog.push_back(cur);
         }
         while let Some(b) = self.backlog.pop_front() {
-            let n = b.records.len() as u64;
+            let n = b.len() as u64;
             match self.tx.send(b) {
                 Ok(()) => self.stats.sent += n,
-                Err(e) => self.stats.dropped += e.0.records.len() as u64,
+                Err(e) => self.stats.dropped += e.0.len() as u64,
             }
         }
         self.stats
@@ -205,18 +241,32 @@ impl RecordSink for Batcher {
     #[inline]
     fn emit(&mut self, rec: &FlowRecord) {
         self.stats.records += 1;
-        if self.cur.records.len() >= self.cfg.batch_size {
+        if self.cur.len() >= self.cfg.batch_size {
             self.seal();
         }
         self.cur.records.push(*rec);
+    }
+
+    #[inline]
+    fn emit_event(&mut self, meta: &EventMeta, ev: &AppEvent<'_>) {
+        self.stats.records += 1;
+        self.stats.events += 1;
+        if self.cur.len() >= self.cfg.batch_size || self.cur.text.len() >= self.cfg.batch_size * 1024 {
+            self.seal();
+        }
+        let lines = crate::app::write_event(&mut self.cur.text, meta, ev);
+        let b = &mut self.cur;
+        b.events.push((b.records.len() as u32, b.text.len() as u32, lines as u32));
     }
 }
 
 /// The export thread's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExportStats {
-    /// Records written to the output.
+    /// Records (flow records and app-layer events) written to the output.
     pub records: u64,
+    /// EVE lines written (a DNS query with several questions is one event, several lines).
+    pub lines: u64,
     /// Records received after the output failed, so not written.
     pub lost: u64,
     pub batches: u64,
@@ -257,14 +307,13 @@ pub fn spawn(
     for w in 0..workers {
         let (btx, brx) = bounded::<Batch>(per_worker);
         returns.push(btx);
-        let pool =
-            (0..per_worker - 1).map(|_| Batch { worker: w, records: Vec::with_capacity(cfg.batch_size) }).collect();
+        let pool = (0..per_worker - 1).map(|_| Batch::new(w, cfg.batch_size)).collect();
         batchers.push(Batcher {
             worker: w,
             tx: tx.clone(),
             back: brx,
             pool,
-            cur: Batch { worker: w, records: Vec::with_capacity(cfg.batch_size) },
+            cur: Batch::new(w, cfg.batch_size),
             cur_since_ms: None,
             backlog: VecDeque::with_capacity(cfg.max_backlog_batches + 1),
             cfg: cfg.clone(),
@@ -287,13 +336,26 @@ fn export_loop(
     let mut failed: Option<io::Error> = None;
     while let Ok(mut batch) = rx.recv() {
         let mut pending = 0u64;
+        let mut pending_lines = 0u64;
         loop {
-            for r in &batch.records {
+            let mut text_at = 0usize;
+            let mut ev = batch.events.iter().peekable();
+            for (i, r) in batch.records.iter().enumerate() {
+                while let Some(&&(before, end, _)) = ev.peek() {
+                    if before as usize > i {
+                        break;
+                    }
+                    buf.extend_from_slice(&batch.text[text_at..end as usize]);
+                    text_at = end as usize;
+                    ev.next();
+                }
                 eve::write_flow(&mut buf, r);
             }
-            pending += batch.records.len() as u64;
+            buf.extend_from_slice(&batch.text[text_at..]);
+            pending += batch.len() as u64;
+            pending_lines += batch.lines();
             stats.batches += 1;
-            batch.records.clear();
+            batch.clear();
             if let Some(ret) = returns.get(batch.worker) {
                 let _ = ret.try_send(batch);
             }
@@ -309,6 +371,7 @@ fn export_loop(
             match out.write_all(&buf).and_then(|_| out.flush()) {
                 Ok(()) => {
                     stats.records += pending;
+                    stats.lines += pending_lines;
                     stats.bytes += buf.len() as u64;
                 }
                 Err(e) => {

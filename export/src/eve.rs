@@ -72,6 +72,9 @@ pub fn write_flow(out: &mut Vec<u8>, r: &FlowRecord) {
         let _ = write!(out, ",\"dest_port\":{}", r.dest_port);
     }
     let _ = write!(out, ",\"proto\":\"{}\"", detect::wire::EveProto(r.proto));
+    if let Some(a) = r.app_proto.name() {
+        let _ = write!(out, ",\"app_proto\":\"{a}\"");
+    }
     if let Some(i) = &r.icmp {
         let _ = write!(out, ",\"icmp_type\":{},\"icmp_code\":{}", i.icmp_type, i.icmp_code);
         if let Some((t, c)) = i.response {
@@ -167,6 +170,7 @@ mod test {
             reason: EndReason::Shutdown,
             tcp: Some(TcpInfo { flags_ts: 0x1b, flags_tc: 0x1b, state: Some(TcpState::Closed) }),
             icmp: None,
+            app_proto: detect::AppProto::Http,
         }
     }
 
@@ -174,8 +178,8 @@ mod test {
     fn test_emit_tcp_like_suricata() {
         let mut v = Vec::new();
         write_flow(&mut v, &rec());
-        // Suricata 7.0.10's line for the same flow, less app_proto and the region counters.
-        let want = r#"{"timestamp":"2023-11-14T22:13:20.000000+0000","flow_id":2696199211,"event_type":"flow","vlan":[100],"src_ip":"10.0.0.1","src_port":40000,"dest_ip":"10.0.0.2","dest_port":80,"proto":"TCP","flow":{"pkts_toserver":6,"pkts_toclient":5,"bytes_toserver":403,"bytes_toclient":366,"start":"2023-11-14T22:13:26.000000+0000","end":"2023-11-14T22:13:26.010000+0000","age":0,"state":"closed","reason":"shutdown","alerted":false},"tcp":{"tcp_flags":"1b","tcp_flags_ts":"1b","tcp_flags_tc":"1b","syn":true,"fin":true,"psh":true,"ack":true,"state":"closed"}}"#;
+        // Suricata 7.0.10's line for the same flow, less the region counters.
+        let want = r#"{"timestamp":"2023-11-14T22:13:20.000000+0000","flow_id":2696199211,"event_type":"flow","vlan":[100],"src_ip":"10.0.0.1","src_port":40000,"dest_ip":"10.0.0.2","dest_port":80,"proto":"TCP","app_proto":"http","flow":{"pkts_toserver":6,"pkts_toclient":5,"bytes_toserver":403,"bytes_toclient":366,"start":"2023-11-14T22:13:26.000000+0000","end":"2023-11-14T22:13:26.010000+0000","age":0,"state":"closed","reason":"shutdown","alerted":false},"tcp":{"tcp_flags":"1b","tcp_flags_ts":"1b","tcp_flags_tc":"1b","syn":true,"fin":true,"psh":true,"ack":true,"state":"closed"}}"#;
         assert_eq!(String::from_utf8(v).unwrap(), format!("{want}\n"));
     }
 
@@ -188,6 +192,7 @@ mod test {
         r.proto = 58;
         r.vlan_count = 0;
         r.tcp = None;
+        r.app_proto = detect::AppProto::Unknown;
         r.icmp = Some(IcmpInfo { icmp_type: 128, icmp_code: 0, response: Some((129, 0)) });
         let mut v = Vec::new();
         write_flow(&mut v, &r);

@@ -8,6 +8,7 @@
 //! allocates nothing.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod batch;
 pub mod eve;
 

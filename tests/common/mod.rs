@@ -43,6 +43,18 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl Run {
+    /// The flow events.
+    pub fn flows(&self) -> impl Iterator<Item = &Value> {
+        self.events.iter().filter(|e| e["event_type"] == "flow")
+    }
+
+    /// The events of one type.
+    pub fn of_type<'a>(&'a self, t: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.events.iter().filter(move |e| e["event_type"] == t)
+    }
+}
+
 /// Runs `spinewatch replay ARGS` and returns its EVE events (stdout) and stderr.
 pub fn replay(args: &[&str]) -> Run {
     let out = Command::new(bin()).arg("replay").args(args).output().expect("run spinewatch");
@@ -65,7 +77,7 @@ fn s(v: &Value) -> String {
     }
 }
 
-/// One flow event as `vlan|src|sport|dst|dport|proto|pkts_ts|pkts_tc|bytes_ts|bytes_tc|state|reason|tcp_state`.
+/// One flow event as `vlan|src|sport|dst|dport|proto|pkts_ts|pkts_tc|bytes_ts|bytes_tc|state|reason|tcp_state|app_proto`.
 pub fn summary(e: &Value) -> String {
     let f = &e["flow"];
     [
@@ -82,12 +94,14 @@ pub fn summary(e: &Value) -> String {
         s(&f["state"]),
         s(&f["reason"]),
         s(&e["tcp"]["state"]),
+        s(&e["app_proto"]),
     ]
     .join("|")
 }
 
+/// The flow events' summaries, sorted.
 pub fn sorted_summaries(r: &Run) -> Vec<String> {
-    let mut v: Vec<String> = r.events.iter().map(summary).collect();
+    let mut v: Vec<String> = r.flows().map(summary).collect();
     v.sort();
     v
 }

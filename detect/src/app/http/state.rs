@@ -1,0 +1,572 @@
+//! HTTP/1.x transactions: requests paired with responses in order (pipelining), bodies by
+//! Content-Length, chunked encoding or connection close, heads bounded in size, resync after gaps.
+
+use super::parser::{chunk_size, head_end, parse_head, probe_request, probe_response, status_code, Head};
+use crate::app::stream::Chunk;
+use crate::app::{AppEvent, Emit};
+use std::collections::VecDeque;
+
+/// HTTP limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Largest request or response head (start line and header fields), bytes.
+    pub max_head: usize,
+    /// Requests waiting for their responses per flow (pipelining); past it the oldest is logged
+    /// without its response.
+    pub max_pending: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits { max_head: 16 << 10, max_pending: 32 }
+    }
+}
+
+/// HTTP counters (per worker).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HttpCounters {
+    pub requests: u64,
+    pub responses: u64,
+    /// Heads over the size limit.
+    pub head_too_long: u64,
+    /// Start lines or chunk sizes that did not parse.
+    pub malformed: u64,
+    /// Times a direction lost sync (a gap inside a head, a malformed message) and looked for the
+    /// next message start.
+    pub resyncs: u64,
+    /// Transactions logged without their response (pipeline bound, end of flow).
+    pub incomplete: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Span {
+    off: u32,
+    len: u32,
+    set: bool,
+}
+
+/// One request/response pair.
+#[derive(Debug, Default)]
+pub struct Tx {
+    pub tx_id: u64,
+    store: Vec<u8>,
+    method: Span,
+    uri: Span,
+    protocol: Span,
+    host: Span,
+    user_agent: Span,
+    referer: Span,
+    content_type: Span,
+    pub port: Option<u16>,
+    pub status: u16,
+    pub request_body_len: u64,
+    pub response_body_len: u64,
+    pub has_request: bool,
+    pub has_response: bool,
+    pub request_done: bool,
+    pub response_done: bool,
+}
+
+impl Tx {
+    fn put(&mut self, v: Option<&[u8]>) -> Span {
+        match v {
+            None => Span::default(),
+            Some(v) => {
+                let off = self.store.len() as u32;
+                self.store.extend_from_slice(v);
+                Span { off, len: v.len() as u32, set: true }
+            }
+        }
+    }
+
+    fn get(&self, s: Span) -> Option<&[u8]> {
+        s.set.then(|| &self.store[s.off as usize..(s.off + s.len) as usize])
+    }
+
+    pub fn method(&self) -> Option<&[u8]> {
+        self.get(self.method)
+    }
+    pub fn uri(&self) -> Option<&[u8]> {
+        self.get(self.uri)
+    }
+    pub fn protocol(&self) -> Option<&[u8]> {
+        self.get(self.protocol)
+    }
+    /// The Host header without its port, lower-cased (as Suricata's `hostname`).
+    pub fn hostname(&self) -> Option<&[u8]> {
+        self.get(self.host)
+    }
+    pub fn user_agent(&self) -> Option<&[u8]> {
+        self.get(self.user_agent)
+    }
+    pub fn referer(&self) -> Option<&[u8]> {
+        self.get(self.referer)
+    }
+    pub fn content_type(&self) -> Option<&[u8]> {
+        self.get(self.content_type)
+    }
+
+    fn reset(&mut self, tx_id: u64) {
+        let store = std::mem::take(&mut self.store);
+        *self = Tx { tx_id, store, ..Tx::default() };
+        self.store.clear();
+    }
+
+    fn set_request(&mut self, h: &Head<'_>) {
+        self.has_request = true;
+        self.method = self.put(Some(h.start[0]));
+        self.uri = self.put(Some(h.start[1]));
+        self.protocol = self.put((!h.start[2].is_empty()).then_some(h.start[2]));
+        if let Some(host) = h.host {
+            // "name:port", "[v6]:port"
+            let (name, port) = match host.iter().rposition(|&b| b == b':') {
+                Some(i)
+                    if !host[i + 1..].is_empty()
+                        && host[i + 1..].iter().all(u8::is_ascii_digit)
+                        && !host[..i].ends_with(b":") =>
+                {
+                    (&host[..i], std::str::from_utf8(&host[i + 1..]).ok().and_then(|p| p.parse().ok()))
+                }
+                _ => (host, None),
+            };
+            let off = self.store.len() as u32;
+            self.store.extend(name.iter().map(u8::to_ascii_lowercase));
+            self.host = Span { off, len: name.len() as u32, set: true };
+            self.port = port;
+        }
+        self.user_agent = self.put(h.user_agent);
+        self.referer = self.put(h.referer);
+    }
+
+    fn set_response(&mut self, h: &Head<'_>) {
+        self.has_response = true;
+        self.status = status_code(h.start[1]);
+        if !self.protocol.set {
+            self.protocol = self.put(Some(h.start[0]));
+        }
+        self.content_type = self.put(h.content_type);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Phase {
+    #[default]
+    Head,
+    Length(u64),
+    ChunkSize,
+    ChunkData(u64),
+    ChunkEnd,
+    Trailer,
+    UntilClose,
+    /// Lost sync: waiting for a chunk that starts a message.
+    Resync,
+    /// Given up (protocol switch).
+    Stopped,
+}
+
+#[derive(Debug, Default)]
+struct Dir {
+    phase: Phase,
+    buf: Vec<u8>,
+}
+
+/// Per-flow HTTP state.
+#[derive(Debug, Default)]
+pub struct HttpState {
+    dirs: [Dir; 2],
+    /// Transactions in order; the front is the oldest not yet logged.
+    txs: VecDeque<Tx>,
+    spare: Vec<Tx>,
+    next_tx_id: u64,
+}
+
+impl HttpState {
+    pub fn reset(&mut self) {
+        for d in &mut self.dirs {
+            d.phase = Phase::Head;
+            d.buf.clear();
+        }
+        while let Some(t) = self.txs.pop_front() {
+            self.spare.push(t);
+        }
+        self.next_tx_id = 0;
+    }
+
+    fn new_tx(&mut self) -> Tx {
+        let mut t = self.spare.pop().unwrap_or_default();
+        t.reset(self.next_tx_id);
+        self.next_tx_id += 1;
+        t
+    }
+
+    /// Logs the finished transactions at the front.
+    fn emit_done(&mut self, emit: &mut Emit<'_>) {
+        while self.txs.front().is_some_and(|t| t.response_done && (t.request_done || !t.has_request)) {
+            let t = self.txs.pop_front().unwrap_or_default();
+            emit(&AppEvent::Http(&t));
+            self.spare.push(t);
+        }
+    }
+
+    /// The flow ended: every transaction left is logged as it is.
+    pub fn finish(&mut self, c: &mut HttpCounters, emit: &mut Emit<'_>) {
+        if self.dirs[1].phase == Phase::UntilClose {
+            if let Some(t) = self.txs.iter_mut().find(|t| t.has_response && !t.response_done) {
+                t.response_done = true;
+            }
+        }
+        while let Some(t) = self.txs.pop_front() {
+            if !t.response_done {
+                c.incomplete += 1;
+            }
+            emit(&AppEvent::Http(&t));
+            self.spare.push(t);
+        }
+    }
+
+    /// Stream bytes of direction `dir` (0 to server).
+    pub fn input(&mut self, dir: usize, chunk: Chunk<'_>, lim: &HttpLimits, c: &mut HttpCounters, emit: &mut Emit<'_>) {
+        let mut data = match chunk {
+            Chunk::Data(d) => d,
+            Chunk::Gap(n) => return self.gap(dir, n as u64, c),
+        };
+        while !data.is_empty() {
+            let phase = self.dirs[dir].phase;
+            match phase {
+                Phase::Stopped => return,
+                Phase::Resync => {
+                    let ok = if dir == 0 { probe_request(data) } else { probe_response(data) };
+                    if ok == Some(false) {
+                        return;
+                    }
+                    self.dirs[dir].phase = Phase::Head;
+                }
+                Phase::Head => {
+                    if self.dirs[dir].buf.is_empty() {
+                        // Blank lines between messages.
+                        let skip = data.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+                        data = &data[skip..];
+                        if data.is_empty() {
+                            return;
+                        }
+                        if let Some(end) = head_end(data) {
+                            if end > lim.max_head {
+                                c.head_too_long += 1;
+                                self.lose_sync(dir, c);
+                                return;
+                            }
+                            self.on_head(dir, &data[..end], c, lim, emit);
+                            data = &data[end..];
+                            continue;
+                        }
+                    }
+                    // Accumulate (bounded) until the head is complete.
+                    let buf = &mut self.dirs[dir].buf;
+                    let old = buf.len();
+                    let room = lim.max_head.saturating_sub(old);
+                    let take = data.len().min(room);
+                    buf.extend_from_slice(&data[..take]);
+                    let from = old.saturating_sub(3);
+                    match head_end(&buf[from..]) {
+                        Some(e) => {
+                            let end = from + e;
+                            let head = std::mem::take(&mut self.dirs[dir].buf);
+                            self.on_head(dir, &head[..end], c, lim, emit);
+                            let mut head = head;
+                            head.clear();
+                            if self.dirs[dir].buf.capacity() == 0 {
+                                self.dirs[dir].buf = head;
+                            }
+                            data = &data[end - old..];
+                        }
+                        None if take < data.len() || buf.len() >= lim.max_head => {
+                            c.head_too_long += 1;
+                            self.lose_sync(dir, c);
+                            return;
+                        }
+                        None => return,
+                    }
+                }
+                Phase::Length(n) => {
+                    let take = (data.len() as u64).min(n);
+                    self.body(dir, take);
+                    data = &data[take as usize..];
+                    if take == n {
+                        self.message_done(dir, emit);
+                    } else {
+                        self.dirs[dir].phase = Phase::Length(n - take);
+                    }
+                }
+                Phase::UntilClose => {
+                    self.body(dir, data.len() as u64);
+                    return;
+                }
+                Phase::ChunkData(n) => {
+                    let take = (data.len() as u64).min(n);
+                    self.body(dir, take);
+                    data = &data[take as usize..];
+                    self.dirs[dir].phase = if take == n { Phase::ChunkEnd } else { Phase::ChunkData(n - take) };
+                }
+                Phase::ChunkSize | Phase::ChunkEnd | Phase::Trailer => {
+                    let Some(nl) = memchr::memchr(b'\n', data) else {
+                        let buf = &mut self.dirs[dir].buf;
+                        if buf.len() + data.len() > 1024 {
+                            c.malformed += 1;
+                            self.lose_sync(dir, c);
+                        } else {
+                            buf.extend_from_slice(data);
+                        }
+                        return;
+                    };
+                    let line_owned;
+                    let line: &[u8] = if self.dirs[dir].buf.is_empty() {
+                        &data[..nl]
+                    } else {
+                        self.dirs[dir].buf.extend_from_slice(&data[..nl]);
+                        line_owned = std::mem::take(&mut self.dirs[dir].buf);
+                        &line_owned
+                    };
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    let next = match phase {
+                        Phase::ChunkEnd => Some(Phase::ChunkSize),
+                        Phase::Trailer if line.is_empty() => None,
+                        Phase::Trailer => Some(Phase::Trailer),
+                        _ => match chunk_size(line) {
+                            Some(0) => Some(Phase::Trailer),
+                            Some(n) => Some(Phase::ChunkData(n)),
+                            None => {
+                                c.malformed += 1;
+                                self.dirs[dir].buf.clear();
+                                self.lose_sync(dir, c);
+                                return;
+                            }
+                        },
+                    };
+                    self.dirs[dir].buf.clear();
+                    data = &data[nl + 1..];
+                    match next {
+                        Some(p) => self.dirs[dir].phase = p,
+                        None => self.message_done(dir, emit),
+                    }
+                }
+            }
+        }
+    }
+
+    fn lose_sync(&mut self, dir: usize, c: &mut HttpCounters) {
+        c.resyncs += 1;
+        self.dirs[dir].buf.clear();
+        self.dirs[dir].phase = Phase::Resync;
+    }
+
+    fn gap(&mut self, dir: usize, n: u64, c: &mut HttpCounters) {
+        let d = &mut self.dirs[dir];
+        match d.phase {
+            Phase::Length(r) if n < r => d.phase = Phase::Length(r - n),
+            Phase::ChunkData(r) if n < r => d.phase = Phase::ChunkData(r - n),
+            Phase::UntilClose | Phase::Stopped | Phase::Resync => {}
+            Phase::Head if d.buf.is_empty() => {
+                // At a message boundary: the next bytes may start a message.
+                c.resyncs += 1;
+                d.phase = Phase::Resync;
+            }
+            _ => self.lose_sync(dir, c),
+        }
+        if matches!(self.dirs[dir].phase, Phase::Length(_) | Phase::ChunkData(_) | Phase::UntilClose) {
+            self.body(dir, n);
+        }
+    }
+
+    fn body(&mut self, dir: usize, n: u64) {
+        if dir == 0 {
+            if let Some(t) = self.txs.iter_mut().rev().find(|t| t.has_request) {
+                t.request_body_len += n;
+            }
+        } else if let Some(t) = self.txs.iter_mut().find(|t| t.has_response && !t.response_done) {
+            t.response_body_len += n;
+        }
+    }
+
+    fn message_done(&mut self, dir: usize, emit: &mut Emit<'_>) {
+        self.dirs[dir].phase = Phase::Head;
+        if dir == 0 {
+            if let Some(t) = self.txs.iter_mut().rev().find(|t| t.has_request) {
+                t.request_done = true;
+            }
+        } else if let Some(t) = self.txs.iter_mut().find(|t| t.has_response && !t.response_done) {
+            t.response_done = true;
+        }
+        self.emit_done(emit);
+    }
+
+    fn on_head(&mut self, dir: usize, head: &[u8], c: &mut HttpCounters, lim: &HttpLimits, emit: &mut Emit<'_>) {
+        let Some(h) = parse_head(head, dir == 0) else {
+            c.malformed += 1;
+            self.lose_sync(dir, c);
+            return;
+        };
+        let body = |h: &Head<'_>| {
+            if h.chunked {
+                Phase::ChunkSize
+            } else {
+                match h.content_length {
+                    Some(0) => Phase::Head,
+                    Some(n) => Phase::Length(n),
+                    None => Phase::Head,
+                }
+            }
+        };
+        if dir == 0 {
+            c.requests += 1;
+            if self.txs.len() >= lim.max_pending {
+                if let Some(t) = self.txs.pop_front() {
+                    c.incomplete += 1;
+                    emit(&AppEvent::Http(&t));
+                    self.spare.push(t);
+                }
+            }
+            let mut t = self.new_tx();
+            t.set_request(&h);
+            let phase = body(&h);
+            t.request_done = phase == Phase::Head;
+            self.txs.push_back(t);
+            self.dirs[0].phase = phase;
+            return;
+        }
+        c.responses += 1;
+        let status = status_code(h.start[1]);
+        if (100..200).contains(&status) && status != 101 {
+            // Informational: the real response follows.
+            return;
+        }
+        let idx = match self.txs.iter().position(|t| !t.has_response) {
+            Some(i) => i,
+            None => {
+                let t = self.new_tx();
+                self.txs.push_back(t);
+                self.txs.len() - 1
+            }
+        };
+        let head_request = self.txs[idx].method() == Some(b"HEAD");
+        self.txs[idx].set_response(&h);
+        let phase = if head_request || status == 204 || status == 304 || status == 101 {
+            Phase::Head
+        } else if h.chunked {
+            Phase::ChunkSize
+        } else if let Some(n) = h.content_length {
+            if n == 0 {
+                Phase::Head
+            } else {
+                Phase::Length(n)
+            }
+        } else {
+            Phase::UntilClose
+        };
+        if phase == Phase::Head {
+            self.txs[idx].response_done = true;
+            self.emit_done(emit);
+        }
+        self.dirs[1].phase = phase;
+        if status == 101 {
+            // Switching protocols: what follows is not HTTP/1.
+            self.dirs[0].phase = Phase::Stopped;
+            self.dirs[1].phase = Phase::Stopped;
+        }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    fn run(segs: &[(usize, Chunk<'_>)]) -> (Vec<String>, HttpCounters) {
+        let mut st = HttpState::default();
+        let mut c = HttpCounters::default();
+        let mut out = Vec::new();
+        let lim = HttpLimits { max_head: 256, max_pending: 4 };
+        let mut emit = |e: &AppEvent<'_>| {
+            if let AppEvent::Http(t) = e {
+                let s = |v: Option<&[u8]>| v.map(|v| String::from_utf8_lossy(v).to_string()).unwrap_or_default();
+                out.push(format!(
+                    "{} {} {} {} host={} port={:?} ua={} ct={} {} req={} resp={}",
+                    t.tx_id,
+                    s(t.method()),
+                    s(t.uri()),
+                    s(t.protocol()),
+                    s(t.hostname()),
+                    t.port,
+                    s(t.user_agent()),
+                    s(t.content_type()),
+                    t.status,
+                    t.request_body_len,
+                    t.response_body_len
+                ));
+            }
+        };
+        for (d, ch) in segs {
+            st.input(*d, *ch, &lim, &mut c, &mut emit);
+        }
+        st.finish(&mut c, &mut emit);
+        (out, c)
+    }
+
+    #[test]
+    fn test_pipelined_split_mid_header_and_chunked() {
+        let req = b"GET /a HTTP/1.1\r\nHost: Example.COM:8080\r\nUser-Agent: t\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
+        let resp = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nabcHTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nwxyz\r\n2;x=y\r\nab\r\n0\r\nT: 1\r\n\r\n";
+        let mut segs = Vec::new();
+        // Requests split every 7 bytes (mid-header), responses every 5.
+        for c in req.chunks(7) {
+            segs.push((0, Chunk::Data(c)));
+        }
+        for c in resp.chunks(5) {
+            segs.push((1, Chunk::Data(c)));
+        }
+        let (out, c) = run(&segs);
+        assert_eq!(
+            out,
+            [
+                "0 GET /a HTTP/1.1 host=example.com port=Some(8080) ua=t ct=text/plain 200 req=0 resp=3",
+                "1 POST /b HTTP/1.1 host=x port=None ua= ct= 201 req=5 resp=6",
+            ]
+        );
+        assert_eq!((c.requests, c.responses, c.incomplete, c.malformed), (2, 3, 0, 0));
+    }
+
+    #[test]
+    fn test_head_limit_gap_resync_and_until_close() {
+        let big = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(300));
+        let (out, c) = run(&[
+            (0, Chunk::Data(big.as_bytes())),
+            (0, Chunk::Data(b"GET /ok HTTP/1.0\r\n\r\n")),
+            (1, Chunk::Data(b"HTTP/1.0 200 OK\r\n\r\nbody")),
+            (1, Chunk::Gap(10)),
+            (1, Chunk::Data(b"more")),
+        ]);
+        assert_eq!(out, ["0 GET /ok HTTP/1.0 host= port=None ua= ct= 200 req=0 resp=18"]);
+        assert_eq!((c.head_too_long, c.resyncs), (1, 1));
+        // A gap inside a head: resync at the next request line.
+        let (out, c) = run(&[
+            (0, Chunk::Data(b"GET /lost HTTP/1.1\r\nHo")),
+            (0, Chunk::Gap(40)),
+            (0, Chunk::Data(b"st: x\r\n\r\n")),
+            (0, Chunk::Data(b"HEAD /h HTTP/1.1\r\n\r\n")),
+            (1, Chunk::Data(b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n")),
+        ]);
+        assert_eq!(out, ["0 HEAD /h HTTP/1.1 host= port=None ua= ct= 200 req=0 resp=0"]);
+        assert_eq!(c.resyncs, 1);
+    }
+
+    #[test]
+    fn test_pipeline_bound_and_response_without_request() {
+        let mut segs = Vec::new();
+        for _ in 0..6 {
+            segs.push((0, Chunk::Data(&b"GET / HTTP/1.1\r\n\r\n"[..])));
+        }
+        let (out, c) = run(&segs);
+        assert_eq!(out.len(), 6);
+        assert_eq!(c.incomplete, 6);
+        let (out, _) = run(&[(1, Chunk::Data(b"HTTP/1.1 404 NF\r\nContent-Length: 0\r\n\r\n"))]);
+        assert_eq!(out, ["0   HTTP/1.1 host= port=None ua= ct= 404 req=0 resp=0"]);
+    }
+}

@@ -1,0 +1,500 @@
+//! The application layer of one worker: protocol identification by content, TCP reassembly,
+//! the DNS / HTTP / TLS / SSH parsers, and the events they produce.
+//!
+//! A flow gets an app-layer session at its first payload (a TCP flow only once its handshake was
+//! seen, as Suricata without midstream pick-up). Sessions come from a per-worker pool of at most
+//! [`AppConfig::max_sessions`]; their buffers are kept when a session is reused, so the packet
+//! path allocates only while the pool warms up. Every buffer is bounded (see [`stream`] and each
+//! parser's limits); what goes past a bound is counted.
+//!
+//! Identification looks at the first bytes of each direction (at most [`PROBE_BYTES`]): an HTTP
+//! request line or status line, a TLS handshake record, an SSH banner, on any port; DNS by its
+//! header on the DNS ports (53, 5353, 5355) only, since twelve bytes of header say too little
+//! to claim DNS anywhere else. A TCP flow whose two directions both fail is `failed`, as in
+//! Suricata (payload one way only leaves it unknown); a UDP flow whose first datagram is not DNS
+//! is `failed` at once.
+
+pub mod dns;
+pub mod http;
+pub mod ssh;
+pub mod stream;
+pub mod tls;
+
+use stream::{Budget, Chunk, Stream, StreamCounters, StreamLimits};
+
+/// Bytes per direction looked at to identify the protocol.
+pub const PROBE_BYTES: usize = 16;
+
+/// The application protocol of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[repr(u8)]
+pub enum AppProto {
+    /// No payload yet, or no session (not tracked).
+    #[default]
+    Unknown = 0,
+    Http,
+    Tls,
+    Dns,
+    Ssh,
+    /// Payload was seen and no parser recognised it.
+    Failed,
+}
+
+impl AppProto {
+    pub const COUNT: usize = 6;
+    pub const ALL: [AppProto; Self::COUNT] =
+        [AppProto::Unknown, AppProto::Http, AppProto::Tls, AppProto::Dns, AppProto::Ssh, AppProto::Failed];
+
+    /// The EVE name (`None` for unknown: no `app_proto` is written).
+    pub fn name(self) -> Option<&'static str> {
+        Some(match self {
+            AppProto::Unknown => return None,
+            AppProto::Http => "http",
+            AppProto::Tls => "tls",
+            AppProto::Dns => "dns",
+            AppProto::Ssh => "ssh",
+            AppProto::Failed => "failed",
+        })
+    }
+}
+
+/// An application-layer event, borrowed from the parser that made it; the sink formats or copies
+/// what it needs before returning.
+#[derive(Debug, Clone, Copy)]
+pub enum AppEvent<'a> {
+    /// A DNS query or response (by its QR bit), with its transaction id.
+    Dns { msg: dns::Message<'a>, tx_id: u64 },
+    /// A finished HTTP transaction (or one left unfinished at the end of its flow).
+    Http(&'a http::Tx),
+    /// A TLS handshake, logged when it ends (the first application data) or with its flow.
+    Tls(&'a tls::TlsInfo),
+    /// An SSH session's banners and KEXINITs.
+    Ssh(&'a ssh::SshState),
+}
+
+impl AppEvent<'_> {
+    pub fn proto(&self) -> AppProto {
+        match self {
+            AppEvent::Dns { .. } => AppProto::Dns,
+            AppEvent::Http(_) => AppProto::Http,
+            AppEvent::Tls(_) => AppProto::Tls,
+            AppEvent::Ssh(_) => AppProto::Ssh,
+        }
+    }
+}
+
+/// Where parsers hand their events.
+pub type Emit<'a> = dyn FnMut(&AppEvent<'_>) + 'a;
+
+/// App-layer settings (the `[app]` table of the config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppConfig {
+    /// Parse application protocols at all (off: flows only).
+    pub enabled: bool,
+    /// App-layer sessions per worker.
+    pub max_sessions: usize,
+    pub stream: StreamLimits,
+    pub http: http::HttpLimits,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig {
+            enabled: true,
+            max_sessions: 65536,
+            stream: StreamLimits::default(),
+            http: http::HttpLimits::default(),
+        }
+    }
+}
+
+/// App-layer counters (per worker).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppCounters {
+    /// Sessions opened.
+    pub sessions: u64,
+    /// Flows that wanted a session when the pool was empty (not parsed; counted here).
+    pub no_session: u64,
+    /// Flows identified, by [`AppProto`] (`Failed` included).
+    pub identified: [u64; AppProto::COUNT],
+    /// Events emitted, by [`AppProto`].
+    pub events: [u64; AppProto::COUNT],
+    pub stream: StreamCounters,
+    pub dns: dns::DnsCounters,
+    pub http: http::HttpCounters,
+    pub tls: tls::TlsCounters,
+    pub ssh: ssh::SshCounters,
+}
+
+impl AppCounters {
+    pub fn add(&mut self, o: &AppCounters) {
+        self.sessions += o.sessions;
+        self.no_session += o.no_session;
+        for i in 0..AppProto::COUNT {
+            self.identified[i] += o.identified[i];
+            self.events[i] += o.events[i];
+        }
+        self.stream.add(&o.stream);
+        let (a, b) = (&mut self.dns, &o.dns);
+        a.queries += b.queries;
+        a.responses += b.responses;
+        a.unsolicited += b.unsolicited;
+        for i in 0..4 {
+            a.malformed[i] += b.malformed[i];
+        }
+        let (a, b) = (&mut self.http, &o.http);
+        a.requests += b.requests;
+        a.responses += b.responses;
+        a.head_too_long += b.head_too_long;
+        a.malformed += b.malformed;
+        a.resyncs += b.resyncs;
+        a.incomplete += b.incomplete;
+        let (a, b) = (&mut self.tls, &o.tls);
+        a.client_hellos += b.client_hellos;
+        a.server_hellos += b.server_hellos;
+        a.certificates += b.certificates;
+        a.malformed += b.malformed;
+        a.gaps += b.gaps;
+        let (a, b) = (&mut self.ssh, &o.ssh);
+        a.banners += b.banners;
+        a.kexinits += b.kexinits;
+        a.malformed += b.malformed;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Probe {
+    #[default]
+    Undecided,
+    NoMatch,
+}
+
+/// One flow's app-layer state. All parsers' states are kept (empty when unused) so a reused
+/// session keeps every buffer it grew.
+#[derive(Debug, Default)]
+struct Session {
+    streams: [Stream; 2],
+    probe: [([u8; PROBE_BYTES], u8, Probe); 2],
+    /// Whether a direction saw payload.
+    seen: [bool; 2],
+    dns: dns::DnsState,
+    http: http::HttpState,
+    tls: tls::TlsState,
+    ssh: ssh::SshState,
+}
+
+/// A TCP segment as the app layer needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpSeg<'a> {
+    pub seq: u32,
+    pub ack: Option<u32>,
+    /// The segment carries a FIN.
+    pub fin: bool,
+    pub payload: &'a [u8],
+    /// The payload length the headers give (more than `payload.len()` when the capture cut it).
+    pub claimed: u32,
+    /// Where each direction's stream starts (the sequence number after its SYN), for a new
+    /// session.
+    pub isn_next: [u32; 2],
+}
+
+pub const NO_SESSION: u32 = u32::MAX;
+/// A flow that asked for a session when the pool was empty: never asks again.
+pub const REFUSED: u32 = u32::MAX - 1;
+
+/// The per-worker app layer.
+pub struct AppLayer {
+    cfg: AppConfig,
+    sessions: Vec<Session>,
+    free: Vec<u32>,
+    budget: Budget,
+    pub counters: AppCounters,
+}
+
+fn on_dns_port(sp: u16, dp: u16) -> bool {
+    matches!(sp, 53 | 5353 | 5355) || matches!(dp, 53 | 5353 | 5355)
+}
+
+impl AppLayer {
+    pub fn new(cfg: AppConfig) -> Self {
+        AppLayer {
+            cfg,
+            sessions: Vec::new(),
+            free: Vec::new(),
+            budget: Budget::new(cfg.stream),
+            counters: AppCounters::default(),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.cfg.enabled
+    }
+
+    /// Sessions in use now.
+    pub fn active(&self) -> usize {
+        self.sessions.len() - self.free.len()
+    }
+
+    /// Out-of-order bytes buffered now.
+    pub fn ooo_bytes(&self) -> u64 {
+        self.budget.counters.ooo_bytes
+    }
+
+    fn open(&mut self, sid: &mut u32) -> Option<usize> {
+        if *sid == REFUSED {
+            return None;
+        }
+        if *sid != NO_SESSION {
+            return Some(*sid as usize);
+        }
+        let id = match self.free.pop() {
+            Some(i) => i,
+            None if self.sessions.len() < self.cfg.max_sessions => {
+                self.sessions.push(Session::default());
+                (self.sessions.len() - 1) as u32
+            }
+            None => {
+                self.counters.no_session += 1;
+                *sid = REFUSED;
+                return None;
+            }
+        };
+        self.counters.sessions += 1;
+        *sid = id;
+        Some(id as usize)
+    }
+
+    /// A UDP datagram's payload, `dir` 0 from the flow's initiator.
+    #[allow(clippy::too_many_arguments)]
+    pub fn udp(
+        &mut self,
+        sid: &mut u32,
+        proto: &mut AppProto,
+        dir: usize,
+        ports: (u16, u16),
+        payload: &[u8],
+        emit: &mut Emit<'_>,
+    ) {
+        if payload.is_empty() || *proto == AppProto::Failed || !self.cfg.enabled {
+            return;
+        }
+        if *proto == AppProto::Unknown {
+            // No session for what is not DNS.
+            if on_dns_port(ports.0, ports.1) && dns::parser::probe(payload) {
+                *proto = AppProto::Dns;
+                self.counters.identified[AppProto::Dns as usize] += 1;
+            } else {
+                *proto = AppProto::Failed;
+                self.counters.identified[AppProto::Failed as usize] += 1;
+                return;
+            }
+        }
+        let _ = dir;
+        let Some(i) = self.open(sid) else { return };
+        let c = &mut self.counters;
+        let s = &mut self.sessions[i];
+        if *proto == AppProto::Dns {
+            let events = &mut c.events;
+            s.dns.message(payload, &mut c.dns, &mut |e| {
+                events[e.proto() as usize] += 1;
+                emit(e)
+            });
+        }
+    }
+
+    /// A TCP segment of a flow whose handshake was seen, `dir` 0 from the initiator.
+    #[allow(clippy::too_many_arguments)]
+    pub fn tcp(
+        &mut self,
+        sid: &mut u32,
+        proto: &mut AppProto,
+        dir: usize,
+        ports: (u16, u16),
+        seg: &TcpSeg<'_>,
+        emit: &mut Emit<'_>,
+    ) {
+        if !self.cfg.enabled || *proto == AppProto::Failed {
+            return;
+        }
+        if *sid == NO_SESSION && seg.claimed == 0 {
+            return;
+        }
+        let Some(i) = self.open(sid) else { return };
+        let AppLayer { sessions, budget, counters, cfg, .. } = self;
+        let s = &mut sessions[i];
+        if !s.streams[0].is_started() {
+            s.streams[0].start(seg.isn_next[0]);
+            s.streams[1].start(seg.isn_next[1]);
+        }
+        if seg.fin {
+            s.streams[dir].fin(seg.seq.wrapping_add(seg.claimed));
+        }
+        // The stream is taken out while it delivers into the session's parsers.
+        let mut st = std::mem::take(&mut s.streams[dir]);
+        st.segment(seg.seq, seg.payload, seg.claimed, budget, &mut |ch| {
+            feed(dir, ch, s, proto, ports, cfg, counters, emit)
+        });
+        s.streams[dir] = st;
+        if let Some(ack) = seg.ack {
+            let o = 1 - dir;
+            let mut st = std::mem::take(&mut s.streams[o]);
+            st.acked(ack, budget, &mut |ch| feed(o, ch, s, proto, ports, cfg, counters, emit));
+            s.streams[o] = st;
+        }
+        let done = match proto {
+            AppProto::Tls => s.tls.is_done(),
+            AppProto::Ssh => s.ssh.is_done(),
+            AppProto::Failed => true,
+            _ => false,
+        };
+        if done {
+            s.streams[0].stop(budget);
+            s.streams[1].stop(budget);
+        }
+    }
+
+    /// The flow ended: buffered segments are delivered after their gaps, pending transactions
+    /// logged, the session returned to the pool.
+    pub fn close(&mut self, sid: &mut u32, proto: &mut AppProto, ports: (u16, u16), emit: &mut Emit<'_>) {
+        let id = *sid;
+        *sid = NO_SESSION;
+        if id == NO_SESSION || id == REFUSED {
+            return;
+        }
+        let AppLayer { sessions, budget, counters, cfg, free, .. } = self;
+        let s = &mut sessions[id as usize];
+        for d in 0..2 {
+            let mut st = std::mem::take(&mut s.streams[d]);
+            st.finish(budget, &mut |ch| feed(d, ch, s, proto, ports, cfg, counters, emit));
+            st.reset(budget);
+            s.streams[d] = st;
+        }
+        // As Suricata: a flow is `failed` only when both directions carried payload that no parser
+        // recognised; with payload one way only it stays unknown (no `app_proto`).
+        if *proto == AppProto::Unknown && s.seen[0] && s.seen[1] {
+            *proto = AppProto::Failed;
+            counters.identified[AppProto::Failed as usize] += 1;
+        }
+        let events = &mut counters.events;
+        let mut em = |e: &AppEvent<'_>| {
+            events[e.proto() as usize] += 1;
+            emit(e)
+        };
+        match proto {
+            AppProto::Http => s.http.finish(&mut counters.http, &mut em),
+            AppProto::Tls => s.tls.finish(&mut em),
+            AppProto::Ssh => s.ssh.finish(&mut em),
+            _ => {}
+        }
+        s.dns.reset();
+        s.http.reset();
+        s.tls.reset();
+        s.ssh.reset();
+        s.probe = Default::default();
+        s.seen = [false; 2];
+        free.push(id);
+    }
+
+    /// Stream counters live in the budget; copy them out with the rest.
+    pub fn counters(&self) -> AppCounters {
+        let mut c = self.counters;
+        c.stream = self.budget.counters;
+        c
+    }
+}
+
+/// Identifies (while needed) and parses one chunk of direction `dir`.
+#[allow(clippy::too_many_arguments)]
+fn feed(
+    dir: usize,
+    ch: Chunk<'_>,
+    s: &mut Session,
+    proto: &mut AppProto,
+    ports: (u16, u16),
+    cfg: &AppConfig,
+    c: &mut AppCounters,
+    emit: &mut Emit<'_>,
+) {
+    let mut prior: ([u8; PROBE_BYTES], usize) = ([0; PROBE_BYTES], 0);
+    if *proto == AppProto::Unknown {
+        let data = match ch {
+            Chunk::Data(d) => d,
+            Chunk::Gap(_) => {
+                s.probe[dir].2 = Probe::NoMatch;
+                s.seen[dir] = true;
+                return settle(s, proto, c);
+            }
+        };
+        s.seen[dir] = true;
+        let (buf, len, verdict) = &mut s.probe[dir];
+        if *verdict == Probe::NoMatch {
+            return;
+        }
+        let prev = *len as usize;
+        let take = (PROBE_BYTES - prev).min(data.len());
+        buf[prev..prev + take].copy_from_slice(&data[..take]);
+        *len += take as u8;
+        let b = &buf[..*len as usize];
+        let http = if dir == 0 { http::parser::probe_request(b) } else { http::parser::probe_response(b) };
+        let dnsp = if on_dns_port(ports.0, ports.1) { dns::probe_tcp(b) } else { Some(false) };
+        let found = [
+            (http, AppProto::Http),
+            (tls::parser::probe(b), AppProto::Tls),
+            (ssh::probe(b), AppProto::Ssh),
+            (dnsp, AppProto::Dns),
+        ]
+        .iter()
+        .find(|(v, _)| *v == Some(true))
+        .map(|x| x.1);
+        match found {
+            Some(p) => {
+                *proto = p;
+                c.identified[p as usize] += 1;
+                prior.0[..prev].copy_from_slice(&buf[..prev]);
+                prior.1 = prev;
+            }
+            None => {
+                let undecided = [http, tls::parser::probe(b), ssh::probe(b), dnsp].contains(&None);
+                if !undecided || *len as usize == PROBE_BYTES {
+                    *verdict = Probe::NoMatch;
+                    return settle(s, proto, c);
+                }
+                return;
+            }
+        }
+    } else if s.probe[dir].1 > 0 && s.probe[dir].2 == Probe::Undecided {
+        // The other direction identified the flow while this one was still probing: its
+        // first bytes are in the probe buffer.
+        let (buf, len, _) = s.probe[dir];
+        prior.0 = buf;
+        prior.1 = len as usize;
+    }
+    s.probe[dir].2 = Probe::NoMatch;
+    s.probe[dir].1 = 0;
+    let events = &mut c.events;
+    let mut em = |e: &AppEvent<'_>| {
+        events[e.proto() as usize] += 1;
+        emit(e)
+    };
+    let mut parse = |ch: Chunk<'_>| match proto {
+        AppProto::Http => s.http.input(dir, ch, &cfg.http, &mut c.http, &mut em),
+        AppProto::Tls => s.tls.input(dir, ch, &mut c.tls, &mut em),
+        AppProto::Ssh => s.ssh.input(dir, ch, &mut c.ssh, &mut em),
+        AppProto::Dns => s.dns.tcp_input(dir, ch, &mut c.dns, &mut em),
+        _ => {}
+    };
+    if prior.1 > 0 {
+        parse(Chunk::Data(&prior.0[..prior.1]));
+    }
+    parse(ch);
+}
+
+/// After a direction failed to match: the flow fails when no direction can still match.
+fn settle(s: &Session, proto: &mut AppProto, c: &mut AppCounters) {
+    let open = (0..2).any(|d| s.probe[d].2 == Probe::Undecided && s.seen[d]);
+    let unseen = (0..2).any(|d| !s.seen[d]);
+    if !open && !unseen {
+        *proto = AppProto::Failed;
+        c.identified[AppProto::Failed as usize] += 1;
+    }
+}

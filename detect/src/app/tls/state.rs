@@ -1,0 +1,490 @@
+//! Per-flow TLS state: records reassembled per direction (bounded), handshake messages across
+//! records (bounded), the fields Suricata logs (SNI, versions, JA3/JA3S, JA4, ALPN, certificate)
+//! kept until the handshake ends or the flow does.
+
+use super::parser::{self as p, content, ext, handshake, is_grease, u16s, Reader};
+use super::x509;
+use crate::app::stream::Chunk;
+use crate::app::{AppEvent, Emit};
+use md5::{Digest, Md5};
+use std::io::Write;
+
+/// Handshake bytes buffered per direction (certificate chains included).
+pub const MAX_HANDSHAKE: usize = 64 << 10;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TlsCounters {
+    pub client_hellos: u64,
+    pub server_hellos: u64,
+    pub certificates: u64,
+    /// Records or handshake messages that did not parse, or went past the bounds.
+    pub malformed: u64,
+    /// Directions that stopped parsing at a gap.
+    pub gaps: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Span {
+    off: u32,
+    len: u32,
+    set: bool,
+}
+
+/// What one TLS session showed in the clear.
+#[derive(Debug, Default)]
+pub struct TlsInfo {
+    store: Vec<u8>,
+    /// The negotiated version (ServerHello, its supported_versions extension first), else 0.
+    pub version: u16,
+    /// The ClientHello's legacy version.
+    pub client_version: u16,
+    pub has_client_hello: bool,
+    pub has_server_hello: bool,
+    sni: Span,
+    ja3: Span,
+    ja3_hash: Span,
+    ja3s: Span,
+    ja3s_hash: Span,
+    ja4: Span,
+    alpns: [Span; 8],
+    alpn_count: u8,
+    server_alpn: Span,
+    subject: Span,
+    issuer: Span,
+    serial: Span,
+    fingerprint: Span,
+    not_before: Span,
+    not_after: Span,
+}
+
+fn hex(out: &mut Vec<u8>, bytes: &[u8], sep: Option<u8>, upper: bool) {
+    const L: &[u8; 16] = b"0123456789abcdef";
+    const U: &[u8; 16] = b"0123456789ABCDEF";
+    let t = if upper { U } else { L };
+    for (i, &b) in bytes.iter().enumerate() {
+        if i > 0 {
+            if let Some(s) = sep {
+                out.push(s);
+            }
+        }
+        out.push(t[(b >> 4) as usize]);
+        out.push(t[(b & 15) as usize]);
+    }
+}
+
+impl TlsInfo {
+    fn get(&self, s: Span) -> Option<&[u8]> {
+        s.set.then(|| &self.store[s.off as usize..(s.off + s.len) as usize])
+    }
+
+    /// Appends what `f` writes to the store as one field.
+    fn field(&mut self, f: impl FnOnce(&mut Vec<u8>)) -> Span {
+        let off = self.store.len();
+        f(&mut self.store);
+        Span { off: off as u32, len: (self.store.len() - off) as u32, set: true }
+    }
+
+    pub fn sni(&self) -> Option<&[u8]> {
+        self.get(self.sni)
+    }
+    pub fn ja3(&self) -> Option<&[u8]> {
+        self.get(self.ja3)
+    }
+    pub fn ja3_hash(&self) -> Option<&[u8]> {
+        self.get(self.ja3_hash)
+    }
+    pub fn ja3s(&self) -> Option<&[u8]> {
+        self.get(self.ja3s)
+    }
+    pub fn ja3s_hash(&self) -> Option<&[u8]> {
+        self.get(self.ja3s_hash)
+    }
+    pub fn ja4(&self) -> Option<&[u8]> {
+        self.get(self.ja4)
+    }
+    pub fn client_alpns(&self) -> impl Iterator<Item = &[u8]> {
+        self.alpns[..self.alpn_count as usize].iter().filter_map(|s| self.get(*s))
+    }
+    pub fn server_alpn(&self) -> Option<&[u8]> {
+        self.get(self.server_alpn)
+    }
+    pub fn subject(&self) -> Option<&[u8]> {
+        self.get(self.subject)
+    }
+    pub fn issuer(&self) -> Option<&[u8]> {
+        self.get(self.issuer)
+    }
+    pub fn serial(&self) -> Option<&[u8]> {
+        self.get(self.serial)
+    }
+    pub fn fingerprint(&self) -> Option<&[u8]> {
+        self.get(self.fingerprint)
+    }
+    pub fn not_before(&self) -> Option<&[u8]> {
+        self.get(self.not_before)
+    }
+    pub fn not_after(&self) -> Option<&[u8]> {
+        self.get(self.not_after)
+    }
+
+    fn reset(&mut self) {
+        let mut store = std::mem::take(&mut self.store);
+        store.clear();
+        *self = TlsInfo { store, ..TlsInfo::default() };
+    }
+
+    fn client_hello(&mut self, h: &p::ClientHello<'_>) {
+        self.has_client_hello = true;
+        self.client_version = h.version;
+        let mut groups: &[u8] = &[];
+        let mut formats: &[u8] = &[];
+        let mut sigalgs: &[u8] = &[];
+        let mut max_version = 0u16;
+        for (t, d) in p::extensions(h.extensions) {
+            match t {
+                ext::SERVER_NAME => {
+                    if let Some(n) = p::sni(d) {
+                        self.sni = self.field(|o| o.extend_from_slice(n));
+                    }
+                }
+                ext::ALPN => {
+                    for a in p::alpn(d) {
+                        if (self.alpn_count as usize) < self.alpns.len() {
+                            let s = self.field(|o| o.extend_from_slice(a));
+                            self.alpns[self.alpn_count as usize] = s;
+                            self.alpn_count += 1;
+                        }
+                    }
+                }
+                ext::SUPPORTED_GROUPS => groups = Reader::new(d).vec16().unwrap_or(&[]),
+                ext::EC_POINT_FORMATS => formats = Reader::new(d).vec8().unwrap_or(&[]),
+                ext::SIGNATURE_ALGORITHMS => sigalgs = Reader::new(d).vec16().unwrap_or(&[]),
+                ext::SUPPORTED_VERSIONS => {
+                    for v in u16s(Reader::new(d).vec8().unwrap_or(&[])) {
+                        if !is_grease(v) {
+                            max_version = max_version.max(v);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let join = |o: &mut Vec<u8>, it: &mut dyn Iterator<Item = u16>| {
+            for (i, v) in it.enumerate() {
+                if i > 0 {
+                    o.push(b'-');
+                }
+                let _ = write!(o, "{v}");
+            }
+        };
+        let ext_types = || p::extensions(h.extensions).map(|(t, _)| t).filter(|t| !is_grease(*t));
+        self.ja3 = self.field(|o| {
+            let _ = write!(o, "{},", h.version);
+            join(o, &mut u16s(h.ciphers).filter(|c| !is_grease(*c)));
+            o.push(b',');
+            join(o, &mut ext_types());
+            o.push(b',');
+            join(o, &mut u16s(groups).filter(|c| !is_grease(*c)));
+            o.push(b',');
+            join(o, &mut formats.iter().map(|&f| f as u16));
+        });
+        let digest = Md5::digest(self.get(self.ja3).unwrap_or(&[]));
+        self.ja3_hash = self.field(|o| hex(o, &digest, None, false));
+        // JA4 (FoxIO): t<version><d|i><ciphers><extensions><alpn>_<sha256 ciphers>_<sha256 exts_sigalgs>
+        let version = if max_version != 0 { max_version } else { h.version };
+        let vs = match version {
+            0x0304 => "13",
+            0x0303 => "12",
+            0x0302 => "11",
+            0x0301 => "10",
+            0x0300 => "s3",
+            0x0002 => "s2",
+            0xfeff => "d1",
+            0xfefd => "d2",
+            0xfefc => "d3",
+            _ => "00",
+        };
+        let mut ciphers: Vec<u16> = u16s(h.ciphers).filter(|c| !is_grease(*c)).collect();
+        let mut exts: Vec<u16> = ext_types().collect();
+        let n_exts = exts.len();
+        let first_alpn = self.client_alpns().next().map(<[u8]>::to_vec);
+        let alpn: [u8; 2] = match first_alpn.as_deref() {
+            None | Some([]) => *b"00",
+            Some(a) => {
+                let (f, l) = (a[0], a[a.len() - 1]);
+                if f.is_ascii_alphanumeric() && l.is_ascii_alphanumeric() {
+                    [f, l]
+                } else {
+                    let mut hx = Vec::new();
+                    hex(&mut hx, &[f, l], None, false);
+                    [hx[0], hx[3]]
+                }
+            }
+        };
+        ciphers.sort_unstable();
+        exts.retain(|&e| e != ext::SERVER_NAME && e != ext::ALPN);
+        exts.sort_unstable();
+        let list = |v: &mut dyn Iterator<Item = u16>| {
+            let mut s = Vec::new();
+            for (i, x) in v.enumerate() {
+                if i > 0 {
+                    s.push(b',');
+                }
+                let _ = write!(s, "{x:04x}");
+            }
+            s
+        };
+        let trunc = |data: &[u8], empty: bool| -> Vec<u8> {
+            if empty {
+                return b"000000000000".to_vec();
+            }
+            let d = sha2::Sha256::digest(data);
+            let mut o = Vec::new();
+            hex(&mut o, &d[..6], None, false);
+            o
+        };
+        let cipher_hash = trunc(&list(&mut ciphers.iter().copied()), ciphers.is_empty());
+        let mut ext_str = list(&mut exts.iter().copied());
+        let sig: Vec<u16> = u16s(sigalgs).collect();
+        if !sig.is_empty() {
+            ext_str.push(b'_');
+            ext_str.extend_from_slice(&list(&mut sig.iter().copied()));
+        }
+        let ext_hash = trunc(&ext_str, exts.is_empty());
+        let n_ciphers = u16s(h.ciphers).filter(|c| !is_grease(*c)).count().min(99);
+        let has_sni = self.sni.set;
+        self.ja4 = self.field(|o| {
+            let _ = write!(o, "t{vs}{}{n_ciphers:02}{:02}", if has_sni { 'd' } else { 'i' }, n_exts.min(99));
+            o.extend_from_slice(&alpn);
+            o.push(b'_');
+            o.extend_from_slice(&cipher_hash);
+            o.push(b'_');
+            o.extend_from_slice(&ext_hash);
+        });
+    }
+
+    fn server_hello(&mut self, h: &p::ServerHello<'_>) {
+        self.has_server_hello = true;
+        self.version = h.version;
+        for (t, d) in p::extensions(h.extensions) {
+            if t == ext::SUPPORTED_VERSIONS && d.len() == 2 {
+                self.version = u16::from_be_bytes([d[0], d[1]]);
+            }
+            if t == ext::ALPN {
+                if let Some(a) = p::alpn(d).next() {
+                    self.server_alpn = self.field(|o| o.extend_from_slice(a));
+                }
+            }
+        }
+        self.ja3s = self.field(|o| {
+            let _ = write!(o, "{},{},", h.version, h.cipher);
+            for (i, (t, _)) in p::extensions(h.extensions).filter(|(t, _)| !is_grease(*t)).enumerate() {
+                if i > 0 {
+                    o.push(b'-');
+                }
+                let _ = write!(o, "{t}");
+            }
+        });
+        let digest = Md5::digest(self.get(self.ja3s).unwrap_or(&[]));
+        self.ja3s_hash = self.field(|o| hex(o, &digest, None, false));
+    }
+
+    fn certificate(&mut self, der: &[u8]) -> bool {
+        let Some(c) = x509::parse(der) else { return false };
+        self.subject = self.field(|o| x509::write_name(o, c.subject));
+        self.issuer = self.field(|o| x509::write_name(o, c.issuer));
+        self.serial = self.field(|o| hex(o, c.serial, Some(b':'), true));
+        let fp = sha1::Sha1::digest(der);
+        self.fingerprint = self.field(|o| hex(o, &fp, Some(b':'), false));
+        let mut t = Vec::new();
+        if x509::write_time(&mut t, &c.not_before) {
+            self.not_before = self.field(|o| o.extend_from_slice(&t));
+        }
+        t.clear();
+        if x509::write_time(&mut t, &c.not_after) {
+            self.not_after = self.field(|o| o.extend_from_slice(&t));
+        }
+        true
+    }
+}
+
+#[derive(Debug, Default)]
+struct Dir {
+    rec: Vec<u8>,
+    hs: Vec<u8>,
+    encrypted: bool,
+    done: bool,
+    cert_seen: bool,
+}
+
+/// Per-flow TLS state.
+#[derive(Debug, Default)]
+pub struct TlsState {
+    dirs: [Dir; 2],
+    pub info: TlsInfo,
+    logged: bool,
+}
+
+impl TlsState {
+    pub fn reset(&mut self) {
+        for d in &mut self.dirs {
+            d.rec.clear();
+            d.hs.clear();
+            d.encrypted = false;
+            d.done = false;
+            d.cert_seen = false;
+        }
+        self.info.reset();
+        self.logged = false;
+    }
+
+    /// Whether both directions are past their cleartext handshake (nothing more to read).
+    pub fn is_done(&self) -> bool {
+        self.logged || (self.dirs[0].done && self.dirs[1].done)
+    }
+
+    fn log(&mut self, emit: &mut Emit<'_>) {
+        if !self.logged && (self.info.has_client_hello || self.info.has_server_hello) {
+            self.logged = true;
+            emit(&AppEvent::Tls(&self.info));
+        }
+        self.logged = true;
+        for d in &mut self.dirs {
+            d.done = true;
+            d.rec = Vec::new();
+            d.hs = Vec::new();
+        }
+    }
+
+    pub fn finish(&mut self, emit: &mut Emit<'_>) {
+        if !self.logged {
+            self.log(emit);
+        }
+    }
+
+    pub fn input(&mut self, dir: usize, chunk: Chunk<'_>, c: &mut TlsCounters, emit: &mut Emit<'_>) {
+        if self.dirs[dir].done {
+            return;
+        }
+        let mut data = match chunk {
+            Chunk::Data(d) => d,
+            Chunk::Gap(_) => {
+                c.gaps += 1;
+                self.dirs[dir].done = true;
+                return;
+            }
+        };
+        while !data.is_empty() && !self.dirs[dir].done {
+            let d = &mut self.dirs[dir];
+            if d.rec.is_empty() && data.len() >= p::RECORD_HEADER {
+                let len = u16::from_be_bytes([data[3], data[4]]) as usize;
+                if data.len() >= p::RECORD_HEADER + len {
+                    let (rec, rest) = data.split_at(p::RECORD_HEADER + len);
+                    self.record(dir, rec, c, emit);
+                    data = rest;
+                    continue;
+                }
+            }
+            // Accumulate a record that spans chunks.
+            let d = &mut self.dirs[dir];
+            let need = if d.rec.len() < p::RECORD_HEADER {
+                p::RECORD_HEADER - d.rec.len()
+            } else {
+                p::RECORD_HEADER + u16::from_be_bytes([d.rec[3], d.rec[4]]) as usize - d.rec.len()
+            };
+            let take = need.min(data.len());
+            d.rec.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if d.rec.len() >= p::RECORD_HEADER {
+                let len = u16::from_be_bytes([d.rec[3], d.rec[4]]) as usize;
+                if len > p::MAX_RECORD {
+                    c.malformed += 1;
+                    d.done = true;
+                    return;
+                }
+                if d.rec.len() == p::RECORD_HEADER + len {
+                    let rec = std::mem::take(&mut d.rec);
+                    self.record(dir, &rec, c, emit);
+                    let mut rec = rec;
+                    rec.clear();
+                    self.dirs[dir].rec = rec;
+                }
+            }
+        }
+    }
+
+    fn record(&mut self, dir: usize, rec: &[u8], c: &mut TlsCounters, emit: &mut Emit<'_>) {
+        let (kind, major, len) = (rec[0], rec[1], rec.len() - p::RECORD_HEADER);
+        if major != 3 || len > p::MAX_RECORD || !(20..=24).contains(&kind) {
+            c.malformed += 1;
+            self.dirs[dir].done = true;
+            return;
+        }
+        let body = &rec[p::RECORD_HEADER..];
+        match kind {
+            content::HANDSHAKE if !self.dirs[dir].encrypted => {
+                let d = &mut self.dirs[dir];
+                if d.hs.len() + body.len() > MAX_HANDSHAKE {
+                    c.malformed += 1;
+                    d.done = true;
+                    return;
+                }
+                d.hs.extend_from_slice(body);
+                let hs = std::mem::take(&mut d.hs);
+                let mut used = 0;
+                while hs.len() - used >= 4 {
+                    let m = &hs[used..];
+                    let mlen = (m[1] as usize) << 16 | (m[2] as usize) << 8 | m[3] as usize;
+                    if mlen > MAX_HANDSHAKE {
+                        c.malformed += 1;
+                        self.dirs[dir].done = true;
+                        return;
+                    }
+                    if m.len() < 4 + mlen {
+                        break;
+                    }
+                    self.message(dir, m[0], &m[4..4 + mlen], c);
+                    used += 4 + mlen;
+                }
+                let mut hs = hs;
+                hs.drain(..used);
+                self.dirs[dir].hs = hs;
+            }
+            content::CHANGE_CIPHER_SPEC => self.dirs[dir].encrypted = true,
+            content::APPLICATION_DATA => {
+                self.dirs[dir].encrypted = true;
+                if self.info.has_server_hello || self.dirs[1 - dir].encrypted {
+                    self.log(emit);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn message(&mut self, dir: usize, kind: u8, body: &[u8], c: &mut TlsCounters) {
+        match (dir, kind) {
+            (0, handshake::CLIENT_HELLO) if !self.info.has_client_hello => match p::client_hello(body) {
+                Some(h) => {
+                    c.client_hellos += 1;
+                    self.info.client_hello(&h);
+                }
+                None => c.malformed += 1,
+            },
+            (1, handshake::SERVER_HELLO) if !self.info.has_server_hello => match p::server_hello(body) {
+                Some(h) => {
+                    c.server_hellos += 1;
+                    self.info.server_hello(&h);
+                }
+                None => c.malformed += 1,
+            },
+            (1, handshake::CERTIFICATE) if !self.dirs[1].cert_seen => {
+                self.dirs[1].cert_seen = true;
+                match p::first_certificate(body) {
+                    Some(der) if self.info.certificate(der) => c.certificates += 1,
+                    Some(_) | None => c.malformed += 1,
+                }
+            }
+            _ => {}
+        }
+    }
+}
