@@ -63,7 +63,7 @@ fn mixed_capture_exact_records() {
         .unwrap();
     assert_eq!(
         a,
-        r#"{"timestamp":"2023-11-14T22:14:20.010000+0000","flow_id":322492829,"event_type":"flow","src_ip":"10.0.0.1","src_port":40000,"dest_ip":"10.0.0.2","dest_port":80,"proto":"TCP","app_proto":"http","flow":{"pkts_toserver":6,"pkts_toclient":5,"bytes_toserver":379,"bytes_toclient":351,"start":"2023-11-14T22:13:20.000000+0000","end":"2023-11-14T22:13:20.010000+0000","age":0,"state":"closed","reason":"timeout","alerted":false},"tcp":{"tcp_flags":"1b","tcp_flags_ts":"1b","tcp_flags_tc":"1b","syn":true,"fin":true,"psh":true,"ack":true,"state":"closed"}}"#
+        r#"{"timestamp":"2023-11-14T22:14:20.010000+0000","flow_id":3583127686,"event_type":"flow","src_ip":"10.0.0.1","src_port":40000,"dest_ip":"10.0.0.2","dest_port":80,"proto":"TCP","app_proto":"http","flow":{"pkts_toserver":6,"pkts_toclient":5,"bytes_toserver":379,"bytes_toclient":351,"start":"2023-11-14T22:13:20.000000+0000","end":"2023-11-14T22:13:20.010000+0000","age":0,"state":"closed","reason":"timeout","alerted":false},"tcp":{"tcp_flags":"1b","tcp_flags_ts":"1b","tcp_flags_tc":"1b","syn":true,"fin":true,"psh":true,"ack":true,"state":"closed"}}"#
     );
     // Its two HTTP transactions, and those of (f) and (g), field by field; the flows whose
     // payload is not one of our protocols have no app-layer events.
@@ -71,12 +71,12 @@ fn mixed_capture_exact_records() {
     assert_eq!(
         http,
         [
-            r#"{"dest_ip":"10.0.0.2","dest_port":80,"event_type":"http","flow_id":322492829,"http":{"hostname":"x","http_method":"GET","length":5,"protocol":"HTTP/1.1","request_body_len":0,"status":200,"url":"/"},"proto":"TCP","src_ip":"10.0.0.1","src_port":40000,"timestamp":"2023-11-14T22:13:20.004000+0000","tx_id":0}"#,
-            r#"{"dest_ip":"10.0.0.2","dest_port":80,"event_type":"http","flow_id":322492829,"http":{"hostname":"x","http_method":"GET","length":0,"protocol":"HTTP/1.1","request_body_len":0,"status":200,"url":"/2"},"proto":"TCP","src_ip":"10.0.0.1","src_port":40000,"timestamp":"2023-11-14T22:13:20.006000+0000","tx_id":1}"#,
+            r#"{"dest_ip":"10.0.0.2","dest_port":80,"event_type":"http","flow_id":3583127686,"http":{"hostname":"x","http_method":"GET","length":5,"protocol":"HTTP/1.1","request_body_len":0,"status":200,"url":"/"},"proto":"TCP","src_ip":"10.0.0.1","src_port":40000,"timestamp":"2023-11-14T22:13:20.004000+0000","tx_id":0}"#,
+            r#"{"dest_ip":"10.0.0.2","dest_port":80,"event_type":"http","flow_id":3583127686,"http":{"hostname":"x","http_method":"GET","length":0,"protocol":"HTTP/1.1","request_body_len":0,"status":200,"url":"/2"},"proto":"TCP","src_ip":"10.0.0.1","src_port":40000,"timestamp":"2023-11-14T22:13:20.006000+0000","tx_id":1}"#,
             // (g): 204 without a body, no Host header
-            r#"{"dest_ip":"10.0.0.2","dest_port":80,"event_type":"http","flow_id":1688852270414867,"http":{"http_method":"GET","length":0,"protocol":"HTTP/1.1","request_body_len":0,"status":204,"url":"/vlan"},"proto":"TCP","src_ip":"10.0.0.1","src_port":40000,"timestamp":"2023-11-14T22:13:26.004000+0000","tx_id":0,"vlan":[100]}"#,
+            r#"{"dest_ip":"10.0.0.2","dest_port":80,"event_type":"http","flow_id":1688853126521801,"http":{"http_method":"GET","length":0,"protocol":"HTTP/1.1","request_body_len":0,"status":204,"url":"/vlan"},"proto":"TCP","src_ip":"10.0.0.1","src_port":40000,"timestamp":"2023-11-14T22:13:26.004000+0000","tx_id":0,"vlan":[100]}"#,
             // (f): a request never answered, logged when its flow ends (at its last packet)
-            r#"{"dest_ip":"2001:0db8:0000:0000:0000:0000:0000:0002","dest_port":80,"event_type":"http","flow_id":1407378556007208,"http":{"hostname":"v6","http_method":"GET","length":0,"protocol":"HTTP/1.1","request_body_len":0,"url":"/v6"},"proto":"TCP","src_ip":"2001:0db8:0000:0000:0000:0000:0000:0001","src_port":40000,"timestamp":"2023-11-14T22:13:25.004000+0000","tx_id":0}"#,
+            r#"{"dest_ip":"2001:0db8:0000:0000:0000:0000:0000:0002","dest_port":80,"event_type":"http","flow_id":1407378125994383,"http":{"hostname":"v6","http_method":"GET","length":0,"protocol":"HTTP/1.1","request_body_len":0,"url":"/v6"},"proto":"TCP","src_ip":"2001:0db8:0000:0000:0000:0000:0000:0001","src_port":40000,"timestamp":"2023-11-14T22:13:25.004000+0000","tx_id":0}"#,
         ][..],
         "{http:#?}"
     );

@@ -1,16 +1,27 @@
-//! Frame decoding: Ethernet II → up to [`MAX_VLANS`] 802.1Q/802.1ad tags → IPv4 / IPv6 (with its
-//! extension-header chain, at most [`MAX_IPV6_EXT`] headers) → TCP / UDP / ICMP / ICMPv6.
+//! Frame decoding: Ethernet II → up to [`MAX_VLANS`] 802.1Q/802.1ad tags → MPLS labels → IPv4 /
+//! IPv6 (with its extension-header chain, at most [`MAX_IPV6_EXT`] headers) → TCP / UDP / ICMP /
+//! ICMPv6; and through tunnels, at most [`MAX_TUNNELS`] deep: VXLAN (UDP 4789), GENEVE (UDP
+//! 6081), GRE (with Ethernet, IP, ERSPAN type I, II and III inside), IPv4-in-IP and IPv6-in-IP.
+//! The summary describes the innermost packet; [`Tunnel`] keeps the outermost IP tuple, the
+//! innermost tunnel's kind and id, and the depth.
 //!
 //! [`decode`] never panics and never allocates: it returns a [`Decoded`] summary (addresses,
 //! ports, flags, where the L4 payload is) or a small `Copy` [`DecodeError`] that the engine
 //! counts by [`DecodeErrorKind`] and [`Layer`].
 
-use crate::wire::{ethernet, icmp, ipv4, ipv6, tcp, udp, vlan, EtherType, IpProtocol, Ipv6ExtHeader};
+use crate::wire::{
+    erspan, ethernet, geneve, gre, icmp, ipv4, ipv6, mpls, tcp, udp, vlan, vxlan, EtherType, IpProtocol, Ipv6ExtHeader,
+};
 
 /// The most VLAN tags we decode (Suricata 7 keeps three layers too); a deeper stack is an error.
 pub const MAX_VLANS: usize = 3;
 /// The most IPv6 extension headers we walk before giving up on a packet.
 pub const MAX_IPV6_EXT: usize = 8;
+/// The most tunnel layers decapsulated (Suricata's `decoder.max-layers` is 16; real networks
+/// nest two at most).
+pub const MAX_TUNNELS: usize = 4;
+/// The most MPLS label stack entries walked.
+pub const MAX_MPLS_LABELS: usize = 8;
 
 /// The protocol layer an error was found in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -24,10 +35,17 @@ pub enum Layer {
     Udp,
     Icmp,
     Icmpv6,
+    Mpls,
+    Vxlan,
+    Geneve,
+    Gre,
+    Erspan,
+    /// The tunnel nesting as a whole.
+    Tunnel,
 }
 
 impl Layer {
-    pub const COUNT: usize = 9;
+    pub const COUNT: usize = 15;
     pub const ALL: [Layer; Self::COUNT] = [
         Layer::Ethernet,
         Layer::Vlan,
@@ -38,6 +56,12 @@ impl Layer {
         Layer::Udp,
         Layer::Icmp,
         Layer::Icmpv6,
+        Layer::Mpls,
+        Layer::Vxlan,
+        Layer::Geneve,
+        Layer::Gre,
+        Layer::Erspan,
+        Layer::Tunnel,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +75,12 @@ impl Layer {
             Layer::Udp => "udp",
             Layer::Icmp => "icmp",
             Layer::Icmpv6 => "icmpv6",
+            Layer::Mpls => "mpls",
+            Layer::Vxlan => "vxlan",
+            Layer::Geneve => "geneve",
+            Layer::Gre => "gre",
+            Layer::Erspan => "erspan",
+            Layer::Tunnel => "tunnel",
         }
     }
 }
@@ -70,6 +100,10 @@ pub enum DecodeError {
     TooManyVlans,
     /// More than [`MAX_IPV6_EXT`] IPv6 extension headers.
     Ipv6ExtChainTooLong,
+    /// More than [`MAX_TUNNELS`] tunnel layers.
+    TooManyTunnels,
+    /// More than [`MAX_MPLS_LABELS`] MPLS labels.
+    TooManyLabels,
 }
 
 /// The counter bucket of a [`DecodeError`].
@@ -81,10 +115,12 @@ pub enum DecodeErrorKind {
     BadTotalLen,
     TooManyVlans,
     Ipv6ExtChainTooLong,
+    TooManyTunnels,
+    TooManyLabels,
 }
 
 impl DecodeErrorKind {
-    pub const COUNT: usize = 6;
+    pub const COUNT: usize = 8;
     pub const ALL: [DecodeErrorKind; Self::COUNT] = [
         DecodeErrorKind::Truncated,
         DecodeErrorKind::BadVersion,
@@ -92,6 +128,8 @@ impl DecodeErrorKind {
         DecodeErrorKind::BadTotalLen,
         DecodeErrorKind::TooManyVlans,
         DecodeErrorKind::Ipv6ExtChainTooLong,
+        DecodeErrorKind::TooManyTunnels,
+        DecodeErrorKind::TooManyLabels,
     ];
 
     pub fn name(self) -> &'static str {
@@ -102,6 +140,8 @@ impl DecodeErrorKind {
             DecodeErrorKind::BadTotalLen => "bad_total_len",
             DecodeErrorKind::TooManyVlans => "too_many_vlans",
             DecodeErrorKind::Ipv6ExtChainTooLong => "ipv6_ext_chain_too_long",
+            DecodeErrorKind::TooManyTunnels => "too_many_tunnels",
+            DecodeErrorKind::TooManyLabels => "too_many_labels",
         }
     }
 }
@@ -115,6 +155,8 @@ impl DecodeError {
             DecodeError::BadTotalLen { .. } => DecodeErrorKind::BadTotalLen,
             DecodeError::TooManyVlans => DecodeErrorKind::TooManyVlans,
             DecodeError::Ipv6ExtChainTooLong => DecodeErrorKind::Ipv6ExtChainTooLong,
+            DecodeError::TooManyTunnels => DecodeErrorKind::TooManyTunnels,
+            DecodeError::TooManyLabels => DecodeErrorKind::TooManyLabels,
         }
     }
 
@@ -126,6 +168,8 @@ impl DecodeError {
             | DecodeError::BadTotalLen { layer, .. } => layer,
             DecodeError::TooManyVlans => Layer::Vlan,
             DecodeError::Ipv6ExtChainTooLong => Layer::Ipv6Ext,
+            DecodeError::TooManyTunnels => Layer::Tunnel,
+            DecodeError::TooManyLabels => Layer::Mpls,
         }
     }
 }
@@ -149,6 +193,8 @@ impl core::fmt::Display for DecodeError {
             DecodeError::Ipv6ExtChainTooLong => {
                 write!(f, "ipv6: more than {MAX_IPV6_EXT} extension headers")
             }
+            DecodeError::TooManyTunnels => write!(f, "tunnel: more than {MAX_TUNNELS} layers"),
+            DecodeError::TooManyLabels => write!(f, "mpls: more than {MAX_MPLS_LABELS} labels"),
         }
     }
 }
@@ -165,6 +211,89 @@ pub enum Kind {
     Ip,
     /// An IPv4 or IPv6 fragment. Counted, not tracked until defragmentation lands.
     Fragment,
+}
+
+/// The kind of tunnel a packet came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[repr(u8)]
+pub enum TunnelKind {
+    #[default]
+    None = 0,
+    Vxlan,
+    Geneve,
+    Gre,
+    /// ERSPAN type I or II (GRE protocol 0x88BE).
+    Erspan2,
+    /// ERSPAN type III (GRE protocol 0x22EB).
+    Erspan3,
+    /// IPv4 in IP (protocol 4).
+    Ipip,
+    /// IPv6 in IP (protocol 41).
+    Ip6ip,
+}
+
+impl TunnelKind {
+    pub const ALL: [TunnelKind; 8] = [
+        TunnelKind::None,
+        TunnelKind::Vxlan,
+        TunnelKind::Geneve,
+        TunnelKind::Gre,
+        TunnelKind::Erspan2,
+        TunnelKind::Erspan3,
+        TunnelKind::Ipip,
+        TunnelKind::Ip6ip,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TunnelKind::None => "none",
+            TunnelKind::Vxlan => "vxlan",
+            TunnelKind::Geneve => "geneve",
+            TunnelKind::Gre => "gre",
+            TunnelKind::Erspan2 => "erspan2",
+            TunnelKind::Erspan3 => "erspan3",
+            TunnelKind::Ipip => "ipip",
+            TunnelKind::Ip6ip => "ip6ip",
+        }
+    }
+
+    pub fn from_u8(v: u8) -> TunnelKind {
+        Self::ALL.get(v as usize).copied().unwrap_or_default()
+    }
+
+    /// Whether the id names a network the inner addresses belong to (a VXLAN or GENEVE VNI, a
+    /// GRE key as NVGRE uses it), so inner flows are keyed by it. ERSPAN session ids and IP-in-IP
+    /// carry the same traffic as the plain network: their inner flows are not keyed apart.
+    pub fn keys_flows(self) -> bool {
+        matches!(self, TunnelKind::Vxlan | TunnelKind::Geneve | TunnelKind::Gre)
+    }
+}
+
+/// How a packet was tunnelled (`kind` None: it was not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tunnel {
+    /// The innermost tunnel.
+    pub kind: TunnelKind,
+    /// Its id: VNI, GRE key, ERSPAN session id; 0 when it has none.
+    pub id: u32,
+    /// Tunnel layers decapsulated.
+    pub depth: u8,
+    /// The outermost IP header's tuple (the one on the wire).
+    pub outer_version: u8,
+    pub outer_proto: u8,
+    pub outer_src: u128,
+    pub outer_dst: u128,
+    pub outer_sport: u16,
+    pub outer_dport: u16,
+    /// VLAN tags before the outermost IP header (the first of [`Decoded::vlan`]).
+    pub outer_vlan_count: u8,
+    /// Length of the outermost UDP payload when the outermost tunnel runs over UDP (VXLAN,
+    /// GENEVE): that UDP flow is tracked too, as Suricata does. 0 otherwise.
+    pub outer_udp_payload: u16,
+    /// Where that UDP payload starts in the frame.
+    pub outer_udp_offset: u16,
+    /// The innermost IP packet's length: what an inner flow counts as bytes (as Suricata).
+    pub inner_len: u32,
 }
 
 /// The summary of one decoded frame: everything the flow table needs, as plain values.
@@ -196,6 +325,10 @@ pub struct Decoded {
     /// Offset and length of the L4 payload in the frame.
     pub payload_offset: u16,
     pub payload_len: u16,
+    /// Tunnel layers above the packet.
+    pub tunnel: Tunnel,
+    /// MPLS labels walked (not part of the flow key: labels differ per hop and direction).
+    pub mpls_labels: u8,
 }
 
 #[inline]
@@ -247,25 +380,126 @@ pub fn decode_partial(frame: &[u8], frame_len: usize) -> Result<Decoded, DecodeE
     decode_into(frame, frame_len, &mut d).map(|()| d)
 }
 
+/// Where decoding resumes after a tunnel header.
+#[derive(Clone, Copy)]
+enum Start<'a> {
+    Ether(&'a [u8]),
+    Ip(EtherType, &'a [u8]),
+}
+
+/// What one IP layer turned out to be.
+enum Step<'a> {
+    Done,
+    Tunnel(TunnelKind, u32, Start<'a>),
+}
+
 /// [`decode_partial`] into a caller's [`Decoded`] (reset first): the engine decodes straight
 /// into its burst slots, with no copy of the result.
 #[inline(always)]
 pub fn decode_into(frame: &[u8], frame_len: usize, d: &mut Decoded) -> Result<(), DecodeError> {
     *d = Decoded::default();
     let missing = frame_len.saturating_sub(frame.len());
-    let eth = ethernet::Frame::new_checked(frame)?;
-    let mut ethertype = eth.ethertype();
-    let mut rest = eth.payload();
-    while ethertype.is_vlan() {
-        if d.vlan_count as usize == MAX_VLANS {
-            return Err(DecodeError::TooManyVlans);
+    let mut start = Start::Ether(frame);
+    loop {
+        let (ethertype, rest) = match start {
+            Start::Ether(b) => match l2(b, d)? {
+                Some(x) => x,
+                None => return Ok(()),
+            },
+            Start::Ip(et, b) => (et, b),
+        };
+        match l3(frame, ethertype, rest, missing, d)? {
+            Step::Done => return Ok(()),
+            Step::Tunnel(kind, id, next) => {
+                let t = &mut d.tunnel;
+                if t.depth as usize == MAX_TUNNELS {
+                    return Err(DecodeError::TooManyTunnels);
+                }
+                if t.depth == 0 {
+                    t.outer_version = d.ip_version;
+                    t.outer_proto = d.proto;
+                    t.outer_src = d.src;
+                    t.outer_dst = d.dst;
+                    t.outer_sport = d.src_port;
+                    t.outer_dport = d.dst_port;
+                    t.outer_vlan_count = d.vlan_count;
+                    if matches!(kind, TunnelKind::Vxlan | TunnelKind::Geneve) {
+                        t.outer_udp_payload = d.payload_len;
+                        t.outer_udp_offset = d.payload_offset;
+                    }
+                }
+                t.depth += 1;
+                t.kind = kind;
+                t.id = id;
+                // The inner packet starts afresh, keeping the tags and the tunnel.
+                let (vlan, vlan_count, tunnel, labels) = (d.vlan, d.vlan_count, d.tunnel, d.mpls_labels);
+                *d = Decoded { vlan, vlan_count, tunnel, mpls_labels: labels, ..Decoded::default() };
+                start = next;
+            }
         }
-        let tag = vlan::Tag::new_checked(rest)?;
-        d.vlan[d.vlan_count as usize] = tag.vlan_id();
-        d.vlan_count += 1;
-        ethertype = tag.ethertype();
-        rest = &rest[vlan::HEADER_LEN..];
     }
+}
+
+/// An Ethernet header, its VLAN tags and MPLS labels: the EtherType of what follows and where
+/// it starts, or `None` for a protocol we do not decode (ARP, LLDP...).
+#[inline(always)]
+fn l2<'a>(b: &'a [u8], d: &mut Decoded) -> Result<Option<(EtherType, &'a [u8])>, DecodeError> {
+    // Views borrow themselves; slices are cut from `b` so they keep its lifetime.
+    let mut ethertype = ethernet::Frame::new_checked(b)?.ethertype();
+    let mut rest = &b[ethernet::HEADER_LEN..];
+    let mut pseudowires = 0;
+    loop {
+        while ethertype.is_vlan() {
+            if d.vlan_count as usize == MAX_VLANS {
+                return Err(DecodeError::TooManyVlans);
+            }
+            let tag = vlan::Tag::new_checked(rest)?;
+            d.vlan[d.vlan_count as usize] = tag.vlan_id();
+            d.vlan_count += 1;
+            ethertype = tag.ethertype();
+            rest = &rest[vlan::HEADER_LEN..];
+        }
+        if ethertype != EtherType::MPLS && ethertype != EtherType::MPLS_MC {
+            return Ok(matches!(ethertype, EtherType::IPV4 | EtherType::IPV6).then_some((ethertype, rest)));
+        }
+        loop {
+            if d.mpls_labels as usize == MAX_MPLS_LABELS {
+                return Err(DecodeError::TooManyLabels);
+            }
+            let bottom = mpls::Entry::new_checked(rest)?.bottom();
+            d.mpls_labels += 1;
+            rest = &rest[mpls::ENTRY_LEN..];
+            if bottom {
+                break;
+            }
+        }
+        // After the stack: IP by its version nibble, or a pseudowire control word (first
+        // nibble 0) and an Ethernet frame, as Suricata guesses.
+        match rest.first().map(|b| b >> 4) {
+            Some(4) => return Ok(Some((EtherType::IPV4, rest))),
+            Some(6) => return Ok(Some((EtherType::IPV6, rest))),
+            Some(0) if pseudowires == 0 => {
+                pseudowires += 1;
+                mpls::Entry::new_checked(rest)?;
+                let inner = &rest[mpls::ENTRY_LEN..];
+                ethertype = ethernet::Frame::new_checked(inner)?.ethertype();
+                rest = &inner[ethernet::HEADER_LEN..];
+            }
+            Some(_) => return Ok(None),
+            None => return Err(DecodeError::Truncated { layer: Layer::Mpls, required: 1, len: 0 }),
+        }
+    }
+}
+
+/// One IP packet and its L4 header; a tunnel's inner start when it is one.
+#[inline(always)]
+fn l3<'a>(
+    frame: &'a [u8],
+    ethertype: EtherType,
+    rest: &'a [u8],
+    missing: usize,
+    d: &mut Decoded,
+) -> Result<Step<'a>, DecodeError> {
     // `l4` is what the buffer holds of the L4 part, `l4_len` its whole length.
     let (proto, l4, l4_len) = match ethertype {
         EtherType::IPV4 => {
@@ -275,9 +509,10 @@ pub fn decode_into(frame: &[u8], frame_len: usize, d: &mut Decoded) -> Result<()
             d.src = v4_addr(ip.src_addr());
             d.dst = v4_addr(ip.dst_addr());
             d.proto = ip.protocol().0;
+            d.tunnel.inner_len = ip.total_len() as u32;
             if ip.is_fragment() {
                 d.kind = Kind::Fragment;
-                return Ok(());
+                return Ok(Step::Done);
             }
             let hl = ip.header_len();
             let total = ip.total_len() as usize;
@@ -294,6 +529,7 @@ pub fn decode_into(frame: &[u8], frame_len: usize, d: &mut Decoded) -> Result<()
                 0 => rest.len() + missing - ipv6::HEADER_LEN,
                 n => n as usize,
             };
+            d.tunnel.inner_len = (ipv6::HEADER_LEN + l4_len) as u32;
             let mut l4 = &rest[ipv6::HEADER_LEN..(ipv6::HEADER_LEN + l4_len).min(rest.len())];
             let mut n = 0;
             while ipv6::is_extension(next) {
@@ -309,14 +545,14 @@ pub fn decode_into(frame: &[u8], frame_len: usize, d: &mut Decoded) -> Result<()
                     if off != 0 || more {
                         d.proto = next.0;
                         d.kind = Kind::Fragment;
-                        return Ok(());
+                        return Ok(Step::Done);
                     }
                 }
             }
             d.proto = next.0;
             (next, l4, l4_len)
         }
-        _ => return Ok(()),
+        _ => return Ok(Step::Done),
     };
     d.kind = Kind::Ip;
     d.l4_offset = offset_of(frame, l4) as u16;
@@ -345,11 +581,68 @@ pub fn decode_into(frame: &[u8], frame_len: usize, d: &mut Decoded) -> Result<()
             d.icmp_code = i.msg_code();
             (icmp::HEADER_LEN, l4_len - icmp::HEADER_LEN)
         }
+        IpProtocol::IPIP => return Ok(Step::Tunnel(TunnelKind::Ipip, 0, Start::Ip(EtherType::IPV4, l4))),
+        IpProtocol::IPV6 => return Ok(Step::Tunnel(TunnelKind::Ip6ip, 0, Start::Ip(EtherType::IPV6, l4))),
+        IpProtocol::GRE => {
+            if let Some(step) = gre_inner(l4)? {
+                return Ok(step);
+            }
+            (0, l4_len)
+        }
         _ => (0, l4_len),
     };
     d.payload_offset = (d.l4_offset as usize + hdr) as u16;
     d.payload_len = payload_len.min(u16::MAX as usize) as u16;
-    Ok(())
+    if proto == IpProtocol::UDP {
+        let payload = &l4[hdr.min(l4.len())..(hdr + payload_len).min(l4.len())];
+        if d.dst_port == vxlan::PORT && payload.first().is_some_and(|f| f & vxlan::FLAG_I != 0) {
+            let vni = vxlan::Packet::new_checked(payload)?.vni();
+            return Ok(Step::Tunnel(TunnelKind::Vxlan, vni, Start::Ether(&payload[vxlan::HEADER_LEN..])));
+        }
+        if d.dst_port == geneve::PORT {
+            let g = geneve::Packet::new_checked(payload)?;
+            let inner = &payload[g.header_len()..];
+            return Ok(match g.protocol() {
+                gre::PROTO_TEB => Step::Tunnel(TunnelKind::Geneve, g.vni(), Start::Ether(inner)),
+                et @ (EtherType::IPV4 | EtherType::IPV6) => {
+                    Step::Tunnel(TunnelKind::Geneve, g.vni(), Start::Ip(et, inner))
+                }
+                _ => Step::Done,
+            });
+        }
+    }
+    Ok(Step::Done)
+}
+
+/// What a GRE packet carries, when we decode it: `None` for a plain GRE flow (version 1, other
+/// protocols).
+#[inline]
+fn gre_inner(l4: &[u8]) -> Result<Option<Step<'_>>, DecodeError> {
+    let g = gre::Packet::new_checked(l4)?;
+    if g.version() != 0 {
+        return Ok(None);
+    }
+    let key = g.key().unwrap_or(0);
+    let inner = &l4[g.header_len()..];
+    Ok(Some(match g.protocol() {
+        et @ (EtherType::IPV4 | EtherType::IPV6) => Step::Tunnel(TunnelKind::Gre, key, Start::Ip(et, inner)),
+        gre::PROTO_TEB => Step::Tunnel(TunnelKind::Gre, key, Start::Ether(inner)),
+        gre::PROTO_ERSPAN_II if !g.has_seq() => {
+            // Type I: no ERSPAN header.
+            Step::Tunnel(TunnelKind::Erspan2, 0, Start::Ether(inner))
+        }
+        gre::PROTO_ERSPAN_II => {
+            let session = erspan::Packet::new_checked(inner)?.session_id() as u32;
+            Step::Tunnel(TunnelKind::Erspan2, session, Start::Ether(&inner[erspan::TYPE2_LEN..]))
+        }
+        gre::PROTO_ERSPAN_III => {
+            let e = erspan::Packet::new_unchecked(inner);
+            e.check_type3()?;
+            let (session, hl) = (e.session_id() as u32, e.type3_header_len());
+            Step::Tunnel(TunnelKind::Erspan3, session, Start::Ether(&inner[hl..]))
+        }
+        _ => return Ok(None),
+    }))
 }
 
 #[cfg(test)]

@@ -97,6 +97,22 @@ const PENDING: Pending = Pending {
         l4_offset: 0,
         payload_offset: 0,
         payload_len: 0,
+        tunnel: crate::decode::Tunnel {
+            kind: crate::decode::TunnelKind::None,
+            id: 0,
+            depth: 0,
+            outer_version: 0,
+            outer_proto: 0,
+            outer_src: 0,
+            outer_dst: 0,
+            outer_sport: 0,
+            outer_dport: 0,
+            outer_vlan_count: 0,
+            outer_udp_payload: 0,
+            outer_udp_offset: 0,
+            inner_len: 0,
+        },
+        mpls_labels: 0,
     },
     result: Err(DecodeError::TooManyVlans),
     key: FlowKey::ZERO,
@@ -248,6 +264,25 @@ impl Engine {
     }
 }
 
+/// The outermost UDP packet of a VXLAN or GENEVE frame, as a plain UDP packet.
+fn outer_udp(d: &Decoded) -> Decoded {
+    let t = &d.tunnel;
+    let mut o = Decoded {
+        kind: Kind::Ip,
+        ip_version: t.outer_version,
+        src: t.outer_src,
+        dst: t.outer_dst,
+        proto: 17,
+        src_port: t.outer_sport,
+        dst_port: t.outer_dport,
+        vlan_count: t.outer_vlan_count,
+        payload_len: t.outer_udp_payload,
+        ..Decoded::default()
+    };
+    o.vlan[..t.outer_vlan_count as usize].copy_from_slice(&d.vlan[..t.outer_vlan_count as usize]);
+    o
+}
+
 #[inline]
 fn account<S: RecordSink>(
     table: &mut FlowTable,
@@ -268,7 +303,16 @@ fn account<S: RecordSink>(
                 let before = table.len();
                 let off = (s.d.payload_offset as usize).min(data.len());
                 let payload = &data[off..(off + s.d.payload_len as usize).min(data.len())];
-                table.update_keyed(&s.key, s.src_is_lo, s.hash, &s.d, payload, s.wire_len, *now, sink);
+                let t = &s.d.tunnel;
+                // An inner flow counts its inner IP packets' bytes, as Suricata does.
+                let bytes = if t.depth > 0 { t.inner_len } else { s.wire_len };
+                table.update_keyed(&s.key, s.src_is_lo, s.hash, &s.d, payload, bytes, *now, sink);
+                if t.outer_udp_payload > 0 {
+                    // A UDP tunnel (VXLAN, GENEVE) is a UDP flow of its own too.
+                    let off = (t.outer_udp_offset as usize).min(data.len());
+                    let outer_payload = &data[off..(off + t.outer_udp_payload as usize).min(data.len())];
+                    table.update_with_payload(&outer_udp(&s.d), outer_payload, s.wire_len, *now, sink);
+                }
                 if before == 0 && table.is_empty() {
                     c.no_flow += 1;
                 } else {

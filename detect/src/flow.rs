@@ -21,7 +21,7 @@
 //! record of reason `evicted` (or `timeout` if it had expired anyway).
 
 use crate::app::{AppConfig, AppEvent, AppLayer, AppProto, TcpSeg, NO_SESSION};
-use crate::decode::{Decoded, Kind};
+use crate::decode::{Decoded, Kind, TunnelKind};
 use crate::hash::key_hash;
 use crate::time::{secs, Micros, MICROS_PER_SEC};
 use crate::wire::TcpFlags;
@@ -171,24 +171,40 @@ pub struct FlowKey {
     pub hi_addr: u128,
     pub lo_port: u16,
     pub hi_port: u16,
-    pub proto: u8,
-    pub ip_version: u8,
-    pub vlan_count: u8,
+    /// The VNI or GRE key of the tunnel the flow runs in, when that tunnel kind keys flows
+    /// ([`TunnelKind::keys_flows`]); else 0.
+    pub tunnel_id: u32,
     pub vlan: [u16; 3],
+    pub proto: u8,
+    /// Bit 0: IPv6; bits 1-2: the VLAN count; bits 3-5: the [`TunnelKind`] of `tunnel_id`.
+    /// Packed so the key stays 48 bytes (a flow's first cache line holds it and the expiry
+    /// fields).
+    pub info: u8,
 }
 
 impl FlowKey {
     /// The all-zero key, for preallocated slots.
-    pub const ZERO: FlowKey = FlowKey {
-        lo_addr: 0,
-        hi_addr: 0,
-        lo_port: 0,
-        hi_port: 0,
-        proto: 0,
-        ip_version: 0,
-        vlan_count: 0,
-        vlan: [0; 3],
-    };
+    pub const ZERO: FlowKey =
+        FlowKey { lo_addr: 0, hi_addr: 0, lo_port: 0, hi_port: 0, tunnel_id: 0, vlan: [0; 3], proto: 0, info: 0 };
+
+    #[inline]
+    pub fn ip_version(&self) -> u8 {
+        if self.info & 1 != 0 {
+            6
+        } else {
+            4
+        }
+    }
+
+    #[inline]
+    pub fn vlan_count(&self) -> u8 {
+        (self.info >> 1) & 3
+    }
+
+    #[inline]
+    pub fn tunnel_kind(&self) -> TunnelKind {
+        TunnelKind::from_u8((self.info >> 3) & 7)
+    }
 
     /// The key of a decoded packet and whether the packet's source is the key's `lo` end.
     /// ICMP and ICMPv6 flows are keyed by addresses only, as Suricata keys them.
@@ -198,16 +214,18 @@ impl FlowKey {
         let (src, dst) = (d.src, d.dst);
         let src_is_lo = (src, sp) <= (dst, dp);
         let (lo_addr, lo_port, hi_addr, hi_port) = if src_is_lo { (src, sp, dst, dp) } else { (dst, dp, src, sp) };
+        let t = &d.tunnel;
+        let (kind, id) = if t.kind.keys_flows() { (t.kind as u8, t.id) } else { (0, 0) };
         (
             FlowKey {
                 lo_addr,
                 hi_addr,
                 lo_port,
                 hi_port,
-                proto: d.proto,
-                ip_version: d.ip_version,
-                vlan_count: d.vlan_count,
+                tunnel_id: id,
                 vlan: d.vlan,
+                proto: d.proto,
+                info: (d.ip_version == 6) as u8 | (d.vlan_count & 3) << 1 | kind << 3,
             },
             src_is_lo,
         )
@@ -217,6 +235,39 @@ impl FlowKey {
 #[inline]
 fn has_ports(proto: u8) -> bool {
     matches!(proto, 6 | 17 | 132)
+}
+
+/// The tunnel a flow's first packet came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TunnelRec {
+    /// The innermost tunnel's kind and id (VNI, GRE key, ERSPAN session).
+    pub kind: TunnelKind,
+    pub id: u32,
+    pub depth: u8,
+    /// The outermost IP tuple, as on that packet.
+    pub ip_version: u8,
+    pub src_ip: [u8; 16],
+    pub dest_ip: [u8; 16],
+    pub src_port: u16,
+    pub dest_port: u16,
+    pub proto: u8,
+}
+
+impl TunnelRec {
+    pub fn of(d: &Decoded) -> Option<TunnelRec> {
+        let t = &d.tunnel;
+        (t.kind != TunnelKind::None).then(|| TunnelRec {
+            kind: t.kind,
+            id: t.id,
+            depth: t.depth,
+            ip_version: t.outer_version,
+            src_ip: t.outer_src.to_ne_bytes(),
+            dest_ip: t.outer_dst.to_ne_bytes(),
+            src_port: t.outer_sport,
+            dest_port: t.outer_dport,
+            proto: t.outer_proto,
+        })
+    }
 }
 
 /// TCP details of a record.
@@ -266,6 +317,7 @@ pub struct FlowRecord {
     pub tcp: Option<TcpInfo>,
     pub icmp: Option<IcmpInfo>,
     pub app_proto: AppProto,
+    pub tunnel: Option<TunnelRec>,
 }
 
 /// The flow context of an application-layer event: the flow's id and its tuple, oriented from
@@ -284,6 +336,7 @@ pub struct EventMeta {
     pub proto: u8,
     pub vlan: [u16; 3],
     pub vlan_count: u8,
+    pub tunnel: Option<TunnelRec>,
 }
 
 impl EventMeta {
@@ -393,6 +446,8 @@ struct Flow {
     /// The app-layer session ([`NO_SESSION`] when none).
     app: u32,
     app_proto: AppProto,
+    /// The flow came through a tunnel: its [`TunnelRec`] is in the table's side array.
+    tunneled: bool,
 }
 
 const _: () = assert!(std::mem::size_of::<Flow>() == 192);
@@ -419,6 +474,7 @@ impl Flow {
         next: NIL,
         app: NO_SESSION,
         app_proto: AppProto::Unknown,
+        tunneled: false,
     };
 
     /// Suricata's flow_id layout: start seconds and microseconds above a 32-bit flow hash, kept
@@ -440,19 +496,20 @@ impl Flow {
         }
     }
 
-    fn event_meta(&self, timestamp: Micros) -> EventMeta {
+    fn event_meta(&self, timestamp: Micros, tunnel: Option<TunnelRec>) -> EventMeta {
         let (src_ip, src_port, dest_ip, dest_port) = self.oriented();
         EventMeta {
             flow_id: self.flow_id(),
             timestamp,
-            ip_version: self.key.ip_version,
+            ip_version: self.key.ip_version(),
             src_ip,
             dest_ip,
             src_port,
             dest_port,
             proto: self.key.proto,
             vlan: self.key.vlan,
-            vlan_count: self.key.vlan_count,
+            vlan_count: self.key.vlan_count(),
+            tunnel,
         }
     }
 }
@@ -488,6 +545,9 @@ pub struct FlowTable {
     next_class: usize,
     pub counters: FlowCounters,
     pub app: AppLayer,
+    /// Tunnel details of tunnelled flows, by slot: allocated at the first tunnelled flow (most
+    /// links carry none).
+    tunnels: Vec<Option<TunnelRec>>,
 }
 
 impl FlowTable {
@@ -512,6 +572,7 @@ impl FlowTable {
             next_class: 0,
             counters: FlowCounters::default(),
             app: AppLayer::new(cfg.app),
+            tunnels: Vec::new(),
             cfg,
         }
     }
@@ -655,14 +716,14 @@ impl FlowTable {
         FlowRecord {
             flow_id,
             timestamp,
-            ip_version: k.ip_version,
+            ip_version: k.ip_version(),
             src_ip,
             dest_ip,
             src_port,
             dest_port,
             proto: k.proto,
             vlan: k.vlan,
-            vlan_count: k.vlan_count,
+            vlan_count: k.vlan_count(),
             pkts_toserver: f.pkts[0],
             pkts_toclient: f.pkts[1],
             bytes_toserver: f.bytes[0],
@@ -676,6 +737,16 @@ impl FlowTable {
             tcp,
             icmp,
             app_proto: f.app_proto,
+            tunnel: self.tunnel_of(slot),
+        }
+    }
+
+    #[inline]
+    fn tunnel_of(&self, slot: u32) -> Option<TunnelRec> {
+        if self.flows[slot as usize].tunneled {
+            self.tunnels.get(slot as usize).copied().flatten()
+        } else {
+            None
         }
     }
 
@@ -688,7 +759,8 @@ impl FlowTable {
             let ports = (f.key.lo_port, f.key.hi_port);
             let f = &self.flows[slot as usize];
             let last = f.last;
-            self.app.close(&mut sid, &mut proto, ports, &mut |ev| sink.emit_event(&f.event_meta(last), ev));
+            let tunnel = self.tunnel_of(slot);
+            self.app.close(&mut sid, &mut proto, ports, &mut |ev| sink.emit_event(&f.event_meta(last, tunnel), ev));
             let f = &mut self.flows[slot as usize];
             f.app = sid;
             f.app_proto = proto;
@@ -821,6 +893,14 @@ impl FlowTable {
                 f.start = now;
                 f.last = now;
                 f.relinked = now;
+                if d.tunnel.kind != TunnelKind::None {
+                    f.tunneled = true;
+                    if self.tunnels.is_empty() {
+                        // Once per table, at its first tunnelled flow.
+                        self.tunnels = vec![None; self.flows.len()];
+                    }
+                    self.tunnels[s as usize] = TunnelRec::of(d);
+                }
                 self.index_insert(hash, s);
                 self.push_tail(s, Self::class_of(key.proto, FlowState::New));
                 self.counters.created += 1;
@@ -920,14 +1000,19 @@ impl FlowTable {
                     claimed: d.payload_len as u32,
                     isn_next,
                 };
-                self.app.tcp(&mut sid, &mut proto, dir, ports, &seg, &mut |ev| sink.emit_event(&f.event_meta(now), ev));
+                let tunnel = self.tunnel_of(slot);
+                self.app.tcp(&mut sid, &mut proto, dir, ports, &seg, &mut |ev| {
+                    sink.emit_event(&f.event_meta(now, tunnel), ev)
+                });
             }
             17 => {
                 if payload.is_empty() || proto == AppProto::Failed {
                     return;
                 }
-                self.app
-                    .udp(&mut sid, &mut proto, dir, ports, payload, &mut |ev| sink.emit_event(&f.event_meta(now), ev));
+                let tunnel = self.tunnel_of(slot);
+                self.app.udp(&mut sid, &mut proto, dir, ports, payload, &mut |ev| {
+                    sink.emit_event(&f.event_meta(now, tunnel), ev)
+                });
             }
             _ => return,
         }

@@ -27,12 +27,12 @@ pub fn key_hash(k: &FlowKey) -> u64 {
         (k.lo_addr >> 64) as u64,
         k.hi_addr as u64,
         (k.hi_addr >> 64) as u64,
-        (k.lo_port as u64)
-            | ((k.hi_port as u64) << 16)
-            | ((k.proto as u64) << 32)
-            | ((k.vlan_count as u64) << 40)
-            | ((k.ip_version as u64) << 48),
-        (k.vlan[0] as u64) | ((k.vlan[1] as u64) << 16) | ((k.vlan[2] as u64) << 32),
+        (k.lo_port as u64) | ((k.hi_port as u64) << 16) | ((k.tunnel_id as u64) << 32),
+        (k.vlan[0] as u64)
+            | ((k.vlan[1] as u64) << 16)
+            | ((k.vlan[2] as u64) << 32)
+            | ((k.proto as u64) << 48)
+            | ((k.info as u64) << 56),
     ];
     const K: [u64; 6] = [
         0x9e37_79b9_7f4a_7c15,

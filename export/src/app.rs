@@ -3,7 +3,7 @@
 //! the field names and order of Suricata 7's eve.json. Suricata's `pcap_cnt` and `pkt_src` are
 //! not written (they describe Suricata's input, not the traffic).
 
-use crate::eve::{write_ip, write_timestamp};
+use crate::eve::{has_ports, write_ip, write_timestamp, write_tunnel};
 use detect::app::dns::parser::{self as dp, Rdata};
 use detect::app::dns::{Message, Name};
 use detect::app::ssh::SshSide;
@@ -73,10 +73,6 @@ fn key_str(out: &mut Vec<u8>, key: &str, v: &[u8]) {
     write_str(out, v);
 }
 
-fn has_ports(proto: u8) -> bool {
-    matches!(proto, 6 | 17 | 132)
-}
-
 fn header(out: &mut Vec<u8>, m: &EventMeta, event_type: &str) {
     out.extend_from_slice(b"{\"timestamp\":\"");
     write_timestamp(out, m.timestamp);
@@ -104,6 +100,9 @@ fn header(out: &mut Vec<u8>, m: &EventMeta, event_type: &str) {
         let _ = write!(out, ",\"dest_port\":{}", m.dest_port);
     }
     let _ = write!(out, ",\"proto\":\"{}\"", detect::wire::EveProto(m.proto));
+    if let Some(t) = &m.tunnel {
+        write_tunnel(out, t);
+    }
 }
 
 /// Appends the EVE lines of one event (a DNS query with several questions gives one line per

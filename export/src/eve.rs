@@ -2,7 +2,7 @@
 //! 7's `event_type: "flow"` (timestamps `YYYY-MM-DDTHH:MM:SS.uuuuuu+0000`, IPv6 fully
 //! expanded, `tcp_flags` as two hex digits, flag booleans only when set).
 
-use detect::flow::{FlowRecord, TcpState};
+use detect::flow::{FlowRecord, TcpState, TunnelRec};
 use detect::wire::TcpFlags;
 use std::io::Write;
 
@@ -40,8 +40,33 @@ pub fn write_ip(out: &mut Vec<u8>, version: u8, a: &[u8; 16]) {
     }
 }
 
-fn has_ports(proto: u8) -> bool {
+pub(crate) fn has_ports(proto: u8) -> bool {
     matches!(proto, 6 | 17 | 132)
+}
+
+/// Appends `,"tunnel":{...}`: the outermost IP tuple (Suricata's alert `tunnel` fields), plus
+/// the innermost tunnel's `type` and `id` (VNI, GRE key, ERSPAN session).
+pub fn write_tunnel(out: &mut Vec<u8>, t: &TunnelRec) {
+    out.extend_from_slice(b",\"tunnel\":{\"src_ip\":\"");
+    write_ip(out, t.ip_version, &t.src_ip);
+    out.push(b'"');
+    if has_ports(t.proto) {
+        let _ = write!(out, ",\"src_port\":{}", t.src_port);
+    }
+    out.extend_from_slice(b",\"dest_ip\":\"");
+    write_ip(out, t.ip_version, &t.dest_ip);
+    out.push(b'"');
+    if has_ports(t.proto) {
+        let _ = write!(out, ",\"dest_port\":{}", t.dest_port);
+    }
+    let _ = write!(
+        out,
+        ",\"proto\":\"{}\",\"depth\":{},\"type\":\"{}\",\"id\":{}}}",
+        detect::wire::EveProto(t.proto),
+        t.depth,
+        t.kind.name(),
+        t.id
+    );
 }
 
 /// Appends one EVE flow event and a newline.
@@ -80,6 +105,9 @@ pub fn write_flow(out: &mut Vec<u8>, r: &FlowRecord) {
         if let Some((t, c)) = i.response {
             let _ = write!(out, ",\"response_icmp_type\":{t},\"response_icmp_code\":{c}");
         }
+    }
+    if let Some(t) = &r.tunnel {
+        write_tunnel(out, t);
     }
     let _ = write!(
         out,
@@ -171,6 +199,7 @@ mod test {
             tcp: Some(TcpInfo { flags_ts: 0x1b, flags_tc: 0x1b, state: Some(TcpState::Closed) }),
             icmp: None,
             app_proto: detect::AppProto::Http,
+            tunnel: None,
         }
     }
 

@@ -464,3 +464,84 @@ mod test {
 }
 
 pub mod traffic;
+
+/// Tunnel encapsulations of an inner Ethernet frame (as [`ip_frame`] and [`TcpSession`] build
+/// them), for tests and fuzz seeds. The outer frame is plain Ethernet + IP from `src` to `dst`.
+pub mod tunnel {
+    use super::{ip_frame, udp_datagram, L2};
+    use std::net::IpAddr;
+
+    fn ethertype(inner: &[u8]) -> u16 {
+        u16::from_be_bytes([inner[12], inner[13]])
+    }
+
+    /// VXLAN (UDP 4789).
+    pub fn vxlan(inner: &[u8], vni: u32, src: IpAddr, dst: IpAddr, sport: u16) -> Vec<u8> {
+        let mut p = vec![0x08, 0, 0, 0];
+        p.extend_from_slice(&(vni << 8).to_be_bytes());
+        p.extend_from_slice(inner);
+        ip_frame(&L2::default(), true, src, dst, 17, udp_datagram(sport, 4789, &p), Some(6))
+    }
+
+    /// GENEVE (UDP 6081) carrying Ethernet, with one 4-byte option.
+    pub fn geneve(inner: &[u8], vni: u32, src: IpAddr, dst: IpAddr, sport: u16) -> Vec<u8> {
+        let mut p = vec![0x01, 0, 0x65, 0x58];
+        p.extend_from_slice(&(vni << 8).to_be_bytes());
+        p.extend_from_slice(&[0x01, 0x02, 0x00, 0x00]);
+        p.extend_from_slice(inner);
+        ip_frame(&L2::default(), true, src, dst, 17, udp_datagram(sport, 6081, &p), Some(6))
+    }
+
+    /// GRE carrying the inner IP packet (the inner Ethernet header dropped), with a key when
+    /// given.
+    pub fn gre(inner: &[u8], key: Option<u32>, src: IpAddr, dst: IpAddr) -> Vec<u8> {
+        let mut g = vec![if key.is_some() { 0x20 } else { 0 }, 0];
+        g.extend_from_slice(&ethertype(inner).to_be_bytes());
+        if let Some(k) = key {
+            g.extend_from_slice(&k.to_be_bytes());
+        }
+        g.extend_from_slice(&inner[14..]);
+        ip_frame(&L2::default(), true, src, dst, 47, g, None)
+    }
+
+    /// ERSPAN type II (GRE 0x88BE with a sequence number and the 8-byte header).
+    pub fn erspan2(inner: &[u8], session: u16, src: IpAddr, dst: IpAddr) -> Vec<u8> {
+        let mut g = vec![0x10, 0, 0x88, 0xbe, 0, 0, 0, 1];
+        g.extend_from_slice(&[0x10, 0x00]);
+        g.extend_from_slice(&(session & 0x3ff).to_be_bytes());
+        g.extend_from_slice(&[0, 0, 0, 0]);
+        g.extend_from_slice(inner);
+        ip_frame(&L2::default(), true, src, dst, 47, g, None)
+    }
+
+    /// ERSPAN type III (GRE 0x22EB), with the platform sub-header when `platform`.
+    pub fn erspan3(inner: &[u8], session: u16, src: IpAddr, dst: IpAddr, platform: bool) -> Vec<u8> {
+        let mut g = vec![0x10, 0, 0x22, 0xeb, 0, 0, 0, 1];
+        g.extend_from_slice(&[0x20, 0x00]);
+        g.extend_from_slice(&(session & 0x3ff).to_be_bytes());
+        g.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, platform as u8]);
+        if platform {
+            g.extend_from_slice(&[0; 8]);
+        }
+        g.extend_from_slice(inner);
+        ip_frame(&L2::default(), true, src, dst, 47, g, None)
+    }
+
+    /// IPv4-in-IP or IPv6-in-IP (protocol 4 or 41, by the inner packet's version).
+    pub fn ipip(inner: &[u8], src: IpAddr, dst: IpAddr) -> Vec<u8> {
+        let proto = if ethertype(inner) == 0x86dd { 41 } else { 4 };
+        ip_frame(&L2::default(), true, src, dst, proto, inner[14..].to_vec(), None)
+    }
+
+    /// The inner IP packet behind an MPLS label stack (outermost label first).
+    pub fn mpls(inner: &[u8], labels: &[u32]) -> Vec<u8> {
+        let mut f = inner[..12].to_vec();
+        f.extend_from_slice(&0x8847u16.to_be_bytes());
+        for (i, l) in labels.iter().enumerate() {
+            let bottom = (i + 1 == labels.len()) as u32;
+            f.extend_from_slice(&(l << 12 | bottom << 8 | 64).to_be_bytes());
+        }
+        f.extend_from_slice(&inner[14..]);
+        f
+    }
+}

@@ -1133,7 +1133,8 @@ fn attack(a: Attack, at: u64, span_us: u64, rng: &mut Rng) -> (Vec<FlowGen>, Tru
         }
         Attack::Exfil => {
             let (att, dst) = (v4([10, 88, 0, 8]), v4([203, 0, 113, 88]));
-            let mut g = FlowGen::new("tls", att, 51000, dst, 443, 6, Encap::None, at);
+            // Port 443, but the bytes are not TLS: the truth says what they are.
+            let mut g = FlowGen::new("tcp", att, 51000, dst, 443, 6, Encap::None, at);
             let mut gap = fixed(100);
             g.handshake(&mut gap);
             let chunk = vec![0x5a; 1448];

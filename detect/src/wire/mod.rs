@@ -6,13 +6,18 @@
 //!
 //! Errors are small `Copy` values ([`crate::DecodeError`]) that map onto counters.
 
+pub mod erspan;
 pub mod ethernet;
+pub mod geneve;
+pub mod gre;
 pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
+pub mod mpls;
 pub mod tcp;
 pub mod udp;
 pub mod vlan;
+pub mod vxlan;
 
 pub use ethernet::{EtherType, Frame as EthernetFrame};
 pub use icmp::Packet as IcmpPacket;
