@@ -117,7 +117,7 @@ fn every_tunnel_kind_gives_inner_flows_with_their_tunnel() {
 fn nesting_keys_and_mpls() {
     // VXLAN inside GRE: depth 2, the innermost kind and id, the outermost tuple.
     let (g1, g2) = (ip("198.18.0.1"), ip("198.18.0.2"));
-    let nested = wrapped(40000, &|f, s, d| {
+    let nested = wrapped(40000, &move |f, s, d| {
         let v = tunnel::vxlan(f, 7, s, d, 49152);
         let (os, od) = if s == ip("192.0.2.1") { (g1, g2) } else { (g2, g1) };
         tunnel::gre(&v, Some(1), os, od)
