@@ -53,6 +53,7 @@ pub struct Config {
     pub dpdk: DpdkConfig,
     pub flow: FlowTableConfig,
     pub app: AppTable,
+    pub defrag: DefragTable,
     pub export: ExportTable,
     pub stats: StatsConfig,
 }
@@ -285,6 +286,35 @@ impl Default for AppTable {
     }
 }
 
+/// `[defrag]`: IPv4/IPv6 reassembly (BSD overlap policy, as Suricata's default).
+///
+/// ```toml
+/// [defrag]
+/// enabled = true
+/// max_datagrams = 4096     # datagrams in reassembly per worker
+/// max_bytes = 33554432     # fragment bytes buffered per worker
+/// timeout = 60             # seconds a datagram may take (Suricata's defrag.timeout)
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DefragTable {
+    /// Reassemble fragments (off: fragments are only counted). Default true.
+    pub enabled: bool,
+    /// Datagrams in reassembly per worker; past it the oldest is dropped (counted). Default 4096.
+    pub max_datagrams: usize,
+    /// Fragment bytes buffered per worker; past it the oldest datagram is dropped. Default 32 MiB.
+    pub max_bytes: usize,
+    /// Seconds a datagram may take to complete. Default 60.
+    pub timeout: u32,
+}
+
+impl Default for DefragTable {
+    fn default() -> Self {
+        let d = detect::defrag::DefragConfig::default();
+        DefragTable { enabled: d.enabled, max_datagrams: d.max_datagrams, max_bytes: d.max_bytes, timeout: d.timeout }
+    }
+}
+
 /// `[export]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -458,6 +488,16 @@ impl Config {
         if a.http_max_pending == 0 {
             p.push("app.http_max_pending: must be at least 1".into());
         }
+        let df = &self.defrag;
+        if df.enabled && (df.max_datagrams == 0 || df.max_bytes < 65_535) {
+            p.push(format!(
+                "defrag: max_datagrams ({}) must be at least 1 and max_bytes ({}) at least 65535 (one datagram)",
+                df.max_datagrams, df.max_bytes
+            ));
+        }
+        if df.timeout == 0 {
+            p.push("defrag.timeout: must be at least 1 second".into());
+        }
         let e = &self.export;
         if e.eve.is_empty() {
             p.push("export.eve: empty (use \"-\" for stdout)".into());
@@ -486,6 +526,12 @@ impl Config {
             active_timeout: f.active_timeout,
             expire_budget: f.expire_per_burst,
             app: self.app_config(),
+            defrag: detect::defrag::DefragConfig {
+                enabled: self.defrag.enabled,
+                max_datagrams: self.defrag.max_datagrams,
+                max_bytes: self.defrag.max_bytes,
+                timeout: self.defrag.timeout,
+            },
         }
     }
 

@@ -97,6 +97,7 @@ impl RunSummary {
         let mut t = BatcherStats::default();
         for w in &self.workers {
             t.records += w.export.records;
+            t.events += w.export.events;
             t.sent += w.export.sent;
             t.dropped += w.export.dropped;
             t.channel_full += w.export.channel_full;
@@ -159,11 +160,77 @@ impl RunSummary {
                 }
             }
         }
+        let df = &t.defrag;
+        if df.fragments > 0 {
+            let _ = writeln!(
+                s,
+                "  defrag               {} datagrams from {} fragments (overlaps {}, differing {}, tiny {}, timed out {}, evicted {}, invalid {}, undecodable {}, pending {})",
+                df.reassembled,
+                df.fragments,
+                df.overlaps,
+                df.overlap_mismatch,
+                df.tiny,
+                df.timeouts,
+                df.evicted,
+                df.invalid,
+                df.decode_errors,
+                df.pending
+            );
+        }
         let _ = writeln!(s, "  flows created        {}", t.flows.created);
         let _ = writeln!(
             s,
-            "  records              {} (timeout {}, shutdown {}, evicted {}, interim {})",
-            e.records, t.flows.timed_out, t.flows.shutdown, t.flows.evicted, t.flows.interim
+            "  records              {} (flows {}: timeout {}, shutdown {}, evicted {}, interim {}; app events {})",
+            e.records,
+            e.records - e.events,
+            t.flows.timed_out,
+            t.flows.shutdown,
+            t.flows.evicted,
+            t.flows.interim,
+            e.events
+        );
+        let a = &t.app;
+        let ids = |p: detect::AppProto| a.identified[p as usize];
+        let evs = |p: detect::AppProto| a.events[p as usize];
+        use detect::AppProto as P;
+        let _ = writeln!(
+            s,
+            "  app protocols        http {} tls {} dns {} ssh {} failed {} (sessions {}, no session {})",
+            ids(P::Http),
+            ids(P::Tls),
+            ids(P::Dns),
+            ids(P::Ssh),
+            ids(P::Failed),
+            a.sessions,
+            a.no_session
+        );
+        let _ = writeln!(
+            s,
+            "  app events           {} (http {} tls {} dns {} ssh {})",
+            e.events,
+            evs(P::Http),
+            evs(P::Tls),
+            evs(P::Dns),
+            evs(P::Ssh)
+        );
+        let st = &a.stream;
+        let _ = writeln!(
+            s,
+            "  reassembly           gaps {} (buffer full {}), out of order {}, retransmitted {}, differing {}, out of window {}, depth reached {}, peak buffered {} B",
+            st.gaps, st.ooo_overflow, st.ooo_buffered, st.retransmitted, st.overlap_mismatch, st.out_of_window, st.depth_reached, st.ooo_bytes_peak
+        );
+        let _ = writeln!(
+            s,
+            "  parser anomalies     dns malformed {} unsolicited {}, http malformed {} head too long {} resyncs {} incomplete {}, tls malformed {} gaps {}, ssh malformed {}",
+            a.dns.malformed_total(),
+            a.dns.unsolicited,
+            a.http.malformed,
+            a.http.head_too_long,
+            a.http.resyncs,
+            a.http.incomplete,
+            a.tls.malformed,
+            a.tls.gaps,
+            a.ssh.malformed
         );
         let _ = writeln!(
             s,

@@ -296,6 +296,23 @@ pub struct Tunnel {
     pub inner_len: u32,
 }
 
+/// Where a fragment's pieces are (`Kind::Fragment` only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Frag {
+    /// IPv4 identification or IPv6 fragment-header identification.
+    pub id: u32,
+    /// Fragment offset in bytes, and whether more fragments follow.
+    pub offset: u16,
+    pub more: bool,
+    /// The IP header: where it starts in the frame and its length (IPv6: the fixed 40 bytes;
+    /// extension headers before the fragment header are not kept in the reassembled packet).
+    pub ip_start: u16,
+    pub ip_hdr_len: u16,
+    /// The fragment's data: where it starts in the frame and its length.
+    pub data_start: u16,
+    pub data_len: u16,
+}
+
 /// The summary of one decoded frame: everything the flow table needs, as plain values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Decoded {
@@ -329,6 +346,7 @@ pub struct Decoded {
     pub tunnel: Tunnel,
     /// MPLS labels walked (not part of the flow key: labels differ per hop and direction).
     pub mpls_labels: u8,
+    pub frag: Frag,
 }
 
 #[inline]
@@ -399,7 +417,25 @@ enum Step<'a> {
 pub fn decode_into(frame: &[u8], frame_len: usize, d: &mut Decoded) -> Result<(), DecodeError> {
     *d = Decoded::default();
     let missing = frame_len.saturating_sub(frame.len());
-    let mut start = Start::Ether(frame);
+    decode_from(frame, Start::Ether(frame), missing, d)
+}
+
+/// Decodes a bare IP packet (a reassembled datagram) into `d`, keeping its VLAN tags and
+/// tunnel (those of the fragments).
+pub fn decode_ip_into(packet: &[u8], d: &mut Decoded) -> Result<(), DecodeError> {
+    let et = match packet.first().map(|b| b >> 4) {
+        Some(4) => EtherType::IPV4,
+        Some(6) => EtherType::IPV6,
+        Some(v) => return Err(DecodeError::BadVersion { layer: Layer::Ipv4, version: v }),
+        None => return Err(DecodeError::Truncated { layer: Layer::Ipv4, required: 20, len: 0 }),
+    };
+    let (vlan, vlan_count, tunnel, labels) = (d.vlan, d.vlan_count, d.tunnel, d.mpls_labels);
+    *d = Decoded { vlan, vlan_count, tunnel, mpls_labels: labels, ..Decoded::default() };
+    decode_from(packet, Start::Ip(et, packet), 0, d)
+}
+
+#[inline(always)]
+fn decode_from<'a>(frame: &'a [u8], mut start: Start<'a>, missing: usize, d: &mut Decoded) -> Result<(), DecodeError> {
     loop {
         let (ethertype, rest) = match start {
             Start::Ether(b) => match l2(b, d)? {
@@ -510,12 +546,22 @@ fn l3<'a>(
             d.dst = v4_addr(ip.dst_addr());
             d.proto = ip.protocol().0;
             d.tunnel.inner_len = ip.total_len() as u32;
-            if ip.is_fragment() {
-                d.kind = Kind::Fragment;
-                return Ok(Step::Done);
-            }
             let hl = ip.header_len();
             let total = ip.total_len() as usize;
+            if ip.is_fragment() {
+                d.kind = Kind::Fragment;
+                let ip_start = offset_of(frame, rest);
+                d.frag = Frag {
+                    id: ip.ident() as u32,
+                    offset: ip.frag_offset(),
+                    more: ip.more_frags(),
+                    ip_start: ip_start as u16,
+                    ip_hdr_len: hl as u16,
+                    data_start: (ip_start + hl) as u16,
+                    data_len: (total - hl) as u16,
+                };
+                return Ok(Step::Done);
+            }
             (ip.protocol(), &rest[hl..total.min(rest.len())], total - hl)
         }
         EtherType::IPV6 => {
@@ -541,10 +587,20 @@ fn l3<'a>(
                 l4 = &l4[h.len..];
                 l4_len -= h.len;
                 next = h.next_header;
-                if let Some((off, more, _id)) = h.fragment {
+                if let Some((off, more, id)) = h.fragment {
                     if off != 0 || more {
                         d.proto = next.0;
                         d.kind = Kind::Fragment;
+                        let ip_start = offset_of(frame, rest);
+                        d.frag = Frag {
+                            id,
+                            offset: off,
+                            more,
+                            ip_start: ip_start as u16,
+                            ip_hdr_len: ipv6::HEADER_LEN as u16,
+                            data_start: offset_of(frame, l4) as u16,
+                            data_len: l4_len as u16,
+                        };
                         return Ok(Step::Done);
                     }
                 }

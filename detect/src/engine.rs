@@ -5,6 +5,7 @@
 
 use crate::app::AppCounters;
 use crate::decode::{decode_into, decode_partial, DecodeError, DecodeErrorKind, Decoded, Kind, Layer};
+use crate::defrag::{Defrag, DefragCounters};
 use crate::flow::{FlowConfig, FlowCounters, FlowKey, FlowTable};
 use crate::hash::key_hash;
 use crate::time::Micros;
@@ -22,7 +23,8 @@ pub struct EngineCounters {
     pub flow_packets: u64,
     /// Frames that are not IP (ARP, LLDP...).
     pub non_ip: u64,
-    /// IPv4/IPv6 fragments (counted, not tracked until defragmentation lands).
+    /// IPv4/IPv6 fragments (each is a packet here; the datagrams they complete are handed to
+    /// the flow table as one packet each, counted in `defrag.reassembled`).
     pub fragments: u64,
     /// IP packets dropped because the flow table had no slot (capacity 0 only).
     pub no_flow: u64,
@@ -31,6 +33,7 @@ pub struct EngineCounters {
     pub flows: FlowCounters,
     /// The app layer's (filled in by [`Engine::counters`], not per burst).
     pub app: AppCounters,
+    pub defrag: DefragCounters,
 }
 
 impl EngineCounters {
@@ -58,6 +61,7 @@ impl EngineCounters {
         }
         self.flows.add(&o.flows);
         self.app.add(&o.app);
+        self.defrag.add(&o.defrag);
     }
 }
 
@@ -113,6 +117,15 @@ const PENDING: Pending = Pending {
             inner_len: 0,
         },
         mpls_labels: 0,
+        frag: crate::decode::Frag {
+            id: 0,
+            offset: 0,
+            more: false,
+            ip_start: 0,
+            ip_hdr_len: 0,
+            data_start: 0,
+            data_len: 0,
+        },
     },
     result: Err(DecodeError::TooManyVlans),
     key: FlowKey::ZERO,
@@ -126,6 +139,7 @@ const PENDING: Pending = Pending {
 /// Decode + flow tracking for one worker.
 pub struct Engine {
     table: FlowTable,
+    defrag: Defrag,
     counters: EngineCounters,
     chunk: [Pending; CHUNK],
     /// The packet clock: the latest timestamp seen.
@@ -134,7 +148,13 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(cfg: FlowConfig) -> Self {
-        Engine { table: FlowTable::new(cfg), counters: EngineCounters::default(), chunk: [PENDING; CHUNK], now: 0 }
+        Engine {
+            defrag: Defrag::new(cfg.defrag),
+            table: FlowTable::new(cfg),
+            counters: EngineCounters::default(),
+            chunk: [PENDING; CHUNK],
+            now: 0,
+        }
     }
 
     /// Processes one frame: `data` is what was captured, `wire_len` the frame's length (bytes
@@ -192,7 +212,7 @@ impl Engine {
             }
             std::hint::black_box(touched);
             for (s, data) in self.chunk[..n].iter().zip(&datas[..n]) {
-                account(&mut self.table, &mut self.counters, &mut self.now, s, data, sink);
+                account(&mut self.table, &mut self.defrag, &mut self.counters, &mut self.now, s, data, sink);
             }
             if n < CHUNK {
                 break;
@@ -233,6 +253,9 @@ impl Engine {
             }
         }
         self.table.expire(self.now, sink);
+        if self.defrag.enabled() {
+            self.defrag.expire(self.now);
+        }
     }
 
     /// Ends every live flow at `end` (the end of input, or the stop time).
@@ -256,6 +279,7 @@ impl Engine {
         let mut c = self.counters;
         c.flows = self.table.counters;
         c.app = self.table.app.counters();
+        c.defrag = self.defrag.counters;
         c
     }
 
@@ -284,8 +308,10 @@ fn outer_udp(d: &Decoded) -> Decoded {
 }
 
 #[inline]
+#[allow(clippy::too_many_arguments)]
 fn account<S: RecordSink>(
     table: &mut FlowTable,
+    defrag: &mut Defrag,
     c: &mut EngineCounters,
     now: &mut Micros,
     s: &Pending,
@@ -319,9 +345,40 @@ fn account<S: RecordSink>(
                     c.flow_packets += 1;
                 }
             }
-            Kind::Fragment => c.fragments += 1,
+            Kind::Fragment => {
+                c.fragments += 1;
+                if defrag.enabled() {
+                    reassemble(table, defrag, s, data, *now, sink);
+                }
+            }
             Kind::NonIp => c.non_ip += 1,
         },
         Err(e) => c.decode_errors[e.kind() as usize][e.layer() as usize] += 1,
     }
+}
+
+/// A fragment: when it completes its datagram, the datagram goes to its flow as one packet of
+/// its link header plus its IP length (inner IP length in a tunnel), as Suricata counts it.
+#[cold]
+fn reassemble<S: RecordSink>(
+    table: &mut FlowTable,
+    defrag: &mut Defrag,
+    s: &Pending,
+    data: &[u8],
+    now: Micros,
+    sink: &mut S,
+) {
+    let link = s.d.frag.ip_start as u32;
+    let Some(Ok(r)) = defrag.add(data, &s.d, now) else { return };
+    let d = &r.d;
+    if d.kind != Kind::Ip {
+        return;
+    }
+    let off = (d.payload_offset as usize).min(r.packet.len());
+    let payload = &r.packet[off..(off + d.payload_len as usize).min(r.packet.len())];
+    let ip_len = r.packet.len() as u32;
+    let bytes = if d.tunnel.depth > 0 { ip_len } else { link + ip_len };
+    let (key, lo) = FlowKey::from_decoded(d);
+    let hash = key_hash(&key);
+    table.update_keyed(&key, lo, hash, d, payload, bytes, now, sink);
 }

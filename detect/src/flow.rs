@@ -50,6 +50,8 @@ pub struct FlowConfig {
     pub expire_budget: usize,
     /// The application layer (protocol identification, reassembly, parsers).
     pub app: AppConfig,
+    /// IP defragmentation.
+    pub defrag: crate::defrag::DefragConfig,
 }
 
 impl Default for FlowConfig {
@@ -64,6 +66,7 @@ impl Default for FlowConfig {
             active_timeout: 1800,
             expire_budget: 64,
             app: AppConfig::default(),
+            defrag: crate::defrag::DefragConfig::default(),
         }
     }
 }

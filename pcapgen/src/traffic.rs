@@ -577,17 +577,33 @@ impl FlowGen {
 
 /// A TLS ClientHello record with SNI and ALPN (TLS 1.2 record, offering 1.3).
 pub fn tls_client_hello(rng: &mut Rng, sni: &str, alpn: &[&str]) -> Vec<u8> {
+    tls_client_hello_with(rng, sni, alpn, false)
+}
+
+/// The certificate the generator's TLS 1.2 servers present (a self-signed P-256 certificate,
+/// `CN=www.example.com`, made once with openssl and kept in `pcapgen/data`).
+pub const CERT_DER: &[u8] = include_bytes!("../data/cert.der");
+
+/// [`tls_client_hello`], with GREASE values (RFC 8701) first in the cipher suites, the
+/// extensions and the groups when `grease`, as browsers send them.
+pub fn tls_client_hello_with(rng: &mut Rng, sni: &str, alpn: &[&str], grease: bool) -> Vec<u8> {
     let mut hs = vec![0x03, 0x03];
     hs.extend(rng.bytes(32));
     hs.push(32);
     hs.extend(rng.bytes(32));
-    let suites: [u16; 8] = [0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0x009e];
+    let mut suites: Vec<u16> = vec![0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0x009e];
+    if grease {
+        suites.insert(0, 0x2a2a);
+    }
     hs.extend_from_slice(&((suites.len() * 2) as u16).to_be_bytes());
     for s in suites {
         hs.extend_from_slice(&s.to_be_bytes());
     }
     hs.extend_from_slice(&[1, 0]); // compression: null
     let mut ext = Vec::new();
+    if grease {
+        push_ext(&mut ext, 0x9a9a, &[]);
+    }
     // server_name
     let name = sni.as_bytes();
     let mut sn = Vec::new();
@@ -596,7 +612,12 @@ pub fn tls_client_hello(rng: &mut Rng, sni: &str, alpn: &[&str]) -> Vec<u8> {
     sn.extend_from_slice(&(name.len() as u16).to_be_bytes());
     sn.extend_from_slice(name);
     push_ext(&mut ext, 0, &sn);
-    push_ext(&mut ext, 0x0a, &[0, 6, 0, 0x1d, 0, 0x17, 0, 0x18]); // supported_groups
+    if grease {
+        push_ext(&mut ext, 0x0a, &[0, 8, 0xfa, 0xfa, 0, 0x1d, 0, 0x17, 0, 0x18]);
+    // supported_groups
+    } else {
+        push_ext(&mut ext, 0x0a, &[0, 6, 0, 0x1d, 0, 0x17, 0, 0x18]);
+    }
     push_ext(&mut ext, 0x0b, &[1, 0]); // ec_point_formats
     push_ext(&mut ext, 0x0d, &[0, 8, 4, 3, 8, 4, 4, 1, 5, 1]); // signature_algorithms
     let mut al = Vec::new();
@@ -633,6 +654,82 @@ pub fn tls_server_hello(rng: &mut Rng) -> Vec<u8> {
     let mut r = tls_record(0x16, &handshake_msg(2, &hs));
     r.extend_from_slice(&tls_record(0x14, &[1]));
     r
+}
+
+/// A TLS 1.2 server's first flight in two segments: ServerHello (ECDHE-RSA-AES128-GCM-SHA256,
+/// renegotiation_info, ec_point_formats, the ALPN it picked) in one record, then Certificate
+/// ([`CERT_DER`]) and ServerHelloDone in another.
+pub fn tls12_server_flight(rng: &mut Rng, alpn: &str) -> (Vec<u8>, Vec<u8>) {
+    let mut hs = vec![0x03, 0x03];
+    hs.extend(rng.bytes(32));
+    hs.push(32);
+    hs.extend(rng.bytes(32));
+    hs.extend_from_slice(&[0xc0, 0x2f, 0]);
+    let mut ext = Vec::new();
+    push_ext(&mut ext, 0xff01, &[0]);
+    push_ext(&mut ext, 0x0b, &[1, 0]);
+    let mut al = vec![0, (alpn.len() + 1) as u8, alpn.len() as u8];
+    al.extend_from_slice(alpn.as_bytes());
+    push_ext(&mut ext, 0x10, &al);
+    hs.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    hs.extend_from_slice(&ext);
+    let hello = tls_record(0x16, &handshake_msg(2, &hs));
+    let mut list = (CERT_DER.len() as u32).to_be_bytes()[1..].to_vec();
+    list.extend_from_slice(CERT_DER);
+    let mut body = (list.len() as u32).to_be_bytes()[1..].to_vec();
+    body.extend_from_slice(&list);
+    let mut msgs = handshake_msg(11, &body);
+    msgs.extend_from_slice(&handshake_msg(14, &[]));
+    (hello, tls_record(0x16, &msgs))
+}
+
+/// An SSH binary packet holding a KEXINIT with OpenSSH-like algorithm lists (the server's in
+/// another order), for HASSH.
+pub fn ssh_kexinit(rng: &mut Rng, server: bool) -> Vec<u8> {
+    let lists: [&str; 10] = if server {
+        [
+            "curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,diffie-hellman-group16-sha512",
+            "rsa-sha2-512,rsa-sha2-256,ssh-ed25519",
+            "chacha20-poly1305@openssh.com,aes128-ctr,aes256-gcm@openssh.com",
+            "chacha20-poly1305@openssh.com,aes128-ctr,aes256-gcm@openssh.com",
+            "umac-64-etm@openssh.com,hmac-sha2-256-etm@openssh.com,hmac-sha2-256",
+            "umac-64-etm@openssh.com,hmac-sha2-256-etm@openssh.com,hmac-sha2-256",
+            "none,zlib@openssh.com",
+            "none,zlib@openssh.com",
+            "",
+            "",
+        ]
+    } else {
+        [
+            "curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,diffie-hellman-group14-sha256,ext-info-c",
+            "ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512",
+            "aes128-ctr,chacha20-poly1305@openssh.com,aes256-gcm@openssh.com",
+            "aes128-ctr,chacha20-poly1305@openssh.com,aes256-gcm@openssh.com",
+            "hmac-sha2-256-etm@openssh.com,umac-64-etm@openssh.com",
+            "hmac-sha2-256-etm@openssh.com,umac-64-etm@openssh.com",
+            "none,zlib@openssh.com,zlib",
+            "none,zlib@openssh.com,zlib",
+            "",
+            "",
+        ]
+    };
+    let mut p = vec![20];
+    p.extend(rng.bytes(16));
+    for l in lists {
+        p.extend_from_slice(&(l.len() as u32).to_be_bytes());
+        p.extend_from_slice(l.as_bytes());
+    }
+    p.extend_from_slice(&[0, 0, 0, 0, 0]); // first_kex_packet_follows, reserved
+                                           // Pad to a multiple of 8 with at least 4 bytes (RFC 4253 §6).
+    let mut pad = 8 - (p.len() + 5) % 8;
+    if pad < 4 {
+        pad += 8;
+    }
+    let mut pkt = ((p.len() + 1 + pad) as u32).to_be_bytes().to_vec();
+    pkt.push(pad as u8);
+    pkt.extend_from_slice(&p);
+    pkt.extend(rng.bytes(pad));
+    pkt
 }
 
 fn push_ext(out: &mut Vec<u8>, t: u16, body: &[u8]) {
@@ -999,11 +1096,22 @@ fn background(
             let alpn: &[&str] = if rng.below(2) == 0 { &["h2", "http/1.1"] } else { &["http/1.1"] };
             g.handshake(&mut gap);
             g.t += gap();
-            let ch = tls_client_hello(rng, &sni, alpn);
+            // Half the clients send GREASE (as browsers do); a third of the servers answer with
+            // TLS 1.2 and a certificate in the clear.
+            let grease = rng.below(2) == 0;
+            let tls12 = rng.below(3) == 0;
+            let ch = tls_client_hello_with(rng, &sni, alpn, grease);
             g.tcp(true, flags::PSH | flags::ACK, &ch);
             g.t += gap();
-            let sh = tls_server_hello(rng);
-            g.tcp(false, flags::PSH | flags::ACK, &sh);
+            if tls12 {
+                let (hello, cert) = tls12_server_flight(rng, alpn[0]);
+                g.tcp(false, flags::PSH | flags::ACK, &hello);
+                g.t += gap();
+                g.tcp(false, flags::PSH | flags::ACK, &cert);
+            } else {
+                let sh = tls_server_hello(rng);
+                g.tcp(false, flags::PSH | flags::ACK, &sh);
+            }
             g.t += gap();
             g.tcp(true, flags::PSH | flags::ACK, &tls_record(0x14, &[1]));
             for i in 0..exchanges {
@@ -1022,6 +1130,10 @@ fn background(
             g.tcp(false, flags::PSH | flags::ACK, format!("SSH-2.0-{soft}\r\n").as_bytes());
             g.t += gap();
             g.tcp(true, flags::PSH | flags::ACK, b"SSH-2.0-OpenSSH_9.6\r\n");
+            g.t += gap();
+            g.tcp(true, flags::PSH | flags::ACK, &ssh_kexinit(rng, false));
+            g.t += gap();
+            g.tcp(false, flags::PSH | flags::ACK, &ssh_kexinit(rng, true));
             for i in 0..exchanges.max(2) {
                 g.t += gap();
                 let n = seg(rng);
