@@ -1,6 +1,7 @@
 //! Side by side with Suricata 7 (`suricata -r FILE -k none`): the same flows with the same
-//! packet and byte counts per direction. Runs when `suricata` is installed (.ci/run installs
-//! it from bookworm-backports); otherwise it says why it did not run.
+//! packet and byte counts per direction, the same `app_proto`, and the same dns / http / tls /
+//! ssh events field by field for the fields both write. Runs when `suricata` is installed
+//! (.ci/run installs it from bookworm-backports); otherwise it says why it did not run.
 
 mod common;
 use common::*;
@@ -53,6 +54,11 @@ fn run_suricata(d: &TempDir, pcap: &std::path::Path) -> Vec<Value> {
             "single",
             "-l",
             logdir.to_str().unwrap(),
+            // the fingerprints spinewatch always writes
+            "--set",
+            "app-layer.protocols.tls.ja3-fingerprints=yes",
+            "--set",
+            "app-layer.protocols.ssh.hassh=yes",
         ])
         .output()
         .expect("run suricata");
@@ -103,4 +109,97 @@ fn same_flows_and_counts_as_suricata() {
         diffs.push(format!("only in spinewatch: {k}"));
     }
     assert!(diffs.is_empty(), "{} differences:\n{}", diffs.len(), diffs.join("\n"));
+}
+
+/// Fields only spinewatch writes (extensions, listed in the README); everything else either
+/// both write, with the same value, or it is a difference.
+const OURS_ONLY: [&str; 5] = ["request_body_len", "client_alpns", "server_alpns", "ja4", "tunnel"];
+
+/// (event type, tuple) → the events' type objects, sorted.
+fn app_table(events: &[Value]) -> BTreeMap<String, Vec<Value>> {
+    let mut m: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for e in events {
+        let t = e["event_type"].as_str().unwrap_or("");
+        let body = match t {
+            "dns" | "http" | "tls" | "ssh" => e[t].clone(),
+            "flow" => serde_json::json!({ "app_proto": e["app_proto"] }),
+            _ => continue,
+        };
+        let k = format!("{t}|{}|{}|{}|{}|{}|{}", e["vlan"], e["src_ip"], e["src_port"], e["dest_ip"], e["dest_port"], e["proto"]);
+        m.entry(k).or_default().push(body);
+    }
+    for v in m.values_mut() {
+        v.sort_by_key(|x| x.to_string());
+    }
+    m
+}
+
+#[test]
+fn same_app_events_as_suricata() {
+    if !suricata_available() {
+        assert!(std::env::var_os("CI").is_none(), "CI must have suricata installed (scripts/deps.sh --test)");
+        eprintln!("SKIPPED same_app_events_as_suricata: `suricata` is not installed (scripts/deps.sh --test installs it)");
+        return;
+    }
+    use pcapgen::traffic::{generate, EncapMix, ProtoMix, TrafficConfig};
+    let d = TempDir::new("suricata-app");
+    let p = d.path("app.pcap");
+    let cfg = TrafficConfig {
+        seed: 7,
+        flows: 600,
+        mix: ProtoMix { tcp: 10, http: 30, tls: 30, dns_udp: 15, dns_tcp: 5, ssh: 5, udp: 3, icmp: 2 },
+        encap: EncapMix { none: 80, vlan: 8, qinq: 4, vxlan: 4, gre: 4 },
+        ipv6_percent: 15,
+        ..TrafficConfig::default()
+    };
+    let mut w = capture::pcap::PcapWriter::create(&p).unwrap();
+    generate(&cfg, |ts, f| w.write(ts, f, f.len() as u32).unwrap());
+    w.finish().unwrap();
+    let ours = replay(&["--source", "file", "--workers", "2", p.to_str().unwrap()]);
+    let theirs = run_suricata(&d, &p);
+    let (a, b) = (app_table(&ours.events), app_table(&theirs));
+    let mut diffs = Vec::new();
+    let mut compared = BTreeMap::<String, usize>::new();
+    for k in a.keys().chain(b.keys()).collect::<std::collections::BTreeSet<_>>() {
+        let (x, y) = (a.get(k).map(Vec::as_slice).unwrap_or(&[]), b.get(k).map(Vec::as_slice).unwrap_or(&[]));
+        if x.len() != y.len() {
+            diffs.push(format!("{k}: spinewatch {} events, suricata {}: {x:?} / {y:?}", x.len(), y.len()));
+            continue;
+        }
+        for (ev, sv) in x.iter().zip(y) {
+            let (eo, so) = (ev.as_object().unwrap(), sv.as_object().unwrap());
+            for (f, v) in so {
+                match eo.get(f) {
+                    Some(w) if w == v => *compared.entry(format!("{}.{f}", k.split('|').next().unwrap())).or_default() += 1,
+                    Some(w) => diffs.push(format!("{k}: {f}: spinewatch {w}, suricata {v}")),
+                    None if v.is_null() => {}
+                    None => diffs.push(format!("{k}: {f} only in suricata ({v})")),
+                }
+            }
+            for f in eo.keys().filter(|f| !so.contains_key(*f) && !OURS_ONLY.contains(&f.as_str())) {
+                if !eo[f].is_null() {
+                    diffs.push(format!("{k}: {f} only in spinewatch ({})", eo[f]));
+                }
+            }
+        }
+    }
+    assert!(diffs.is_empty(), "{} differences:\n{}", diffs.len(), diffs[..diffs.len().min(30)].join("\n"));
+    // It compared something of each: the fields that carry the metadata.
+    for f in [
+        "flow.app_proto",
+        "dns.rrname",
+        "dns.answers",
+        "http.hostname",
+        "http.url",
+        "http.status",
+        "tls.sni",
+        "tls.ja3",
+        "tls.ja3s",
+        "tls.subject",
+        "tls.fingerprint",
+        "ssh.client",
+        "ssh.server",
+    ] {
+        assert!(compared.get(f).copied().unwrap_or(0) >= 3, "too few {f} compared: {compared:?}");
+    }
 }
