@@ -125,7 +125,10 @@ fn app_table(events: &[Value]) -> BTreeMap<String, Vec<Value>> {
             "flow" => serde_json::json!({ "app_proto": e["app_proto"] }),
             _ => continue,
         };
-        let k = format!("{t}|{}|{}|{}|{}|{}|{}", e["vlan"], e["src_ip"], e["src_port"], e["dest_ip"], e["dest_port"], e["proto"]);
+        let k = format!(
+            "{t}|{}|{}|{}|{}|{}|{}",
+            e["vlan"], e["src_ip"], e["src_port"], e["dest_ip"], e["dest_port"], e["proto"]
+        );
         m.entry(k).or_default().push(body);
     }
     for v in m.values_mut() {
@@ -138,7 +141,9 @@ fn app_table(events: &[Value]) -> BTreeMap<String, Vec<Value>> {
 fn same_app_events_as_suricata() {
     if !suricata_available() {
         assert!(std::env::var_os("CI").is_none(), "CI must have suricata installed (scripts/deps.sh --test)");
-        eprintln!("SKIPPED same_app_events_as_suricata: `suricata` is not installed (scripts/deps.sh --test installs it)");
+        eprintln!(
+            "SKIPPED same_app_events_as_suricata: `suricata` is not installed (scripts/deps.sh --test installs it)"
+        );
         return;
     }
     use pcapgen::traffic::{generate, EncapMix, ProtoMix, TrafficConfig};
@@ -170,7 +175,9 @@ fn same_app_events_as_suricata() {
             let (eo, so) = (ev.as_object().unwrap(), sv.as_object().unwrap());
             for (f, v) in so {
                 match eo.get(f) {
-                    Some(w) if w == v => *compared.entry(format!("{}.{f}", k.split('|').next().unwrap())).or_default() += 1,
+                    Some(w) if w == v => {
+                        *compared.entry(format!("{}.{f}", k.split('|').next().unwrap())).or_default() += 1
+                    }
                     Some(w) => diffs.push(format!("{k}: {f}: spinewatch {w}, suricata {v}")),
                     None if v.is_null() => {}
                     None => diffs.push(format!("{k}: {f} only in suricata ({v})")),

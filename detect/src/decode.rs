@@ -1,4 +1,5 @@
-//! Frame decoding: Ethernet II → up to [`MAX_VLANS`] 802.1Q/802.1ad tags → MPLS labels → IPv4 /
+//! Frame decoding: Ethernet II → up to [`MAX_VLANS`] 802.1Q/802.1ad tags → MPLS labels or a
+//! PPPoE session header → IPv4 /
 //! IPv6 (with its extension-header chain, at most [`MAX_IPV6_EXT`] headers) → TCP / UDP / ICMP /
 //! ICMPv6; and through tunnels, at most [`MAX_TUNNELS`] deep: VXLAN (UDP 4789), GENEVE (UDP
 //! 6081), GRE (with Ethernet, IP, ERSPAN type I, II and III inside), IPv4-in-IP and IPv6-in-IP.
@@ -10,7 +11,8 @@
 //! counts by [`DecodeErrorKind`] and [`Layer`].
 
 use crate::wire::{
-    erspan, ethernet, geneve, gre, icmp, ipv4, ipv6, mpls, tcp, udp, vlan, vxlan, EtherType, IpProtocol, Ipv6ExtHeader,
+    erspan, ethernet, geneve, gre, icmp, ipv4, ipv6, mpls, pppoe, tcp, udp, vlan, vxlan, EtherType, IpProtocol,
+    Ipv6ExtHeader,
 };
 
 /// The most VLAN tags we decode (Suricata 7 keeps three layers too); a deeper stack is an error.
@@ -42,10 +44,11 @@ pub enum Layer {
     Erspan,
     /// The tunnel nesting as a whole.
     Tunnel,
+    Pppoe,
 }
 
 impl Layer {
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 16;
     pub const ALL: [Layer; Self::COUNT] = [
         Layer::Ethernet,
         Layer::Vlan,
@@ -62,6 +65,7 @@ impl Layer {
         Layer::Gre,
         Layer::Erspan,
         Layer::Tunnel,
+        Layer::Pppoe,
     ];
 
     pub fn name(self) -> &'static str {
@@ -81,6 +85,7 @@ impl Layer {
             Layer::Gre => "gre",
             Layer::Erspan => "erspan",
             Layer::Tunnel => "tunnel",
+            Layer::Pppoe => "pppoe",
         }
     }
 }
@@ -261,11 +266,12 @@ impl TunnelKind {
         Self::ALL.get(v as usize).copied().unwrap_or_default()
     }
 
-    /// Whether the id names a network the inner addresses belong to (a VXLAN or GENEVE VNI, a
-    /// GRE key as NVGRE uses it), so inner flows are keyed by it. ERSPAN session ids and IP-in-IP
-    /// carry the same traffic as the plain network: their inner flows are not keyed apart.
+    /// Whether the id names a network the inner addresses belong to (a VXLAN or GENEVE VNI), so
+    /// inner flows are keyed by it. GRE keys may differ per direction (and name a flow within
+    /// the tunnel, RFC 2890), ERSPAN session ids name a mirror session (the two directions of a
+    /// flow can be mirrored in two): their inner flows are not keyed apart, as in Suricata.
     pub fn keys_flows(self) -> bool {
-        matches!(self, TunnelKind::Vxlan | TunnelKind::Geneve | TunnelKind::Gre)
+        matches!(self, TunnelKind::Vxlan | TunnelKind::Geneve)
     }
 }
 
@@ -285,15 +291,21 @@ pub struct Tunnel {
     pub outer_dst: u128,
     pub outer_sport: u16,
     pub outer_dport: u16,
-    /// VLAN tags before the outermost IP header (the first of [`Decoded::vlan`]).
+    /// VLAN tags before the outermost IP header. An inner packet's [`Decoded::vlan`] holds only
+    /// the tags inside the tunnel (an inner Ethernet frame's): the outer tags belong to the
+    /// underlay, and Suricata keys inner flows without them too.
+    pub outer_vlan: [u16; MAX_VLANS],
     pub outer_vlan_count: u8,
     /// Length of the outermost UDP payload when the outermost tunnel runs over UDP (VXLAN,
     /// GENEVE): that UDP flow is tracked too, as Suricata does. 0 otherwise.
     pub outer_udp_payload: u16,
     /// Where that UDP payload starts in the frame.
     pub outer_udp_offset: u16,
-    /// The innermost IP packet's length: what an inner flow counts as bytes (as Suricata).
+    /// The innermost IP packet's length: what an inner flow counts as bytes (as Suricata), plus
+    /// `inner_link`.
     pub inner_len: u32,
+    /// Bytes of link header Suricata counts with the inner packet (PPTP's PPP header).
+    pub inner_link: u8,
 }
 
 /// Where a fragment's pieces are (`Kind::Fragment` only).
@@ -311,6 +323,62 @@ pub struct Frag {
     /// The fragment's data: where it starts in the frame and its length.
     pub data_start: u16,
     pub data_len: u16,
+}
+
+/// The packet an ICMP error quotes (RFC 792, RFC 4443 §3): its addresses, protocol and ports,
+/// so the error can be accounted to that packet's flow, as Suricata does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Quoted {
+    pub valid: bool,
+    pub src: u128,
+    pub dst: u128,
+    pub proto: u8,
+    pub src_port: u16,
+    pub dst_port: u16,
+}
+
+impl Quoted {
+    /// Reads the quoted header after an ICMP error's 8-byte header; `version` is the outer IP
+    /// version (an ICMPv4 error quotes IPv4, an ICMPv6 error IPv6).
+    fn parse(version: u8, b: &[u8]) -> Quoted {
+        let ports = |l4: &[u8], proto: u8| -> (u16, u16) {
+            if matches!(proto, 6 | 17 | 132) && l4.len() >= 4 {
+                (u16::from_be_bytes([l4[0], l4[1]]), u16::from_be_bytes([l4[2], l4[3]]))
+            } else {
+                (0, 0)
+            }
+        };
+        match (version, b.first().map(|x| x >> 4)) {
+            (4, Some(4)) => {
+                let hl = (b[0] & 0xf) as usize * 4;
+                if hl < 20 || b.len() < hl {
+                    return Quoted::default();
+                }
+                let mut a = [0u8; 4];
+                a.copy_from_slice(&b[12..16]);
+                let mut z = [0u8; 4];
+                z.copy_from_slice(&b[16..20]);
+                let (sp, dp) = ports(&b[hl..], b[9]);
+                Quoted { valid: true, src: v4_addr(a), dst: v4_addr(z), proto: b[9], src_port: sp, dst_port: dp }
+            }
+            (6, Some(6)) if b.len() >= ipv6::HEADER_LEN => {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(&b[8..24]);
+                let mut z = [0u8; 16];
+                z.copy_from_slice(&b[24..40]);
+                let (sp, dp) = ports(&b[40..], b[6]);
+                Quoted {
+                    valid: true,
+                    src: u128::from_ne_bytes(a),
+                    dst: u128::from_ne_bytes(z),
+                    proto: b[6],
+                    src_port: sp,
+                    dst_port: dp,
+                }
+            }
+            _ => Quoted::default(),
+        }
+    }
 }
 
 /// The summary of one decoded frame: everything the flow table needs, as plain values.
@@ -347,6 +415,8 @@ pub struct Decoded {
     /// MPLS labels walked (not part of the flow key: labels differ per hop and direction).
     pub mpls_labels: u8,
     pub frag: Frag,
+    /// For an ICMP error: the packet it quotes.
+    pub quoted: Quoted,
 }
 
 #[inline]
@@ -409,6 +479,9 @@ enum Start<'a> {
 enum Step<'a> {
     Done,
     Tunnel(TunnelKind, u32, Start<'a>),
+    /// PPTP: the PPP header before the inner IP packet counts in the inner flow's bytes, as
+    /// Suricata counts it.
+    Ppp(u32, Start<'a>, u8),
 }
 
 /// [`decode_partial`] into a caller's [`Decoded`] (reset first): the engine decodes straight
@@ -444,35 +517,37 @@ fn decode_from<'a>(frame: &'a [u8], mut start: Start<'a>, missing: usize, d: &mu
             },
             Start::Ip(et, b) => (et, b),
         };
-        match l3(frame, ethertype, rest, missing, d)? {
+        let (kind, id, next, link) = match l3(frame, ethertype, rest, missing, d)? {
             Step::Done => return Ok(()),
-            Step::Tunnel(kind, id, next) => {
-                let t = &mut d.tunnel;
-                if t.depth as usize == MAX_TUNNELS {
-                    return Err(DecodeError::TooManyTunnels);
-                }
-                if t.depth == 0 {
-                    t.outer_version = d.ip_version;
-                    t.outer_proto = d.proto;
-                    t.outer_src = d.src;
-                    t.outer_dst = d.dst;
-                    t.outer_sport = d.src_port;
-                    t.outer_dport = d.dst_port;
-                    t.outer_vlan_count = d.vlan_count;
-                    if matches!(kind, TunnelKind::Vxlan | TunnelKind::Geneve) {
-                        t.outer_udp_payload = d.payload_len;
-                        t.outer_udp_offset = d.payload_offset;
-                    }
-                }
-                t.depth += 1;
-                t.kind = kind;
-                t.id = id;
-                // The inner packet starts afresh, keeping the tags and the tunnel.
-                let (vlan, vlan_count, tunnel, labels) = (d.vlan, d.vlan_count, d.tunnel, d.mpls_labels);
-                *d = Decoded { vlan, vlan_count, tunnel, mpls_labels: labels, ..Decoded::default() };
-                start = next;
+            Step::Tunnel(k, i, n) => (k, i, n, 0),
+            Step::Ppp(i, n, l) => (TunnelKind::Gre, i, n, l),
+        };
+        let t = &mut d.tunnel;
+        if t.depth as usize == MAX_TUNNELS {
+            return Err(DecodeError::TooManyTunnels);
+        }
+        if t.depth == 0 {
+            t.outer_version = d.ip_version;
+            t.outer_proto = d.proto;
+            t.outer_src = d.src;
+            t.outer_dst = d.dst;
+            t.outer_sport = d.src_port;
+            t.outer_dport = d.dst_port;
+            t.outer_vlan = d.vlan;
+            t.outer_vlan_count = d.vlan_count;
+            if matches!(kind, TunnelKind::Vxlan | TunnelKind::Geneve) {
+                t.outer_udp_payload = d.payload_len;
+                t.outer_udp_offset = d.payload_offset;
             }
         }
+        t.depth += 1;
+        t.kind = kind;
+        t.id = id;
+        // The inner packet starts afresh, keeping the tunnel.
+        t.inner_link = link;
+        let (tunnel, labels) = (d.tunnel, d.mpls_labels);
+        *d = Decoded { tunnel, mpls_labels: labels, ..Decoded::default() };
+        start = next;
     }
 }
 
@@ -494,6 +569,15 @@ fn l2<'a>(b: &'a [u8], d: &mut Decoded) -> Result<Option<(EtherType, &'a [u8])>,
             d.vlan_count += 1;
             ethertype = tag.ethertype();
             rest = &rest[vlan::HEADER_LEN..];
+        }
+        if ethertype == EtherType::PPPOE_SESSION {
+            let p = pppoe::Packet::new_checked(rest)?;
+            let inner = &rest[pppoe::HEADER_LEN..];
+            return Ok(match p.ppp_protocol() {
+                pppoe::PPP_IPV4 => Some((EtherType::IPV4, inner)),
+                pppoe::PPP_IPV6 => Some((EtherType::IPV6, inner)),
+                _ => None,
+            });
         }
         if ethertype != EtherType::MPLS && ethertype != EtherType::MPLS_MC {
             return Ok(matches!(ethertype, EtherType::IPV4 | EtherType::IPV6).then_some((ethertype, rest)));
@@ -635,6 +719,14 @@ fn l3<'a>(
             let i = icmp::Packet::new_checked(l4, layer)?;
             d.icmp_type = i.msg_type();
             d.icmp_code = i.msg_code();
+            let error = if proto == IpProtocol::ICMP {
+                matches!(d.icmp_type, 3 | 4 | 5 | 11 | 12)
+            } else {
+                matches!(d.icmp_type, 1..=4)
+            };
+            if error {
+                d.quoted = Quoted::parse(d.ip_version, &l4[icmp::HEADER_LEN..]);
+            }
             (icmp::HEADER_LEN, l4_len - icmp::HEADER_LEN)
         }
         IpProtocol::IPIP => return Ok(Step::Tunnel(TunnelKind::Ipip, 0, Start::Ip(EtherType::IPV4, l4))),
@@ -675,11 +767,33 @@ fn l3<'a>(
 #[inline]
 fn gre_inner(l4: &[u8]) -> Result<Option<Step<'_>>, DecodeError> {
     let g = gre::Packet::new_checked(l4)?;
+    let key = g.key().unwrap_or(0);
+    let inner = &l4[g.header_len()..];
+    if g.version() == 1 {
+        // PPTP: PPP, its address and control bytes optional, its protocol 1 or 2 bytes.
+        if g.protocol() != gre::PROTO_PPP {
+            return Ok(None);
+        }
+        let ppp = inner.strip_prefix(&[0xff, 0x03][..]).unwrap_or(inner);
+        let (proto, hl) = match ppp {
+            [p, ..] if p & 1 == 1 => (*p as u16, 1),
+            [a, b, ..] => (u16::from_be_bytes([*a, *b]), 2),
+            _ => return Ok(None),
+        };
+        let call_id = key & 0xffff;
+        return Ok(match proto {
+            pppoe::PPP_IPV4 => {
+                Some(Step::Ppp(call_id, Start::Ip(EtherType::IPV4, &ppp[hl..]), (inner.len() - ppp.len() + hl) as u8))
+            }
+            pppoe::PPP_IPV6 => {
+                Some(Step::Ppp(call_id, Start::Ip(EtherType::IPV6, &ppp[hl..]), (inner.len() - ppp.len() + hl) as u8))
+            }
+            _ => None,
+        });
+    }
     if g.version() != 0 {
         return Ok(None);
     }
-    let key = g.key().unwrap_or(0);
-    let inner = &l4[g.header_len()..];
     Ok(Some(match g.protocol() {
         et @ (EtherType::IPV4 | EtherType::IPV6) => Step::Tunnel(TunnelKind::Gre, key, Start::Ip(et, inner)),
         gre::PROTO_TEB => Step::Tunnel(TunnelKind::Gre, key, Start::Ether(inner)),

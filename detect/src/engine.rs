@@ -111,12 +111,15 @@ const PENDING: Pending = Pending {
             outer_dst: 0,
             outer_sport: 0,
             outer_dport: 0,
+            outer_vlan: [0; 3],
             outer_vlan_count: 0,
             outer_udp_payload: 0,
             outer_udp_offset: 0,
             inner_len: 0,
+            inner_link: 0,
         },
         mpls_labels: 0,
+        quoted: crate::decode::Quoted { valid: false, src: 0, dst: 0, proto: 0, src_port: 0, dst_port: 0 },
         frag: crate::decode::Frag {
             id: 0,
             offset: 0,
@@ -289,9 +292,8 @@ impl Engine {
 }
 
 /// The outermost UDP packet of a VXLAN or GENEVE frame, as a plain UDP packet.
-fn outer_udp(d: &Decoded) -> Decoded {
-    let t = &d.tunnel;
-    let mut o = Decoded {
+fn outer_udp(t: &crate::decode::Tunnel) -> Decoded {
+    Decoded {
         kind: Kind::Ip,
         ip_version: t.outer_version,
         src: t.outer_src,
@@ -299,12 +301,25 @@ fn outer_udp(d: &Decoded) -> Decoded {
         proto: 17,
         src_port: t.outer_sport,
         dst_port: t.outer_dport,
+        vlan: t.outer_vlan,
         vlan_count: t.outer_vlan_count,
         payload_len: t.outer_udp_payload,
         ..Decoded::default()
-    };
-    o.vlan[..t.outer_vlan_count as usize].copy_from_slice(&d.vlan[..t.outer_vlan_count as usize]);
-    o
+    }
+}
+
+/// Updates the outer UDP flow of a VXLAN or GENEVE frame (whatever it carries: IP, a fragment,
+/// ARP...). Returns whether there was one.
+#[inline]
+fn outer_flow<S: RecordSink>(table: &mut FlowTable, s: &Pending, data: &[u8], now: Micros, sink: &mut S) -> bool {
+    let t = &s.d.tunnel;
+    if t.outer_udp_payload == 0 {
+        return false;
+    }
+    let off = (t.outer_udp_offset as usize).min(data.len());
+    let payload = &data[off..(off + t.outer_udp_payload as usize).min(data.len())];
+    table.update_with_payload(&outer_udp(t), payload, s.wire_len, now, sink);
+    true
 }
 
 #[inline]
@@ -325,20 +340,17 @@ fn account<S: RecordSink>(
     c.bytes += s.wire_len as u64;
     match &s.result {
         Ok(()) => match s.d.kind {
+            Kind::Ip if s.d.quoted.valid && quoted_flow(table, s, *now) => c.flow_packets += 1,
             Kind::Ip => {
                 let before = table.len();
                 let off = (s.d.payload_offset as usize).min(data.len());
                 let payload = &data[off..(off + s.d.payload_len as usize).min(data.len())];
                 let t = &s.d.tunnel;
                 // An inner flow counts its inner IP packets' bytes, as Suricata does.
-                let bytes = if t.depth > 0 { t.inner_len } else { s.wire_len };
+                let bytes = if t.depth > 0 { t.inner_len + t.inner_link as u32 } else { s.wire_len };
                 table.update_keyed(&s.key, s.src_is_lo, s.hash, &s.d, payload, bytes, *now, sink);
-                if t.outer_udp_payload > 0 {
-                    // A UDP tunnel (VXLAN, GENEVE) is a UDP flow of its own too.
-                    let off = (t.outer_udp_offset as usize).min(data.len());
-                    let outer_payload = &data[off..(off + t.outer_udp_payload as usize).min(data.len())];
-                    table.update_with_payload(&outer_udp(&s.d), outer_payload, s.wire_len, *now, sink);
-                }
+                // A UDP tunnel (VXLAN, GENEVE) is a UDP flow of its own too.
+                outer_flow(table, s, data, *now, sink);
                 if before == 0 && table.is_empty() {
                     c.no_flow += 1;
                 } else {
@@ -347,14 +359,33 @@ fn account<S: RecordSink>(
             }
             Kind::Fragment => {
                 c.fragments += 1;
+                outer_flow(table, s, data, *now, sink);
                 if defrag.enabled() {
                     reassemble(table, defrag, s, data, *now, sink);
                 }
             }
+            // ARP and the like inside a UDP tunnel: on the tunnel's flow.
+            Kind::NonIp if outer_flow(table, s, data, *now, sink) => c.flow_packets += 1,
             Kind::NonIp => c.non_ip += 1,
         },
         Err(e) => c.decode_errors[e.kind() as usize][e.layer() as usize] += 1,
     }
+}
+
+/// An ICMP error goes to the flow of the packet it quotes when that flow exists, from the
+/// quoted packet's destination side (as Suricata accounts it); returns whether it did.
+#[cold]
+fn quoted_flow(table: &mut FlowTable, s: &Pending, now: Micros) -> bool {
+    let q = &s.d.quoted;
+    let mut d = s.d;
+    d.src = q.src;
+    d.dst = q.dst;
+    d.proto = q.proto;
+    d.src_port = q.src_port;
+    d.dst_port = q.dst_port;
+    let (key, quoted_src_is_lo) = FlowKey::from_decoded(&d);
+    let bytes = if s.d.tunnel.depth > 0 { s.d.tunnel.inner_len + s.d.tunnel.inner_link as u32 } else { s.wire_len };
+    table.account_existing(&key, key_hash(&key), !quoted_src_is_lo, bytes, now)
 }
 
 /// A fragment: when it completes its datagram, the datagram goes to its flow as one packet of

@@ -381,6 +381,9 @@ pub struct FlowCounters {
     pub evicted: u64,
     pub shutdown: u64,
     pub interim: u64,
+    /// TCP flows ended early because a new SYN reused their tuple after they closed (their
+    /// records say `timeout`, as Suricata's do).
+    pub tcp_reuse: u64,
     /// Live flows now.
     pub active: u64,
 }
@@ -393,6 +396,7 @@ impl FlowCounters {
         self.evicted += o.evicted;
         self.shutdown += o.shutdown;
         self.interim += o.interim;
+        self.tcp_reuse += o.tcp_reuse;
         self.active += o.active;
     }
 }
@@ -878,6 +882,20 @@ impl FlowTable {
             if now >= exp {
                 self.end_flow(s, EndReason::Timeout, exp, sink);
                 slot = None;
+            } else if d.proto == 6 && d.tcp_flags & (TcpFlags::SYN | TcpFlags::ACK) == TcpFlags::SYN {
+                // Port reuse: a new SYN starts a new flow (the old one ends now) when the old
+                // one has no session or its session is closing, as Suricata decides it
+                // (TcpSessionReuseDoneEnoughSyn); a retransmitted SYN does not.
+                let f = &self.flows[s as usize];
+                let st = f.tcp.state;
+                let retransmit = st == TcpState::SynSent && d.tcp_seq.wrapping_add(1) == f.tcp.next_seq[0];
+                let closing =
+                    matches!(st, TcpState::LastAck | TcpState::CloseWait | TcpState::Closing | TcpState::Closed);
+                if !retransmit && (st == TcpState::None || closing) {
+                    self.counters.tcp_reuse += 1;
+                    self.end_flow(s, EndReason::Timeout, now, sink);
+                    slot = None;
+                }
             }
         }
         let slot = match slot {
@@ -1022,6 +1040,34 @@ impl FlowTable {
         let f = &mut self.flows[slot as usize];
         f.app = sid;
         f.app_proto = proto;
+    }
+
+    /// Counts a packet (`bytes`, from the key's `lo` end when `src_is_lo`) on an existing live
+    /// flow without touching its state (an ICMP error quoting one of its packets). Returns
+    /// false when there is no such flow.
+    pub fn account_existing(&mut self, key: &FlowKey, hash: u64, src_is_lo: bool, bytes: u32, now: Micros) -> bool {
+        let Some(slot) = self.find(key, hash) else { return false };
+        if now >= self.expires_at(slot) {
+            return false;
+        }
+        let f = &mut self.flows[slot as usize];
+        let dir = (src_is_lo != f.init_is_lo) as usize;
+        f.pkts[dir] += 1;
+        f.bytes[dir] += bytes as u64;
+        if f.first_seen[dir] == 0 {
+            f.first_seen[dir] = now;
+        }
+        f.last_seen[dir] = now;
+        if now > f.last {
+            f.last = now;
+        }
+        if now >= f.relinked + RELINK_US {
+            f.relinked = now;
+            let class = f.class;
+            self.unlink(slot);
+            self.push_tail(slot, class);
+        }
+        true
     }
 
     /// Ends at most `expire_budget` flows that have timed out by `now`, oldest first.

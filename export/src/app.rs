@@ -121,12 +121,25 @@ pub fn write_event(out: &mut Vec<u8>, m: &EventMeta, ev: &AppEvent<'_>) -> usize
             o.str("url", t.uri());
             o.str("http_user_agent", t.user_agent());
             o.str("http_content_type", t.content_type());
+            if let Some(raw) = t.content_range() {
+                o.key("content_range");
+                o.out.extend_from_slice(b"{\"raw\":");
+                write_str(o.out, raw);
+                if let Some((start, end, size)) = t.range {
+                    let _ = write!(o.out, ",\"start\":{start},\"end\":{end}");
+                    if let Some(z) = size {
+                        let _ = write!(o.out, ",\"size\":{z}");
+                    }
+                }
+                o.out.push(b'}');
+            }
             o.str("http_refer", t.referer());
             o.str("http_method", t.method());
             o.str("protocol", t.protocol());
             if t.has_response && t.status != 0 {
                 o.num("status", t.status as u64);
             }
+            o.str("redirect", t.redirect());
             o.num("length", t.response_body_len);
             o.num("request_body_len", t.request_body_len);
             out.extend_from_slice(b"}}\n");
@@ -138,6 +151,10 @@ pub fn write_event(out: &mut Vec<u8>, m: &EventMeta, ev: &AppEvent<'_>) -> usize
             let mut o = Obj::new(out);
             o.str("subject", t.subject());
             o.str("issuerdn", t.issuer());
+            if t.session_resumed {
+                o.key("session_resumed");
+                o.out.extend_from_slice(b"true");
+            }
             o.str("serial", t.serial());
             o.str("fingerprint", t.fingerprint());
             o.str("sni", t.sni());

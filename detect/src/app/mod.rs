@@ -9,8 +9,8 @@
 //!
 //! Identification looks at the first bytes of each direction (at most [`PROBE_BYTES`]): an HTTP
 //! request line or status line, a TLS handshake record, an SSH banner, on any port; DNS by its
-//! header on the DNS ports (53, 5353, 5355) only, since twelve bytes of header say too little
-//! to claim DNS anywhere else. A TCP flow whose two directions both fail is `failed`, as in
+//! header on port 53 only, since twelve bytes of header say too little to claim DNS anywhere
+//! else (so mDNS and LLMNR are not DNS here, as in Suricata). A TCP flow whose two directions both fail is `failed`, as in
 //! Suricata (payload one way only leaves it unknown); a UDP flow whose first datagram is not DNS
 //! is `failed` at once.
 
@@ -211,8 +211,10 @@ pub struct AppLayer {
     pub counters: AppCounters,
 }
 
+/// DNS is identified on port 53 only, as Suricata does: mDNS (5353) and LLMNR (5355) use the
+/// DNS format but are not DNS transactions.
 fn on_dns_port(sp: u16, dp: u16) -> bool {
-    matches!(sp, 53 | 5353 | 5355) || matches!(dp, 53 | 5353 | 5355)
+    sp == 53 || dp == 53
 }
 
 impl AppLayer {
@@ -280,7 +282,10 @@ impl AppLayer {
         }
         if *proto == AppProto::Unknown {
             // No session for what is not DNS.
-            if on_dns_port(ports.0, ports.1) && dns::parser::probe(payload) {
+            // A flow that starts with a response is not identified (as Suricata): the sensor
+            // missed its start, or it is not a real exchange.
+            let query = payload.get(2).is_some_and(|f| f & 0x80 == 0);
+            if dir == 0 && query && on_dns_port(ports.0, ports.1) && dns::parser::probe(payload) {
                 *proto = AppProto::Dns;
                 self.counters.identified[AppProto::Dns as usize] += 1;
             } else {
@@ -289,7 +294,6 @@ impl AppLayer {
                 return;
             }
         }
-        let _ = dir;
         let Some(i) = self.open(sid) else { return };
         let c = &mut self.counters;
         let s = &mut self.sessions[i];

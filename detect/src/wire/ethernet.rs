@@ -25,6 +25,7 @@ impl EtherType {
     pub const IPV6: Self = Self(0x86dd);
     pub const QINQ: Self = Self(0x88a8);
     pub const MPLS: Self = Self(0x8847);
+    pub const PPPOE_SESSION: Self = Self(0x8864);
     pub const MPLS_MC: Self = Self(0x8848);
     /// Pre-standard QinQ outer tag some switches still send.
     pub const QINQ_9100: Self = Self(0x9100);

@@ -1,6 +1,7 @@
 //! GRE (RFC 2784, keys and sequence numbers RFC 2890): flags and version, the protocol type,
-//! then the optional checksum, key and sequence words. Only version 0 is decoded further
-//! (version 1 is PPTP's enhanced GRE).
+//! then the optional checksum, key and sequence words. Version 1 is PPTP's enhanced GRE (RFC
+//! 2637): a key word holding the payload length and call id, an optional sequence number and an
+//! optional acknowledgement (the A flag), then a PPP frame.
 
 use super::{be16, be32, ethernet::EtherType, view};
 use crate::decode::{DecodeError, Layer};
@@ -9,6 +10,10 @@ pub const FLAG_C: u16 = 0x8000;
 pub const FLAG_R: u16 = 0x4000;
 pub const FLAG_K: u16 = 0x2000;
 pub const FLAG_S: u16 = 0x1000;
+/// Version 1's acknowledgement-present flag.
+pub const FLAG_A: u16 = 0x0080;
+/// PPP, in enhanced GRE.
+pub const PROTO_PPP: EtherType = EtherType(0x880b);
 pub const MIN_LEN: usize = 4;
 
 /// Protocol types carried by GRE beyond the usual EtherTypes.
@@ -54,6 +59,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
             + if f & (FLAG_C | FLAG_R) != 0 { 4 } else { 0 }
             + if f & FLAG_K != 0 { 4 } else { 0 }
             + if f & FLAG_S != 0 { 4 } else { 0 }
+            + if f & 7 == 1 && f & FLAG_A != 0 { 4 } else { 0 }
     }
 
     /// The key, when the K flag is set.

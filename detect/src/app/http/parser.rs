@@ -83,6 +83,8 @@ pub struct Head<'a> {
     pub user_agent: Option<&'a [u8]>,
     pub referer: Option<&'a [u8]>,
     pub content_type: Option<&'a [u8]>,
+    pub content_range: Option<&'a [u8]>,
+    pub location: Option<&'a [u8]>,
     pub content_length: Option<u64>,
     pub chunked: bool,
     /// A Content-Length we could not read (counted; the body is then read to the close).
@@ -120,6 +122,10 @@ pub fn parse_head(head: &[u8], request: bool) -> Option<Head<'_>> {
             h.referer.get_or_insert(value);
         } else if name.eq_ignore_ascii_case(b"content-type") {
             h.content_type.get_or_insert(value);
+        } else if name.eq_ignore_ascii_case(b"content-range") {
+            h.content_range.get_or_insert(value);
+        } else if name.eq_ignore_ascii_case(b"location") {
+            h.location.get_or_insert(value);
         } else if name.eq_ignore_ascii_case(b"content-length") {
             match std::str::from_utf8(value).ok().and_then(|s| s.parse::<u64>().ok()) {
                 Some(n) => h.content_length = Some(n),
@@ -142,6 +148,23 @@ pub fn status_code(code: &[u8]) -> u16 {
     } else {
         0
     }
+}
+
+/// The media type of a Content-Type value: parameters dropped, lower-cased (as libhtp gives it
+/// to Suricata), into `out`.
+pub fn media_type(value: &[u8], out: &mut Vec<u8>) {
+    let v = trim(value.split(|&b| b == b';').next().unwrap_or(b""));
+    out.extend(v.iter().map(u8::to_ascii_lowercase));
+}
+
+/// A Content-Range value `bytes START-END/SIZE` (SIZE may be `*`): (start, end, size).
+pub fn content_range(value: &[u8]) -> Option<(u64, u64, Option<u64>)> {
+    let v = std::str::from_utf8(value).ok()?.trim();
+    let v = v.strip_prefix("bytes")?.trim_start();
+    let (range, size) = v.split_once('/')?;
+    let (a, b) = range.split_once('-')?;
+    let size = if size.trim() == "*" { None } else { Some(size.trim().parse().ok()?) };
+    Some((a.trim().parse().ok()?, b.trim().parse().ok()?, size))
 }
 
 /// Parses a chunk-size line's hex number (extensions after ';' ignored).
@@ -193,5 +216,11 @@ mod test {
         assert_eq!(probe_response(b"HTT"), None);
         assert_eq!(chunk_size(b"1a;ext=1\r"), Some(26));
         assert_eq!(chunk_size(b"zz"), None);
+        assert_eq!(content_range(b"bytes 0-9/100"), Some((0, 9, Some(100))));
+        assert_eq!(content_range(b"bytes 5-9/*"), Some((5, 9, None)));
+        assert_eq!(content_range(b"items 1-2/3"), None);
+        let mut m = Vec::new();
+        media_type(b"Text/HTML ; charset=UTF-8", &mut m);
+        assert_eq!(m, b"text/html");
     }
 }

@@ -1,7 +1,9 @@
 //! HTTP/1.x transactions: requests paired with responses in order (pipelining), bodies by
 //! Content-Length, chunked encoding or connection close, heads bounded in size, resync after gaps.
 
-use super::parser::{chunk_size, head_end, parse_head, probe_request, probe_response, status_code, Head};
+use super::parser::{
+    chunk_size, content_range, head_end, media_type, parse_head, probe_request, probe_response, status_code, Head,
+};
 use crate::app::stream::Chunk;
 use crate::app::{AppEvent, Emit};
 use std::collections::VecDeque;
@@ -57,6 +59,10 @@ pub struct Tx {
     user_agent: Span,
     referer: Span,
     content_type: Span,
+    content_range: Span,
+    location: Span,
+    /// Content-Range: start, end, size (`None` for `*`).
+    pub range: Option<(u64, u64, Option<u64>)>,
     pub port: Option<u16>,
     pub status: u16,
     pub request_body_len: u64,
@@ -102,8 +108,17 @@ impl Tx {
     pub fn referer(&self) -> Option<&[u8]> {
         self.get(self.referer)
     }
+    /// The media type, parameters dropped and lower-cased (Suricata's `http_content_type`).
     pub fn content_type(&self) -> Option<&[u8]> {
         self.get(self.content_type)
+    }
+    /// The raw Content-Range header.
+    pub fn content_range(&self) -> Option<&[u8]> {
+        self.get(self.content_range)
+    }
+    /// The Location header (Suricata's `redirect`).
+    pub fn redirect(&self) -> Option<&[u8]> {
+        self.get(self.location)
     }
 
     fn reset(&mut self, tx_id: u64) {
@@ -144,7 +159,14 @@ impl Tx {
         if !self.protocol.set {
             self.protocol = self.put(Some(h.start[0]));
         }
-        self.content_type = self.put(h.content_type);
+        if let Some(ct) = h.content_type {
+            let off = self.store.len() as u32;
+            media_type(ct, &mut self.store);
+            self.content_type = Span { off, len: self.store.len() as u32 - off, set: true };
+        }
+        self.content_range = self.put(h.content_range);
+        self.range = h.content_range.and_then(content_range);
+        self.location = self.put(h.location);
     }
 }
 
@@ -249,6 +271,12 @@ impl HttpState {
                         if data.is_empty() {
                             return;
                         }
+                        if dir == 1 && probe_response(data) == Some(false) {
+                            // No status line: an HTTP/0.9-style response, its body until the
+                            // connection closes (as libhtp reads it).
+                            self.headless_response(c);
+                            continue;
+                        }
                         if let Some(end) = head_end(data) {
                             if end > lim.max_head {
                                 c.head_too_long += 1;
@@ -318,6 +346,9 @@ impl HttpState {
                         }
                         return;
                     };
+                    // The framing counts in the message length, as libhtp counts it (all but the
+                    // last empty line).
+                    let framing = (self.dirs[dir].buf.len() + nl + 1) as u64;
                     let line_owned;
                     let line: &[u8] = if self.dirs[dir].buf.is_empty() {
                         &data[..nl]
@@ -345,12 +376,29 @@ impl HttpState {
                     self.dirs[dir].buf.clear();
                     data = &data[nl + 1..];
                     match next {
-                        Some(p) => self.dirs[dir].phase = p,
+                        Some(p) => {
+                            self.body(dir, framing);
+                            self.dirs[dir].phase = p
+                        }
                         None => self.message_done(dir, emit),
                     }
                 }
             }
         }
+    }
+
+    fn headless_response(&mut self, c: &mut HttpCounters) {
+        c.responses += 1;
+        let idx = match self.txs.iter().position(|t| !t.has_response) {
+            Some(i) => i,
+            None => {
+                let t = self.new_tx();
+                self.txs.push_back(t);
+                self.txs.len() - 1
+            }
+        };
+        self.txs[idx].has_response = true;
+        self.dirs[1].phase = Phase::UntilClose;
     }
 
     fn lose_sync(&mut self, dir: usize, c: &mut HttpCounters) {
@@ -364,7 +412,9 @@ impl HttpState {
         match d.phase {
             Phase::Length(r) if n < r => d.phase = Phase::Length(r - n),
             Phase::ChunkData(r) if n < r => d.phase = Phase::ChunkData(r - n),
-            Phase::UntilClose | Phase::Stopped | Phase::Resync => {}
+            Phase::Stopped | Phase::Resync => {}
+            // A body read to the close ends at a gap (libhtp's length stops there too).
+            Phase::UntilClose => self.lose_sync(dir, c),
             Phase::Head if d.buf.is_empty() => {
                 // At a message boundary: the next bytes may start a message.
                 c.resyncs += 1;
@@ -372,9 +422,7 @@ impl HttpState {
             }
             _ => self.lose_sync(dir, c),
         }
-        if matches!(self.dirs[dir].phase, Phase::Length(_) | Phase::ChunkData(_) | Phase::UntilClose) {
-            self.body(dir, n);
-        }
+        // Bytes lost are not counted in the body lengths: they give what was seen, as libhtp's.
     }
 
     fn body(&mut self, dir: usize, n: u64) {
@@ -527,7 +575,7 @@ mod test {
             out,
             [
                 "0 GET /a HTTP/1.1 host=example.com port=Some(8080) ua=t ct=text/plain 200 req=0 resp=3",
-                "1 POST /b HTTP/1.1 host=x port=None ua= ct= 201 req=5 resp=6",
+                "1 POST /b HTTP/1.1 host=x port=None ua= ct= 201 req=5 resp=29",
             ]
         );
         assert_eq!((c.requests, c.responses, c.incomplete, c.malformed), (2, 3, 0, 0));
@@ -543,8 +591,9 @@ mod test {
             (1, Chunk::Gap(10)),
             (1, Chunk::Data(b"more")),
         ]);
-        assert_eq!(out, ["0 GET /ok HTTP/1.0 host= port=None ua= ct= 200 req=0 resp=18"]);
-        assert_eq!((c.head_too_long, c.resyncs), (1, 1));
+        // The body read to the close stops at the gap (what follows is not counted).
+        assert_eq!(out, ["0 GET /ok HTTP/1.0 host= port=None ua= ct= 200 req=0 resp=4"]);
+        assert_eq!((c.head_too_long, c.resyncs), (1, 2));
         // A gap inside a head: resync at the next request line.
         let (out, c) = run(&[
             (0, Chunk::Data(b"GET /lost HTTP/1.1\r\nHo")),

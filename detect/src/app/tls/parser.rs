@@ -117,6 +117,7 @@ pub fn extensions(b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> + '_ {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientHello<'a> {
     pub version: u16,
+    pub session_id: &'a [u8],
     pub ciphers: &'a [u8],
     /// The raw extensions block (see [`extensions`]); empty when absent.
     pub extensions: &'a [u8],
@@ -125,6 +126,7 @@ pub struct ClientHello<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerHello<'a> {
     pub version: u16,
+    pub session_id: &'a [u8],
     pub cipher: u16,
     pub extensions: &'a [u8],
 }
@@ -134,14 +136,14 @@ pub fn client_hello(body: &[u8]) -> Option<ClientHello<'_>> {
     let mut r = Reader::new(body);
     let version = r.u16()?;
     r.take(32)?; // random
-    r.vec8()?; // session id
+    let session_id = r.vec8()?;
     let ciphers = r.vec16()?;
     if ciphers.len() % 2 != 0 {
         return None;
     }
     r.vec8()?; // compression methods
     let extensions = if r.is_empty() { &[][..] } else { r.vec16()? };
-    Some(ClientHello { version, ciphers, extensions })
+    Some(ClientHello { version, session_id, ciphers, extensions })
 }
 
 /// Parses a ServerHello body.
@@ -149,11 +151,11 @@ pub fn server_hello(body: &[u8]) -> Option<ServerHello<'_>> {
     let mut r = Reader::new(body);
     let version = r.u16()?;
     r.take(32)?;
-    r.vec8()?;
+    let session_id = r.vec8()?;
     let cipher = r.u16()?;
     r.u8()?; // compression
     let extensions = if r.is_empty() { &[][..] } else { r.vec16()? };
-    Some(ServerHello { version, cipher, extensions })
+    Some(ServerHello { version, session_id, cipher, extensions })
 }
 
 /// The first certificate of a (TLS ≤ 1.2) Certificate message body.

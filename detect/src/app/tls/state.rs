@@ -40,6 +40,11 @@ pub struct TlsInfo {
     pub client_version: u16,
     pub has_client_hello: bool,
     pub has_server_hello: bool,
+    /// TLS ≤ 1.2: the server echoed the client's non-empty session id (an abbreviated
+    /// handshake), as Suricata's `session_resumed`.
+    pub session_resumed: bool,
+    client_session: [u8; 32],
+    client_session_len: u8,
     sni: Span,
     ja3: Span,
     ja3_hash: Span,
@@ -136,6 +141,9 @@ impl TlsInfo {
     fn client_hello(&mut self, h: &p::ClientHello<'_>) {
         self.has_client_hello = true;
         self.client_version = h.version;
+        let n = h.session_id.len().min(32);
+        self.client_session[..n].copy_from_slice(&h.session_id[..n]);
+        self.client_session_len = n as u8;
         let mut groups: &[u8] = &[];
         let mut formats: &[u8] = &[];
         let mut sigalgs: &[u8] = &[];
@@ -266,6 +274,8 @@ impl TlsInfo {
     fn server_hello(&mut self, h: &p::ServerHello<'_>) {
         self.has_server_hello = true;
         self.version = h.version;
+        let sid = &self.client_session[..self.client_session_len as usize];
+        let resumed = !sid.is_empty() && h.session_id == sid;
         for (t, d) in p::extensions(h.extensions) {
             if t == ext::SUPPORTED_VERSIONS && d.len() == 2 {
                 self.version = u16::from_be_bytes([d[0], d[1]]);
@@ -276,6 +286,7 @@ impl TlsInfo {
                 }
             }
         }
+        self.session_resumed = resumed && self.version < 0x0304;
         self.ja3s = self.field(|o| {
             let _ = write!(o, "{},{},", h.version, h.cipher);
             for (i, (t, _)) in p::extensions(h.extensions).filter(|(t, _)| !is_grease(*t)).enumerate() {
