@@ -213,6 +213,13 @@ impl Engine {
                     touched ^= self.table.touch_flow(s.hash);
                 }
             }
+            if self.table.app.enabled() {
+                for s in &self.chunk[..n] {
+                    if s.is_ip && s.d.payload_len > 0 {
+                        touched ^= self.table.touch_app(s.hash);
+                    }
+                }
+            }
             std::hint::black_box(touched);
             for (s, data) in self.chunk[..n].iter().zip(&datas[..n]) {
                 account(&mut self.table, &mut self.defrag, &mut self.counters, &mut self.now, s, data, sink);
@@ -310,7 +317,7 @@ fn outer_udp(t: &crate::decode::Tunnel) -> Decoded {
 
 /// Updates the outer UDP flow of a VXLAN or GENEVE frame (whatever it carries: IP, a fragment,
 /// ARP...). Returns whether there was one.
-#[inline]
+#[inline(always)]
 fn outer_flow<S: RecordSink>(table: &mut FlowTable, s: &Pending, data: &[u8], now: Micros, sink: &mut S) -> bool {
     let t = &s.d.tunnel;
     if t.outer_udp_payload == 0 {

@@ -20,7 +20,7 @@
 //! When the table is full the flow idle the longest (the oldest list head) is evicted with a
 //! record of reason `evicted` (or `timeout` if it had expired anyway).
 
-use crate::app::{AppConfig, AppEvent, AppLayer, AppProto, TcpSeg, NO_SESSION};
+use crate::app::{wants_packets, AppConfig, AppEvent, AppLayer, AppProto, TcpSeg, NO_SESSION};
 use crate::decode::{Decoded, Kind, TunnelKind};
 use crate::hash::key_hash;
 use crate::time::{secs, Micros, MICROS_PER_SEC};
@@ -455,6 +455,9 @@ struct Flow {
     app_proto: AppProto,
     /// The flow came through a tunnel: its [`TunnelRec`] is in the table's side array.
     tunneled: bool,
+    /// The app-layer session has out-of-order bytes buffered: pure ACKs matter to it then (an
+    /// ACK past a hole declares the hole lost). Otherwise they skip the app layer.
+    app_ooo: bool,
 }
 
 const _: () = assert!(std::mem::size_of::<Flow>() == 192);
@@ -482,6 +485,7 @@ impl Flow {
         app: NO_SESSION,
         app_proto: AppProto::Unknown,
         tunneled: false,
+        app_ooo: false,
     };
 
     /// Suricata's flow_id layout: start seconds and microseconds above a 32-bit flow hash, kept
@@ -860,6 +864,21 @@ impl FlowTable {
         0
     }
 
+    /// Loads the app-layer session of the flow `hash` names (after [`FlowTable::touch_flow`]),
+    /// when it has one, so the update finds its streams and parser state in cache.
+    #[inline]
+    pub fn touch_app(&self, hash: u64) -> u64 {
+        let e = self.index[hash as usize & self.mask];
+        if e >> 32 == hash >> 32 {
+            if let Some(f) = self.flows.get((e as u32).wrapping_sub(1) as usize) {
+                if wants_packets(f.app) {
+                    return self.app.touch(f.app);
+                }
+            }
+        }
+        0
+    }
+
     /// [`FlowTable::update`] with the key and hash already computed.
     #[allow(clippy::too_many_arguments)]
     #[inline]
@@ -1001,6 +1020,10 @@ impl FlowTable {
     ) {
         let f = &self.flows[slot as usize];
         let (mut sid, mut proto) = (f.app, f.app_proto);
+        if sid != NO_SESSION && !wants_packets(sid) {
+            // Finished or refused: nothing to do for this flow's packets.
+            return;
+        }
         let ports = (f.key.lo_port, f.key.hi_port);
         // `dir` is 0 from the initiator; the tracker's next_seq is indexed the same way.
         match d.proto {
@@ -1011,12 +1034,19 @@ impl FlowTable {
                 if !tracked || (sid == NO_SESSION && d.payload_len == 0) {
                     return;
                 }
+                let fin = d.tcp_flags & TcpFlags::FIN != 0;
+                if d.payload_len == 0 && !fin && !f.app_ooo {
+                    // A pure ACK with nothing buffered: no hole it could declare lost, except
+                    // one at the very end of a stream (a tail the capture lost), which the
+                    // parser then sees as the end of the flow.
+                    return;
+                }
                 let mut isn_next = f.tcp.next_seq;
                 isn_next[dir] = pre_next[dir];
                 let seg = TcpSeg {
                     seq: d.tcp_seq,
                     ack: (d.tcp_flags & TcpFlags::ACK != 0).then_some(d.tcp_ack),
-                    fin: d.tcp_flags & TcpFlags::FIN != 0,
+                    fin,
                     payload,
                     claimed: d.payload_len as u32,
                     isn_next,
@@ -1037,9 +1067,11 @@ impl FlowTable {
             }
             _ => return,
         }
+        let ooo = wants_packets(sid) && self.app.has_ooo(sid);
         let f = &mut self.flows[slot as usize];
         f.app = sid;
         f.app_proto = proto;
+        f.app_ooo = ooo;
     }
 
     /// Counts a packet (`bytes`, from the key's `lo` end when `src_is_lo`) on an existing live

@@ -2,6 +2,9 @@
 
 use crate::eve;
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
+use detect::app::http::Tx;
+use detect::app::ssh::SshState;
+use detect::app::tls::TlsInfo;
 use detect::app::AppEvent;
 use detect::flow::{EventMeta, FlowRecord, RecordSink};
 use std::collections::VecDeque;
@@ -36,24 +39,52 @@ impl Default for ExportConfig {
     }
 }
 
-/// A batch of records from one worker: flow records, and app-layer events already formatted as
-/// EVE lines (formatted on the worker, as Suricata's loggers run on its workers, because an
-/// event borrows from parser state that lives there).
+/// An app-layer event as the batch carries it: a copy of what the parser showed (the exporter
+/// formats it; formatting is several times the copy's cost, and this keeps it off the worker).
+#[derive(Debug)]
+pub enum EventBody {
+    /// The message's bytes (re-read by the exporter; they parsed once already).
+    Dns {
+        tx_id: u64,
+        msg: Vec<u8>,
+    },
+    Http(Tx),
+    Tls(TlsInfo),
+    Ssh(SshState),
+}
+
+/// One event in a batch.
+#[derive(Debug)]
+pub struct BatchEvent {
+    /// Flow records that came before it in the batch: records and events are written in the
+    /// order they were emitted.
+    pub before: u32,
+    pub meta: EventMeta,
+    pub body: EventBody,
+}
+
+/// Emptied event bodies, kept with their buffers for the next events.
+#[derive(Debug, Default)]
+struct Spares {
+    dns: Vec<Vec<u8>>,
+    http: Vec<Tx>,
+    tls: Vec<TlsInfo>,
+    ssh: Vec<SshState>,
+}
+
+/// A batch of records from one worker: flow records and app-layer events.
 #[derive(Debug, Default)]
 pub struct Batch {
     pub worker: usize,
     pub records: Vec<FlowRecord>,
-    /// EVE lines of app-layer events, back to back.
-    pub text: Vec<u8>,
-    /// Per event: how many flow records came before it in this batch, the end of its lines in
-    /// `text`, and its line count; the exporter writes both in the order they were emitted.
-    pub events: Vec<(u32, u32, u32)>,
+    pub events: Vec<BatchEvent>,
+    spares: Spares,
 }
 
 impl Batch {
     fn new(worker: usize, cap: usize) -> Self {
-        // Event text and slots grow on first use and are kept when the batch is recycled.
-        Batch { worker, records: Vec::with_capacity(cap), text: Vec::new(), events: Vec::new() }
+        // Event slots and bodies grow on first use and are kept when the batch is recycled.
+        Batch { worker, records: Vec::with_capacity(cap), events: Vec::new(), spares: Spares::default() }
     }
 
     /// Records and events in it.
@@ -65,15 +96,59 @@ impl Batch {
         self.len() == 0
     }
 
-    /// EVE lines in it (an event may be several lines).
-    pub fn lines(&self) -> u64 {
-        self.records.len() as u64 + self.events.iter().map(|e| e.2 as u64).sum::<u64>()
-    }
-
     pub fn clear(&mut self) {
         self.records.clear();
-        self.text.clear();
-        self.events.clear();
+        let sp = &mut self.spares;
+        for e in self.events.drain(..) {
+            match e.body {
+                EventBody::Dns { msg, .. } => sp.dns.push(msg),
+                EventBody::Http(t) => sp.http.push(t),
+                EventBody::Tls(t) => sp.tls.push(t),
+                EventBody::Ssh(t) => sp.ssh.push(t),
+            }
+        }
+    }
+
+    /// Copies an event in, reusing a spare body.
+    fn push_event(&mut self, meta: &EventMeta, ev: &AppEvent<'_>) {
+        let sp = &mut self.spares;
+        let body = match ev {
+            AppEvent::Dns { msg, tx_id } => {
+                let mut v = sp.dns.pop().unwrap_or_default();
+                v.clear();
+                v.extend_from_slice(msg.buf);
+                EventBody::Dns { tx_id: *tx_id, msg: v }
+            }
+            AppEvent::Http(t) => {
+                let mut x = sp.http.pop().unwrap_or_default();
+                x.copy_from(t);
+                EventBody::Http(x)
+            }
+            AppEvent::Tls(t) => {
+                let mut x = sp.tls.pop().unwrap_or_default();
+                x.copy_from(t);
+                EventBody::Tls(x)
+            }
+            AppEvent::Ssh(t) => {
+                let mut x = sp.ssh.pop().unwrap_or_default();
+                x.copy_from(t);
+                EventBody::Ssh(x)
+            }
+        };
+        self.events.push(BatchEvent { before: self.records.len() as u32, meta: *meta, body });
+    }
+}
+
+/// Writes one carried event as EVE lines; returns the line count.
+pub fn write_batch_event(out: &mut Vec<u8>, e: &BatchEvent) -> usize {
+    match &e.body {
+        EventBody::Dns { tx_id, msg } => match detect::app::dns::Message::parse(msg) {
+            Ok(m) => crate::app::write_event(out, &e.meta, &AppEvent::Dns { msg: m, tx_id: *tx_id }),
+            Err(_) => 0,
+        },
+        EventBody::Http(t) => crate::app::write_event(out, &e.meta, &AppEvent::Http(t)),
+        EventBody::Tls(t) => crate::app::write_event(out, &e.meta, &AppEvent::Tls(t)),
+        EventBody::Ssh(t) => crate::app::write_event(out, &e.meta, &AppEvent::Ssh(t)),
     }
 }
 
@@ -251,12 +326,10 @@ impl RecordSink for Batcher {
     fn emit_event(&mut self, meta: &EventMeta, ev: &AppEvent<'_>) {
         self.stats.records += 1;
         self.stats.events += 1;
-        if self.cur.len() >= self.cfg.batch_size || self.cur.text.len() >= self.cfg.batch_size * 1024 {
+        if self.cur.len() >= self.cfg.batch_size {
             self.seal();
         }
-        let lines = crate::app::write_event(&mut self.cur.text, meta, ev);
-        let b = &mut self.cur;
-        b.events.push((b.records.len() as u32, b.text.len() as u32, lines as u32));
+        self.cur.push_event(meta, ev);
     }
 }
 
@@ -338,22 +411,18 @@ fn export_loop(
         let mut pending = 0u64;
         let mut pending_lines = 0u64;
         loop {
-            let mut text_at = 0usize;
             let mut ev = batch.events.iter().peekable();
             for (i, r) in batch.records.iter().enumerate() {
-                while let Some(&&(before, end, _)) = ev.peek() {
-                    if before as usize > i {
-                        break;
-                    }
-                    buf.extend_from_slice(&batch.text[text_at..end as usize]);
-                    text_at = end as usize;
-                    ev.next();
+                while let Some(e) = ev.next_if(|e| e.before as usize <= i) {
+                    pending_lines += write_batch_event(&mut buf, e) as u64;
                 }
                 eve::write_flow(&mut buf, r);
             }
-            buf.extend_from_slice(&batch.text[text_at..]);
+            for e in ev {
+                pending_lines += write_batch_event(&mut buf, e) as u64;
+            }
             pending += batch.len() as u64;
-            pending_lines += batch.lines();
+            pending_lines += batch.records.len() as u64;
             stats.batches += 1;
             batch.clear();
             if let Some(ret) = returns.get(batch.worker) {

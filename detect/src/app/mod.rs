@@ -171,14 +171,25 @@ enum Probe {
 
 /// One flow's app-layer state. All parsers' states are kept (empty when unused) so a reused
 /// session keeps every buffer it grew.
+/// `repr(C)`: the streams first, then the parsers' per-direction state, so a packet's first
+/// touches are the session's first cache lines (see [`AppLayer::touch`]).
 #[derive(Debug, Default)]
+#[repr(C)]
 struct Session {
     streams: [Stream; 2],
+    p: Parsers,
+}
+
+/// A session's identification state and parsers (apart from its streams, so a stream can
+/// deliver into them while borrowed).
+#[derive(Debug, Default)]
+#[repr(C)]
+struct Parsers {
+    http: http::HttpState,
     probe: [([u8; PROBE_BYTES], u8, Probe); 2],
     /// Whether a direction saw payload.
     seen: [bool; 2],
     dns: dns::DnsState,
-    http: http::HttpState,
     tls: tls::TlsState,
     ssh: ssh::SshState,
 }
@@ -201,6 +212,15 @@ pub struct TcpSeg<'a> {
 pub const NO_SESSION: u32 = u32::MAX;
 /// A flow that asked for a session when the pool was empty: never asks again.
 pub const REFUSED: u32 = u32::MAX - 1;
+/// A flow whose parser has nothing more to read (a TLS or SSH handshake logged, a protocol not
+/// recognised): its session went back to the pool, its packets skip the app layer.
+pub const FINISHED: u32 = u32::MAX - 2;
+
+/// Whether a flow's packets still go to the app layer.
+#[inline]
+pub fn wants_packets(sid: u32) -> bool {
+    sid < FINISHED
+}
 
 /// The per-worker app layer.
 pub struct AppLayer {
@@ -215,6 +235,13 @@ pub struct AppLayer {
 /// DNS format but are not DNS transactions.
 fn on_dns_port(sp: u16, dp: u16) -> bool {
     sp == 53 || dp == 53
+}
+
+impl Parsers {
+    #[inline]
+    fn touch(&self) -> u64 {
+        self.http.touch()
+    }
 }
 
 impl AppLayer {
@@ -232,6 +259,22 @@ impl AppLayer {
         self.cfg.enabled
     }
 
+    /// Loads the cache lines a packet of session `sid` touches first (both streams' heads and
+    /// the parsers' per-direction state), for [`crate::flow::FlowTable::touch_app`].
+    #[inline]
+    pub fn touch(&self, sid: u32) -> u64 {
+        match self.sessions.get(sid as usize) {
+            Some(s) => s.streams[0].touch() ^ s.streams[1].touch() ^ s.p.touch(),
+            None => 0,
+        }
+    }
+
+    /// Whether session `sid` has out-of-order bytes buffered in either direction.
+    #[inline]
+    pub fn has_ooo(&self, sid: u32) -> bool {
+        self.sessions.get(sid as usize).is_some_and(|s| s.streams[0].has_ooo() || s.streams[1].has_ooo())
+    }
+
     /// Sessions in use now.
     pub fn active(&self) -> usize {
         self.sessions.len() - self.free.len()
@@ -243,7 +286,7 @@ impl AppLayer {
     }
 
     fn open(&mut self, sid: &mut u32) -> Option<usize> {
-        if *sid == REFUSED {
+        if *sid == REFUSED || *sid == FINISHED {
             return None;
         }
         if *sid != NO_SESSION {
@@ -296,7 +339,7 @@ impl AppLayer {
         }
         let Some(i) = self.open(sid) else { return };
         let c = &mut self.counters;
-        let s = &mut self.sessions[i];
+        let s = &mut self.sessions[i].p;
         if *proto == AppProto::Dns {
             let events = &mut c.events;
             s.dns.message(payload, &mut c.dns, &mut |e| {
@@ -325,35 +368,31 @@ impl AppLayer {
         }
         let Some(i) = self.open(sid) else { return };
         let AppLayer { sessions, budget, counters, cfg, .. } = self;
-        let s = &mut sessions[i];
-        if !s.streams[0].is_started() {
-            s.streams[0].start(seg.isn_next[0]);
-            s.streams[1].start(seg.isn_next[1]);
+        let Session { streams, p } = &mut sessions[i];
+        if !streams[0].is_started() {
+            streams[0].start(seg.isn_next[0]);
+            streams[1].start(seg.isn_next[1]);
         }
         if seg.fin {
-            s.streams[dir].fin(seg.seq.wrapping_add(seg.claimed));
+            streams[dir].fin(seg.seq.wrapping_add(seg.claimed));
         }
-        // The stream is taken out while it delivers into the session's parsers.
-        let mut st = std::mem::take(&mut s.streams[dir]);
-        st.segment(seg.seq, seg.payload, seg.claimed, budget, &mut |ch| {
-            feed(dir, ch, s, proto, ports, cfg, counters, emit)
+        streams[dir].segment(seg.seq, seg.payload, seg.claimed, budget, &mut |ch| {
+            feed(dir, ch, p, proto, ports, cfg, counters, emit)
         });
-        s.streams[dir] = st;
         if let Some(ack) = seg.ack {
             let o = 1 - dir;
-            let mut st = std::mem::take(&mut s.streams[o]);
-            st.acked(ack, budget, &mut |ch| feed(o, ch, s, proto, ports, cfg, counters, emit));
-            s.streams[o] = st;
+            streams[o].acked(ack, budget, &mut |ch| feed(o, ch, p, proto, ports, cfg, counters, emit));
         }
         let done = match proto {
-            AppProto::Tls => s.tls.is_done(),
-            AppProto::Ssh => s.ssh.is_done(),
+            AppProto::Tls => p.tls.is_done(),
+            AppProto::Ssh => p.ssh.is_done(),
             AppProto::Failed => true,
             _ => false,
         };
         if done {
-            s.streams[0].stop(budget);
-            s.streams[1].stop(budget);
+            // Nothing more to read: the session goes back to the pool now.
+            self.close(sid, proto, ports, emit);
+            *sid = FINISHED;
         }
     }
 
@@ -362,16 +401,14 @@ impl AppLayer {
     pub fn close(&mut self, sid: &mut u32, proto: &mut AppProto, ports: (u16, u16), emit: &mut Emit<'_>) {
         let id = *sid;
         *sid = NO_SESSION;
-        if id == NO_SESSION || id == REFUSED {
+        if !wants_packets(id) {
             return;
         }
         let AppLayer { sessions, budget, counters, cfg, free, .. } = self;
-        let s = &mut sessions[id as usize];
-        for d in 0..2 {
-            let mut st = std::mem::take(&mut s.streams[d]);
+        let Session { streams, p: s } = &mut sessions[id as usize];
+        for (d, st) in streams.iter_mut().enumerate() {
             st.finish(budget, &mut |ch| feed(d, ch, s, proto, ports, cfg, counters, emit));
             st.reset(budget);
-            s.streams[d] = st;
         }
         // As Suricata: a flow is `failed` only when both directions carried payload that no parser
         // recognised; with payload one way only it stays unknown (no `app_proto`).
@@ -409,30 +446,32 @@ impl AppLayer {
 
 /// Identifies (while needed) and parses one chunk of direction `dir`.
 #[allow(clippy::too_many_arguments)]
+#[inline]
 fn feed(
     dir: usize,
     ch: Chunk<'_>,
-    s: &mut Session,
+    s: &mut Parsers,
     proto: &mut AppProto,
     ports: (u16, u16),
     cfg: &AppConfig,
     c: &mut AppCounters,
     emit: &mut Emit<'_>,
-) {
+) -> u64 {
     let mut prior: ([u8; PROBE_BYTES], usize) = ([0; PROBE_BYTES], 0);
     if *proto == AppProto::Unknown {
         let data = match ch {
             Chunk::Data(d) => d,
-            Chunk::Gap(_) => {
+            Chunk::Gap(_) | Chunk::Skipped(_) => {
                 s.probe[dir].2 = Probe::NoMatch;
                 s.seen[dir] = true;
-                return settle(s, proto, c);
+                settle(s, proto, c);
+                return 0;
             }
         };
         s.seen[dir] = true;
         let (buf, len, verdict) = &mut s.probe[dir];
         if *verdict == Probe::NoMatch {
-            return;
+            return 0;
         }
         let prev = *len as usize;
         let take = (PROBE_BYTES - prev).min(data.len());
@@ -461,9 +500,9 @@ fn feed(
                 let undecided = [http, tls::parser::probe(b), ssh::probe(b), dnsp].contains(&None);
                 if !undecided || *len as usize == PROBE_BYTES {
                     *verdict = Probe::NoMatch;
-                    return settle(s, proto, c);
+                    settle(s, proto, c);
                 }
-                return;
+                return 0;
             }
         }
     } else if s.probe[dir].1 > 0 && s.probe[dir].2 == Probe::Undecided {
@@ -482,19 +521,30 @@ fn feed(
     };
     let mut parse = |ch: Chunk<'_>| match proto {
         AppProto::Http => s.http.input(dir, ch, &cfg.http, &mut c.http, &mut em),
-        AppProto::Tls => s.tls.input(dir, ch, &mut c.tls, &mut em),
-        AppProto::Ssh => s.ssh.input(dir, ch, &mut c.ssh, &mut em),
-        AppProto::Dns => s.dns.tcp_input(dir, ch, &mut c.dns, &mut em),
-        _ => {}
+        AppProto::Tls => {
+            s.tls.input(dir, ch, &mut c.tls, &mut em);
+            0
+        }
+        AppProto::Ssh => {
+            s.ssh.input(dir, ch, &mut c.ssh, &mut em);
+            0
+        }
+        AppProto::Dns => {
+            s.dns.tcp_input(dir, ch, &mut c.dns, &mut em);
+            0
+        }
+        _ => 0,
     };
     if prior.1 > 0 {
+        // Its skip request is for bytes after the prior ones, all in `ch`: what matters is the
+        // answer to `ch`.
         parse(Chunk::Data(&prior.0[..prior.1]));
     }
-    parse(ch);
+    parse(ch)
 }
 
 /// After a direction failed to match: the flow fails when no direction can still match.
-fn settle(s: &Session, proto: &mut AppProto, c: &mut AppCounters) {
+fn settle(s: &Parsers, proto: &mut AppProto, c: &mut AppCounters) {
     let open = (0..2).any(|d| s.probe[d].2 == Probe::Undecided && s.seen[d]);
     let unseen = (0..2).any(|d| !s.seen[d]);
     if !open && !unseen {

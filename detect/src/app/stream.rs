@@ -31,6 +31,11 @@ pub enum Chunk<'a> {
     Data(&'a [u8]),
     /// This many bytes are missing.
     Gap(u32),
+    /// This many bytes arrived that the parser asked not to see (a body of known length): the
+    /// parser's `out` returns how many of the next bytes it can do without; the stream then
+    /// only counts them, and reports the count once they have all passed, or before a gap or
+    /// the end of the stream.
+    Skipped(u64),
 }
 
 /// Reassembly bounds.
@@ -131,22 +136,27 @@ struct Seg {
     data: Vec<u8>,
 }
 
-/// One direction of a TCP connection.
+/// One direction of a TCP connection. `repr(C)`, the fields an in-order segment reads first:
+/// one cache line holds them.
 #[derive(Debug, Default)]
+#[repr(C)]
 pub struct Stream {
     /// The next sequence number to deliver.
     next: u32,
-    /// Bytes delivered so far (gaps included), for the depth limit.
-    delivered: u64,
     /// Whether `next` is set (from the handshake).
     started: bool,
     /// Past the depth limit: nothing more is delivered.
     done: bool,
-    ooo: Vec<Seg>,
-    ooo_bytes: usize,
+    /// Bytes delivered so far (gaps included), for the depth limit.
+    delivered: u64,
+    /// Bytes the parser asked not to see, still to come; and those that came, not yet reported.
+    skip: u64,
+    skipped: u64,
     /// The sequence number of this direction's FIN, once seen: an ACK of the FIN is not an ACK
     /// of missing data.
     fin: Option<u32>,
+    ooo: Vec<Seg>,
+    ooo_bytes: usize,
 }
 
 impl Stream {
@@ -154,6 +164,17 @@ impl Stream {
     pub fn start(&mut self, next: u32) {
         self.next = next;
         self.started = true;
+    }
+
+    /// One load of this stream's hot fields (for prefetching).
+    #[inline]
+    pub fn touch(&self) -> u64 {
+        self.delivered ^ self.next as u64
+    }
+
+    #[inline]
+    pub fn has_ooo(&self) -> bool {
+        !self.ooo.is_empty()
     }
 
     pub fn is_started(&self) -> bool {
@@ -186,6 +207,8 @@ impl Stream {
         self.started = false;
         self.done = false;
         self.fin = None;
+        self.skip = 0;
+        self.skipped = 0;
     }
 
     /// This direction sent its FIN at sequence number `seq`.
@@ -194,10 +217,12 @@ impl Stream {
     }
 
     /// Hands `data` (at most the depth limit allows) to `out` and advances.
-    fn deliver(&mut self, chunk: Chunk<'_>, budget: &mut Budget, out: &mut impl FnMut(Chunk<'_>)) {
+    #[inline]
+    fn deliver(&mut self, chunk: Chunk<'_>, budget: &mut Budget, out: &mut impl FnMut(Chunk<'_>) -> u64) {
         let len = match chunk {
             Chunk::Data(d) => d.len() as u32,
             Chunk::Gap(n) => n,
+            Chunk::Skipped(_) => return,
         };
         self.next = self.next.wrapping_add(len);
         if self.done {
@@ -207,21 +232,50 @@ impl Stream {
         let room = if depth == 0 { u64::MAX } else { depth.saturating_sub(self.delivered) };
         let take = (len as u64).min(room) as u32;
         if take > 0 {
-            out(match chunk {
-                Chunk::Data(d) => Chunk::Data(&d[..take as usize]),
-                Chunk::Gap(_) => Chunk::Gap(take),
-            });
+            match chunk {
+                Chunk::Data(d) => {
+                    let mut d = &d[..take as usize];
+                    while !d.is_empty() {
+                        if self.skip == 0 {
+                            self.skip = out(Chunk::Data(d));
+                            break;
+                        }
+                        let k = (d.len() as u64).min(self.skip);
+                        self.skip -= k;
+                        self.skipped += k;
+                        d = &d[k as usize..];
+                        if self.skip == 0 {
+                            self.flush_skipped(out);
+                        }
+                    }
+                }
+                _ => {
+                    self.flush_skipped(out);
+                    self.skip = 0;
+                    self.skip = out(Chunk::Gap(take));
+                }
+            }
         }
         self.delivered += take as u64;
         if depth != 0 && self.delivered >= depth {
+            self.flush_skipped(out);
             self.done = true;
             budget.counters.depth_reached += 1;
             self.release(budget);
         }
     }
 
+    /// Reports the skipped bytes not yet reported; the parser's answer is the next skip.
+    #[inline]
+    fn flush_skipped(&mut self, out: &mut impl FnMut(Chunk<'_>) -> u64) {
+        if self.skipped > 0 {
+            let n = std::mem::take(&mut self.skipped);
+            self.skip = out(Chunk::Skipped(n));
+        }
+    }
+
     /// Delivers buffered segments that now start at or before `next`.
-    fn drain(&mut self, budget: &mut Budget, out: &mut impl FnMut(Chunk<'_>)) {
+    fn drain(&mut self, budget: &mut Budget, out: &mut impl FnMut(Chunk<'_>) -> u64) {
         while let Some(first) = self.ooo.first() {
             if seq_lt(self.next, first.seq) {
                 break;
@@ -237,7 +291,7 @@ impl Stream {
     }
 
     /// Declares the bytes up to the first buffered segment lost, and delivers what follows.
-    fn skip_hole(&mut self, budget: &mut Budget, out: &mut impl FnMut(Chunk<'_>)) {
+    fn skip_hole(&mut self, budget: &mut Budget, out: &mut impl FnMut(Chunk<'_>) -> u64) {
         if let Some(first) = self.ooo.first() {
             let hole = first.seq.wrapping_sub(self.next);
             budget.counters.gaps += 1;
@@ -249,13 +303,14 @@ impl Stream {
     /// One segment of this direction: `seq` its sequence number, `data` its payload as
     /// captured, `claimed` the payload length the headers give (more than `data.len()` when the
     /// capture cut the frame: the missing tail is a gap).
+    #[inline]
     pub fn segment(
         &mut self,
         seq: u32,
         data: &[u8],
         claimed: u32,
         budget: &mut Budget,
-        out: &mut impl FnMut(Chunk<'_>),
+        out: &mut impl FnMut(Chunk<'_>) -> u64,
     ) {
         if !self.started || claimed == 0 {
             return;
@@ -283,7 +338,9 @@ impl Stream {
                 budget.counters.gaps += 1;
                 self.deliver(Chunk::Gap(cut as u32), budget, out);
             }
-            self.drain(budget, out);
+            if !self.ooo.is_empty() {
+                self.drain(budget, out);
+            }
             return;
         }
         if self.done {
@@ -330,7 +387,11 @@ impl Stream {
 
     /// The other side acknowledged up to `ack`: bytes of this direction before it that never
     /// arrived are lost.
-    pub fn acked(&mut self, ack: u32, budget: &mut Budget, out: &mut impl FnMut(Chunk<'_>)) {
+    #[inline]
+    pub fn acked(&mut self, ack: u32, budget: &mut Budget, out: &mut impl FnMut(Chunk<'_>) -> u64) {
+        if self.ooo.is_empty() && !seq_lt(self.next, ack) {
+            return;
+        }
         let ack = match self.fin {
             Some(f) if seq_lt(f, ack) => f,
             _ => ack,
@@ -360,10 +421,11 @@ impl Stream {
     }
 
     /// End of the flow: what is buffered is delivered after a gap for each hole.
-    pub fn finish(&mut self, budget: &mut Budget, out: &mut impl FnMut(Chunk<'_>)) {
+    pub fn finish(&mut self, budget: &mut Budget, out: &mut impl FnMut(Chunk<'_>) -> u64) {
         while !self.ooo.is_empty() && !self.done {
             self.skip_hole(budget, out);
         }
+        self.flush_skipped(out);
         self.release(budget);
     }
 }
@@ -376,14 +438,22 @@ mod test {
         let mut data = Vec::new();
         let mut gaps = Vec::new();
         for (seq, d) in segs {
-            stream.segment(*seq, d, d.len() as u32, budget, &mut |c| match c {
-                Chunk::Data(b) => data.extend_from_slice(b),
-                Chunk::Gap(n) => gaps.push(n),
+            stream.segment(*seq, d, d.len() as u32, budget, &mut |c| {
+                match c {
+                    Chunk::Data(b) => data.extend_from_slice(b),
+                    Chunk::Gap(n) => gaps.push(n),
+                    Chunk::Skipped(_) => {}
+                }
+                0
             });
         }
-        stream.finish(budget, &mut |c| match c {
-            Chunk::Data(b) => data.extend_from_slice(b),
-            Chunk::Gap(n) => gaps.push(n),
+        stream.finish(budget, &mut |c| {
+            match c {
+                Chunk::Data(b) => data.extend_from_slice(b),
+                Chunk::Gap(n) => gaps.push(n),
+                Chunk::Skipped(_) => {}
+            }
+            0
         });
         (data, gaps)
     }
@@ -439,12 +509,60 @@ mod test {
     fn test_ack_declares_gap() {
         let (mut s, mut b) = fresh(0, StreamLimits::default());
         let mut out = Vec::new();
-        s.segment(0, b"ab", 2, &mut b, &mut |c| out.push(format!("{c:?}")));
-        s.segment(6, b"gh", 2, &mut b, &mut |c| out.push(format!("{c:?}")));
-        s.acked(8, &mut b, &mut |c| out.push(format!("{c:?}")));
+        s.segment(0, b"ab", 2, &mut b, &mut |c| {
+            out.push(format!("{c:?}"));
+            0
+        });
+        s.segment(6, b"gh", 2, &mut b, &mut |c| {
+            out.push(format!("{c:?}"));
+            0
+        });
+        s.acked(8, &mut b, &mut |c| {
+            out.push(format!("{c:?}"));
+            0
+        });
         assert_eq!(out, ["Data([97, 98])", "Gap(4)", "Data([103, 104])"]);
-        s.acked(12, &mut b, &mut |c| out.push(format!("{c:?}")));
+        s.acked(12, &mut b, &mut |c| {
+            out.push(format!("{c:?}"));
+            0
+        });
         assert_eq!(out.last().unwrap(), "Gap(4)");
+    }
+
+    #[test]
+    fn test_skipped_bytes_are_counted_then_reported() {
+        // The parser reads 2 bytes, then asks to skip 5: it is told "Skipped(5)" once they
+        // passed, in whatever segments, and sees the bytes after them.
+        let (mut s, mut b) = fresh(0, StreamLimits::default());
+        let mut log = Vec::new();
+        let mut out = |c: Chunk<'_>| {
+            log.push(format!("{c:?}"));
+            match c {
+                Chunk::Data(d) if d.starts_with(b"hd") => 5,
+                _ => 0,
+            }
+        };
+        for (seq, d) in [(0u32, &b"hd12"[..]), (4, b"34"), (6, b"5xyzw")] {
+            s.segment(seq, d, d.len() as u32, &mut b, &mut out);
+        }
+        assert_eq!(log, ["Data([104, 100, 49, 50])", "Skipped(5)", "Data([122, 119])"]);
+        // A gap inside a skip: what was skipped is reported first, then the gap.
+        let (mut s, mut b) = fresh(0, StreamLimits::default());
+        let mut log = Vec::new();
+        let mut out = |c: Chunk<'_>| {
+            log.push(format!("{c:?}"));
+            if matches!(c, Chunk::Data(d) if d.starts_with(b"hd")) {
+                10
+            } else {
+                0
+            }
+        };
+        s.segment(0, b"hd123", 5, &mut b, &mut out);
+        s.segment(5, b"ab", 2, &mut b, &mut out);
+        s.segment(11, b"zz", 2, &mut b, &mut out);
+        s.acked(13, &mut b, &mut out);
+        s.finish(&mut b, &mut out);
+        assert_eq!(log, ["Data([104, 100, 49, 50, 51])", "Skipped(2)", "Gap(4)", "Data([122, 122])"]);
     }
 
     #[test]
@@ -458,8 +576,14 @@ mod test {
         // A frame cut by the capture: 4 bytes claimed, 2 present.
         let (mut s, mut b) = fresh(0, StreamLimits::default());
         let mut out = Vec::new();
-        s.segment(0, b"ab", 4, &mut b, &mut |c| out.push(format!("{c:?}")));
-        s.segment(4, b"ef", 2, &mut b, &mut |c| out.push(format!("{c:?}")));
+        s.segment(0, b"ab", 4, &mut b, &mut |c| {
+            out.push(format!("{c:?}"));
+            0
+        });
+        s.segment(4, b"ef", 2, &mut b, &mut |c| {
+            out.push(format!("{c:?}"));
+            0
+        });
         assert_eq!(out, ["Data([97, 98])", "Gap(2)", "Data([101, 102])"]);
     }
 }

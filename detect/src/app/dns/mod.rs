@@ -86,7 +86,8 @@ impl DnsState {
         }
         let mut data = match chunk {
             Chunk::Data(d) => d,
-            Chunk::Gap(_) => {
+            // (Skipped bytes are never asked for by this parser: a gap if they came.)
+            Chunk::Gap(_) | Chunk::Skipped(_) => {
                 // No way to find the next length prefix.
                 self.tcp_stopped[dir] = true;
                 self.tcp[dir] = Vec::new();

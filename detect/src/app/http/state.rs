@@ -121,6 +121,32 @@ impl Tx {
         self.get(self.location)
     }
 
+    /// Makes this a copy of `o`, reusing this one's buffer (for handing a transaction to the
+    /// exporter without allocating).
+    pub fn copy_from(&mut self, o: &Tx) {
+        self.store.clear();
+        self.store.extend_from_slice(&o.store);
+        self.tx_id = o.tx_id;
+        self.method = o.method;
+        self.uri = o.uri;
+        self.protocol = o.protocol;
+        self.host = o.host;
+        self.user_agent = o.user_agent;
+        self.referer = o.referer;
+        self.content_type = o.content_type;
+        self.content_range = o.content_range;
+        self.location = o.location;
+        self.range = o.range;
+        self.port = o.port;
+        self.status = o.status;
+        self.request_body_len = o.request_body_len;
+        self.response_body_len = o.response_body_len;
+        self.has_request = o.has_request;
+        self.has_response = o.has_response;
+        self.request_done = o.request_done;
+        self.response_done = o.response_done;
+    }
+
     fn reset(&mut self, tx_id: u64) {
         let store = std::mem::take(&mut self.store);
         *self = Tx { tx_id, store, ..Tx::default() };
@@ -187,13 +213,18 @@ enum Phase {
 }
 
 #[derive(Debug, Default)]
+#[repr(C)]
 struct Dir {
     phase: Phase,
+    /// Body bytes of the current message not yet added to its transaction (added when the
+    /// message ends, so a body segment touches only this).
+    body: u64,
     buf: Vec<u8>,
 }
 
-/// Per-flow HTTP state.
+/// Per-flow HTTP state (`repr(C)`: the per-direction state first).
 #[derive(Debug, Default)]
+#[repr(C)]
 pub struct HttpState {
     dirs: [Dir; 2],
     /// Transactions in order; the front is the oldest not yet logged.
@@ -203,10 +234,17 @@ pub struct HttpState {
 }
 
 impl HttpState {
+    /// One load of the per-direction state (for prefetching).
+    #[inline]
+    pub fn touch(&self) -> u64 {
+        self.dirs[0].body ^ self.dirs[1].body
+    }
+
     pub fn reset(&mut self) {
         for d in &mut self.dirs {
             d.phase = Phase::Head;
             d.buf.clear();
+            d.body = 0;
         }
         while let Some(t) = self.txs.pop_front() {
             self.spare.push(t);
@@ -232,6 +270,8 @@ impl HttpState {
 
     /// The flow ended: every transaction left is logged as it is.
     pub fn finish(&mut self, c: &mut HttpCounters, emit: &mut Emit<'_>) {
+        self.flush_body(0);
+        self.flush_body(1);
         if self.dirs[1].phase == Phase::UntilClose {
             if let Some(t) = self.txs.iter_mut().find(|t| t.has_response && !t.response_done) {
                 t.response_done = true;
@@ -246,12 +286,53 @@ impl HttpState {
         }
     }
 
-    /// Stream bytes of direction `dir` (0 to server).
-    pub fn input(&mut self, dir: usize, chunk: Chunk<'_>, lim: &HttpLimits, c: &mut HttpCounters, emit: &mut Emit<'_>) {
-        let mut data = match chunk {
-            Chunk::Data(d) => d,
-            Chunk::Gap(n) => return self.gap(dir, n as u64, c),
-        };
+    /// Stream bytes of direction `dir` (0 to server). Returns how many of the next bytes of
+    /// that direction it does not need to see (a body of known length, or one read to the
+    /// close): the stream then only counts them ([`Chunk::Skipped`]).
+    pub fn input(
+        &mut self,
+        dir: usize,
+        chunk: Chunk<'_>,
+        lim: &HttpLimits,
+        c: &mut HttpCounters,
+        emit: &mut Emit<'_>,
+    ) -> u64 {
+        match chunk {
+            Chunk::Data(d) => self.data(dir, d, lim, c, emit),
+            Chunk::Gap(n) => self.gap(dir, n as u64, c),
+            Chunk::Skipped(n) => self.skipped(dir, n, c, emit),
+        }
+        match self.dirs[dir].phase {
+            Phase::Length(r) | Phase::ChunkData(r) => r,
+            Phase::UntilClose => u64::MAX,
+            _ => 0,
+        }
+    }
+
+    /// Body bytes that passed unseen.
+    fn skipped(&mut self, dir: usize, n: u64, c: &mut HttpCounters, emit: &mut Emit<'_>) {
+        match self.dirs[dir].phase {
+            Phase::Length(r) => {
+                let k = n.min(r);
+                self.body(dir, k);
+                if k == r {
+                    self.message_done(dir, emit);
+                } else {
+                    self.dirs[dir].phase = Phase::Length(r - k);
+                }
+            }
+            Phase::ChunkData(r) => {
+                let k = n.min(r);
+                self.body(dir, k);
+                self.dirs[dir].phase = if k == r { Phase::ChunkEnd } else { Phase::ChunkData(r - k) };
+            }
+            Phase::UntilClose => self.body(dir, n),
+            // Not asked for: bytes this parser did not read are a gap to it.
+            _ => self.gap(dir, n, c),
+        }
+    }
+
+    fn data(&mut self, dir: usize, mut data: &[u8], lim: &HttpLimits, c: &mut HttpCounters, emit: &mut Emit<'_>) {
         while !data.is_empty() {
             let phase = self.dirs[dir].phase;
             match phase {
@@ -402,6 +483,7 @@ impl HttpState {
     }
 
     fn lose_sync(&mut self, dir: usize, c: &mut HttpCounters) {
+        self.flush_body(dir);
         c.resyncs += 1;
         self.dirs[dir].buf.clear();
         self.dirs[dir].phase = Phase::Resync;
@@ -425,7 +507,17 @@ impl HttpState {
         // Bytes lost are not counted in the body lengths: they give what was seen, as libhtp's.
     }
 
+    #[inline]
     fn body(&mut self, dir: usize, n: u64) {
+        self.dirs[dir].body += n;
+    }
+
+    /// Adds a direction's pending body bytes to its transaction.
+    fn flush_body(&mut self, dir: usize) {
+        let n = std::mem::take(&mut self.dirs[dir].body);
+        if n == 0 {
+            return;
+        }
         if dir == 0 {
             if let Some(t) = self.txs.iter_mut().rev().find(|t| t.has_request) {
                 t.request_body_len += n;
@@ -436,6 +528,7 @@ impl HttpState {
     }
 
     fn message_done(&mut self, dir: usize, emit: &mut Emit<'_>) {
+        self.flush_body(dir);
         self.dirs[dir].phase = Phase::Head;
         if dir == 0 {
             if let Some(t) = self.txs.iter_mut().rev().find(|t| t.has_request) {

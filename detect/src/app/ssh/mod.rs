@@ -105,6 +105,25 @@ impl SshState {
         self.logged = false;
     }
 
+    /// Makes this a copy of `o`'s logged fields, reusing this one's buffers (for the exporter).
+    pub fn copy_from(&mut self, o: &SshState) {
+        for (a, b) in self.sides.iter_mut().zip(&o.sides) {
+            a.phase = b.phase;
+            a.has_banner = b.has_banner;
+            a.buf.clear();
+            for (x, y) in [
+                (&mut a.proto, &b.proto),
+                (&mut a.software, &b.software),
+                (&mut a.hassh, &b.hassh),
+                (&mut a.hassh_hash, &b.hassh_hash),
+            ] {
+                x.clear();
+                x.extend_from_slice(y);
+            }
+        }
+        self.logged = o.logged;
+    }
+
     /// The client (0) or server (1) side, once its banner was seen.
     pub fn side(&self, dir: usize) -> Option<SshSide<'_>> {
         let s = &self.sides[dir];
@@ -139,7 +158,8 @@ impl SshState {
     pub fn input(&mut self, dir: usize, chunk: Chunk<'_>, c: &mut SshCounters, emit: &mut Emit<'_>) {
         let mut data = match chunk {
             Chunk::Data(d) => d,
-            Chunk::Gap(_) => {
+            // (Skipped bytes are never asked for by this parser: a gap if they came.)
+            Chunk::Gap(_) | Chunk::Skipped(_) => {
                 self.sides[dir].phase = Phase::Done;
                 self.maybe_log(emit);
                 return;

@@ -62,6 +62,28 @@ pub struct TlsInfo {
     not_after: Span,
 }
 
+/// Appends `v` in decimal (JA3 strings are built per handshake; `write!` costs several times
+/// this).
+fn dec(out: &mut Vec<u8>, v: u16) {
+    let mut buf = [0u8; 5];
+    let mut i = buf.len();
+    let mut v = v;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Appends `v` as four lower-case hex digits.
+fn hex4(out: &mut Vec<u8>, v: u16) {
+    hex(out, &v.to_be_bytes(), None, false);
+}
+
 fn hex(out: &mut Vec<u8>, bytes: &[u8], sep: Option<u8>, upper: bool) {
     const L: &[u8; 16] = b"0123456789abcdef";
     const U: &[u8; 16] = b"0123456789ABCDEF";
@@ -138,6 +160,14 @@ impl TlsInfo {
         *self = TlsInfo { store, ..TlsInfo::default() };
     }
 
+    /// Makes this a copy of `o`, reusing this one's buffer (for the exporter).
+    pub fn copy_from(&mut self, o: &TlsInfo) {
+        let mut store = std::mem::take(&mut self.store);
+        store.clear();
+        store.extend_from_slice(&o.store);
+        *self = TlsInfo { store, ..*o };
+    }
+
     fn client_hello(&mut self, h: &p::ClientHello<'_>) {
         self.has_client_hello = true;
         self.client_version = h.version;
@@ -182,12 +212,13 @@ impl TlsInfo {
                 if i > 0 {
                     o.push(b'-');
                 }
-                let _ = write!(o, "{v}");
+                dec(o, v);
             }
         };
         let ext_types = || p::extensions(h.extensions).map(|(t, _)| t).filter(|t| !is_grease(*t));
         self.ja3 = self.field(|o| {
-            let _ = write!(o, "{},", h.version);
+            dec(o, h.version);
+            o.push(b',');
             join(o, &mut u16s(h.ciphers).filter(|c| !is_grease(*c)));
             o.push(b',');
             join(o, &mut ext_types());
@@ -238,7 +269,7 @@ impl TlsInfo {
                 if i > 0 {
                     s.push(b',');
                 }
-                let _ = write!(s, "{x:04x}");
+                hex4(&mut s, x);
             }
             s
         };
@@ -288,12 +319,15 @@ impl TlsInfo {
         }
         self.session_resumed = resumed && self.version < 0x0304;
         self.ja3s = self.field(|o| {
-            let _ = write!(o, "{},{},", h.version, h.cipher);
+            dec(o, h.version);
+            o.push(b',');
+            dec(o, h.cipher);
+            o.push(b',');
             for (i, (t, _)) in p::extensions(h.extensions).filter(|(t, _)| !is_grease(*t)).enumerate() {
                 if i > 0 {
                     o.push(b'-');
                 }
-                let _ = write!(o, "{t}");
+                dec(o, t);
             }
         });
         let digest = Md5::digest(self.get(self.ja3s).unwrap_or(&[]));
@@ -361,9 +395,10 @@ impl TlsState {
         }
         self.logged = true;
         for d in &mut self.dirs {
+            // Buffers are kept (cleared) for the session's next flow.
             d.done = true;
-            d.rec = Vec::new();
-            d.hs = Vec::new();
+            d.rec.clear();
+            d.hs.clear();
         }
     }
 
@@ -379,7 +414,8 @@ impl TlsState {
         }
         let mut data = match chunk {
             Chunk::Data(d) => d,
-            Chunk::Gap(_) => {
+            // (Skipped bytes are never asked for by this parser: a gap if they came.)
+            Chunk::Gap(_) | Chunk::Skipped(_) => {
                 c.gaps += 1;
                 self.dirs[dir].done = true;
                 return;

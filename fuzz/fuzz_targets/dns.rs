@@ -1,0 +1,49 @@
+//! Any DNS message: parse, then walk and render every record as the EVE writer does (names,
+//! compression, rdata), over UDP and over a TCP stream cut anywhere.
+#![no_main]
+use detect::app::dns::{parser, DnsCounters, DnsState, Name};
+use detect::app::stream::Chunk;
+use detect::app::AppEvent;
+use libfuzzer_sys::fuzz_target;
+
+fn meta() -> detect::EventMeta {
+    detect::EventMeta {
+        flow_id: 1,
+        timestamp: 0,
+        ip_version: 4,
+        src_ip: [0; 16],
+        dest_ip: [0; 16],
+        src_port: 1,
+        dest_port: 53,
+        proto: 17,
+        vlan: [0; 3],
+        vlan_count: 0,
+        tunnel: None,
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(m) = parser::Message::parse(data) {
+        let mut n = Name::default();
+        for q in m.questions() {
+            let _ = parser::read_name(data, q.name, Some(&mut n));
+        }
+        for r in m.answers().chain(m.authorities()) {
+            let _ = parser::read_name(data, r.name, Some(&mut n));
+            let _ = parser::rdata(data, r.rrtype, r.rdata_off, r.rdata);
+        }
+    }
+    let mut st = DnsState::default();
+    let mut c = DnsCounters::default();
+    let mut out = Vec::new();
+    let m = meta();
+    let mut emit = |e: &AppEvent<'_>| {
+        export::app::write_event(&mut out, &m, e);
+    };
+    st.message(data, &mut c, &mut emit);
+    let step = 1 + data.first().copied().unwrap_or(0) as usize % 17;
+    for ch in data.chunks(step) {
+        st.tcp_input(0, Chunk::Data(ch), &mut c, &mut emit);
+    }
+    st.tcp_input(1, Chunk::Data(data), &mut c, &mut emit);
+});

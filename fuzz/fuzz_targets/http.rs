@@ -1,0 +1,45 @@
+//! Any bytes as an HTTP exchange: the first byte picks how the rest is cut into segments and
+//! which direction each goes, with gaps; transactions are rendered as the EVE writer does.
+#![no_main]
+use detect::app::http::{HttpCounters, HttpLimits, HttpState};
+use detect::app::stream::Chunk;
+use detect::app::AppEvent;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&ctl, rest)) = data.split_first() else { return };
+    let mut st = HttpState::default();
+    let mut c = HttpCounters::default();
+    let lim = HttpLimits { max_head: 512, max_pending: 4 };
+    let mut out = Vec::new();
+    let m = meta();
+    let mut emit = |e: &AppEvent<'_>| {
+        export::app::write_event(&mut out, &m, e);
+    };
+    let step = 1 + (ctl & 0x1f) as usize;
+    for (i, ch) in rest.chunks(step).enumerate() {
+        let dir = ((ctl >> 5) as usize + i) % 2;
+        if ch.first() == Some(&0xff) {
+            st.input(dir, Chunk::Gap(ch.len() as u32), &lim, &mut c, &mut emit);
+        } else {
+            st.input(dir, Chunk::Data(ch), &lim, &mut c, &mut emit);
+        }
+    }
+    st.finish(&mut c, &mut emit);
+});
+
+fn meta() -> detect::EventMeta {
+    detect::EventMeta {
+        flow_id: 1,
+        timestamp: 0,
+        ip_version: 4,
+        src_ip: [0; 16],
+        dest_ip: [0; 16],
+        src_port: 1,
+        dest_port: 80,
+        proto: 6,
+        vlan: [0; 3],
+        vlan_count: 0,
+        tunnel: None,
+    }
+}

@@ -1,0 +1,44 @@
+//! Any bytes as a TLS session cut into segments both ways: records, handshake messages across
+//! records, hellos, certificates, fingerprints; rendered as the EVE writer does.
+#![no_main]
+use detect::app::stream::Chunk;
+use detect::app::tls::{TlsCounters, TlsState};
+use detect::app::AppEvent;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&ctl, rest)) = data.split_first() else { return };
+    let mut st = TlsState::default();
+    let mut c = TlsCounters::default();
+    let mut out = Vec::new();
+    let m = meta();
+    let mut emit = |e: &AppEvent<'_>| {
+        export::app::write_event(&mut out, &m, e);
+    };
+    let step = 1 + (ctl & 0x3f) as usize * 8;
+    for (i, ch) in rest.chunks(step).enumerate() {
+        let dir = ((ctl >> 6) as usize + i / 2) % 2;
+        st.input(dir, Chunk::Data(ch), &mut c, &mut emit);
+    }
+    st.finish(&mut emit);
+    // The hello parsers and the certificate walker on the raw bytes too.
+    let _ = detect::app::tls::parser::client_hello(rest);
+    let _ = detect::app::tls::parser::server_hello(rest);
+    let _ = detect::app::tls::x509::parse(rest);
+});
+
+fn meta() -> detect::EventMeta {
+    detect::EventMeta {
+        flow_id: 1,
+        timestamp: 0,
+        ip_version: 4,
+        src_ip: [0; 16],
+        dest_ip: [0; 16],
+        src_port: 1,
+        dest_port: 443,
+        proto: 6,
+        vlan: [0; 3],
+        vlan_count: 0,
+        tunnel: None,
+    }
+}
