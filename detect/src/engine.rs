@@ -208,15 +208,16 @@ impl Engine {
                     touched ^= self.table.touch_index(s.hash);
                 }
             }
-            for s in &self.chunk[..n] {
-                if s.is_ip {
-                    touched ^= self.table.touch_flow(s.hash);
-                }
-            }
             if self.table.app.enabled() {
                 for s in &self.chunk[..n] {
-                    if s.is_ip && s.d.payload_len > 0 {
-                        touched ^= self.table.touch_app(s.hash);
+                    if s.is_ip {
+                        touched ^= self.table.touch_flow_and_app(s.hash);
+                    }
+                }
+            } else {
+                for s in &self.chunk[..n] {
+                    if s.is_ip {
+                        touched ^= self.table.touch_flow(s.hash);
                     }
                 }
             }

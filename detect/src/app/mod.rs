@@ -174,7 +174,7 @@ enum Probe {
 /// `repr(C)`: the streams first, then the parsers' per-direction state, so a packet's first
 /// touches are the session's first cache lines (see [`AppLayer::touch`]).
 #[derive(Debug, Default)]
-#[repr(C)]
+#[repr(C, align(64))]
 struct Session {
     streams: [Stream; 2],
     p: Parsers,
