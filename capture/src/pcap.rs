@@ -3,8 +3,9 @@
 //! The reader reuses one buffer: [`PcapReader::next_packet`] allocates nothing once the buffer
 //! has grown to the largest record. Classic pcap in both byte orders with micro- or nanosecond
 //! timestamps, and pcapng (section header, interface description with `if_tsresol`, enhanced and
-//! simple packet blocks; other blocks skipped) are read. Only Ethernet link types are accepted:
-//! anything else is a clear error naming the link type.
+//! simple packet blocks; other blocks skipped) are read. Ethernet, and NULL/LOOP, raw IP and Linux
+//! SLL/SLL2 rewritten as Ethernet frames (the original length kept for byte counts); any other
+//! link type is a clear error naming it.
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -20,7 +21,7 @@ pub enum PcapError {
     Io { path: PathBuf, source: io::Error },
     #[error("{path}: not a pcap or pcapng file (magic {magic:#010x})")]
     BadMagic { path: PathBuf, magic: u32 },
-    #[error("{path}: link type {linktype} is not supported (only Ethernet, 1)")]
+    #[error("{path}: link type {linktype} is not supported (Ethernet 1, NULL 0, LOOP 108, raw IP 101/12/228/229, Linux SLL 113 and SLL2 276 are)")]
     LinkType { path: PathBuf, linktype: u32 },
     #[error("{path}: corrupt record at byte {offset}: {what}")]
     Corrupt { path: PathBuf, offset: u64, what: &'static str },
@@ -37,8 +38,58 @@ pub struct Record<'a> {
 }
 
 enum Format {
-    Pcap { big_endian: bool, nanos: bool },
-    PcapNg { big_endian: bool, ifaces: Vec<u64> },
+    Pcap {
+        big_endian: bool,
+        nanos: bool,
+        link: u32,
+    },
+    /// Per interface: time units per second and link type.
+    PcapNg {
+        big_endian: bool,
+        ifaces: Vec<(u64, u32)>,
+    },
+}
+
+/// Link types read besides Ethernet: their frames are handed out as Ethernet frames (the link
+/// header replaced by a 14-byte one with the right EtherType), and `orig_len` stays the original
+/// length, so byte counts are those of the capture (as Suricata counts them).
+fn link_supported(link: u32) -> bool {
+    matches!(link, LINKTYPE_ETHERNET | 0 | 108 | 101 | 12 | 14 | 228 | 229 | 113 | 276)
+}
+
+/// Rewrites a non-Ethernet frame as Ethernet into `out`; `false` when the frame is not IP (or
+/// too short), which the caller hands out as it is (counted as not IP or a decode error).
+fn to_ethernet(link: u32, frame: &[u8], out: &mut Vec<u8>) -> bool {
+    let ipv = |b: &[u8]| match b.first().map(|x| x >> 4) {
+        Some(4) => Some(0x0800u16),
+        Some(6) => Some(0x86dd),
+        _ => None,
+    };
+    let (ethertype, hdr) = match link {
+        0 | 108 if frame.len() >= 4 => {
+            let raw = [frame[0], frame[1], frame[2], frame[3]];
+            // NULL is host order, LOOP network order: take whichever gives a small family.
+            let le = u32::from_le_bytes(raw);
+            let fam = if le > 0xffff { u32::from_be_bytes(raw) } else { le };
+            match fam {
+                2 => (0x0800, 4),
+                24 | 28 | 30 => (0x86dd, 4),
+                _ => return false,
+            }
+        }
+        101 | 12 | 14 | 228 | 229 => match ipv(frame) {
+            Some(et) => (et, 0),
+            None => return false,
+        },
+        113 if frame.len() >= 16 => (u16::from_be_bytes([frame[14], frame[15]]), 16),
+        276 if frame.len() >= 20 => (u16::from_be_bytes([frame[0], frame[1]]), 20),
+        _ => return false,
+    };
+    out.clear();
+    out.extend_from_slice(&[0u8; 12]);
+    out.extend_from_slice(&ethertype.to_be_bytes());
+    out.extend_from_slice(&frame[hdr..]);
+    true
 }
 
 pub struct PcapReader {
@@ -46,6 +97,8 @@ pub struct PcapReader {
     r: BufReader<File>,
     fmt: Format,
     buf: Vec<u8>,
+    /// A non-Ethernet frame rewritten as Ethernet.
+    conv: Vec<u8>,
     offset: u64,
 }
 
@@ -79,8 +132,9 @@ impl PcapReader {
         let mut me = PcapReader {
             path: path.clone(),
             r,
-            fmt: Format::Pcap { big_endian: false, nanos: false },
+            fmt: Format::Pcap { big_endian: false, nanos: false, link: LINKTYPE_ETHERNET },
             buf: Vec::new(),
+            conv: Vec::new(),
             offset: 4,
         };
         match magic {
@@ -90,10 +144,10 @@ impl PcapReader {
                 let mut rest = [0u8; 20];
                 me.read_exact(&mut rest)?;
                 let linktype = u32_at(&rest[16..], big) & 0x0fff_ffff;
-                if linktype != LINKTYPE_ETHERNET {
+                if !link_supported(linktype) {
                     return Err(PcapError::LinkType { path, linktype });
                 }
-                me.fmt = Format::Pcap { big_endian: big, nanos };
+                me.fmt = Format::Pcap { big_endian: big, nanos, link: linktype };
             }
             0x0a0d0d0a => {
                 me.fmt = Format::PcapNg { big_endian: false, ifaces: Vec::new() };
@@ -172,7 +226,7 @@ impl PcapReader {
     /// The next packet, or `None` at the end of the file.
     pub fn next_packet(&mut self) -> Result<Option<Record<'_>>, PcapError> {
         match self.fmt {
-            Format::Pcap { big_endian, nanos } => {
+            Format::Pcap { big_endian, nanos, link } => {
                 let mut h = [0u8; 16];
                 if !self.read_or_eof(&mut h)? {
                     return Ok(None);
@@ -190,7 +244,11 @@ impl PcapReader {
                 let r = self.read_exact(&mut buf);
                 self.buf = buf;
                 r?;
-                Ok(Some(Record { ts, data: &self.buf, orig_len: orig_len.max(caplen as u32) }))
+                let orig_len = orig_len.max(caplen as u32);
+                if link != LINKTYPE_ETHERNET && to_ethernet(link, &self.buf, &mut self.conv) {
+                    return Ok(Some(Record { ts, data: &self.conv, orig_len }));
+                }
+                Ok(Some(Record { ts, data: &self.buf, orig_len }))
             }
             Format::PcapNg { .. } => self.next_pcapng(),
         }
@@ -228,7 +286,7 @@ impl PcapReader {
                         return Err(self.corrupt("short interface description block"));
                     }
                     let linktype = u16_at(&self.buf, big) as u32;
-                    if linktype != LINKTYPE_ETHERNET {
+                    if !link_supported(linktype) {
                         return Err(PcapError::LinkType { path: self.path.clone(), linktype });
                     }
                     let mut units_per_sec = 1_000_000u64;
@@ -248,7 +306,7 @@ impl PcapReader {
                         o += 4 + olen.div_ceil(4) * 4;
                     }
                     if let Format::PcapNg { ifaces, .. } = &mut self.fmt {
-                        ifaces.push(units_per_sec.max(1));
+                        ifaces.push((units_per_sec.max(1), linktype));
                     }
                 }
                 6 => {
@@ -262,18 +320,18 @@ impl PcapReader {
                     if 20 + caplen > body_len {
                         return Err(self.corrupt("enhanced packet block shorter than its captured length"));
                     }
-                    let units = match &self.fmt {
+                    let (units, link) = match &self.fmt {
                         Format::PcapNg { ifaces, .. } => ifaces.get(iface).copied(),
                         _ => None,
                     }
                     .ok_or_else(|| self.corrupt("packet block names an undeclared interface"))?;
                     let ts =
                         if units == 1_000_000 { ts_raw } else { (ts_raw as u128 * 1_000_000 / units as u128) as u64 };
-                    return Ok(Some(Record {
-                        ts,
-                        data: &self.buf[20..20 + caplen],
-                        orig_len: orig_len.max(caplen as u32),
-                    }));
+                    let orig_len = orig_len.max(caplen as u32);
+                    if link != LINKTYPE_ETHERNET && to_ethernet(link, &self.buf[20..20 + caplen], &mut self.conv) {
+                        return Ok(Some(Record { ts, data: &self.conv, orig_len }));
+                    }
+                    return Ok(Some(Record { ts, data: &self.buf[20..20 + caplen], orig_len }));
                 }
                 3 => {
                     if body_len < 4 {
@@ -281,6 +339,13 @@ impl PcapReader {
                     }
                     let orig_len = u32_at(&self.buf[0..], big);
                     let caplen = (orig_len as usize).min(body_len - 4);
+                    let link = match &self.fmt {
+                        Format::PcapNg { ifaces, .. } => ifaces.first().map_or(LINKTYPE_ETHERNET, |i| i.1),
+                        _ => LINKTYPE_ETHERNET,
+                    };
+                    if link != LINKTYPE_ETHERNET && to_ethernet(link, &self.buf[4..4 + caplen], &mut self.conv) {
+                        return Ok(Some(Record { ts: 0, data: &self.conv, orig_len }));
+                    }
                     return Ok(Some(Record { ts: 0, data: &self.buf[4..4 + caplen], orig_len }));
                 }
                 _ => {} // statistics, name resolution, custom...: skipped
@@ -358,6 +423,49 @@ mod test {
         std::fs::write(&p, b"hello world, not a capture").unwrap();
         assert!(matches!(PcapReader::open(&p), Err(PcapError::BadMagic { .. })));
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn test_other_link_types_become_ethernet() {
+        let dir = std::env::temp_dir().join(format!("sw-pcap-link-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ip4 = [0x45u8, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        let mut ip6 = vec![0x60u8, 0, 0, 0, 0, 0, 59, 64];
+        ip6.extend_from_slice(&[0; 32]);
+        let mut sll = vec![0u8; 14];
+        sll.extend_from_slice(&[0x08, 0x00]);
+        sll.extend_from_slice(&ip4);
+        let cases: [(u32, Vec<u8>, u16); 4] = [
+            (101, ip4.to_vec(), 0x0800),
+            (0, [&[2u8, 0, 0, 0][..], &ip4].concat(), 0x0800),
+            (0, [&[30u8, 0, 0, 0][..], &ip6].concat(), 0x86dd),
+            (113, sll, 0x0800),
+        ];
+        for (i, (link, frame, et)) in cases.iter().enumerate() {
+            let p = dir.join(format!("l{i}.pcap"));
+            let mut f = Vec::new();
+            f.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
+            f.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0]);
+            f.extend_from_slice(&link.to_le_bytes());
+            f.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0]);
+            f.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+            f.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+            f.extend_from_slice(frame);
+            std::fs::write(&p, &f).unwrap();
+            let mut r = PcapReader::open(&p).unwrap();
+            let rec = r.next_packet().unwrap().unwrap();
+            assert_eq!(u16::from_be_bytes([rec.data[12], rec.data[13]]), *et, "link {link}");
+            assert_eq!(rec.orig_len as usize, frame.len(), "byte counts stay the capture's");
+            assert_eq!(rec.data[0] >> 4, 0);
+            assert_eq!(rec.data[14] >> 4, if *et == 0x0800 { 4 } else { 6 });
+        }
+        let p = dir.join("bad.pcap");
+        let mut f = 0xa1b2c3d4u32.to_le_bytes().to_vec();
+        f.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 127, 0, 0, 0]);
+        std::fs::write(&p, &f).unwrap();
+        let e = PcapReader::open(&p).err().unwrap().to_string();
+        assert!(e.contains("link type 127 is not supported"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

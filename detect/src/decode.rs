@@ -509,6 +509,9 @@ pub fn decode_ip_into(packet: &[u8], d: &mut Decoded) -> Result<(), DecodeError>
 
 #[inline(always)]
 fn decode_from<'a>(frame: &'a [u8], mut start: Start<'a>, missing: usize, d: &mut Decoded) -> Result<(), DecodeError> {
+    // Where an inner Ethernet frame starts that Suricata counts in the inner packet's length
+    // (GENEVE, GRE bridging, ERSPAN; its VXLAN decoder skips the inner Ethernet header).
+    let mut counted_ether: Option<usize> = None;
     loop {
         let (ethertype, rest) = match start {
             Start::Ether(b) => match l2(b, d)? {
@@ -517,6 +520,9 @@ fn decode_from<'a>(frame: &'a [u8], mut start: Start<'a>, missing: usize, d: &mu
             },
             Start::Ip(et, b) => (et, b),
         };
+        if let Some(es) = counted_ether.take() {
+            d.tunnel.inner_link = (offset_of(frame, rest) - es).min(u8::MAX as usize) as u8;
+        }
         let (kind, id, next, link) = match l3(frame, ethertype, rest, missing, d)? {
             Step::Done => return Ok(()),
             Step::Tunnel(k, i, n) => (k, i, n, 0),
@@ -543,6 +549,11 @@ fn decode_from<'a>(frame: &'a [u8], mut start: Start<'a>, missing: usize, d: &mu
         t.depth += 1;
         t.kind = kind;
         t.id = id;
+        if let Start::Ether(b) = next {
+            if kind != TunnelKind::Vxlan {
+                counted_ether = Some(offset_of(frame, b));
+            }
+        }
         // The inner packet starts afresh, keeping the tunnel.
         t.inner_link = link;
         let (tunnel, labels) = (d.tunnel, d.mpls_labels);
@@ -728,6 +739,12 @@ fn l3<'a>(
                 d.quoted = Quoted::parse(d.ip_version, &l4[icmp::HEADER_LEN..]);
             }
             (icmp::HEADER_LEN, l4_len - icmp::HEADER_LEN)
+        }
+        // SCTP's common header (RFC 9260): the ports, then a verification tag and checksum.
+        IpProtocol::SCTP if l4.len() >= 12 => {
+            d.src_port = u16::from_be_bytes([l4[0], l4[1]]);
+            d.dst_port = u16::from_be_bytes([l4[2], l4[3]]);
+            (12, l4_len - 12)
         }
         IpProtocol::IPIP => return Ok(Step::Tunnel(TunnelKind::Ipip, 0, Start::Ip(EtherType::IPV4, l4))),
         IpProtocol::IPV6 => return Ok(Step::Tunnel(TunnelKind::Ip6ip, 0, Start::Ip(EtherType::IPV6, l4))),

@@ -158,8 +158,11 @@ pub fn write_event(out: &mut Vec<u8>, m: &EventMeta, ev: &AppEvent<'_>) -> usize
             o.str("serial", t.serial());
             o.str("fingerprint", t.fingerprint());
             o.str("sni", t.sni());
-            let version =
-                if t.has_server_hello { detect::app::tls::parser::version_name(t.version) } else { "UNDETERMINED" };
+            let version = if t.has_server_hello {
+                detect::app::tls::parser::version_name(t.version)
+            } else {
+                "UNDETERMINED".into()
+            };
             o.str("version", Some(version.as_bytes()));
             o.str("notbefore", t.not_before());
             o.str("notafter", t.not_after());

@@ -1,6 +1,6 @@
 //! Any sequence of segments (sequence numbers, lengths, cut frames, ACKs) into one direction of
-//! reassembly with small bounds: it never panics, never delivers past the depth, delivers each
-//! byte position at most once, and releases every buffer.
+//! reassembly with small bounds and a parser that asks to skip bytes now and then: it never
+//! panics, never delivers past the depth, and releases every buffer.
 #![no_main]
 use detect::app::stream::{Budget, Chunk, Stream, StreamLimits};
 use libfuzzer_sys::fuzz_target;
@@ -12,10 +12,18 @@ fuzz_target!(|data: &[u8]| {
     let base = u32::MAX - 300; // wrap around zero
     s.start(base);
     let mut delivered = 0u64;
+    // The parser side asks to skip a few bytes now and then (as HTTP does for bodies).
+    let ask = data.first().copied().unwrap_or(0) as u64 % 5;
     let mut out = |c: Chunk<'_>| {
         delivered += match c {
             Chunk::Data(d) => d.len() as u64,
             Chunk::Gap(n) => n as u64,
+            Chunk::Skipped(n) => n,
+        };
+        if delivered % 3 == 0 {
+            ask * 7
+        } else {
+            0
         }
     };
     let mut it = data.chunks_exact(6);

@@ -185,9 +185,12 @@ pub fn alpn(data: &[u8]) -> impl Iterator<Item = &[u8]> + '_ {
     std::iter::from_fn(move || r.vec8())
 }
 
-/// Suricata's names for protocol versions.
-pub fn version_name(v: u16) -> &'static str {
-    match v {
+/// Suricata's names for protocol versions (TLS 1.3 drafts as `TLS 1.3 draft-NN`).
+pub fn version_name(v: u16) -> std::borrow::Cow<'static, str> {
+    if v >> 8 == 0x7f {
+        return format!("TLS 1.3 draft-{}", v & 0xff).into();
+    }
+    std::borrow::Cow::Borrowed(match v {
         0x0002 => "SSLv2",
         0x0300 => "SSLv3",
         0x0301 => "TLS 1.0",
@@ -197,7 +200,7 @@ pub fn version_name(v: u16) -> &'static str {
         0xfeff => "DTLS 1.0",
         0xfefd => "DTLS 1.2",
         _ => "UNDETERMINED",
-    }
+    })
 }
 
 #[cfg(test)]
