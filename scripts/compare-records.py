@@ -52,7 +52,8 @@ def table(events):
         k = (t, json.dumps(e.get("vlan")), e.get("src_ip"), e.get("src_port"), e.get("dest_ip"), e.get("dest_port"), e.get("proto"))
         m[k].append(body)
     for v in m.values():
-        v.sort(key=lambda x: json.dumps(x, sort_keys=True))
+        # Paired in an order both sides share: fields only spinewatch writes left out.
+        v.sort(key=lambda x: json.dumps({k: y for k, y in x.items() if k not in OURS_ONLY}, sort_keys=True))
     return m
 
 
