@@ -135,7 +135,9 @@ pub fn run_files(
                 b.data.extend_from_slice(rec.data);
                 // Bytes are the captured frame length, as Suricata counts them (and as net_pcap sets
                 // pkt_len): the same on both paths.
-                b.meta.push((off, rec.data.len() as u32, rec.data.len() as u32, rec.ts));
+                // Counted bytes: the captured length as in the file (a rewritten link header
+                // does not change it).
+                b.meta.push((off, rec.data.len() as u32, rec.cap_len, rec.ts));
                 if b.meta.len() == BATCH {
                     let full = cur[w].take().expect("batch present");
                     if txs[w].send(full).is_err() {

@@ -35,6 +35,9 @@ pub struct Record<'a> {
     pub data: &'a [u8],
     /// The frame's length on the wire (≥ `data.len()`).
     pub orig_len: u32,
+    /// Bytes captured, as in the file (before a non-Ethernet link header was rewritten): what
+    /// the frame counts on its flow, as Suricata counts it.
+    pub cap_len: u32,
 }
 
 enum Format {
@@ -246,9 +249,9 @@ impl PcapReader {
                 r?;
                 let orig_len = orig_len.max(caplen as u32);
                 if link != LINKTYPE_ETHERNET && to_ethernet(link, &self.buf, &mut self.conv) {
-                    return Ok(Some(Record { ts, data: &self.conv, orig_len }));
+                    return Ok(Some(Record { ts, data: &self.conv, orig_len, cap_len: caplen as u32 }));
                 }
-                Ok(Some(Record { ts, data: &self.buf, orig_len }))
+                Ok(Some(Record { ts, data: &self.buf, orig_len, cap_len: caplen as u32 }))
             }
             Format::PcapNg { .. } => self.next_pcapng(),
         }
@@ -329,9 +332,9 @@ impl PcapReader {
                         if units == 1_000_000 { ts_raw } else { (ts_raw as u128 * 1_000_000 / units as u128) as u64 };
                     let orig_len = orig_len.max(caplen as u32);
                     if link != LINKTYPE_ETHERNET && to_ethernet(link, &self.buf[20..20 + caplen], &mut self.conv) {
-                        return Ok(Some(Record { ts, data: &self.conv, orig_len }));
+                        return Ok(Some(Record { ts, data: &self.conv, orig_len, cap_len: caplen as u32 }));
                     }
-                    return Ok(Some(Record { ts, data: &self.buf[20..20 + caplen], orig_len }));
+                    return Ok(Some(Record { ts, data: &self.buf[20..20 + caplen], orig_len, cap_len: caplen as u32 }));
                 }
                 3 => {
                     if body_len < 4 {
@@ -344,9 +347,14 @@ impl PcapReader {
                         _ => LINKTYPE_ETHERNET,
                     };
                     if link != LINKTYPE_ETHERNET && to_ethernet(link, &self.buf[4..4 + caplen], &mut self.conv) {
-                        return Ok(Some(Record { ts: 0, data: &self.conv, orig_len }));
+                        return Ok(Some(Record { ts: 0, data: &self.conv, orig_len, cap_len: caplen as u32 }));
                     }
-                    return Ok(Some(Record { ts: 0, data: &self.buf[4..4 + caplen], orig_len }));
+                    return Ok(Some(Record {
+                        ts: 0,
+                        data: &self.buf[4..4 + caplen],
+                        orig_len,
+                        cap_len: caplen as u32,
+                    }));
                 }
                 _ => {} // statistics, name resolution, custom...: skipped
             }

@@ -292,9 +292,8 @@ impl TlsInfo {
         let ext_hash = trunc(&ext_str, exts.is_empty());
         let n_ciphers = u16s(h.ciphers).filter(|c| !is_grease(*c)).count().min(99);
         // 'd' for a domain name, 'i' for none or an IP address (FoxIO's JA4 spec).
-        let has_sni = self
-            .sni()
-            .is_some_and(|n| std::str::from_utf8(n).map_or(true, |n| n.parse::<std::net::IpAddr>().is_err()));
+        let has_sni =
+            self.sni().is_some_and(|n| std::str::from_utf8(n).map_or(true, |n| n.parse::<std::net::IpAddr>().is_err()));
         self.ja4 = self.field(|o| {
             let _ = write!(o, "t{vs}{}{n_ciphers:02}{:02}", if has_sni { 'd' } else { 'i' }, n_exts.min(99));
             o.extend_from_slice(&alpn);
