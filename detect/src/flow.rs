@@ -293,19 +293,11 @@ pub struct IcmpInfo {
 /// A finished (or interim) flow record, a plain value the exporter formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowRecord {
-    /// Deterministic id, the same on every run: from the flow's start time and key hash.
-    pub flow_id: u64,
-    /// When the record was due on the packet clock: the expiry time for a timeout, the end of
-    /// input for a shutdown, the packet's time for an eviction or interim record.
-    pub timestamp: Micros,
-    pub ip_version: u8,
-    pub src_ip: [u8; 16],
-    pub dest_ip: [u8; 16],
-    pub src_port: u16,
-    pub dest_port: u16,
-    pub proto: u8,
-    pub vlan: [u16; 3],
-    pub vlan_count: u8,
+    /// The flow's id and tuple. Its `flow_id` is deterministic (the same on every run: from
+    /// the flow's start time and key hash); its `timestamp` is when the record was due on the
+    /// packet clock: the expiry time for a timeout, the end of input for a shutdown, the
+    /// packet's time for an eviction or interim record.
+    pub meta: EventMeta,
     pub pkts_toserver: u64,
     pub pkts_toclient: u64,
     pub bytes_toserver: u64,
@@ -320,11 +312,10 @@ pub struct FlowRecord {
     pub tcp: Option<TcpInfo>,
     pub icmp: Option<IcmpInfo>,
     pub app_proto: AppProto,
-    pub tunnel: Option<TunnelRec>,
 }
 
-/// The flow context of an application-layer event: the flow's id and its tuple, oriented from
-/// the initiator (as Suricata orients `src`/`dest` of app-layer events).
+/// A flow's id and tuple, oriented from the initiator (as Suricata orients `src`/`dest` of flow
+/// and app-layer events): the head of a flow record and the context of an app-layer event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventMeta {
     pub flow_id: u64,
@@ -350,7 +341,7 @@ impl EventMeta {
 
 impl FlowRecord {
     pub fn vlans(&self) -> &[u16] {
-        &self.vlan[..self.vlan_count as usize]
+        self.meta.vlans()
     }
 
     /// Whole seconds between start and end, as Suricata computes `age`.
@@ -495,6 +486,23 @@ impl Flow {
             | ((self.flow_start % MICROS_PER_SEC) & 0xffff) << 32
             | self.hash as u64)
             & 0x7_ffff_ffff_ffff
+    }
+
+    /// Counts a packet of `bytes` from the key's `lo` end when `src_is_lo`; returns its
+    /// direction (0 from the initiator).
+    #[inline]
+    fn count(&mut self, src_is_lo: bool, bytes: u32, now: Micros) -> usize {
+        let dir = (src_is_lo != self.init_is_lo) as usize;
+        self.pkts[dir] += 1;
+        self.bytes[dir] += bytes as u64;
+        if self.first_seen[dir] == 0 {
+            self.first_seen[dir] = now;
+        }
+        self.last_seen[dir] = now;
+        if now > self.last {
+            self.last = now;
+        }
+        dir
     }
 
     /// (src, src port, dest, dest port) from the initiator.
@@ -712,7 +720,6 @@ impl FlowTable {
     fn record(&self, slot: u32, reason: EndReason, timestamp: Micros) -> FlowRecord {
         let f = &self.flows[slot as usize];
         let k = &f.key;
-        let (src_ip, src_port, dest_ip, dest_port) = f.oriented();
         let tcp = (k.proto == 6).then(|| TcpInfo {
             flags_ts: f.flags[0],
             flags_tc: f.flags[1],
@@ -723,18 +730,8 @@ impl FlowTable {
             icmp_code: f.icmp[0].1,
             response: (f.pkts[1] > 0 || f.state == FlowState::Established).then_some(f.icmp[1]),
         });
-        let flow_id = f.flow_id();
         FlowRecord {
-            flow_id,
-            timestamp,
-            ip_version: k.ip_version(),
-            src_ip,
-            dest_ip,
-            src_port,
-            dest_port,
-            proto: k.proto,
-            vlan: k.vlan,
-            vlan_count: k.vlan_count(),
+            meta: f.event_meta(timestamp, self.tunnel_of(slot)),
             pkts_toserver: f.pkts[0],
             pkts_toclient: f.pkts[1],
             bytes_toserver: f.bytes[0],
@@ -748,7 +745,6 @@ impl FlowTable {
             tcp,
             icmp,
             app_proto: f.app_proto,
-            tunnel: self.tunnel_of(slot),
         }
     }
 
@@ -966,16 +962,7 @@ impl FlowTable {
             }
         }
         let f = &mut self.flows[slot as usize];
-        let dir = (src_is_lo != f.init_is_lo) as usize;
-        f.pkts[dir] += 1;
-        f.bytes[dir] += wire_len as u64;
-        if f.first_seen[dir] == 0 {
-            f.first_seen[dir] = now;
-        }
-        f.last_seen[dir] = now;
-        if now > f.last {
-            f.last = now;
-        }
+        let dir = f.count(src_is_lo, wire_len, now);
         let pre_next = f.tcp.next_seq;
         let new_state = match d.proto {
             6 => {
@@ -1085,16 +1072,7 @@ impl FlowTable {
             return false;
         }
         let f = &mut self.flows[slot as usize];
-        let dir = (src_is_lo != f.init_is_lo) as usize;
-        f.pkts[dir] += 1;
-        f.bytes[dir] += bytes as u64;
-        if f.first_seen[dir] == 0 {
-            f.first_seen[dir] = now;
-        }
-        f.last_seen[dir] = now;
-        if now > f.last {
-            f.last = now;
-        }
+        f.count(src_is_lo, bytes, now);
         if now >= f.relinked + RELINK_US {
             f.relinked = now;
             let class = f.class;
@@ -1353,11 +1331,11 @@ mod test {
         // At 40 s a third flow needs a slot: the expired UDP flow goes, as a timeout.
         t.update(&udp(9, 9, 8, 8), 60, 40 * SEC, &mut out);
         assert_eq!(out.len(), 1);
-        assert_eq!((out[0].src_port, out[0].reason, out[0].timestamp), (7, EndReason::Timeout, 35 * SEC));
+        assert_eq!((out[0].meta.src_port, out[0].reason, out[0].meta.timestamp), (7, EndReason::Timeout, 35 * SEC));
         assert_eq!(t.counters.evicted, 0);
         // Another one: nothing has expired, so the flow idle the longest is evicted.
         t.update(&udp(10, 10, 8, 8), 60, 41 * SEC, &mut out);
-        assert_eq!((out[1].proto, out[1].reason), (6, EndReason::Evicted));
+        assert_eq!((out[1].meta.proto, out[1].reason), (6, EndReason::Evicted));
     }
 
     #[test]
@@ -1388,8 +1366,10 @@ mod test {
             t.update(&udp(1, i, 2, 53), 60, SEC + i as u64, &mut out);
         }
         assert_eq!(t.expire(100 * SEC, &mut out), 3);
-        assert_eq!(out.iter().map(|r| r.src_port).collect::<Vec<_>>(), vec![0, 1, 2]);
-        assert!(out.iter().all(|r| r.reason == EndReason::Timeout && r.timestamp == 31 * SEC + r.src_port as u64));
+        assert_eq!(out.iter().map(|r| r.meta.src_port).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert!(out
+            .iter()
+            .all(|r| r.reason == EndReason::Timeout && r.meta.timestamp == 31 * SEC + r.meta.src_port as u64));
         assert_eq!(t.len(), 7);
     }
 }

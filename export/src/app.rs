@@ -3,7 +3,7 @@
 //! the field names and order of Suricata 7's eve.json. Suricata's `pcap_cnt` and `pkt_src` are
 //! not written (they describe Suricata's input, not the traffic).
 
-use crate::eve::{has_ports, write_ip, write_timestamp, write_tunnel};
+use crate::eve::{write_header as header, write_ip};
 use detect::app::dns::parser::{self as dp, Rdata};
 use detect::app::dns::{Message, Name};
 use detect::app::ssh::SshSide;
@@ -71,38 +71,6 @@ impl<'a> Obj<'a> {
 fn key_str(out: &mut Vec<u8>, key: &str, v: &[u8]) {
     let _ = write!(out, ",\"{key}\":");
     write_str(out, v);
-}
-
-fn header(out: &mut Vec<u8>, m: &EventMeta, event_type: &str) {
-    out.extend_from_slice(b"{\"timestamp\":\"");
-    write_timestamp(out, m.timestamp);
-    let _ = write!(out, "\",\"flow_id\":{},\"event_type\":\"{event_type}\"", m.flow_id);
-    if m.vlan_count > 0 {
-        out.extend_from_slice(b",\"vlan\":[");
-        for (i, v) in m.vlans().iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            let _ = write!(out, "{v}");
-        }
-        out.push(b']');
-    }
-    out.extend_from_slice(b",\"src_ip\":\"");
-    write_ip(out, m.ip_version, &m.src_ip);
-    out.push(b'"');
-    if has_ports(m.proto) {
-        let _ = write!(out, ",\"src_port\":{}", m.src_port);
-    }
-    out.extend_from_slice(b",\"dest_ip\":\"");
-    write_ip(out, m.ip_version, &m.dest_ip);
-    out.push(b'"');
-    if has_ports(m.proto) {
-        let _ = write!(out, ",\"dest_port\":{}", m.dest_port);
-    }
-    let _ = write!(out, ",\"proto\":\"{}\"", detect::wire::EveProto(m.proto));
-    if let Some(t) = &m.tunnel {
-        write_tunnel(out, t);
-    }
 }
 
 /// Appends the EVE lines of one event (a DNS query with several questions gives one line per

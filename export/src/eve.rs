@@ -2,7 +2,7 @@
 //! 7's `event_type: "flow"` (timestamps `YYYY-MM-DDTHH:MM:SS.uuuuuu+0000`, IPv6 fully
 //! expanded, `tcp_flags` as two hex digits, flag booleans only when set).
 
-use detect::flow::{FlowRecord, TcpState, TunnelRec};
+use detect::flow::{EventMeta, FlowRecord, TcpState, TunnelRec};
 use detect::wire::TcpFlags;
 use std::io::Write;
 
@@ -44,21 +44,28 @@ pub(crate) fn has_ports(proto: u8) -> bool {
     matches!(proto, 6 | 17 | 132)
 }
 
+/// Appends `ADDR"[,"src_port":P],"dest_ip":"ADDR"[,"dest_port":P]` (after an opened
+/// `"src_ip":"`); ports only for protocols that have them.
+#[allow(clippy::too_many_arguments)]
+fn write_endpoints(out: &mut Vec<u8>, v: u8, src: &[u8; 16], sp: u16, dst: &[u8; 16], dp: u16, proto: u8) {
+    write_ip(out, v, src);
+    out.push(b'"');
+    if has_ports(proto) {
+        let _ = write!(out, ",\"src_port\":{sp}");
+    }
+    out.extend_from_slice(b",\"dest_ip\":\"");
+    write_ip(out, v, dst);
+    out.push(b'"');
+    if has_ports(proto) {
+        let _ = write!(out, ",\"dest_port\":{dp}");
+    }
+}
+
 /// Appends `,"tunnel":{...}`: the outermost IP tuple (Suricata's alert `tunnel` fields), plus
 /// the innermost tunnel's `type` and `id` (VNI, GRE key, ERSPAN session).
 pub fn write_tunnel(out: &mut Vec<u8>, t: &TunnelRec) {
     out.extend_from_slice(b",\"tunnel\":{\"src_ip\":\"");
-    write_ip(out, t.ip_version, &t.src_ip);
-    out.push(b'"');
-    if has_ports(t.proto) {
-        let _ = write!(out, ",\"src_port\":{}", t.src_port);
-    }
-    out.extend_from_slice(b",\"dest_ip\":\"");
-    write_ip(out, t.ip_version, &t.dest_ip);
-    out.push(b'"');
-    if has_ports(t.proto) {
-        let _ = write!(out, ",\"dest_port\":{}", t.dest_port);
-    }
+    write_endpoints(out, t.ip_version, &t.src_ip, t.src_port, &t.dest_ip, t.dest_port, t.proto);
     let _ = write!(
         out,
         ",\"proto\":\"{}\",\"depth\":{},\"type\":\"{}\",\"id\":{}}}",
@@ -69,14 +76,16 @@ pub fn write_tunnel(out: &mut Vec<u8>, t: &TunnelRec) {
     );
 }
 
-/// Appends one EVE flow event and a newline.
-pub fn write_flow(out: &mut Vec<u8>, r: &FlowRecord) {
+/// Appends the head every event shares, Suricata's order: `{"timestamp":..,"flow_id":..,
+/// "event_type":..,["vlan":..,]"src_ip":..,["src_port":..,]"dest_ip":..,["dest_port":..,]
+/// "proto":..` and the `tunnel` when the flow came through one (no closing brace).
+pub fn write_header(out: &mut Vec<u8>, m: &EventMeta, event_type: &str) {
     out.extend_from_slice(b"{\"timestamp\":\"");
-    write_timestamp(out, r.timestamp);
-    let _ = write!(out, "\",\"flow_id\":{},\"event_type\":\"flow\"", r.flow_id);
-    if r.vlan_count > 0 {
+    write_timestamp(out, m.timestamp);
+    let _ = write!(out, "\",\"flow_id\":{},\"event_type\":\"{event_type}\"", m.flow_id);
+    if m.vlan_count > 0 {
         out.extend_from_slice(b",\"vlan\":[");
-        for (i, v) in r.vlans().iter().enumerate() {
+        for (i, v) in m.vlans().iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
@@ -85,18 +94,16 @@ pub fn write_flow(out: &mut Vec<u8>, r: &FlowRecord) {
         out.push(b']');
     }
     out.extend_from_slice(b",\"src_ip\":\"");
-    write_ip(out, r.ip_version, &r.src_ip);
-    out.push(b'"');
-    if has_ports(r.proto) {
-        let _ = write!(out, ",\"src_port\":{}", r.src_port);
+    write_endpoints(out, m.ip_version, &m.src_ip, m.src_port, &m.dest_ip, m.dest_port, m.proto);
+    let _ = write!(out, ",\"proto\":\"{}\"", detect::wire::EveProto(m.proto));
+    if let Some(t) = &m.tunnel {
+        write_tunnel(out, t);
     }
-    out.extend_from_slice(b",\"dest_ip\":\"");
-    write_ip(out, r.ip_version, &r.dest_ip);
-    out.push(b'"');
-    if has_ports(r.proto) {
-        let _ = write!(out, ",\"dest_port\":{}", r.dest_port);
-    }
-    let _ = write!(out, ",\"proto\":\"{}\"", detect::wire::EveProto(r.proto));
+}
+
+/// Appends one EVE flow event and a newline.
+pub fn write_flow(out: &mut Vec<u8>, r: &FlowRecord) {
+    write_header(out, &r.meta, "flow");
     if let Some(a) = r.app_proto.name() {
         let _ = write!(out, ",\"app_proto\":\"{a}\"");
     }
@@ -105,9 +112,6 @@ pub fn write_flow(out: &mut Vec<u8>, r: &FlowRecord) {
         if let Some((t, c)) = i.response {
             let _ = write!(out, ",\"response_icmp_type\":{t},\"response_icmp_code\":{c}");
         }
-    }
-    if let Some(t) = &r.tunnel {
-        write_tunnel(out, t);
     }
     let _ = write!(
         out,
@@ -176,16 +180,19 @@ mod test {
         let mut dst = [0u8; 16];
         dst[..4].copy_from_slice(&[10, 0, 0, 2]);
         FlowRecord {
-            flow_id: 2696199211,
-            timestamp: 1_700_000_000_000_000,
-            ip_version: 4,
-            src_ip: src,
-            dest_ip: dst,
-            src_port: 40000,
-            dest_port: 80,
-            proto: 6,
-            vlan: [100, 0, 0],
-            vlan_count: 1,
+            meta: EventMeta {
+                flow_id: 2696199211,
+                timestamp: 1_700_000_000_000_000,
+                ip_version: 4,
+                src_ip: src,
+                dest_ip: dst,
+                src_port: 40000,
+                dest_port: 80,
+                proto: 6,
+                vlan: [100, 0, 0],
+                vlan_count: 1,
+                tunnel: None,
+            },
             pkts_toserver: 6,
             pkts_toclient: 5,
             bytes_toserver: 403,
@@ -199,7 +206,6 @@ mod test {
             tcp: Some(TcpInfo { flags_ts: 0x1b, flags_tc: 0x1b, state: Some(TcpState::Closed) }),
             icmp: None,
             app_proto: detect::AppProto::Http,
-            tunnel: None,
         }
     }
 
@@ -215,11 +221,11 @@ mod test {
     #[test]
     fn test_emit_icmpv6() {
         let mut r = rec();
-        r.ip_version = 6;
-        r.src_ip = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
-        r.dest_ip = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
-        r.proto = 58;
-        r.vlan_count = 0;
+        r.meta.ip_version = 6;
+        r.meta.src_ip = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        r.meta.dest_ip = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+        r.meta.proto = 58;
+        r.meta.vlan_count = 0;
         r.tcp = None;
         r.app_proto = detect::AppProto::Unknown;
         r.icmp = Some(IcmpInfo { icmp_type: 128, icmp_code: 0, response: Some((129, 0)) });

@@ -6,21 +6,9 @@ use detect::app::stream::Chunk;
 use detect::app::AppEvent;
 use libfuzzer_sys::fuzz_target;
 
-fn meta() -> detect::EventMeta {
-    detect::EventMeta {
-        flow_id: 1,
-        timestamp: 0,
-        ip_version: 4,
-        src_ip: [0; 16],
-        dest_ip: [0; 16],
-        src_port: 1,
-        dest_port: 53,
-        proto: 17,
-        vlan: [0; 3],
-        vlan_count: 0,
-        tunnel: None,
-    }
-}
+#[path = "common.rs"]
+mod common;
+
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(m) = parser::Message::parse(data) {
@@ -36,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
     let mut st = DnsState::default();
     let mut c = DnsCounters::default();
     let mut out = Vec::new();
-    let m = meta();
+    let m = common::meta(17, 53);
     let mut emit = |e: &AppEvent<'_>| {
         export::app::write_event(&mut out, &m, e);
     };

@@ -6,13 +6,16 @@ use detect::app::stream::Chunk;
 use detect::app::AppEvent;
 use libfuzzer_sys::fuzz_target;
 
+#[path = "common.rs"]
+mod common;
+
 fuzz_target!(|data: &[u8]| {
     let Some((&ctl, rest)) = data.split_first() else { return };
     let mut st = HttpState::default();
     let mut c = HttpCounters::default();
     let lim = HttpLimits { max_head: 512, max_pending: 4 };
     let mut out = Vec::new();
-    let m = meta();
+    let m = common::meta(6, 80);
     let mut emit = |e: &AppEvent<'_>| {
         export::app::write_event(&mut out, &m, e);
     };
@@ -28,18 +31,3 @@ fuzz_target!(|data: &[u8]| {
     st.finish(&mut c, &mut emit);
 });
 
-fn meta() -> detect::EventMeta {
-    detect::EventMeta {
-        flow_id: 1,
-        timestamp: 0,
-        ip_version: 4,
-        src_ip: [0; 16],
-        dest_ip: [0; 16],
-        src_port: 1,
-        dest_port: 80,
-        proto: 6,
-        vlan: [0; 3],
-        vlan_count: 0,
-        tunnel: None,
-    }
-}

@@ -6,12 +6,15 @@ use detect::app::tls::{TlsCounters, TlsState};
 use detect::app::AppEvent;
 use libfuzzer_sys::fuzz_target;
 
+#[path = "common.rs"]
+mod common;
+
 fuzz_target!(|data: &[u8]| {
     let Some((&ctl, rest)) = data.split_first() else { return };
     let mut st = TlsState::default();
     let mut c = TlsCounters::default();
     let mut out = Vec::new();
-    let m = meta();
+    let m = common::meta(6, 443);
     let mut emit = |e: &AppEvent<'_>| {
         export::app::write_event(&mut out, &m, e);
     };
@@ -27,18 +30,3 @@ fuzz_target!(|data: &[u8]| {
     let _ = detect::app::tls::x509::parse(rest);
 });
 
-fn meta() -> detect::EventMeta {
-    detect::EventMeta {
-        flow_id: 1,
-        timestamp: 0,
-        ip_version: 4,
-        src_ip: [0; 16],
-        dest_ip: [0; 16],
-        src_port: 1,
-        dest_port: 443,
-        proto: 6,
-        vlan: [0; 3],
-        vlan_count: 0,
-        tunnel: None,
-    }
-}

@@ -83,6 +83,34 @@ impl AppEvent<'_> {
     }
 }
 
+/// A field kept in a parser's byte store: offset, length, whether it was set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub off: u32,
+    pub len: u32,
+    pub set: bool,
+}
+
+impl Span {
+    #[inline]
+    pub fn get(self, store: &[u8]) -> Option<&[u8]> {
+        self.set.then(|| &store[self.off as usize..(self.off + self.len) as usize])
+    }
+}
+
+/// Whether `data` starts with `prefix` (`Some(true)`), cannot (`Some(false)`), or is too short
+/// to tell (`None`): protocol identification on a stream's first bytes.
+pub fn probe_prefix(data: &[u8], prefix: &[u8]) -> Option<bool> {
+    let n = prefix.len().min(data.len());
+    if data[..n] != prefix[..n] {
+        Some(false)
+    } else if n == prefix.len() {
+        Some(true)
+    } else {
+        None
+    }
+}
+
 /// Where parsers hand their events.
 pub type Emit<'a> = dyn FnMut(&AppEvent<'_>) + 'a;
 

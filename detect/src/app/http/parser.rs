@@ -28,15 +28,7 @@ pub fn probe_request(data: &[u8]) -> Option<bool> {
 
 /// The same for a response ("HTTP/1.").
 pub fn probe_response(data: &[u8]) -> Option<bool> {
-    const P: &[u8] = b"HTTP/1.";
-    let n = P.len().min(data.len());
-    if data[..n] != P[..n] {
-        Some(false)
-    } else if n == P.len() {
-        Some(true)
-    } else {
-        None
-    }
+    crate::app::probe_prefix(data, b"HTTP/1.")
 }
 
 /// Finds the end of a head in `buf`: the index just past "\r\n\r\n" (or "\n\n").

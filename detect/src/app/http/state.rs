@@ -40,12 +40,7 @@ pub struct HttpCounters {
     pub incomplete: u64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Span {
-    off: u32,
-    len: u32,
-    set: bool,
-}
+use crate::app::Span;
 
 /// One request/response pair.
 #[derive(Debug, Default)]
@@ -86,7 +81,7 @@ impl Tx {
     }
 
     fn get(&self, s: Span) -> Option<&[u8]> {
-        s.set.then(|| &self.store[s.off as usize..(s.off + s.len) as usize])
+        s.get(&self.store)
     }
 
     pub fn method(&self) -> Option<&[u8]> {
@@ -468,16 +463,22 @@ impl HttpState {
         }
     }
 
-    fn headless_response(&mut self, c: &mut HttpCounters) {
-        c.responses += 1;
-        let idx = match self.txs.iter().position(|t| !t.has_response) {
+    /// The transaction the next response belongs to: the oldest without one, or a new one (a
+    /// response whose request was not seen).
+    fn response_tx(&mut self) -> usize {
+        match self.txs.iter().position(|t| !t.has_response) {
             Some(i) => i,
             None => {
                 let t = self.new_tx();
                 self.txs.push_back(t);
                 self.txs.len() - 1
             }
-        };
+        }
+    }
+
+    fn headless_response(&mut self, c: &mut HttpCounters) {
+        c.responses += 1;
+        let idx = self.response_tx();
         self.txs[idx].has_response = true;
         self.dirs[1].phase = Phase::UntilClose;
     }
@@ -580,14 +581,7 @@ impl HttpState {
             // Informational: the real response follows.
             return;
         }
-        let idx = match self.txs.iter().position(|t| !t.has_response) {
-            Some(i) => i,
-            None => {
-                let t = self.new_tx();
-                self.txs.push_back(t);
-                self.txs.len() - 1
-            }
-        };
+        let idx = self.response_tx();
         let head_request = self.txs[idx].method() == Some(b"HEAD");
         self.txs[idx].set_response(&h);
         let phase = if head_request || status == 204 || status == 304 || status == 101 {

@@ -20,15 +20,7 @@ pub struct SshCounters {
 
 /// Whether `data` starts like an SSH banner.
 pub fn probe(data: &[u8]) -> Option<bool> {
-    const P: &[u8] = b"SSH-";
-    let n = P.len().min(data.len());
-    if data[..n] != P[..n] {
-        Some(false)
-    } else if n == P.len() {
-        Some(true)
-    } else {
-        None
-    }
+    crate::app::probe_prefix(data, b"SSH-")
 }
 
 /// Splits "SSH-2.0-OpenSSH_9.6 Debian" into ("2.0", "OpenSSH_9.6").

@@ -23,12 +23,7 @@ pub struct TlsCounters {
     pub gaps: u64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Span {
-    off: u32,
-    len: u32,
-    set: bool,
-}
+use crate::app::Span;
 
 /// What one TLS session showed in the clear.
 #[derive(Debug, Default)]
@@ -101,7 +96,7 @@ fn hex(out: &mut Vec<u8>, bytes: &[u8], sep: Option<u8>, upper: bool) {
 
 impl TlsInfo {
     fn get(&self, s: Span) -> Option<&[u8]> {
-        s.set.then(|| &self.store[s.off as usize..(s.off + s.len) as usize])
+        s.get(&self.store)
     }
 
     /// Appends what `f` writes to the store as one field.
