@@ -404,13 +404,16 @@ impl AppLayer {
         if seg.fin {
             streams[dir].fin(seg.seq.wrapping_add(seg.claimed));
         }
-        streams[dir].segment(seg.seq, seg.payload, seg.claimed, budget, &mut |ch| {
-            feed(dir, ch, p, proto, ports, cfg, counters, emit)
-        });
+        // The ACK first: it is about bytes the other side sent before this segment, so a hole
+        // it declares lost comes before what this segment says (a response to a request after
+        // a lost segment pairs with that request).
         if let Some(ack) = seg.ack {
             let o = 1 - dir;
             streams[o].acked(ack, budget, &mut |ch| feed(o, ch, p, proto, ports, cfg, counters, emit));
         }
+        streams[dir].segment(seg.seq, seg.payload, seg.claimed, budget, &mut |ch| {
+            feed(dir, ch, p, proto, ports, cfg, counters, emit)
+        });
         let done = match proto {
             AppProto::Tls => p.tls.is_done(),
             AppProto::Ssh => p.ssh.is_done(),

@@ -67,7 +67,9 @@ pub struct StreamCounters {
     pub ooo_buffered: u64,
     /// Segments or parts already delivered (retransmissions, overlaps).
     pub retransmitted: u64,
-    /// Retransmitted bytes that differed from what was delivered.
+    /// Out-of-order segments whose bytes differ from a buffered segment they overlap (an
+    /// evasion attempt or a broken stack). Bytes already delivered are not kept, so a
+    /// retransmission of them is counted as `retransmitted` only.
     pub overlap_mismatch: u64,
     /// Holes declared lost.
     pub gaps: u64,
@@ -374,6 +376,22 @@ impl Stream {
             self.deliver(Chunk::Gap(hole), budget, out);
             return;
         }
+        for s in &self.ooo {
+            // Overlap of [seq, seq + len) with [s.seq, s.seq + s.len), in sequence space.
+            let (a0, a1) = (seq, seq.wrapping_add(data.len() as u32));
+            let (b0, b1) = (s.seq, s.seq.wrapping_add(s.data.len() as u32));
+            let lo = if seq_lt(a0, b0) { b0 } else { a0 };
+            let hi = if seq_lt(a1, b1) { a1 } else { b1 };
+            if seq_lt(lo, hi) {
+                let n = hi.wrapping_sub(lo) as usize;
+                let x = &data[lo.wrapping_sub(a0) as usize..][..n];
+                let y = &s.data[lo.wrapping_sub(b0) as usize..][..n];
+                if x != y {
+                    budget.counters.overlap_mismatch += 1;
+                    break;
+                }
+            }
+        }
         let pos = self.ooo.iter().position(|s| seq_lt(seq, s.seq)).unwrap_or(self.ooo.len());
         let buf = budget.take(data);
         self.ooo_bytes += buf.len();
@@ -489,6 +507,7 @@ mod test {
         let (mut s, mut b) = fresh(0, StreamLimits::default());
         let (d, _) = run(&mut s, &mut b, &[(10, b"BBBBBBBBBB"), (5, b"AAAAAAAAAA"), (5, b"CCCCCCCCCC"), (0, b"00000")]);
         assert_eq!(d, b"00000AAAAAAAAAABBBBB");
+        assert_eq!(b.counters.overlap_mismatch, 2, "A differs from B, C from A and B");
     }
 
     #[test]
