@@ -417,6 +417,33 @@ mod test {
     }
 
     #[test]
+    fn test_ipv6_fragments_out_of_order() {
+        // UDP (8 + 32 bytes) after a fragment header, in two pieces sent last first.
+        let mut udp = vec![0x30, 0x39, 0, 53, 0, 40, 0, 0];
+        udp.extend((0..32u8).map(|i| i ^ 0x5a));
+        let frame = |off: usize, len: usize| {
+            let more = off + len < udp.len();
+            let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd];
+            let mut ip = vec![0x60, 0, 0, 0];
+            ip.extend_from_slice(&((8 + len) as u16).to_be_bytes());
+            ip.extend_from_slice(&[44, 64]);
+            ip.extend_from_slice(&[0x20; 16]);
+            ip.extend_from_slice(&[0x21; 16]);
+            f.extend_from_slice(&ip);
+            let fo = (off as u16) | more as u16;
+            f.extend_from_slice(&[17, 0]);
+            f.extend_from_slice(&fo.to_be_bytes());
+            f.extend_from_slice(&0xabcdu32.to_be_bytes());
+            f.extend_from_slice(&udp[off..off + len]);
+            f
+        };
+        let mut df = Defrag::new(DefragConfig::default());
+        let out = feed(&mut df, &[frame(24, 16), frame(0, 24)]);
+        assert_eq!(out, [(53, udp[8..].to_vec())]);
+        assert_eq!(df.counters.reassembled, 1);
+    }
+
+    #[test]
     fn test_bounds_timeout_and_tiny() {
         let payload: Vec<u8> = vec![1; 40];
         let cfg = DefragConfig { max_datagrams: 2, ..DefragConfig::default() };
