@@ -293,8 +293,15 @@ impl Defrag {
         self.out.resize(hl + total, 0);
         let mut filled = 0u32;
         for p in &g.pieces {
-            let bytes = &g.data[p.at as usize..(p.at + p.len) as usize];
-            let pend = p.offset + p.len;
+            // A fragment may run past the end the last fragment gave (inconsistent fragments, an
+            // evasion): the datagram ends there, the rest is ignored (and counted as overlap).
+            if p.offset >= total as u32 {
+                self.counters.overlaps += 1;
+                continue;
+            }
+            let len = p.len.min(total as u32 - p.offset);
+            let bytes = &g.data[p.at as usize..(p.at + len) as usize];
+            let pend = p.offset + len;
             if p.offset < filled {
                 self.counters.overlaps += 1;
                 let shared = (filled.min(pend) - p.offset) as usize;
@@ -414,6 +421,22 @@ mod test {
         let out = feed(&mut df, &f);
         assert_eq!(out[0].1, payload);
         assert_eq!((df.counters.overlaps, df.counters.overlap_mismatch), (1, 1));
+    }
+
+    #[test]
+    fn test_fragment_past_the_end_is_cut() {
+        // The last fragment says the datagram ends at 40; an earlier one claims [32, 48).
+        // (Found by the `defrag` fuzz target.)
+        let payload: Vec<u8> = vec![7; 32];
+        let mut df = Defrag::new(DefragConfig::default());
+        let mut f = frags(&payload, &[(32, 8), (0, 32)], 11);
+        let mut long = frags(&[7u8; 40], &[(32, 16)], 11).remove(0);
+        long[14 + 6] = 0x20; // MF set
+        long[14 + 7] = 0x04; // offset 32
+        f.insert(0, long);
+        let out = feed(&mut df, &f);
+        assert_eq!(out.len(), 1);
+        assert!(df.counters.overlaps >= 1);
     }
 
     #[test]
