@@ -277,6 +277,14 @@ fn check_config_names_file_and_keys() {
     let partial = config(&d, "[flow.timeouts.udp]\nnew = 5\n");
     let out = std::process::Command::new(bin()).args(["check-config", &partial]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The app-layer and defrag tables: every problem, with its key.
+    let app = config(&d, "[app]\nhttp_max_head = 10\nooo_per_flow = 100000000\n[defrag]\nmax_bytes = 5\n");
+    let out = std::process::Command::new(bin()).args(["check-config", &app]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    for key in ["app.ooo_per_flow", "app.http_max_head", "defrag: max_datagrams"] {
+        assert!(err.contains(key), "{key} not named: {err}");
+    }
     let unknown = config(&d, "[flow]\ncapcity = 5\n");
     let out = std::process::Command::new(bin()).args(["check-config", &unknown]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
