@@ -22,6 +22,17 @@ pub mod tls;
 
 use stream::{Budget, Chunk, Stream, StreamCounters, StreamLimits};
 
+/// Capacity a pooled session's buffer may keep between flows; larger ones are freed.
+pub const KEEP_BUFFER: usize = 4096;
+
+/// Frees `v`'s storage when it is larger than `keep`.
+#[inline]
+pub(crate) fn trim_vec<T>(v: &mut Vec<T>, keep: usize) {
+    if v.capacity() * std::mem::size_of::<T>().max(1) > keep {
+        *v = Vec::new();
+    }
+}
+
 /// Bytes per direction looked at to identify the protocol.
 pub const PROBE_BYTES: usize = 16;
 
@@ -462,6 +473,13 @@ impl AppLayer {
         s.http.reset();
         s.tls.reset();
         s.ssh.reset();
+        // A pooled session keeps its buffers for the next flow, but not big ones: what a
+        // hostile flow grew (a 64 KiB handshake) is given back rather than kept by every
+        // session of the pool.
+        s.dns.trim(KEEP_BUFFER);
+        s.http.trim(KEEP_BUFFER);
+        s.tls.trim(KEEP_BUFFER);
+        s.ssh.trim(KEEP_BUFFER);
         s.probe = Default::default();
         s.seen = [false; 2];
         free.push(id);

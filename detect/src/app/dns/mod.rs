@@ -46,6 +46,13 @@ impl DnsState {
         self.tcp_stopped = [false; 2];
     }
 
+    /// Frees buffers larger than `keep` bytes (between flows).
+    pub fn trim(&mut self, keep: usize) {
+        for b in &mut self.tcp {
+            crate::app::trim_vec(b, keep);
+        }
+    }
+
     /// One DNS message.
     pub fn message(&mut self, buf: &[u8], c: &mut DnsCounters, emit: &mut Emit<'_>) {
         let msg = match Message::parse(buf) {

@@ -229,6 +229,16 @@ pub struct HttpState {
 }
 
 impl HttpState {
+    /// Frees buffers larger than `keep` bytes (between flows).
+    pub fn trim(&mut self, keep: usize) {
+        for d in &mut self.dirs {
+            crate::app::trim_vec(&mut d.buf, keep);
+        }
+        for t in &mut self.spare {
+            crate::app::trim_vec(&mut t.store, keep);
+        }
+    }
+
     /// One load of the per-direction state (for prefetching).
     #[inline]
     pub fn touch(&self) -> u64 {

@@ -97,6 +97,13 @@ impl SshState {
         self.logged = false;
     }
 
+    /// Frees buffers larger than `keep` bytes (between flows).
+    pub fn trim(&mut self, keep: usize) {
+        for s in &mut self.sides {
+            crate::app::trim_vec(&mut s.buf, keep);
+        }
+    }
+
     /// Makes this a copy of `o`'s logged fields, reusing this one's buffers (for the exporter).
     pub fn copy_from(&mut self, o: &SshState) {
         for (a, b) in self.sides.iter_mut().zip(&o.sides) {

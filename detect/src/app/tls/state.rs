@@ -380,6 +380,15 @@ impl TlsState {
         self.logged = false;
     }
 
+    /// Frees buffers larger than `keep` bytes (between flows).
+    pub fn trim(&mut self, keep: usize) {
+        for d in &mut self.dirs {
+            crate::app::trim_vec(&mut d.rec, keep);
+            crate::app::trim_vec(&mut d.hs, keep);
+        }
+        crate::app::trim_vec(&mut self.info.store, keep);
+    }
+
     /// Whether both directions are past their cleartext handshake (nothing more to read).
     pub fn is_done(&self) -> bool {
         self.logged || (self.dirs[0].done && self.dirs[1].done)
