@@ -238,17 +238,6 @@ pub enum TunnelKind {
 }
 
 impl TunnelKind {
-    pub const ALL: [TunnelKind; 8] = [
-        TunnelKind::None,
-        TunnelKind::Vxlan,
-        TunnelKind::Geneve,
-        TunnelKind::Gre,
-        TunnelKind::Erspan2,
-        TunnelKind::Erspan3,
-        TunnelKind::Ipip,
-        TunnelKind::Ip6ip,
-    ];
-
     pub fn name(self) -> &'static str {
         match self {
             TunnelKind::None => "none",
@@ -260,10 +249,6 @@ impl TunnelKind {
             TunnelKind::Ipip => "ipip",
             TunnelKind::Ip6ip => "ip6ip",
         }
-    }
-
-    pub fn from_u8(v: u8) -> TunnelKind {
-        Self::ALL.get(v as usize).copied().unwrap_or_default()
     }
 
     /// Whether the id names a network the inner addresses belong to (a VXLAN or GENEVE VNI), so

@@ -81,63 +81,20 @@ struct Pending {
     ts: Micros,
 }
 
-const PENDING: Pending = Pending {
-    d: Decoded {
-        kind: crate::decode::Kind::NonIp,
-        vlan: [0; 3],
-        vlan_count: 0,
-        ip_version: 0,
-        src: 0,
-        dst: 0,
-        proto: 0,
-        src_port: 0,
-        dst_port: 0,
-        tcp_flags: 0,
-        tcp_seq: 0,
-        tcp_ack: 0,
-        tcp_window: 0,
-        icmp_type: 0,
-        icmp_code: 0,
-        l4_offset: 0,
-        payload_offset: 0,
-        payload_len: 0,
-        tunnel: crate::decode::Tunnel {
-            kind: crate::decode::TunnelKind::None,
-            id: 0,
-            depth: 0,
-            outer_version: 0,
-            outer_proto: 0,
-            outer_src: 0,
-            outer_dst: 0,
-            outer_sport: 0,
-            outer_dport: 0,
-            outer_vlan: [0; 3],
-            outer_vlan_count: 0,
-            outer_udp_payload: 0,
-            outer_udp_offset: 0,
-            inner_len: 0,
-            inner_link: 0,
-        },
-        mpls_labels: 0,
-        quoted: crate::decode::Quoted { valid: false, src: 0, dst: 0, proto: 0, src_port: 0, dst_port: 0 },
-        frag: crate::decode::Frag {
-            id: 0,
-            offset: 0,
-            more: false,
-            ip_start: 0,
-            ip_hdr_len: 0,
-            data_start: 0,
-            data_len: 0,
-        },
-    },
-    result: Err(DecodeError::TooManyVlans),
-    key: FlowKey::ZERO,
-    hash: 0,
-    src_is_lo: false,
-    is_ip: false,
-    wire_len: 0,
-    ts: 0,
-};
+impl Default for Pending {
+    fn default() -> Self {
+        Pending {
+            d: Decoded::default(),
+            result: Err(DecodeError::TooManyVlans),
+            key: FlowKey::ZERO,
+            hash: 0,
+            src_is_lo: false,
+            is_ip: false,
+            wire_len: 0,
+            ts: 0,
+        }
+    }
+}
 
 /// Decode + flow tracking for one worker.
 pub struct Engine {
@@ -155,7 +112,7 @@ impl Engine {
             defrag: Defrag::new(cfg.defrag),
             table: FlowTable::new(cfg),
             counters: EngineCounters::default(),
-            chunk: [PENDING; CHUNK],
+            chunk: [Pending::default(); CHUNK],
             now: 0,
         }
     }

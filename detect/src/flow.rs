@@ -204,11 +204,6 @@ impl FlowKey {
         (self.info >> 1) & 3
     }
 
-    #[inline]
-    pub fn tunnel_kind(&self) -> TunnelKind {
-        TunnelKind::from_u8((self.info >> 3) & 7)
-    }
-
     /// The key of a decoded packet and whether the packet's source is the key's `lo` end.
     /// ICMP and ICMPv6 flows are keyed by addresses only, as Suricata keys them.
     #[inline]

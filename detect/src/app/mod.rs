@@ -314,16 +314,6 @@ impl AppLayer {
         self.sessions.get(sid as usize).is_some_and(|s| s.streams[0].has_ooo() || s.streams[1].has_ooo())
     }
 
-    /// Sessions in use now.
-    pub fn active(&self) -> usize {
-        self.sessions.len() - self.free.len()
-    }
-
-    /// Out-of-order bytes buffered now.
-    pub fn ooo_bytes(&self) -> u64 {
-        self.budget.counters.ooo_bytes
-    }
-
     fn open(&mut self, sid: &mut u32) -> Option<usize> {
         if *sid == REFUSED || *sid == FINISHED {
             return None;

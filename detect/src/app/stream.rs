@@ -183,12 +183,6 @@ impl Stream {
         self.started
     }
 
-    /// Stops delivering (the parser gave up); buffered bytes are released.
-    pub fn stop(&mut self, budget: &mut Budget) {
-        self.done = true;
-        self.release(budget);
-    }
-
     pub fn is_done(&self) -> bool {
         self.done
     }

@@ -79,7 +79,7 @@ pub struct Head<'a> {
     pub location: Option<&'a [u8]>,
     pub content_length: Option<u64>,
     pub chunked: bool,
-    /// A Content-Length we could not read (counted; the body is then read to the close).
+    /// A Content-Length we could not read (the body is then read to the close, or chunked).
     pub bad_length: bool,
     pub headers: u32,
 }
