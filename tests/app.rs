@@ -196,3 +196,76 @@ fn tls_and_ssh_split_at_every_byte() {
         r#"{"client":{"proto_version":"2.0","software_version":"OpenSSH_9.6p1"},"server":{"proto_version":"2.0","software_version":"dropbear"}}"#
     );
 }
+
+/// A keep-alive HTTP flow whose responses have long bodies (skipped by the parser; the flow
+/// table passes over their in-order segments without the session), then whatever breaks that
+/// path: a retransmission, two segments swapped, a pipelined request, and a flow that ends
+/// mid-body. Each response's length is what came of its body, as before the fast path.
+#[test]
+fn long_bodies_skipped_in_the_flow_table_are_counted_right() {
+    let mut s = TcpSession::new(ip("10.0.0.1"), 40010, ip("10.0.0.2"), 80);
+    let mut pkts: Vec<Vec<u8>> = s.handshake().into_iter().map(|x| x.1).collect();
+    let body = |n: usize| -> Vec<u8> { (0..n).map(|i| b'a' + (i % 26) as u8).collect() };
+    // 1: 20 000 bytes in order, in 1 400-byte segments, the head in the first.
+    pkts.push(s.seg(true, flags::PSH | flags::ACK, b"GET /one HTTP/1.1\r\nHost: a\r\n\r\n"));
+    let mut r1 = b"HTTP/1.1 200 OK\r\nContent-Length: 20000\r\n\r\n".to_vec();
+    r1.extend(body(20000));
+    for c in r1.chunks(1400) {
+        pkts.push(s.seg(false, flags::ACK, c));
+    }
+    // 2: 9 000 bytes; the fourth segment retransmitted, the sixth and seventh swapped.
+    pkts.push(s.seg(true, flags::PSH | flags::ACK, b"GET /two HTTP/1.1\r\nHost: a\r\n\r\n"));
+    let mut r2 = b"HTTP/1.1 200 OK\r\nContent-Length: 9000\r\n\r\n".to_vec();
+    r2.extend(body(9000));
+    let segs: Vec<Vec<u8>> = r2.chunks(1000).map(|c| s.seg(false, flags::ACK, c)).collect();
+    for (i, p) in segs.iter().enumerate() {
+        match i {
+            5 => pkts.push(segs[6].clone()),
+            6 => pkts.push(segs[5].clone()),
+            _ => pkts.push(p.clone()),
+        }
+        if i == 3 {
+            pkts.push(p.clone());
+        }
+    }
+    // 3: a request arrives while the body of the response to it is under way; then 4 is
+    // asked and its 50 000-byte body is cut after 6 000 bytes by the end of the capture.
+    pkts.push(s.seg(true, flags::PSH | flags::ACK, b"GET /three HTTP/1.1\r\nHost: a\r\n\r\n"));
+    let mut r3 = b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n".to_vec();
+    r3.extend(body(5000));
+    for (i, c) in r3.chunks(1000).enumerate() {
+        if i == 3 {
+            // (It acknowledges what the client has had so far.)
+            pkts.push(s.seg(true, flags::PSH | flags::ACK, b"GET /four HTTP/1.1\r\nHost: a\r\n\r\n"));
+        }
+        pkts.push(s.seg(false, flags::ACK, c));
+    }
+    let mut r4 = b"HTTP/1.1 200 OK\r\nContent-Length: 50000\r\n\r\n".to_vec();
+    r4.extend(body(6000));
+    for c in r4.chunks(1000) {
+        pkts.push(s.seg(false, flags::ACK, c));
+    }
+    let r = run(pkts, "app-long-bodies");
+    let got: Vec<(String, u64)> = r
+        .of_type("http")
+        .map(|e| (e["http"]["url"].as_str().unwrap().to_string(), e["http"]["length"].as_u64().unwrap_or(0)))
+        .collect();
+    let want: Vec<(String, u64)> = [("/one", 20000), ("/two", 9000), ("/three", 5000), ("/four", 6000)]
+        .iter()
+        .map(|(u, n)| (u.to_string(), *n))
+        .collect();
+    assert_eq!(got, want, "{:?}", r.lines);
+    assert!(r.stderr.contains("gaps 0"), "{}", r.stderr);
+    assert!(r.stderr.contains("out of order 1, retransmitted 1, differing 0"), "{}", r.stderr);
+    // Every response segment is in order but the swapped one (buffered) and the retransmission;
+    // the flow table passed over those inside a body, except each body's last and those
+    // after a packet that went to the session (the swap, the retransmission, the request).
+    let n = |k: &str| -> u64 {
+        let i = r.stderr.find(k).unwrap_or_else(|| panic!("{k} in {}", r.stderr)) + k.len();
+        r.stderr[i..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+    };
+    let (in_order, fast) = (n("; in order "), n("passed over in the flow table "));
+    // Requests 4; responses 15, 10 (one of them buffered), 6 and 7.
+    assert_eq!(in_order, 4 + 15 + 9 + 6 + 7, "{}", r.stderr);
+    assert!(fast >= 25 && fast < in_order, "{fast} of {in_order}: {}", r.stderr);
+}

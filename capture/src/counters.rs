@@ -216,8 +216,8 @@ impl RunSummary {
         let st = &a.stream;
         let _ = writeln!(
             s,
-            "  reassembly           gaps {} (buffer full {}), out of order {}, retransmitted {}, differing {}, out of window {}, depth reached {}, peak buffered {} B",
-            st.gaps, st.ooo_overflow, st.ooo_buffered, st.retransmitted, st.overlap_mismatch, st.out_of_window, st.depth_reached, st.ooo_bytes_peak
+            "  reassembly           gaps {} (buffer full {}), out of order {}, retransmitted {}, differing {}, out of window {}, depth reached {}, peak buffered {} B; in order {} (of which body segments passed over in the flow table {})",
+            st.gaps, st.ooo_overflow, st.ooo_buffered, st.retransmitted, st.overlap_mismatch, st.out_of_window, st.depth_reached, st.ooo_bytes_peak, st.in_order, st.fast_skipped
         );
         let _ = writeln!(
             s,

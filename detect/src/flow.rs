@@ -433,7 +433,9 @@ struct Flow {
     // line 2
     tcp: TcpTrack,
     flags: [u8; 2],
-    icmp: [(u8, u8); 2],
+    /// ICMP (and every other non-TCP flow): the first type and code per direction. TCP: the
+    /// sequence number where the body the app layer skips ends (see [`APP_SKIP`]).
+    aux: [u8; 4],
     first_seen: [Micros; 2],
     last_seen: [Micros; 2],
     /// The app-layer session ([`NO_SESSION`] when none).
@@ -441,10 +443,20 @@ struct Flow {
     app_proto: AppProto,
     /// The flow came through a tunnel: its [`TunnelRec`] is in the table's side array.
     tunneled: bool,
-    /// The app-layer session has out-of-order bytes buffered: pure ACKs matter to it then (an
-    /// ACK past a hole declares the hole lost). Otherwise they skip the app layer.
-    app_ooo: bool,
+    /// [`APP_OOO`], [`APP_SKIP`], [`APP_SKIP_DIR1`].
+    app_bits: u8,
 }
+
+/// The app-layer session has out-of-order bytes buffered: pure ACKs matter to it then (an ACK
+/// past a hole declares the hole lost). Otherwise they skip the app layer.
+const APP_OOO: u8 = 1;
+/// The session's parser skips a body in one direction (an HTTP body of known length) and
+/// nothing is buffered: that direction's segments exactly in order that end before the body
+/// does ([`Flow::skip_end`]) are passed over here without touching the session, which learns
+/// how far they went ([`crate::app::AppLayer::fast_sync`]) at the flow's next other packet.
+const APP_SKIP: u8 = 2;
+/// With [`APP_SKIP`]: the skipping direction is 1 (the responder's).
+const APP_SKIP_DIR1: u8 = 4;
 
 const _: () = assert!(std::mem::size_of::<Flow>() == 192);
 
@@ -464,15 +476,28 @@ impl Flow {
         first_seen: [0; 2],
         last_seen: [0; 2],
         flags: [0; 2],
-        icmp: [(0, 0); 2],
+        aux: [0; 4],
         tcp: TcpTrack { state: TcpState::None, next_seq: [0; 2], window: [0; 2] },
         prev: NIL,
         next: NIL,
         app: NO_SESSION,
         app_proto: AppProto::Unknown,
         tunneled: false,
-        app_ooo: false,
+        app_bits: 0,
     };
+
+    fn icmp(&self, dir: usize) -> (u8, u8) {
+        (self.aux[2 * dir], self.aux[2 * dir + 1])
+    }
+
+    fn skip_end(&self) -> u32 {
+        u32::from_ne_bytes(self.aux)
+    }
+
+    /// The direction whose body is skipped in the flow table, if any.
+    fn skip_dir(&self) -> Option<usize> {
+        (self.app_bits & APP_SKIP != 0).then_some((self.app_bits & APP_SKIP_DIR1 != 0) as usize)
+    }
 
     /// Suricata's flow_id layout: start seconds and microseconds above a 32-bit flow hash, kept
     /// to 51 bits. Our hash is unseeded, so the id is the same on every run.
@@ -721,9 +746,9 @@ impl FlowTable {
             state: (f.tcp.state != TcpState::None).then_some(f.tcp.state),
         });
         let icmp = matches!(k.proto, 1 | 58).then(|| IcmpInfo {
-            icmp_type: f.icmp[0].0,
-            icmp_code: f.icmp[0].1,
-            response: (f.pkts[1] > 0 || f.state == FlowState::Established).then_some(f.icmp[1]),
+            icmp_type: f.icmp(0).0,
+            icmp_code: f.icmp(0).1,
+            response: (f.pkts[1] > 0 || f.state == FlowState::Established).then_some(f.icmp(1)),
         });
         FlowRecord {
             meta: f.event_meta(timestamp, self.tunnel_of(slot)),
@@ -762,7 +787,11 @@ impl FlowTable {
             let f = &self.flows[slot as usize];
             let last = f.last;
             let tunnel = self.tunnel_of(slot);
-            self.app.close(&mut sid, &mut proto, ports, &mut |ev| sink.emit_event(&f.event_meta(last, tunnel), ev));
+            let emit = &mut |ev: &AppEvent<'_>| sink.emit_event(&f.event_meta(last, tunnel), ev);
+            if let Some(sd) = f.skip_dir() {
+                self.app.fast_sync(sid, &mut proto, ports, sd, f.tcp.next_seq[sd], emit);
+            }
+            self.app.close(&mut sid, &mut proto, ports, emit);
             let f = &mut self.flows[slot as usize];
             f.app = sid;
             f.app_proto = proto;
@@ -863,7 +892,7 @@ impl FlowTable {
         if e >> 32 == hash >> 32 {
             if let Some(f) = self.flows.get((e as u32).wrapping_sub(1) as usize) {
                 let x = f.last ^ f.pkts[0] ^ f.first_seen[0];
-                if wants_packets(f.app) {
+                if wants_packets(f.app) && f.app_bits & APP_SKIP == 0 {
                     return x ^ self.app.touch(f.app);
                 }
                 return x;
@@ -967,7 +996,8 @@ impl FlowTable {
             }
             _ => {
                 if f.pkts[dir] == 1 {
-                    f.icmp[dir] = (d.icmp_type, d.icmp_code);
+                    f.aux[2 * dir] = d.icmp_type;
+                    f.aux[2 * dir + 1] = d.icmp_code;
                 }
                 // Sticky: an interim record resets the counters, not the state.
                 if f.state == FlowState::Established || (f.pkts[0] > 0 && f.pkts[1] > 0) {
@@ -1009,6 +1039,7 @@ impl FlowTable {
             return;
         }
         let ports = (f.key.lo_port, f.key.hi_port);
+        let mut fast = None;
         // `dir` is 0 from the initiator; the tracker's next_seq is indexed the same way.
         match d.proto {
             6 => {
@@ -1019,11 +1050,31 @@ impl FlowTable {
                     return;
                 }
                 let fin = d.tcp_flags & TcpFlags::FIN != 0;
-                if d.payload_len == 0 && !fin && !f.app_ooo {
+                if d.payload_len == 0 && !fin && f.app_bits & APP_OOO == 0 {
                     // A pure ACK with nothing buffered: no hole it could declare lost, except
                     // one at the very end of a stream (a tail the capture lost), which the
                     // parser then sees as the end of the flow.
                     return;
+                }
+                if let Some(sd) = f.skip_dir() {
+                    let end = d.tcp_seq.wrapping_add(d.payload_len as u32);
+                    if sd == dir
+                        && d.payload_len > 0
+                        && d.tcp_flags & (TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST) == 0
+                        && d.tcp_seq == pre_next[dir]
+                        && seq_lt(end, f.skip_end())
+                    {
+                        // Inside the skipped body, in order, not its last segment (that one
+                        // goes to the session, which then reports the body's end as before).
+                        self.app.count_fast_segment();
+                        return;
+                    }
+                    // Anything else: the session first learns how far the skipped body went
+                    // (every segment passed over was exactly in order, so up to `pre_next`).
+                    let tunnel = self.tunnel_of(slot);
+                    self.app.fast_sync(sid, &mut proto, ports, sd, pre_next[sd], &mut |ev| {
+                        sink.emit_event(&f.event_meta(now, tunnel), ev)
+                    });
                 }
                 let mut isn_next = f.tcp.next_seq;
                 isn_next[dir] = pre_next[dir];
@@ -1036,7 +1087,7 @@ impl FlowTable {
                     isn_next,
                 };
                 let tunnel = self.tunnel_of(slot);
-                self.app.tcp(&mut sid, &mut proto, dir, ports, &seg, &mut |ev| {
+                fast = self.app.tcp(&mut sid, &mut proto, dir, ports, &seg, &mut |ev| {
                     sink.emit_event(&f.event_meta(now, tunnel), ev)
                 });
             }
@@ -1055,7 +1106,14 @@ impl FlowTable {
         let f = &mut self.flows[slot as usize];
         f.app = sid;
         f.app_proto = proto;
-        f.app_ooo = ooo;
+        f.app_bits = if ooo { APP_OOO } else { 0 };
+        if let Some((next, end)) = fast {
+            // The stream must be where the tracker is: the fast path counts from there.
+            if !ooo && wants_packets(sid) && next == f.tcp.next_seq[dir] {
+                f.app_bits |= APP_SKIP | if dir == 1 { APP_SKIP_DIR1 } else { 0 };
+                f.aux = end.to_ne_bytes();
+            }
+        }
     }
 
     /// Counts a packet (`bytes`, from the key's `lo` end when `src_is_lo`) on an existing live

@@ -137,7 +137,7 @@ pub fn write_event(out: &mut Vec<u8>, m: &EventMeta, ev: &AppEvent<'_>) -> usize
             for (k, h, s) in [("ja3", t.ja3_hash(), t.ja3()), ("ja3s", t.ja3s_hash(), t.ja3s())] {
                 if let (Some(h), Some(s)) = (h, s) {
                     let _ = write!(out, ",\"{k}\":{{\"hash\":");
-                    write_str(out, h);
+                    write_str(out, &h);
                     key_str(out, "string", s);
                     out.push(b'}');
                 }

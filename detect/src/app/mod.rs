@@ -22,14 +22,18 @@ pub mod tls;
 
 use stream::{Budget, Chunk, Stream, StreamCounters, StreamLimits};
 
-/// Capacity a pooled session's buffer may keep between flows; larger ones are freed.
+/// Capacity a pooled session's buffer may keep between flows; larger ones are shrunk to it.
 pub const KEEP_BUFFER: usize = 4096;
 
-/// Frees `v`'s storage when it is larger than `keep`.
+/// Shrinks `v`'s storage to `keep` bytes when it is larger (emptying it: this is between
+/// flows). Shrinking rather than freeing spares the next flow the climb back from nothing
+/// (a TLS certificate flight would otherwise reallocate half a dozen times per flow).
 #[inline]
 pub(crate) fn trim_vec<T>(v: &mut Vec<T>, keep: usize) {
-    if v.capacity() * std::mem::size_of::<T>().max(1) > keep {
-        *v = Vec::new();
+    let size = std::mem::size_of::<T>().max(1);
+    if v.capacity() * size > keep {
+        v.clear();
+        v.shrink_to(keep / size);
     }
 }
 
@@ -388,14 +392,14 @@ impl AppLayer {
         ports: (u16, u16),
         seg: &TcpSeg<'_>,
         emit: &mut Emit<'_>,
-    ) {
+    ) -> Option<(u32, u32)> {
         if !self.cfg.enabled || *proto == AppProto::Failed {
-            return;
+            return None;
         }
         if *sid == NO_SESSION && seg.claimed == 0 {
-            return;
+            return None;
         }
-        let Some(i) = self.open(sid) else { return };
+        let i = self.open(sid)?;
         let AppLayer { sessions, budget, counters, cfg, .. } = self;
         let Session { streams, p } = &mut sessions[i];
         if !streams[0].is_started() {
@@ -425,7 +429,37 @@ impl AppLayer {
             // Nothing more to read: the session goes back to the pool now.
             self.close(sid, proto, ports, emit);
             *sid = FINISHED;
+            return None;
         }
+        let st = &streams[dir];
+        st.fast_skip(budget.limits.depth).map(|end| (st.next(), end))
+    }
+
+    /// The flow table passed over direction `dir`'s segments up to `upto`, all exactly in
+    /// order and inside the body its parser skips (announced by [`AppLayer::tcp`]'s answer):
+    /// they are accounted as delivered and skipped.
+    pub fn fast_sync(
+        &mut self,
+        sid: u32,
+        proto: &mut AppProto,
+        ports: (u16, u16),
+        dir: usize,
+        upto: u32,
+        emit: &mut Emit<'_>,
+    ) {
+        if !wants_packets(sid) {
+            return;
+        }
+        let AppLayer { sessions, counters, cfg, .. } = self;
+        let Some(Session { streams, p }) = sessions.get_mut(sid as usize) else { return };
+        streams[dir].fast_consumed(upto, &mut |ch| feed(dir, ch, p, proto, ports, cfg, counters, emit));
+    }
+
+    /// A segment the flow table passed over (see [`AppLayer::fast_sync`]): in order.
+    #[inline]
+    pub fn count_fast_segment(&mut self) {
+        self.budget.counters.in_order += 1;
+        self.budget.counters.fast_skipped += 1;
     }
 
     /// The flow ended: buffered segments are delivered after their gaps, pending transactions
@@ -459,17 +493,29 @@ impl AppLayer {
             AppProto::Ssh => s.ssh.finish(&mut em),
             _ => {}
         }
-        s.dns.reset();
-        s.http.reset();
-        s.tls.reset();
-        s.ssh.reset();
-        // A pooled session keeps its buffers for the next flow, but not big ones: what a
-        // hostile flow grew (a 64 KiB handshake) is given back rather than kept by every
-        // session of the pool.
-        s.dns.trim(KEEP_BUFFER);
-        s.http.trim(KEEP_BUFFER);
-        s.tls.trim(KEEP_BUFFER);
-        s.ssh.trim(KEEP_BUFFER);
+        // Only the identified protocol's parser was ever fed (a flow's protocol never changes
+        // once found), so only it needs resetting. A pooled session keeps its buffers for the
+        // next flow, but not big ones: what a hostile flow grew (a 64 KiB handshake) is given
+        // back rather than kept by every session of the pool.
+        match proto {
+            AppProto::Dns => {
+                s.dns.reset();
+                s.dns.trim(KEEP_BUFFER);
+            }
+            AppProto::Http => {
+                s.http.reset();
+                s.http.trim(KEEP_BUFFER);
+            }
+            AppProto::Tls => {
+                s.tls.reset();
+                s.tls.trim(KEEP_BUFFER);
+            }
+            AppProto::Ssh => {
+                s.ssh.reset();
+                s.ssh.trim(KEEP_BUFFER);
+            }
+            AppProto::Unknown | AppProto::Failed => {}
+        }
         s.probe = Default::default();
         s.seen = [false; 2];
         free.push(id);

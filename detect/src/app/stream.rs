@@ -58,6 +58,10 @@ impl Default for StreamLimits {
     }
 }
 
+/// A skip shorter than this is not handed to the flow table's fast path (two segments' worth:
+/// below that, setting it up costs more than it saves).
+pub const FAST_SKIP_MIN: u64 = 2048;
+
 /// Reassembly counters (per worker).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StreamCounters {
@@ -83,6 +87,9 @@ pub struct StreamCounters {
     pub ooo_bytes: u64,
     /// Most out-of-order bytes buffered at once.
     pub ooo_bytes_peak: u64,
+    /// Of `in_order`, segments inside a skipped body that the flow table passed over without
+    /// the session ([`crate::app::AppLayer::fast_sync`]).
+    pub fast_skipped: u64,
 }
 
 impl StreamCounters {
@@ -97,6 +104,7 @@ impl StreamCounters {
         self.depth_reached += o.depth_reached;
         self.ooo_bytes += o.ooo_bytes;
         self.ooo_bytes_peak = self.ooo_bytes_peak.max(o.ooo_bytes_peak);
+        self.fast_skipped += o.fast_skipped;
     }
 }
 
@@ -185,6 +193,47 @@ impl Stream {
 
     pub fn is_done(&self) -> bool {
         self.done
+    }
+
+    /// The next sequence number to deliver.
+    #[inline]
+    pub fn next(&self) -> u32 {
+        self.next
+    }
+
+    /// Where the body the parser skips ends, when the flow table may pass over its segments
+    /// itself (see [`crate::app::AppLayer::fast_sync`]): nothing buffered, no FIN seen, the
+    /// skip long enough to be worth it and within the depth limit.
+    #[inline]
+    pub fn fast_skip(&self, depth: u32) -> Option<u32> {
+        if !self.started
+            || self.done
+            || !self.ooo.is_empty()
+            || self.fin.is_some()
+            || self.skip < FAST_SKIP_MIN
+            || self.skip >= 1 << 30
+            || (depth != 0 && self.delivered + self.skip > depth as u64)
+        {
+            return None;
+        }
+        Some(self.next.wrapping_add(self.skip as u32))
+    }
+
+    /// The flow table passed over this direction's bytes up to `upto`, in order, inside the
+    /// skip [`Stream::fast_skip`] announced: they are delivered and skipped.
+    pub fn fast_consumed(&mut self, upto: u32, out: &mut impl FnMut(Chunk<'_>) -> u64) {
+        let n = upto.wrapping_sub(self.next) as u64;
+        if n == 0 || n > self.skip || self.done {
+            debug_assert!(n == 0, "fast path went {n} bytes past a skip of {}", self.skip);
+            return;
+        }
+        self.next = upto;
+        self.skip -= n;
+        self.skipped += n;
+        self.delivered += n;
+        if self.skip == 0 {
+            self.flush_skipped(out);
+        }
     }
 
     /// Returns every buffer to the pool (the flow ended or the parser stopped).

@@ -101,6 +101,7 @@ impl SshState {
     pub fn trim(&mut self, keep: usize) {
         for s in &mut self.sides {
             crate::app::trim_vec(&mut s.buf, keep);
+            crate::app::trim_vec(&mut s.hassh, keep);
         }
     }
 
@@ -223,19 +224,22 @@ impl SshState {
                                     c.kexinits += 1;
                                     // client: kex, enc c2s, mac c2s, comp c2s; server: the s2c lists
                                     let idx = if dir == 0 { [0, 2, 4, 6] } else { [0, 3, 5, 7] };
-                                    let mut h = Vec::new();
+                                    // Built in the side's kept buffers: no allocation per flow.
+                                    let h = &mut s.hassh;
+                                    h.clear();
                                     for (i, &k) in idx.iter().enumerate() {
                                         if i > 0 {
                                             h.push(b';');
                                         }
                                         h.extend_from_slice(l[k]);
                                     }
-                                    let d = Md5::digest(&h);
+                                    let d = Md5::digest(&h[..]);
                                     s.hassh_hash.clear();
                                     for b in d {
-                                        s.hassh_hash.extend_from_slice(format!("{b:02x}").as_bytes());
+                                        const HEX: &[u8; 16] = b"0123456789abcdef";
+                                        s.hassh_hash.push(HEX[(b >> 4) as usize]);
+                                        s.hassh_hash.push(HEX[(b & 15) as usize]);
                                     }
-                                    s.hassh = h;
                                 }
                                 None => c.malformed += 1,
                             }

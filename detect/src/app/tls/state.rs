@@ -42,9 +42,7 @@ pub struct TlsInfo {
     client_session_len: u8,
     sni: Span,
     ja3: Span,
-    ja3_hash: Span,
     ja3s: Span,
-    ja3s_hash: Span,
     ja4: Span,
     alpns: [Span; 8],
     alpn_count: u8,
@@ -94,6 +92,18 @@ fn hex(out: &mut Vec<u8>, bytes: &[u8], sep: Option<u8>, upper: bool) {
     }
 }
 
+/// The MD5 of `s` in lower-case hex.
+fn md5_hex(s: &[u8]) -> [u8; 32] {
+    const L: &[u8; 16] = b"0123456789abcdef";
+    let d = Md5::digest(s);
+    let mut o = [0u8; 32];
+    for (i, b) in d.iter().enumerate() {
+        o[2 * i] = L[(b >> 4) as usize];
+        o[2 * i + 1] = L[(b & 15) as usize];
+    }
+    o
+}
+
 impl TlsInfo {
     fn get(&self, s: Span) -> Option<&[u8]> {
         s.get(&self.store)
@@ -112,14 +122,17 @@ impl TlsInfo {
     pub fn ja3(&self) -> Option<&[u8]> {
         self.get(self.ja3)
     }
-    pub fn ja3_hash(&self) -> Option<&[u8]> {
-        self.get(self.ja3_hash)
+    /// JA3's MD5, computed when asked (by the exporter, or by detection): a flow whose
+    /// hash nobody reads does not pay for it on the worker.
+    pub fn ja3_hash(&self) -> Option<[u8; 32]> {
+        self.ja3().map(md5_hex)
     }
     pub fn ja3s(&self) -> Option<&[u8]> {
         self.get(self.ja3s)
     }
-    pub fn ja3s_hash(&self) -> Option<&[u8]> {
-        self.get(self.ja3s_hash)
+    /// JA3S's MD5, computed when asked (see [`TlsInfo::ja3_hash`]).
+    pub fn ja3s_hash(&self) -> Option<[u8; 32]> {
+        self.ja3s().map(md5_hex)
     }
     pub fn ja4(&self) -> Option<&[u8]> {
         self.get(self.ja4)
@@ -163,7 +176,7 @@ impl TlsInfo {
         *self = TlsInfo { store, ..*o };
     }
 
-    fn client_hello(&mut self, h: &p::ClientHello<'_>) {
+    fn client_hello(&mut self, h: &p::ClientHello<'_>, scratch: &mut Scratch) {
         self.has_client_hello = true;
         self.client_version = h.version;
         let n = h.session_id.len().min(32);
@@ -222,8 +235,6 @@ impl TlsInfo {
             o.push(b',');
             join(o, &mut formats.iter().map(|&f| f as u16));
         });
-        let digest = Md5::digest(self.get(self.ja3).unwrap_or(&[]));
-        self.ja3_hash = self.field(|o| hex(o, &digest, None, false));
         // JA4 (FoxIO): t<version><d|i><ciphers><extensions><alpn>_<sha256 ciphers>_<sha256 exts_sigalgs>
         let version = if max_version != 0 { max_version } else { h.version };
         let vs = match version {
@@ -238,54 +249,63 @@ impl TlsInfo {
             0xfefc => "d3",
             _ => "00",
         };
-        let mut ciphers: Vec<u16> = u16s(h.ciphers).filter(|c| !is_grease(*c)).collect();
-        let mut exts: Vec<u16> = ext_types().collect();
-        let n_exts = exts.len();
-        let first_alpn = self.client_alpns().next().map(<[u8]>::to_vec);
-        let alpn: [u8; 2] = match first_alpn.as_deref() {
+        // The lists are sorted and joined in the session's scratch buffers (kept between
+        // flows): no allocation per handshake.
+        let Scratch { list, text } = scratch;
+        let alpn: [u8; 2] = match self.client_alpns().next() {
             None | Some([]) => *b"00",
             Some(a) => {
                 let (f, l) = (a[0], a[a.len() - 1]);
                 if f.is_ascii_alphanumeric() && l.is_ascii_alphanumeric() {
                     [f, l]
                 } else {
-                    let mut hx = Vec::new();
-                    hex(&mut hx, &[f, l], None, false);
-                    [hx[0], hx[3]]
+                    const L: &[u8; 16] = b"0123456789abcdef";
+                    [L[(f >> 4) as usize], L[(l & 15) as usize]]
                 }
             }
         };
-        ciphers.sort_unstable();
-        exts.retain(|&e| e != ext::SERVER_NAME && e != ext::ALPN);
-        exts.sort_unstable();
-        let list = |v: &mut dyn Iterator<Item = u16>| {
-            let mut s = Vec::new();
-            for (i, x) in v.enumerate() {
-                if i > 0 {
-                    s.push(b',');
+        // The first 12 hex digits of the SHA-256 of `text`, or zeros when the list is empty.
+        let trunc = |text: &[u8], empty: bool| -> [u8; 12] {
+            let mut o = *b"000000000000";
+            if !empty {
+                let d = sha2::Sha256::digest(text);
+                for (i, b) in d[..6].iter().enumerate() {
+                    o[2 * i] = b"0123456789abcdef"[(b >> 4) as usize];
+                    o[2 * i + 1] = b"0123456789abcdef"[(b & 15) as usize];
                 }
-                hex4(&mut s, x);
             }
-            s
-        };
-        let trunc = |data: &[u8], empty: bool| -> Vec<u8> {
-            if empty {
-                return b"000000000000".to_vec();
-            }
-            let d = sha2::Sha256::digest(data);
-            let mut o = Vec::new();
-            hex(&mut o, &d[..6], None, false);
             o
         };
-        let cipher_hash = trunc(&list(&mut ciphers.iter().copied()), ciphers.is_empty());
-        let mut ext_str = list(&mut exts.iter().copied());
-        let sig: Vec<u16> = u16s(sigalgs).collect();
-        if !sig.is_empty() {
-            ext_str.push(b'_');
-            ext_str.extend_from_slice(&list(&mut sig.iter().copied()));
+        let join = |text: &mut Vec<u8>, list: &[u16]| {
+            for (i, &x) in list.iter().enumerate() {
+                if i > 0 {
+                    text.push(b',');
+                }
+                hex4(text, x);
+            }
+        };
+        list.clear();
+        list.extend(u16s(h.ciphers).filter(|c| !is_grease(*c)));
+        let n_ciphers = list.len().min(99);
+        list.sort_unstable();
+        text.clear();
+        join(text, list);
+        let cipher_hash = trunc(text, list.is_empty());
+        list.clear();
+        list.extend(ext_types());
+        let n_exts = list.len();
+        list.retain(|&e| e != ext::SERVER_NAME && e != ext::ALPN);
+        list.sort_unstable();
+        let no_exts = list.is_empty();
+        text.clear();
+        join(text, list);
+        if sigalgs.len() >= 2 {
+            text.push(b'_');
+            list.clear();
+            list.extend(u16s(sigalgs));
+            join(text, list);
         }
-        let ext_hash = trunc(&ext_str, exts.is_empty());
-        let n_ciphers = u16s(h.ciphers).filter(|c| !is_grease(*c)).count().min(99);
+        let ext_hash = trunc(text, no_exts);
         // 'd' for a domain name, 'i' for none or an IP address (FoxIO's JA4 spec).
         let has_sni =
             self.sni().is_some_and(|n| std::str::from_utf8(n).map_or(true, |n| n.parse::<std::net::IpAddr>().is_err()));
@@ -327,8 +347,6 @@ impl TlsInfo {
                 dec(o, t);
             }
         });
-        let digest = Md5::digest(self.get(self.ja3s).unwrap_or(&[]));
-        self.ja3s_hash = self.field(|o| hex(o, &digest, None, false));
     }
 
     fn certificate(&mut self, der: &[u8]) -> bool {
@@ -359,12 +377,20 @@ struct Dir {
     cert_seen: bool,
 }
 
+/// Buffers for building JA4's sorted lists, kept with the session.
+#[derive(Debug, Default)]
+struct Scratch {
+    list: Vec<u16>,
+    text: Vec<u8>,
+}
+
 /// Per-flow TLS state.
 #[derive(Debug, Default)]
 pub struct TlsState {
     dirs: [Dir; 2],
     pub info: TlsInfo,
     logged: bool,
+    scratch: Scratch,
 }
 
 impl TlsState {
@@ -387,6 +413,8 @@ impl TlsState {
             crate::app::trim_vec(&mut d.hs, keep);
         }
         crate::app::trim_vec(&mut self.info.store, keep);
+        crate::app::trim_vec(&mut self.scratch.list, keep);
+        crate::app::trim_vec(&mut self.scratch.text, keep);
     }
 
     /// Whether both directions are past their cleartext handshake (nothing more to read).
@@ -482,26 +510,19 @@ impl TlsState {
                     d.done = true;
                     return;
                 }
-                d.hs.extend_from_slice(body);
-                let hs = std::mem::take(&mut d.hs);
-                let mut used = 0;
-                while hs.len() - used >= 4 {
-                    let m = &hs[used..];
-                    let mlen = (m[1] as usize) << 16 | (m[2] as usize) << 8 | m[3] as usize;
-                    if mlen > MAX_HANDSHAKE {
-                        c.malformed += 1;
-                        self.dirs[dir].done = true;
-                        return;
+                if d.hs.is_empty() {
+                    // Whole messages are read in place; only a message the record cuts is kept.
+                    if let Some(used) = self.messages(dir, body, c) {
+                        self.dirs[dir].hs.extend_from_slice(&body[used..]);
                     }
-                    if m.len() < 4 + mlen {
-                        break;
-                    }
-                    self.message(dir, m[0], &m[4..4 + mlen], c);
-                    used += 4 + mlen;
+                    return;
                 }
-                let mut hs = hs;
-                hs.drain(..used);
-                self.dirs[dir].hs = hs;
+                d.hs.extend_from_slice(body);
+                let mut hs = std::mem::take(&mut d.hs);
+                if let Some(used) = self.messages(dir, &hs, c) {
+                    hs.drain(..used);
+                    self.dirs[dir].hs = hs;
+                }
             }
             content::CHANGE_CIPHER_SPEC => self.dirs[dir].encrypted = true,
             content::APPLICATION_DATA => {
@@ -514,12 +535,33 @@ impl TlsState {
         }
     }
 
+    /// Reads the whole handshake messages at the start of `hs`; returns the bytes they took,
+    /// or None when a message is longer than allowed (the direction stops).
+    fn messages(&mut self, dir: usize, hs: &[u8], c: &mut TlsCounters) -> Option<usize> {
+        let mut used = 0;
+        while hs.len() - used >= 4 {
+            let m = &hs[used..];
+            let mlen = (m[1] as usize) << 16 | (m[2] as usize) << 8 | m[3] as usize;
+            if mlen > MAX_HANDSHAKE {
+                c.malformed += 1;
+                self.dirs[dir].done = true;
+                return None;
+            }
+            if m.len() < 4 + mlen {
+                break;
+            }
+            self.message(dir, m[0], &m[4..4 + mlen], c);
+            used += 4 + mlen;
+        }
+        Some(used)
+    }
+
     fn message(&mut self, dir: usize, kind: u8, body: &[u8], c: &mut TlsCounters) {
         match (dir, kind) {
             (0, handshake::CLIENT_HELLO) if !self.info.has_client_hello => match p::client_hello(body) {
                 Some(h) => {
                     c.client_hellos += 1;
-                    self.info.client_hello(&h);
+                    self.info.client_hello(&h, &mut self.scratch);
                 }
                 None => c.malformed += 1,
             },
