@@ -56,6 +56,7 @@ pub struct Config {
     pub defrag: DefragTable,
     pub export: ExportTable,
     pub stats: StatsConfig,
+    pub rules: RulesTable,
 }
 
 /// `[capture]`
@@ -346,6 +347,44 @@ impl Default for ExportTable {
     }
 }
 
+/// `[rules]`: Suricata-language signatures.
+///
+/// ```toml
+/// [rules]
+/// files = ["/etc/spinewatch/local.rules"]   # on top of --rules FILE (repeatable)
+/// classification_file = "/etc/spinewatch/classification.config"   # default: Suricata's
+/// [rules.address_vars]
+/// HOME_NET = "[10.0.0.0/8,192.168.0.0/16]"  # Suricata's defaults for the rest
+/// [rules.port_vars]
+/// HTTP_PORTS = "[80,8080]"
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesTable {
+    /// Rule files loaded at start (and at a reload).
+    pub files: Vec<PathBuf>,
+    /// classtype → description and priority; default: Suricata's own file (built in).
+    pub classification_file: Option<PathBuf>,
+    /// Address variables ($HOME_NET...), over Suricata's defaults.
+    pub address_vars: std::collections::BTreeMap<String, String>,
+    /// Port variables ($HTTP_PORTS...), over Suricata's defaults.
+    pub port_vars: std::collections::BTreeMap<String, String>,
+}
+
+impl RulesTable {
+    /// Suricata's default variables with this table's on top.
+    pub fn vars(&self) -> detect::rules::Vars {
+        let mut v = detect::rules::Vars::default();
+        for (k, x) in &self.address_vars {
+            v.address.insert(k.clone(), x.clone());
+        }
+        for (k, x) in &self.port_vars {
+            v.port.insert(k.clone(), x.clone());
+        }
+        v
+    }
+}
+
 /// `[stats]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -440,6 +479,17 @@ impl Config {
                         port.port_name()
                     ));
                 }
+            }
+        }
+        let vars = self.rules.vars();
+        for (k, v) in &self.rules.address_vars {
+            if let Err(e) = detect::rules::addr::parse_addresses(v, &vars) {
+                p.push(format!("rules.address_vars.{k}: {e}"));
+            }
+        }
+        for (k, v) in &self.rules.port_vars {
+            if let Err(e) = detect::rules::addr::parse_ports(v, &vars) {
+                p.push(format!("rules.port_vars.{k}: {e}"));
             }
         }
         let d = &self.dpdk;

@@ -2,6 +2,7 @@
 
 mod bench;
 mod config;
+mod rules;
 
 use anyhow::{bail, Context, Result};
 use capture::file::FileRunConfig;
@@ -117,6 +118,19 @@ enum Cmd {
     },
     /// Load and validate a config file; print every problem with its key path.
     CheckConfig { file: PathBuf },
+    /// Load rule files (Suricata's language) and report rules loaded and rejected, by reason.
+    CheckRules {
+        /// Variables, classification file and more rule files from this config.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// {"loaded": N, "rejected": M, "reasons": {REASON: COUNT}} on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Every rejected rule with its file, line and reason.
+        #[arg(long)]
+        verbose: bool,
+        files: Vec<PathBuf>,
+    },
     /// Write a deterministic capture (for tests, benchmarks and the demo) and its ground truth.
     Gen {
         #[arg(long, value_enum, default_value = "traffic")]
@@ -184,6 +198,13 @@ fn main() {
 
 fn dispatch(cmd: Cmd) -> Result<i32> {
     match cmd {
+        Cmd::CheckRules { config, json, verbose, files } => {
+            let cfg = match &config {
+                Some(p) => Config::load(p)?,
+                None => Config::default(),
+            };
+            rules::check(&cfg, config.as_deref(), &files, json, verbose)
+        }
         Cmd::CheckConfig { file } => {
             let cfg = Config::load(&file)?;
             println!(

@@ -11,6 +11,7 @@ pub mod defrag;
 pub mod engine;
 pub mod flow;
 pub mod hash;
+pub mod rules;
 pub mod time;
 pub mod wire;
 

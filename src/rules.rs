@@ -1,0 +1,61 @@
+//! Rule files to a rule set: the configuration's files and `--rules` ones, the classification
+//! file, the variables; and `spinewatch check-rules`'s report.
+
+use crate::config::Config;
+use anyhow::{Context, Result};
+use detect::rules::{parse_classifications, Loader, DEFAULT_CLASSIFICATION};
+use std::path::{Path, PathBuf};
+
+/// Loads the config's rule files, then `extra`. An unreadable file is an error naming it; a
+/// bad rule is only counted.
+pub fn load(cfg: &Config, config_path: Option<&Path>, extra: &[PathBuf]) -> Result<Loader> {
+    let text = match &cfg.rules.classification_file {
+        Some(p) => std::fs::read_to_string(p).with_context(|| {
+            let from =
+                config_path.map(|c| format!(" (rules.classification_file in {})", c.display())).unwrap_or_default();
+            format!("{}{from}", p.display())
+        })?,
+        None => DEFAULT_CLASSIFICATION.to_string(),
+    };
+    let (classes, bad) = parse_classifications(&text);
+    if let (Some(p), Some(line)) = (&cfg.rules.classification_file, bad.first()) {
+        anyhow::bail!("{}:{line}: not a \"config classification: name,description,priority\" line", p.display());
+    }
+    let vars = cfg.rules.vars();
+    let mut l = Loader::default();
+    for f in cfg.rules.files.iter().chain(extra) {
+        let text = std::fs::read_to_string(f).with_context(|| format!("rule file {}", f.display()))?;
+        l.add_text(&text, &f.display().to_string(), &vars, &classes);
+    }
+    Ok(l)
+}
+
+/// `spinewatch check-rules`: the load report, as text or JSON.
+pub fn check(cfg: &Config, config_path: Option<&Path>, files: &[PathBuf], json: bool, verbose: bool) -> Result<i32> {
+    let l = load(cfg, config_path, files)?;
+    let r = &l.report;
+    if json {
+        let reasons: serde_json::Map<String, serde_json::Value> =
+            r.reasons.iter().map(|(k, v)| (k.clone(), (*v).into())).collect();
+        let out = serde_json::json!({"loaded": r.loaded, "rejected": r.rejected, "reasons": reasons});
+        println!("{out}");
+    } else {
+        let total = r.loaded + r.rejected;
+        let pct = if total == 0 { 0.0 } else { 100.0 * r.loaded as f64 / total as f64 };
+        println!("{} rule file(s): {} rules loaded, {} rejected ({pct:.1}% loaded)", r.files, r.loaded, r.rejected);
+        if !r.reasons.is_empty() {
+            println!("rejected, by reason:");
+            let mut v: Vec<(&String, &usize)> = r.reasons.iter().collect();
+            v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            for (k, n) in v {
+                println!("  {n:>6}  {k}");
+            }
+        }
+        if verbose {
+            for f in &r.failures {
+                println!("{}:{}: {}", f.source, f.line, f.reject);
+            }
+        }
+    }
+    Ok(if r.loaded == 0 && r.rejected > 0 { 1 } else { 0 })
+}
