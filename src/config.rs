@@ -57,6 +57,10 @@ pub struct Config {
     pub export: ExportTable,
     pub stats: StatsConfig,
     pub rules: RulesTable,
+    /// The compiled rule set (loaded by the binary from `rules` and `--rules`, not read from
+    /// the file).
+    #[serde(skip)]
+    pub compiled_rules: detect::flow::SharedRules,
 }
 
 /// `[capture]`
@@ -582,6 +586,7 @@ impl Config {
                 max_bytes: self.defrag.max_bytes,
                 timeout: self.defrag.timeout,
             },
+            rules: self.compiled_rules.clone(),
         }
     }
 

@@ -73,6 +73,9 @@ enum Cmd {
         /// Write EVE here instead of the config's export.eve ("-" for stdout).
         #[arg(long)]
         eve: Option<String>,
+        /// A rule file (Suricata's language) on top of the config's; repeatable.
+        #[arg(long = "rules")]
+        rules: Vec<PathBuf>,
     },
     /// Recorded traffic through the same pipeline; EVE to stdout, a summary on stderr.
     Replay {
@@ -87,6 +90,9 @@ enum Cmd {
         /// Write EVE here instead of stdout ("-" for stdout). Appends; never truncates.
         #[arg(long)]
         eve: Option<String>,
+        /// A rule file (Suricata's language) on top of the config's; repeatable.
+        #[arg(long = "rules")]
+        rules: Vec<PathBuf>,
         #[arg(required = true)]
         pcaps: Vec<PathBuf>,
     },
@@ -323,11 +329,12 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             );
             Ok(0)
         }
-        Cmd::Replay { config, workers, source, eve, pcaps } => {
-            let cfg = match &config {
+        Cmd::Replay { config, workers, source, eve, rules: rule_files, pcaps } => {
+            let mut cfg = match &config {
                 Some(p) => Config::load(p)?,
                 None => Config::default(),
             };
+            rules::compile_into(&mut cfg, config.as_deref(), &rule_files)?;
             let ncpu = capture::pin::available_cores().len().max(1);
             let workers = workers.or(cfg.capture.workers).unwrap_or(ncpu).max(1);
             let eve = eve.unwrap_or_else(|| if config.is_some() { cfg.export.eve.clone() } else { "-".into() });
@@ -365,8 +372,9 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             let stop = install_signals()?;
             bench::run(&cfg, workers, &cores, stage, warmup, duration, json, &pcaps, out, stop)
         }
-        Cmd::Run { config, eve } => {
-            let cfg = Config::load(&config)?;
+        Cmd::Run { config, eve, rules: rule_files } => {
+            let mut cfg = Config::load(&config)?;
+            rules::compile_into(&mut cfg, Some(&config), &rule_files)?;
             let eve = eve.unwrap_or_else(|| cfg.export.eve.clone());
             let out = open_eve(&eve)?;
             let stop = install_signals()?;

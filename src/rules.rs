@@ -30,6 +30,36 @@ pub fn load(cfg: &Config, config_path: Option<&Path>, extra: &[PathBuf]) -> Resu
     Ok(l)
 }
 
+/// Loads and compiles the rules for a run (`[rules] files` and `--rules`) into `cfg`; logs
+/// what loaded and what was rejected. Nothing to load: detection stays off.
+pub fn compile_into(cfg: &mut Config, config_path: Option<&Path>, extra: &[PathBuf]) -> Result<()> {
+    if cfg.rules.files.is_empty() && extra.is_empty() {
+        return Ok(());
+    }
+    let l = load(cfg, config_path, extra)?;
+    let r = &l.report;
+    let mut top: Vec<(&String, &usize)> = r.reasons.iter().collect();
+    top.sort_by(|a, b| b.1.cmp(a.1));
+    let top: Vec<String> = top.iter().take(3).map(|(k, n)| format!("{k} ({n})")).collect();
+    tracing::info!(
+        files = r.files,
+        loaded = r.loaded,
+        rejected = r.rejected,
+        "rules loaded{}",
+        if top.is_empty() {
+            String::new()
+        } else {
+            format!("; rejected mostly: {} (spinewatch check-rules --verbose lists them)", top.join(", "))
+        }
+    );
+    if r.loaded == 0 {
+        anyhow::bail!("no rule loaded from {} file(s): nothing to detect with", r.files);
+    }
+    let set = detect::rules::RuleSet::new(l.rules);
+    cfg.compiled_rules = detect::flow::SharedRules(Some(std::sync::Arc::new(set)));
+    Ok(())
+}
+
 /// `spinewatch check-rules`: the load report, as text or JSON.
 pub fn check(cfg: &Config, config_path: Option<&Path>, files: &[PathBuf], json: bool, verbose: bool) -> Result<i32> {
     let l = load(cfg, config_path, files)?;

@@ -98,6 +98,7 @@ impl RunSummary {
         for w in &self.workers {
             t.records += w.export.records;
             t.events += w.export.events;
+            t.alerts += w.export.alerts;
             t.sent += w.export.sent;
             t.dropped += w.export.dropped;
             t.channel_full += w.export.channel_full;
@@ -180,15 +181,24 @@ impl RunSummary {
         let _ = writeln!(s, "  flows created        {}", t.flows.created);
         let _ = writeln!(
             s,
-            "  records              {} (flows {}: timeout {}, shutdown {}, evicted {}, interim {}; app events {})",
+            "  records              {} (flows {}: timeout {}, shutdown {}, evicted {}, interim {}; app events {}; alerts {})",
             e.records,
             e.records - e.events,
             t.flows.timed_out,
             t.flows.shutdown,
             t.flows.evicted,
             t.flows.interim,
-            e.events
+            e.events - e.alerts,
+            e.alerts
         );
+        if t.rules > 0 {
+            let m = &t.detect;
+            let _ = writeln!(
+                s,
+                "  detection            {} rules: alerts {} (matches {}, suppressed by thresholds {}, candidates verified {}, step limit {}, threshold trackers evicted {})",
+                t.rules, m.alerts, m.matches, m.suppressed, m.candidates, m.step_limit, m.threshold_evicted
+            );
+        }
         let a = &t.app;
         let ids = |p: detect::AppProto| a.identified[p as usize];
         let evs = |p: detect::AppProto| a.events[p as usize];

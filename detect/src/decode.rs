@@ -390,6 +390,10 @@ pub struct Decoded {
     pub tcp_window: u16,
     pub icmp_type: u8,
     pub icmp_code: u8,
+    /// ICMP echo request/reply (and ICMPv6 echo): the identifier; else 0.
+    pub icmp_id: u16,
+    /// IPv4 TTL or IPv6 hop limit (of the innermost IP header).
+    pub ttl: u8,
     /// Offset of the L4 header in the frame.
     pub l4_offset: u16,
     /// Offset and length of the L4 payload in the frame.
@@ -622,6 +626,7 @@ fn l3<'a>(
             let ip = ipv4::Packet::new_unchecked(rest);
             ip.check_len_in(rest.len() + missing)?;
             d.ip_version = 4;
+            d.ttl = ip.ttl();
             d.src = v4_addr(ip.src_addr());
             d.dst = v4_addr(ip.dst_addr());
             d.proto = ip.protocol().0;
@@ -648,6 +653,7 @@ fn l3<'a>(
             let ip = ipv6::Packet::new_unchecked(rest);
             ip.check_len_in(rest.len() + missing)?;
             d.ip_version = 6;
+            d.ttl = ip.hop_limit();
             d.src = u128::from_ne_bytes(ip.src_addr());
             d.dst = u128::from_ne_bytes(ip.dst_addr());
             let mut next = ip.next_header();
@@ -715,6 +721,11 @@ fn l3<'a>(
             let i = icmp::Packet::new_checked(l4, layer)?;
             d.icmp_type = i.msg_type();
             d.icmp_code = i.msg_code();
+            let echo =
+                if proto == IpProtocol::ICMP { matches!(d.icmp_type, 0 | 8) } else { matches!(d.icmp_type, 128 | 129) };
+            if echo && l4.len() >= 8 {
+                d.icmp_id = i.echo_ident();
+            }
             let error = if proto == IpProtocol::ICMP {
                 matches!(d.icmp_type, 3 | 4 | 5 | 11 | 12)
             } else {

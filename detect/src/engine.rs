@@ -34,6 +34,10 @@ pub struct EngineCounters {
     /// The app layer's (filled in by [`Engine::counters`], not per burst).
     pub app: AppCounters,
     pub defrag: DefragCounters,
+    /// The rule matcher's (filled in by [`Engine::counters`]).
+    pub detect: crate::rules::MatchCounters,
+    /// Rules in the worker's set.
+    pub rules: u64,
 }
 
 impl EngineCounters {
@@ -62,6 +66,8 @@ impl EngineCounters {
         self.flows.add(&o.flows);
         self.app.add(&o.app);
         self.defrag.add(&o.defrag);
+        self.detect.add(&o.detect);
+        self.rules = self.rules.max(o.rules);
     }
 }
 
@@ -248,6 +254,8 @@ impl Engine {
         c.flows = self.table.counters;
         c.app = self.table.app.counters();
         c.defrag = self.defrag.counters;
+        c.detect = self.table.matcher.counters;
+        c.rules = self.table.rules_len() as u64;
         c
     }
 

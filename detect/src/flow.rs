@@ -23,8 +23,10 @@
 use crate::app::{wants_packets, AppConfig, AppEvent, AppLayer, AppProto, TcpSeg, NO_SESSION};
 use crate::decode::{Decoded, Kind, TunnelKind};
 use crate::hash::key_hash;
+use crate::rules::{Hdr, Matcher, RuleSet};
 use crate::time::{secs, Micros, MICROS_PER_SEC};
 use crate::wire::TcpFlags;
+use std::sync::Arc;
 
 /// Timeouts of one protocol, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +54,36 @@ pub struct FlowConfig {
     pub app: AppConfig,
     /// IP defragmentation.
     pub defrag: crate::defrag::DefragConfig,
+    /// The rule set the workers inspect with (none: no detection).
+    pub rules: SharedRules,
+}
+
+/// A compiled rule set shared read-only by the workers; equal when it is the same set.
+#[derive(Debug, Clone, Default)]
+pub struct SharedRules(pub Option<Arc<RuleSet>>);
+
+impl PartialEq for SharedRules {
+    fn eq(&self, o: &SharedRules) -> bool {
+        match (&self.0, &o.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for SharedRules {}
+
+/// An alert for [`RecordSink::emit_alert`].
+#[derive(Debug, Clone, Copy)]
+pub struct AlertInfo<'a> {
+    pub set: &'a Arc<RuleSet>,
+    /// Index into the set's rules.
+    pub rule: u32,
+    /// The flow's app protocol (for the alert's `app_proto`).
+    pub app_proto: AppProto,
+    /// The direction the rule matched in (the meta is oriented that way).
+    pub to_server: bool,
 }
 
 impl Default for FlowConfig {
@@ -67,6 +99,7 @@ impl Default for FlowConfig {
             expire_budget: 64,
             app: AppConfig::default(),
             defrag: crate::defrag::DefragConfig::default(),
+            rules: SharedRules::default(),
         }
     }
 }
@@ -307,6 +340,8 @@ pub struct FlowRecord {
     pub tcp: Option<TcpInfo>,
     pub icmp: Option<IcmpInfo>,
     pub app_proto: AppProto,
+    /// A rule alerted on the flow.
+    pub alerted: bool,
 }
 
 /// A flow's id and tuple, oriented from the initiator (as Suricata orients `src`/`dest` of flow
@@ -349,6 +384,8 @@ impl FlowRecord {
 pub trait RecordSink {
     fn emit(&mut self, rec: &FlowRecord);
     fn emit_event(&mut self, meta: &EventMeta, ev: &AppEvent<'_>);
+    /// A rule matched; `meta` is oriented in the direction it matched.
+    fn emit_alert(&mut self, _meta: &EventMeta, _alert: &AlertInfo<'_>) {}
 }
 
 /// Collects flow records; app-layer events are only counted (`AppCounters::events` has them).
@@ -457,6 +494,8 @@ const APP_OOO: u8 = 1;
 const APP_SKIP: u8 = 2;
 /// With [`APP_SKIP`]: the skipping direction is 1 (the responder's).
 const APP_SKIP_DIR1: u8 = 4;
+/// A rule alerted on the flow (kept across app-layer updates).
+const ALERTED: u8 = 8;
 
 const _: () = assert!(std::mem::size_of::<Flow>() == 192);
 
@@ -553,6 +592,50 @@ impl Flow {
     }
 }
 
+/// `meta` (oriented from the initiator) turned to face the direction a rule matched in.
+fn oriented_meta(mut meta: EventMeta, to_server: bool) -> EventMeta {
+    if !to_server {
+        std::mem::swap(&mut meta.src_ip, &mut meta.dest_ip);
+        std::mem::swap(&mut meta.src_port, &mut meta.dest_port);
+    }
+    meta
+}
+
+/// An app-layer event out: to the sink, then through the transaction rules.
+#[allow(clippy::too_many_arguments)]
+fn event_out<S: RecordSink>(
+    sink: &mut S,
+    rules: &Option<Arc<RuleSet>>,
+    matcher: &mut Matcher,
+    f: &Flow,
+    slot: u32,
+    ts: Micros,
+    tunnel: Option<TunnelRec>,
+    alerted: &mut bool,
+    ev: &AppEvent<'_>,
+) {
+    let meta = f.event_meta(ts, tunnel);
+    sink.emit_event(&meta, ev);
+    let Some(set) = rules else { return };
+    let v6 = meta.ip_version == 6;
+    let h = Hdr {
+        src: crate::rules::addr::from_raw(u128::from_ne_bytes(meta.src_ip), v6),
+        dst: crate::rules::addr::from_raw(u128::from_ne_bytes(meta.dest_ip), v6),
+        sport: meta.src_port,
+        dport: meta.dest_port,
+        proto: meta.proto,
+        to_server: true,
+        established: f.state != FlowState::New,
+        app: ev.proto(),
+        ..Hdr::default()
+    };
+    matcher.on_event(set, &h, ev, slot, ts, &mut |hit| {
+        *alerted = true;
+        let m = oriented_meta(meta, hit.to_server);
+        sink.emit_alert(&m, &AlertInfo { set, rule: hit.rule, app_proto: ev.proto(), to_server: hit.to_server });
+    });
+}
+
 /// A zeroed vector whose pages are really written now (a `vec![0; n]` may map lazily-zeroed
 /// pages, and the packet path would take their page faults).
 fn prefaulted_zeros(n: usize) -> Vec<u64> {
@@ -587,6 +670,8 @@ pub struct FlowTable {
     /// Tunnel details of tunnelled flows, by slot: allocated at the first tunnelled flow (most
     /// links carry none).
     tunnels: Vec<Option<TunnelRec>>,
+    rules: Option<Arc<RuleSet>>,
+    pub matcher: Matcher,
 }
 
 impl FlowTable {
@@ -612,6 +697,8 @@ impl FlowTable {
             counters: FlowCounters::default(),
             app: AppLayer::new(cfg.app),
             tunnels: Vec::new(),
+            rules: cfg.rules.0.clone().filter(|r| !r.is_empty()),
+            matcher: Matcher::default(),
             cfg,
         }
     }
@@ -765,6 +852,7 @@ impl FlowTable {
             tcp,
             icmp,
             app_proto: f.app_proto,
+            alerted: f.app_bits & ALERTED != 0,
         }
     }
 
@@ -787,7 +875,10 @@ impl FlowTable {
             let f = &self.flows[slot as usize];
             let last = f.last;
             let tunnel = self.tunnel_of(slot);
-            let emit = &mut |ev: &AppEvent<'_>| sink.emit_event(&f.event_meta(last, tunnel), ev);
+            let mut alerted = false;
+            let (rules, matcher) = (&self.rules, &mut self.matcher);
+            let emit =
+                &mut |ev: &AppEvent<'_>| event_out(sink, rules, matcher, f, slot, last, tunnel, &mut alerted, ev);
             if let Some(sd) = f.skip_dir() {
                 self.app.fast_sync(sid, &mut proto, ports, sd, f.tcp.next_seq[sd], emit);
             }
@@ -795,7 +886,11 @@ impl FlowTable {
             let f = &mut self.flows[slot as usize];
             f.app = sid;
             f.app_proto = proto;
+            if alerted {
+                f.app_bits |= ALERTED;
+            }
         }
+        self.matcher.flow_ended(slot);
         let rec = self.record(slot, reason, ts);
         sink.emit(&rec);
         match reason {
@@ -1017,6 +1112,59 @@ impl FlowTable {
         if self.app.enabled() {
             self.app_update(slot, dir, d, payload, pre_next, now, sink);
         }
+        if self.rules.is_some() {
+            self.detect_packet(slot, dir, d, payload, now, sink);
+        }
+    }
+
+    /// The packet rules on one packet (after the app layer saw it: its protocol is known).
+    fn detect_packet<S: RecordSink>(
+        &mut self,
+        slot: u32,
+        dir: usize,
+        d: &Decoded,
+        payload: &[u8],
+        now: Micros,
+        sink: &mut S,
+    ) {
+        let tunnel = self.tunnel_of(slot);
+        let Some(set) = &self.rules else { return };
+        let f = &self.flows[slot as usize];
+        let v6 = d.ip_version == 6;
+        let h = Hdr {
+            src: crate::rules::addr::from_raw(d.src, v6),
+            dst: crate::rules::addr::from_raw(d.dst, v6),
+            sport: d.src_port,
+            dport: d.dst_port,
+            proto: d.proto,
+            to_server: dir == 0,
+            // As Suricata: a TCP flow stays established through its close.
+            established: f.state != FlowState::New,
+            app: f.app_proto,
+            tcp_flags: d.tcp_flags,
+            ttl: d.ttl,
+            icmp_type: d.icmp_type,
+            icmp_code: d.icmp_code,
+            icmp_id: d.icmp_id,
+            is_icmp: matches!(d.proto, 1 | 58),
+        };
+        let mut alerted = false;
+        self.matcher.on_packet(set, &h, payload, slot, now, &mut |hit| {
+            alerted = true;
+            let meta = oriented_meta(f.event_meta(now, tunnel), hit.to_server);
+            sink.emit_alert(
+                &meta,
+                &AlertInfo { set, rule: hit.rule, app_proto: f.app_proto, to_server: hit.to_server },
+            );
+        });
+        if alerted {
+            self.flows[slot as usize].app_bits |= ALERTED;
+        }
+    }
+
+    /// Rules in the set this table inspects with.
+    pub fn rules_len(&self) -> usize {
+        self.rules.as_ref().map_or(0, |r| r.len())
     }
 
     /// Hands a packet's payload (and a TCP packet's ACK) to the app layer.
@@ -1040,6 +1188,7 @@ impl FlowTable {
         }
         let ports = (f.key.lo_port, f.key.hi_port);
         let mut fast = None;
+        let mut alerted = false;
         // `dir` is 0 from the initiator; the tracker's next_seq is indexed the same way.
         match d.proto {
             6 => {
@@ -1072,8 +1221,9 @@ impl FlowTable {
                     // Anything else: the session first learns how far the skipped body went
                     // (every segment passed over was exactly in order, so up to `pre_next`).
                     let tunnel = self.tunnel_of(slot);
+                    let (rules, matcher) = (&self.rules, &mut self.matcher);
                     self.app.fast_sync(sid, &mut proto, ports, sd, pre_next[sd], &mut |ev| {
-                        sink.emit_event(&f.event_meta(now, tunnel), ev)
+                        event_out(sink, rules, matcher, f, slot, now, tunnel, &mut alerted, ev)
                     });
                 }
                 let mut isn_next = f.tcp.next_seq;
@@ -1087,8 +1237,9 @@ impl FlowTable {
                     isn_next,
                 };
                 let tunnel = self.tunnel_of(slot);
+                let (rules, matcher) = (&self.rules, &mut self.matcher);
                 fast = self.app.tcp(&mut sid, &mut proto, dir, ports, &seg, &mut |ev| {
-                    sink.emit_event(&f.event_meta(now, tunnel), ev)
+                    event_out(sink, rules, matcher, f, slot, now, tunnel, &mut alerted, ev)
                 });
             }
             17 => {
@@ -1096,8 +1247,9 @@ impl FlowTable {
                     return;
                 }
                 let tunnel = self.tunnel_of(slot);
+                let (rules, matcher) = (&self.rules, &mut self.matcher);
                 self.app.udp(&mut sid, &mut proto, dir, ports, payload, &mut |ev| {
-                    sink.emit_event(&f.event_meta(now, tunnel), ev)
+                    event_out(sink, rules, matcher, f, slot, now, tunnel, &mut alerted, ev)
                 });
             }
             _ => return,
@@ -1106,7 +1258,7 @@ impl FlowTable {
         let f = &mut self.flows[slot as usize];
         f.app = sid;
         f.app_proto = proto;
-        f.app_bits = if ooo { APP_OOO } else { 0 };
+        f.app_bits = (f.app_bits & ALERTED) | if ooo { APP_OOO } else { 0 } | if alerted { ALERTED } else { 0 };
         if let Some((next, end)) = fast {
             // The stream must be where the tracker is: the fast path counts from there.
             if !ooo && wants_packets(sid) && next == f.tcp.next_seq[dir] {

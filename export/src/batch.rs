@@ -51,6 +51,14 @@ pub enum EventBody {
     Http(Tx),
     Tls(TlsInfo),
     Ssh(SshState),
+    /// A rule matched: the shared rule set and the rule's index (the exporter reads the
+    /// rule's fields from there).
+    Alert {
+        set: std::sync::Arc<detect::rules::RuleSet>,
+        rule: u32,
+        app_proto: detect::app::AppProto,
+        to_server: bool,
+    },
 }
 
 /// One event in a batch.
@@ -105,6 +113,7 @@ impl Batch {
                 EventBody::Http(t) => sp.http.push(t),
                 EventBody::Tls(t) => sp.tls.push(t),
                 EventBody::Ssh(t) => sp.ssh.push(t),
+                EventBody::Alert { .. } => {}
             }
         }
     }
@@ -149,6 +158,10 @@ pub fn write_batch_event(out: &mut Vec<u8>, e: &BatchEvent) -> usize {
         EventBody::Http(t) => crate::app::write_event(out, &e.meta, &AppEvent::Http(t)),
         EventBody::Tls(t) => crate::app::write_event(out, &e.meta, &AppEvent::Tls(t)),
         EventBody::Ssh(t) => crate::app::write_event(out, &e.meta, &AppEvent::Ssh(t)),
+        EventBody::Alert { set, rule, app_proto, to_server } => {
+            crate::eve::write_alert(out, &e.meta, &set.rules[*rule as usize], *app_proto, *to_server);
+            1
+        }
     }
 }
 
@@ -157,8 +170,10 @@ pub fn write_batch_event(out: &mut Vec<u8>, e: &BatchEvent) -> usize {
 pub struct BatcherStats {
     /// Records handed to the batcher: flow records and app-layer events.
     pub records: u64,
-    /// Of those, app-layer events.
+    /// Of those, app-layer events and alerts.
     pub events: u64,
+    /// Of those, alerts.
+    pub alerts: u64,
     /// Records sent to the exporter.
     pub sent: u64,
     /// Records dropped because the backlog was full.
@@ -330,6 +345,20 @@ impl RecordSink for Batcher {
             self.seal();
         }
         self.cur.push_event(meta, ev);
+    }
+
+    #[inline]
+    fn emit_alert(&mut self, meta: &EventMeta, a: &detect::flow::AlertInfo<'_>) {
+        self.stats.records += 1;
+        self.stats.events += 1;
+        self.stats.alerts += 1;
+        if self.cur.len() >= self.cfg.batch_size {
+            self.seal();
+        }
+        let body =
+            EventBody::Alert { set: a.set.clone(), rule: a.rule, app_proto: a.app_proto, to_server: a.to_server };
+        let before = self.cur.records.len() as u32;
+        self.cur.events.push(BatchEvent { before, meta: *meta, body });
     }
 }
 

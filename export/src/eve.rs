@@ -101,6 +101,58 @@ pub fn write_header(out: &mut Vec<u8>, m: &EventMeta, event_type: &str) {
     }
 }
 
+/// Appends one EVE alert (Suricata's fields) and a newline. `meta` faces the direction the
+/// rule matched in.
+pub fn write_alert(
+    out: &mut Vec<u8>,
+    m: &EventMeta,
+    r: &detect::rules::Rule,
+    app: detect::app::AppProto,
+    to_server: bool,
+) {
+    write_header(out, m, "alert");
+    if let Some(a) = app.name() {
+        let _ = write!(out, ",\"app_proto\":\"{a}\"");
+    }
+    let _ = write!(
+        out,
+        ",\"direction\":\"{}\",\"alert\":{{\"action\":\"allowed\",\"gid\":{},\"signature_id\":{},\"rev\":{},\"signature\":",
+        if to_server { "to_server" } else { "to_client" },
+        r.gid,
+        r.sid,
+        r.rev
+    );
+    crate::app::write_str(out, r.msg.as_bytes());
+    out.extend_from_slice(b",\"category\":");
+    crate::app::write_str(out, r.category.as_bytes());
+    let _ = write!(out, ",\"severity\":{}", r.priority);
+    if !r.metadata.is_empty() {
+        // {"key": ["value", ...]}, keys in first-seen order, as Suricata groups them.
+        out.extend_from_slice(b",\"metadata\":{");
+        let mut first = true;
+        for (i, (k, _)) in r.metadata.iter().enumerate() {
+            if r.metadata[..i].iter().any(|(k2, _)| k2 == k) {
+                continue;
+            }
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            crate::app::write_str(out, k.as_bytes());
+            out.extend_from_slice(b":[");
+            for (j, (_, v)) in r.metadata.iter().filter(|(k2, _)| k2 == k).enumerate() {
+                if j > 0 {
+                    out.push(b',');
+                }
+                crate::app::write_str(out, v.as_bytes());
+            }
+            out.push(b']');
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"}}\n");
+}
+
 /// Appends one EVE flow event and a newline.
 pub fn write_flow(out: &mut Vec<u8>, r: &FlowRecord) {
     write_header(out, &r.meta, "flow");
@@ -123,10 +175,11 @@ pub fn write_flow(out: &mut Vec<u8>, r: &FlowRecord) {
     write_timestamp(out, r.end);
     let _ = write!(
         out,
-        "\",\"age\":{},\"state\":\"{}\",\"reason\":\"{}\",\"alerted\":false}}",
+        "\",\"age\":{},\"state\":\"{}\",\"reason\":\"{}\",\"alerted\":{}}}",
         r.age(),
         r.state.name(),
-        r.reason.name()
+        r.reason.name(),
+        r.alerted
     );
     if let Some(t) = &r.tcp {
         let all = t.flags_ts | t.flags_tc;
@@ -206,6 +259,7 @@ mod test {
             tcp: Some(TcpInfo { flags_ts: 0x1b, flags_tc: 0x1b, state: Some(TcpState::Closed) }),
             icmp: None,
             app_proto: detect::AppProto::Http,
+            alerted: false,
         }
     }
 

@@ -85,7 +85,7 @@ impl Loader {
     }
 
     fn add_line(&mut self, line: &str, source: &str, at: usize, vars: &Vars, classes: &Classifications) {
-        match parse_rule(line, vars, classes) {
+        match parse_rule(line, vars, classes).and_then(|r| super::compile_check(&r).map(|()| r)) {
             Ok(r) => {
                 let key = (r.gid, r.sid);
                 match self.by_sid.get(&key) {

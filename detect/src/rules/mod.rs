@@ -3,10 +3,12 @@
 //! rejected with a reason ([`Reject`]), never half-loaded.
 
 pub mod addr;
+pub mod engine;
 pub mod load;
 pub mod parse;
 
 pub use addr::{IpMatch, PortMatch, Vars};
+pub use engine::{compile_check, Hdr, Hit, MatchCounters, Matcher, RuleSet};
 pub use load::{Failure, LoadReport, Loader, DEFAULT_CLASSIFICATION};
 pub use parse::{parse_classifications, parse_rule, Classifications, Reject};
 

@@ -1,0 +1,972 @@
+//! The compiled rule set ([`RuleSet`]: immutable, shared read-only by the workers) and the
+//! per-worker matcher ([`Matcher`]: candidate marks, flowbits, thresholds).
+//!
+//! Each rule is prefiltered on one content (its `fast_pattern`, else its longest), by an
+//! Aho-Corasick automaton per buffer; only the rules whose pattern occurs (and those with no
+//! content at all) are verified in full. Rules on app-layer buffers are inspected on
+//! transactions (a DNS query, an HTTP transaction, a TLS handshake, SSH banners), the others
+//! on every packet.
+
+use super::*;
+use crate::app::{AppEvent, AppProto};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use std::collections::HashMap;
+
+/// Buffers × {plain, dot-prefixed}.
+const N_BUF: usize = Buf::SshSoftware as usize + 1;
+const N_PRE: usize = N_BUF * 2;
+
+/// Most steps one verification may take (content retries after relative failures), as
+/// Suricata's inspection recursion limit.
+const MAX_STEPS: u32 = 3000;
+
+#[derive(Debug, Default)]
+struct Prefilter {
+    ac: Option<AhoCorasick>,
+    /// Pattern id → the rules it is the fast pattern of.
+    pat_rules: Vec<Vec<u32>>,
+}
+
+/// A flowbit operation with its name as a small id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Bit {
+    Set(u16),
+    Unset(u16),
+    Toggle(u16),
+    IsSet(Vec<u16>),
+    IsNotSet(Vec<u16>),
+}
+
+/// Why a parsed rule did not compile (counted with the load report's reasons).
+pub fn compile_check(r: &Rule) -> Result<(), Reject> {
+    let app_bufs = r.bufs.iter().any(|b| b.buf.app().is_some());
+    if app_bufs && r.bufs.iter().any(|b| b.buf == Buf::Payload) {
+        return Err(Reject {
+            reason: "payload and app-layer buffers in one rule".into(),
+            detail: format!("sid {}", r.sid),
+        });
+    }
+    Ok(())
+}
+
+/// The rule set, compiled once.
+#[derive(Debug, Default)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+    pre: Vec<Prefilter>,
+    /// Packet rules without a content to prefilter on.
+    pkt_always: Vec<u32>,
+    /// Transaction rules without a content, per app protocol.
+    tx_always: [Vec<u32>; 6],
+    /// Whether each rule is inspected on transactions.
+    on_tx: Vec<bool>,
+    /// Transaction rules: inspected in the response direction (a to_client buffer or flow
+    /// option), which decides which end is the header's source.
+    to_client: Vec<bool>,
+    bits: Vec<Vec<Bit>>,
+    pub flowbit_names: Vec<String>,
+    /// Buffers some rule wants dot-prefixed.
+    dotted: [bool; N_BUF],
+}
+
+fn fast_content(r: &Rule) -> Option<(Buf, bool, &Content)> {
+    let mut best: Option<(Buf, bool, &Content)> = None;
+    for g in &r.bufs {
+        for t in &g.tests {
+            if let Test::Content(c) = t {
+                if c.negated {
+                    continue;
+                }
+                if c.fast_pattern {
+                    return Some((g.buf, g.dotprefix, c));
+                }
+                if best.is_none_or(|b| c.pattern.len() > b.2.pattern.len()) {
+                    best = Some((g.buf, g.dotprefix, c));
+                }
+            }
+        }
+    }
+    best
+}
+
+impl RuleSet {
+    /// Compiles `rules` (already checked by [`compile_check`]).
+    pub fn new(rules: Vec<Rule>) -> RuleSet {
+        let mut pats: Vec<Vec<(Vec<u8>, u32)>> = vec![Vec::new(); N_PRE];
+        let mut s = RuleSet { pre: (0..N_PRE).map(|_| Prefilter::default()).collect(), ..RuleSet::default() };
+        let mut names: HashMap<String, u16> = HashMap::new();
+        let id = |n: &str, names: &mut HashMap<String, u16>, list: &mut Vec<String>| -> u16 {
+            if let Some(&i) = names.get(n) {
+                return i;
+            }
+            let i = list.len() as u16;
+            list.push(n.to_string());
+            names.insert(n.to_string(), i);
+            i
+        };
+        for (i, r) in rules.iter().enumerate() {
+            let i = i as u32;
+            let tx = r.bufs.iter().any(|b| b.buf.app().is_some());
+            s.on_tx.push(tx);
+            s.to_client.push(r.flow.to_server == Some(false) || r.bufs.iter().any(|b| b.buf.to_client()));
+            for g in &r.bufs {
+                if g.dotprefix {
+                    s.dotted[g.buf as usize] = true;
+                }
+            }
+            match fast_content(r) {
+                Some((b, dot, c)) => pats[b as usize * 2 + dot as usize].push((c.pattern.clone(), i)),
+                None if tx => {
+                    let a = r.app().unwrap_or(AppProto::Unknown);
+                    s.tx_always[a as usize].push(i);
+                }
+                None => s.pkt_always.push(i),
+            }
+            let mut bits = Vec::new();
+            for op in &r.flowbits {
+                let mut one = |n: &String| id(n, &mut names, &mut s.flowbit_names);
+                bits.push(match op {
+                    FlowbitOp::Set(n) => Bit::Set(one(n)),
+                    FlowbitOp::Unset(n) => Bit::Unset(one(n)),
+                    FlowbitOp::Toggle(n) => Bit::Toggle(one(n)),
+                    FlowbitOp::IsSet(v) => Bit::IsSet(v.iter().map(&mut one).collect()),
+                    FlowbitOp::IsNotSet(v) => Bit::IsNotSet(v.iter().map(&mut one).collect()),
+                });
+            }
+            s.bits.push(bits);
+        }
+        for (k, list) in pats.into_iter().enumerate() {
+            if list.is_empty() {
+                continue;
+            }
+            // One automaton entry per distinct pattern (case folded: candidates are verified).
+            let mut uniq: HashMap<Vec<u8>, usize> = HashMap::new();
+            let mut patterns: Vec<Vec<u8>> = Vec::new();
+            let mut pat_rules: Vec<Vec<u32>> = Vec::new();
+            for (p, r) in list {
+                let lp = p.to_ascii_lowercase();
+                let j = *uniq.entry(lp.clone()).or_insert_with(|| {
+                    patterns.push(lp);
+                    pat_rules.push(Vec::new());
+                    patterns.len() - 1
+                });
+                pat_rules[j].push(r);
+            }
+            let ac = AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                .build(&patterns)
+                .ok();
+            s.pre[k] = Prefilter { ac, pat_rules };
+        }
+        s.rules = rules;
+        s
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+/// The header fields of what is inspected (a packet, or a transaction seen from one side).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Hdr {
+    /// Canonical addresses ([`super::addr::addr_u128`]) of the packet's source and destination.
+    pub src: u128,
+    pub dst: u128,
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    /// From the flow's initiator.
+    pub to_server: bool,
+    pub established: bool,
+    pub app: AppProto,
+    pub tcp_flags: u8,
+    pub ttl: u8,
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    pub icmp_id: u16,
+    pub is_icmp: bool,
+}
+
+impl Hdr {
+    /// The same, seen from the other end.
+    pub fn reversed(&self) -> Hdr {
+        Hdr { src: self.dst, dst: self.src, sport: self.dport, dport: self.sport, to_server: !self.to_server, ..*self }
+    }
+}
+
+/// One match to report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    /// Index into [`RuleSet::rules`].
+    pub rule: u32,
+    /// The direction the rule matched in (from the flow's initiator): the alert's source is
+    /// the client when true.
+    pub to_server: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ThreshState {
+    start: u64,
+    count: u32,
+}
+
+/// Where a buffer (dot-prefixed or not) is in the matcher's arena, if the inspection has it.
+type BufLookup = dyn Fn(&Matcher, Buf, bool) -> Option<(usize, usize)>;
+
+/// Per-worker matcher counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MatchCounters {
+    /// Rules verified after the prefilter.
+    pub candidates: u64,
+    /// Rules that matched (before thresholds and noalert).
+    pub matches: u64,
+    /// Alerts raised.
+    pub alerts: u64,
+    /// Matches suppressed by thresholds or detection filters.
+    pub suppressed: u64,
+    /// Verifications cut at the step limit.
+    pub step_limit: u64,
+    /// Threshold trackers dropped because the table was full.
+    pub threshold_evicted: u64,
+}
+
+impl MatchCounters {
+    pub fn add(&mut self, o: &MatchCounters) {
+        self.candidates += o.candidates;
+        self.matches += o.matches;
+        self.alerts += o.alerts;
+        self.suppressed += o.suppressed;
+        self.step_limit += o.step_limit;
+        self.threshold_evicted += o.threshold_evicted;
+    }
+}
+
+/// The threshold table's bound per worker.
+const MAX_THRESHOLDS: usize = 1 << 16;
+
+/// A worker's matcher.
+#[derive(Debug, Default)]
+pub struct Matcher {
+    /// Generation per rule: a rule is a candidate once per inspection.
+    marks: Vec<u32>,
+    gen: u32,
+    cands: Vec<u32>,
+    /// The buffers of the transaction being inspected, in one arena.
+    arena: Vec<u8>,
+    spans: Vec<Option<(u32, u32)>>,
+    /// Flowbits per flow (by flow table slot).
+    flowbits: HashMap<u32, Vec<u16>>,
+    thresholds: HashMap<(u32, u128, u128), ThreshState>,
+    pub counters: MatchCounters,
+}
+
+/// Reads `n` bytes at `at` as a number.
+fn read_num(buf: &[u8], at: usize, n: usize, f: NumFormat) -> Option<u64> {
+    let b = buf.get(at..at.checked_add(n)?)?;
+    match f {
+        NumFormat::Binary(e) => {
+            let mut v = 0u64;
+            match e {
+                Endian::Big => b.iter().for_each(|&x| v = v << 8 | x as u64),
+                Endian::Little => b.iter().rev().for_each(|&x| v = v << 8 | x as u64),
+            }
+            Some(v)
+        }
+        NumFormat::String(base) => {
+            let s = std::str::from_utf8(b).ok()?;
+            u64::from_str_radix(s.trim(), base).ok()
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8], nocase: bool, from: usize) -> Option<usize> {
+    if needle.len() > hay.len() || from > hay.len() - needle.len() {
+        return None;
+    }
+    if nocase {
+        hay[from..].windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle)).map(|p| p + from)
+    } else {
+        memchr::memmem::find(&hay[from..], needle).map(|p| p + from)
+    }
+}
+
+/// Verifies `tests` on `buf` from test `i`, the previous match ending at `prev`.
+fn verify(tests: &[Test], i: usize, buf: &[u8], prev: usize, steps: &mut u32) -> bool {
+    *steps += 1;
+    if *steps > MAX_STEPS {
+        return false;
+    }
+    let Some(t) = tests.get(i) else { return true };
+    match t {
+        Test::Content(c) => {
+            let n = c.pattern.len();
+            // The window [lo, hi) the match must lie in.
+            let (mut lo, mut hi) = (0usize, buf.len());
+            if c.is_relative() {
+                let d = c.distance.unwrap_or(0) as i64;
+                lo = (prev as i64 + d).max(0) as usize;
+                if let Some(w) = c.within {
+                    hi = hi.min(lo + w as usize);
+                }
+            } else {
+                if let Some(o) = c.offset {
+                    lo = o as usize;
+                }
+                if let Some(d) = c.depth {
+                    hi = hi.min(lo + d as usize);
+                }
+            }
+            if c.startswith {
+                hi = hi.min(lo + n);
+            }
+            if lo > hi || hi - lo < n {
+                return c.negated && verify(tests, i + 1, buf, prev, steps);
+            }
+            let win = &buf[..hi];
+            if c.negated {
+                let found = if c.endswith {
+                    buf.len() == hi && win.len() >= lo + n && {
+                        let tail = &win[win.len() - n..];
+                        if c.nocase {
+                            tail.eq_ignore_ascii_case(&c.pattern)
+                        } else {
+                            tail == c.pattern
+                        }
+                    }
+                } else {
+                    find(win, &c.pattern, c.nocase, lo).is_some()
+                };
+                return !found && verify(tests, i + 1, buf, prev, steps);
+            }
+            if c.endswith {
+                if hi != buf.len() {
+                    return false;
+                }
+                let at = hi - n;
+                let tail = &buf[at..hi];
+                let ok = if c.nocase { tail.eq_ignore_ascii_case(&c.pattern) } else { tail == c.pattern };
+                return ok && verify(tests, i + 1, buf, hi, steps);
+            }
+            let mut from = lo;
+            while let Some(at) = find(win, &c.pattern, c.nocase, from) {
+                if verify(tests, i + 1, buf, at + n, steps) {
+                    return true;
+                }
+                if *steps > MAX_STEPS {
+                    return false;
+                }
+                from = at + 1;
+            }
+            false
+        }
+        Test::Pcre(p) => {
+            // A relative pcre sees the buffer from the previous match on ('^' anchors there),
+            // as Suricata hands PCRE that slice.
+            let start = if p.relative { prev.min(buf.len()) } else { 0 };
+            match p.re.find(&buf[start..]) {
+                Some(m) if !p.negated => verify(tests, i + 1, buf, start + m.end(), steps),
+                Some(_) => false,
+                None => p.negated && verify(tests, i + 1, buf, prev, steps),
+            }
+        }
+        Test::IsDataAt { n, negated, relative } => {
+            // As Suricata: relative, the N bytes after the previous match are there; absolute,
+            // there is a byte at offset N.
+            let has = if *relative { prev + *n as usize <= buf.len() } else { (*n as usize) < buf.len() };
+            has != *negated && verify(tests, i + 1, buf, prev, steps)
+        }
+        Test::ByteTest(b) => {
+            let base = if b.relative { prev as i64 } else { 0 };
+            let at = base + b.offset as i64;
+            if at < 0 {
+                return false;
+            }
+            let Some(mut v) = read_num(buf, at as usize, b.nbytes as usize, b.format) else { return false };
+            if let Some(m) = b.bitmask {
+                v &= m;
+                if m != 0 {
+                    v >>= m.trailing_zeros();
+                }
+            }
+            let ok = match b.op {
+                ByteOp::Lt => v < b.value,
+                ByteOp::Gt => v > b.value,
+                ByteOp::Le => v <= b.value,
+                ByteOp::Ge => v >= b.value,
+                ByteOp::Eq => v == b.value,
+                ByteOp::And => v & b.value != 0,
+                ByteOp::Or => v | b.value != 0 && v ^ b.value != 0,
+            };
+            ok != b.negated && verify(tests, i + 1, buf, prev, steps)
+        }
+        Test::ByteJump(j) => {
+            let base = if j.relative { prev as i64 } else { 0 };
+            let at = base + j.offset as i64;
+            if at < 0 {
+                return false;
+            }
+            let Some(mut v) = read_num(buf, at as usize, j.nbytes as usize, j.format) else { return false };
+            if let Some(m) = j.bitmask {
+                v &= m;
+                if m != 0 {
+                    v >>= m.trailing_zeros();
+                }
+            }
+            let mut v = v.saturating_mul(j.multiplier as u64) as i64;
+            if j.align && v % 4 != 0 {
+                v += 4 - v % 4;
+            }
+            let from = if j.from_beginning {
+                0
+            } else if j.from_end {
+                buf.len() as i64
+            } else {
+                at + j.nbytes as i64
+            };
+            let to = from + v + j.post_offset as i64;
+            if to < 0 || to as usize > buf.len() {
+                return false;
+            }
+            verify(tests, i + 1, buf, to as usize, steps)
+        }
+        Test::Bsize(n) => n.test(buf.len() as u64) && verify(tests, i + 1, buf, prev, steps),
+    }
+}
+
+/// Whether the header (addresses, ports, protocol, flow options, packet options) allows the
+/// rule, for an inspection in direction `h.to_server`.
+fn header_ok(r: &Rule, h: &Hdr, payload_len: Option<usize>) -> bool {
+    if let Some(p) = r.proto.ip_protos() {
+        if !p.contains(&h.proto) {
+            return false;
+        }
+    }
+    if let Some(a) = r.app() {
+        if a != h.app {
+            return false;
+        }
+    }
+    let fwd = r.src.matches(h.src) && r.sport.matches(h.sport) && r.dst.matches(h.dst) && r.dport.matches(h.dport);
+    let back = r.bidirectional
+        && r.src.matches(h.dst)
+        && r.sport.matches(h.dport)
+        && r.dst.matches(h.src)
+        && r.dport.matches(h.sport);
+    if !fwd && !back {
+        return false;
+    }
+    let f = &r.flow;
+    if (f.established && !h.established) || (f.not_established && h.established) {
+        return false;
+    }
+    if f.to_server.is_some_and(|t| t != h.to_server) {
+        return false;
+    }
+    if r.flags.is_some_and(|t| h.proto != 6 || !t.test(h.tcp_flags)) {
+        return false;
+    }
+    if r.ttl.is_some_and(|t| !t.test(h.ttl as u64)) || r.ip_proto.is_some_and(|t| !t.test(h.proto as u64)) {
+        return false;
+    }
+    if (r.itype.is_some() || r.icode.is_some() || r.icmp_id.is_some())
+        && (!h.is_icmp
+            || r.itype.is_some_and(|t| !t.test(h.icmp_type as u64))
+            || r.icode.is_some_and(|t| !t.test(h.icmp_code as u64))
+            || r.icmp_id.is_some_and(|t| t != h.icmp_id))
+    {
+        return false;
+    }
+    if let (Some(d), Some(n)) = (r.dsize, payload_len) {
+        if !d.test(n as u64) {
+            return false;
+        }
+    }
+    true
+}
+
+impl Matcher {
+    fn begin(&mut self, set: &RuleSet) {
+        if self.marks.len() != set.rules.len() {
+            self.marks = vec![0; set.rules.len()];
+            self.gen = 0;
+        }
+        self.gen = self.gen.wrapping_add(1);
+        if self.gen == 0 {
+            self.marks.iter_mut().for_each(|m| *m = 0);
+            self.gen = 1;
+        }
+        self.cands.clear();
+    }
+
+    fn add(&mut self, r: u32) {
+        let m = &mut self.marks[r as usize];
+        if *m != self.gen {
+            *m = self.gen;
+            self.cands.push(r);
+        }
+    }
+
+    fn prefilter(&mut self, set: &RuleSet, k: usize, data: &[u8]) {
+        let Some(ac) = &set.pre[k].ac else { return };
+        for m in ac.find_overlapping_iter(data) {
+            for &r in &set.pre[k].pat_rules[m.pattern().as_usize()] {
+                self.add(r);
+            }
+        }
+    }
+
+    /// The flow (table slot `slot`) ended: its flowbits go.
+    pub fn flow_ended(&mut self, slot: u32) {
+        if !self.flowbits.is_empty() {
+            self.flowbits.remove(&slot);
+        }
+    }
+
+    /// Whether the flow has any alert-worthy state (for tests).
+    pub fn flowbit_set(&self, slot: u32, bit: u16) -> bool {
+        self.flowbits.get(&slot).is_some_and(|v| v.contains(&bit))
+    }
+
+    /// Flowbit conditions, then (on success) their effects.
+    fn flowbits_ok(&mut self, set: &RuleSet, r: u32, slot: u32) -> bool {
+        let bits = &set.bits[r as usize];
+        if bits.is_empty() {
+            return true;
+        }
+        let have = self.flowbits.get(&slot);
+        let is = |b: u16| have.is_some_and(|v| v.contains(&b));
+        for b in bits {
+            match b {
+                Bit::IsSet(v) if !v.iter().any(|&x| is(x)) => return false,
+                Bit::IsNotSet(v) if v.iter().any(|&x| is(x)) => return false,
+                _ => {}
+            }
+        }
+        for b in bits {
+            match *b {
+                Bit::Set(x) => {
+                    let v = self.flowbits.entry(slot).or_default();
+                    if !v.contains(&x) {
+                        v.push(x);
+                    }
+                }
+                Bit::Unset(x) => {
+                    if let Some(v) = self.flowbits.get_mut(&slot) {
+                        v.retain(|&y| y != x);
+                    }
+                }
+                Bit::Toggle(x) => {
+                    let v = self.flowbits.entry(slot).or_default();
+                    match v.iter().position(|&y| y == x) {
+                        Some(p) => {
+                            v.swap_remove(p);
+                        }
+                        None => v.push(x),
+                    }
+                }
+                _ => {}
+            }
+        }
+        true
+    }
+
+    /// Thresholds and detection filters: whether this match raises an alert.
+    fn threshold_ok(&mut self, r: &Rule, idx: u32, h: &Hdr, now: u64) -> bool {
+        let mut ok = true;
+        for t in [r.threshold, r.detection_filter].into_iter().flatten() {
+            let key = match t.track {
+                Track::BySrc => (idx, h.src, 0),
+                Track::ByDst => (idx, h.dst, 0),
+                Track::ByRule => (idx, 0, 0),
+                Track::ByBoth => (idx, h.src, h.dst),
+            };
+            let key = (key.0 | (t.kind as u32) << 30, key.1, key.2);
+            let window = t.seconds as u64 * 1_000_000;
+            if self.thresholds.len() >= MAX_THRESHOLDS && !self.thresholds.contains_key(&key) {
+                // Full: trackers whose window has passed go first; else this match is not
+                // tracked (it alerts) and the eviction is counted.
+                self.thresholds.retain(|_, s| now.saturating_sub(s.start) < window);
+                if self.thresholds.len() >= MAX_THRESHOLDS {
+                    self.counters.threshold_evicted += 1;
+                    continue;
+                }
+            }
+            let s = self.thresholds.entry(key).or_insert(ThreshState { start: now, count: 0 });
+            if now.saturating_sub(s.start) >= window {
+                *s = ThreshState { start: now, count: 0 };
+            }
+            s.count += 1;
+            let c = s.count;
+            ok &= match t.kind {
+                ThresholdKind::Limit => c <= t.count,
+                ThresholdKind::Threshold => {
+                    if c >= t.count {
+                        s.count = 0;
+                        true
+                    } else {
+                        false
+                    }
+                }
+                ThresholdKind::Both => c == t.count,
+                ThresholdKind::DetectionFilter => c > t.count,
+            };
+        }
+        ok
+    }
+
+    /// Runs the candidates: header, tests, flowbits, thresholds. `bufs` gives a buffer's
+    /// bytes (dot-prefixed when asked).
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &mut self,
+        set: &RuleSet,
+        h: &Hdr,
+        slot: u32,
+        now: u64,
+        payload_len: Option<usize>,
+        bufs: &BufLookup,
+        out: &mut dyn FnMut(Hit),
+    ) {
+        self.cands.sort_unstable();
+        let cands = std::mem::take(&mut self.cands);
+        for &ri in &cands {
+            let r = &set.rules[ri as usize];
+            let hh = if set.on_tx[ri as usize] && set.to_client[ri as usize] { h.reversed() } else { *h };
+            self.counters.candidates += 1;
+            if !header_ok(r, &hh, payload_len) {
+                continue;
+            }
+            if let Some(u) = r.urilen {
+                match bufs(self, Buf::HttpUri, false) {
+                    Some((o, l)) if u.test(self.arena[o..o + l].len() as u64) => {}
+                    _ => continue,
+                }
+            }
+            let mut ok = true;
+            for g in &r.bufs {
+                let Some((o, l)) = bufs(self, g.buf, g.dotprefix) else {
+                    ok = false;
+                    break;
+                };
+                let mut steps = 0;
+                let matched = verify(&g.tests, 0, &self.arena[o..o + l], 0, &mut steps);
+                if steps > MAX_STEPS {
+                    self.counters.step_limit += 1;
+                }
+                if !matched {
+                    ok = false;
+                    break;
+                }
+            }
+            if !ok || !self.flowbits_ok(set, ri, slot) {
+                continue;
+            }
+            self.counters.matches += 1;
+            if r.noalert || r.action == Action::Pass {
+                continue;
+            }
+            if !self.threshold_ok(r, ri, &hh, now) {
+                self.counters.suppressed += 1;
+                continue;
+            }
+            self.counters.alerts += 1;
+            out(Hit { rule: ri, to_server: hh.to_server });
+        }
+        self.cands = cands;
+    }
+
+    /// Inspects one packet of flow `slot` (its payload may be empty).
+    pub fn on_packet(&mut self, set: &RuleSet, h: &Hdr, payload: &[u8], slot: u32, now: u64, out: &mut dyn FnMut(Hit)) {
+        if set.is_empty() {
+            return;
+        }
+        self.begin(set);
+        if !payload.is_empty() {
+            self.prefilter(set, Buf::Payload as usize * 2, payload);
+        }
+        for &r in &set.pkt_always {
+            self.add(r);
+        }
+        if self.cands.is_empty() {
+            return;
+        }
+        // The payload goes in the arena so that every buffer is read the same way.
+        self.arena.clear();
+        self.arena.extend_from_slice(payload);
+        let n = payload.len();
+        let bufs = move |_: &Matcher, b: Buf, _dot: bool| (b == Buf::Payload).then_some((0, n));
+        self.run(set, h, slot, now, Some(payload.len()), &bufs, out);
+    }
+
+    fn put(&mut self, b: Buf, v: &[u8], dotted: bool) {
+        let off = self.arena.len();
+        self.arena.extend_from_slice(v);
+        self.spans[b as usize * 2] = Some((off as u32, v.len() as u32));
+        if dotted {
+            let off = self.arena.len();
+            self.arena.push(b'.');
+            self.arena.extend_from_slice(v);
+            self.spans[b as usize * 2 + 1] = Some((off as u32, v.len() as u32 + 1));
+        }
+    }
+
+    /// Inspects one app-layer event of flow `slot`; `h` is oriented from the client.
+    pub fn on_event(
+        &mut self,
+        set: &RuleSet,
+        h: &Hdr,
+        ev: &AppEvent<'_>,
+        slot: u32,
+        now: u64,
+        out: &mut dyn FnMut(Hit),
+    ) {
+        if set.is_empty() {
+            return;
+        }
+        match ev {
+            AppEvent::Dns { msg, .. } => {
+                if msg.is_response() {
+                    return;
+                }
+                // Each question is its own inspection (dns.query is one name).
+                for q in msg.questions() {
+                    let mut name = crate::app::dns::parser::Name::default();
+                    if crate::app::dns::parser::read_name(msg.buf, q.name, Some(&mut name)).is_err() {
+                        continue;
+                    }
+                    self.view_begin();
+                    self.put(Buf::DnsQuery, name.as_bytes(), set.dotted[Buf::DnsQuery as usize]);
+                    self.inspect_view(set, h, AppProto::Dns, slot, now, out);
+                }
+            }
+            AppEvent::Http(t) => {
+                self.view_begin();
+                let d = &set.dotted;
+                if let Some(u) = t.uri() {
+                    self.put(Buf::HttpUri, u, d[Buf::HttpUri as usize]);
+                    self.put(Buf::HttpUriRaw, u, d[Buf::HttpUriRaw as usize]);
+                }
+                if let Some(m) = t.method() {
+                    self.put(Buf::HttpMethod, m, false);
+                }
+                if let Some(x) = t.hostname() {
+                    self.put(Buf::HttpHost, x, d[Buf::HttpHost as usize]);
+                }
+                if let Some(x) = t.user_agent() {
+                    self.put(Buf::HttpUserAgent, x, false);
+                }
+                if t.has_response {
+                    let mut code = [0u8; 3];
+                    let s = t.status.min(999);
+                    code[0] = b'0' + (s / 100) as u8;
+                    code[1] = b'0' + (s / 10 % 10) as u8;
+                    code[2] = b'0' + (s % 10) as u8;
+                    self.put(Buf::HttpStatCode, &code, false);
+                }
+                self.inspect_view(set, h, AppProto::Http, slot, now, out);
+            }
+            AppEvent::Tls(t) => {
+                self.view_begin();
+                let d = &set.dotted;
+                if let Some(x) = t.sni() {
+                    self.put(Buf::TlsSni, x, d[Buf::TlsSni as usize]);
+                }
+                if let Some(x) = t.subject() {
+                    self.put(Buf::TlsCertSubject, x, false);
+                }
+                if let Some(x) = t.issuer() {
+                    self.put(Buf::TlsCertIssuer, x, false);
+                }
+                if let Some(x) = t.ja3_hash() {
+                    self.put(Buf::Ja3Hash, &x, false);
+                }
+                if let Some(x) = t.ja3s_hash() {
+                    self.put(Buf::Ja3sHash, &x, false);
+                }
+                self.inspect_view(set, h, AppProto::Tls, slot, now, out);
+            }
+            AppEvent::Ssh(s) => {
+                // ssh.software is per side: the client's, then the server's.
+                for dir in 0..2 {
+                    if let Some(side) = s.side(dir) {
+                        self.view_begin();
+                        self.put(Buf::SshSoftware, side.software_version, false);
+                        let hh = if dir == 0 { *h } else { h.reversed() };
+                        self.inspect_view(set, &hh, AppProto::Ssh, slot, now, out);
+                    }
+                }
+            }
+        }
+    }
+
+    fn view_begin(&mut self) {
+        self.arena.clear();
+        self.spans.clear();
+        self.spans.resize(N_PRE, None);
+    }
+
+    fn inspect_view(&mut self, set: &RuleSet, h: &Hdr, app: AppProto, slot: u32, now: u64, out: &mut dyn FnMut(Hit)) {
+        self.begin(set);
+        for k in 0..N_PRE {
+            if let Some((o, l)) = self.spans[k] {
+                if set.pre[k].ac.is_some() {
+                    let data = std::mem::take(&mut self.arena);
+                    self.prefilter(set, k, &data[o as usize..(o + l) as usize]);
+                    self.arena = data;
+                }
+            }
+        }
+        for &r in &set.tx_always[app as usize] {
+            self.add(r);
+        }
+        if self.cands.is_empty() {
+            return;
+        }
+        let bufs = |m: &Matcher, b: Buf, dot: bool| {
+            m.spans.get(b as usize * 2 + dot as usize).copied().flatten().map(|(o, l)| (o as usize, l as usize))
+        };
+        // Transaction rules only (packet rules are not candidates here: their fast patterns
+        // are in the payload prefilter).
+        self.cands.retain(|&r| set.on_tx[r as usize]);
+        let h = Hdr { app, ..*h };
+        self.run(set, &h, slot, now, None, &bufs, out);
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::rules::{parse_classifications, Loader, Vars, DEFAULT_CLASSIFICATION};
+
+    fn set(text: &str) -> RuleSet {
+        let (classes, _) = parse_classifications(DEFAULT_CLASSIFICATION);
+        let mut l = Loader::default();
+        l.add_text(text, "t", &Vars::default(), &classes);
+        assert_eq!(l.report.rejected, 0, "{:?}", l.report.failures);
+        RuleSet::new(l.rules)
+    }
+
+    fn hdr() -> Hdr {
+        Hdr {
+            src: crate::rules::addr::addr_u128("10.0.0.1".parse().unwrap()),
+            dst: crate::rules::addr::addr_u128("8.8.8.8".parse().unwrap()),
+            sport: 40000,
+            dport: 80,
+            proto: 6,
+            to_server: true,
+            established: true,
+            tcp_flags: 0x18,
+            ttl: 64,
+            ..Hdr::default()
+        }
+    }
+
+    fn hits(s: &RuleSet, h: &Hdr, payload: &[u8]) -> Vec<u32> {
+        let mut m = Matcher::default();
+        let mut v = Vec::new();
+        m.on_packet(s, h, payload, 1, 0, &mut |x| v.push(s.rules[x.rule as usize].sid));
+        v
+    }
+
+    #[test]
+    fn content_windows_and_relative_matches() {
+        let s = set(
+            r#"alert tcp any any -> any any (msg:"a"; content:"GET "; depth:4; content:"/x"; distance:0; within:3; sid:1;)
+alert tcp any any -> any any (msg:"b"; content:"abc"; offset:5; sid:2;)
+alert tcp any any -> any any (msg:"c"; content:"GET"; content:!"evil"; sid:3;)
+alert tcp any any -> any any (msg:"d"; content:"HTTP/1."; endswith; sid:4;)
+alert tcp any any -> any any (msg:"e"; content:"GeT"; nocase; startswith; sid:5;)
+alert tcp any any -> any any (msg:"f"; content:"A"; content:"B"; distance:1; within:1; sid:6;)
+"#,
+        );
+        let h = hdr();
+        assert_eq!(hits(&s, &h, b"GET /x HTTP/1."), [1, 3, 4, 5]);
+        assert_eq!(hits(&s, &h, b"GET  /x"), [1, 3, 5], "/x ends at the window's end");
+        assert_eq!(hits(&s, &h, b"GET   /x"), [3, 5], "/x ends past within");
+        assert_eq!(hits(&s, &h, b"xxxxxabc GET evil"), [2]);
+        assert_eq!(hits(&s, &h, b"abc"), Vec::<u32>::new(), "offset 5");
+        // Backtracking: the first A fails its B, the second succeeds.
+        assert_eq!(hits(&s, &h, b"AxxA_B"), [6]);
+        assert_eq!(hits(&s, &h, b"AxxA__B"), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn header_flow_and_packet_options() {
+        let s = set(
+            r#"alert tcp $HOME_NET any -> $EXTERNAL_NET 80 (msg:"out"; flow:established,to_server; content:"x"; sid:1;)
+alert tcp $EXTERNAL_NET 80 -> $HOME_NET any (msg:"in"; flow:to_client; content:"x"; sid:2;)
+alert tcp any any <> any 80 (msg:"both"; content:"x"; sid:3;)
+alert tcp any any -> any any (msg:"syn"; flags:S; sid:4;)
+alert tcp any any -> any any (msg:"ttl"; ttl:<10; dsize:>2; sid:5;)
+alert icmp any any -> any any (msg:"ping"; itype:8; icmp_id:7; sid:6;)
+"#,
+        );
+        let h = hdr();
+        assert_eq!(hits(&s, &h, b"x"), [1, 3]);
+        assert_eq!(hits(&s, &h.reversed(), b"x"), [2, 3]);
+        assert_eq!(hits(&s, &Hdr { tcp_flags: 0x02, ..h }, b""), [4]);
+        assert_eq!(hits(&s, &Hdr { ttl: 5, ..h }, b"abc"), [5]);
+        assert_eq!(hits(&s, &Hdr { ttl: 5, ..h }, b"ab"), Vec::<u32>::new());
+        let icmp = Hdr { proto: 1, is_icmp: true, icmp_type: 8, icmp_id: 7, sport: 0, dport: 0, ..h };
+        assert_eq!(hits(&s, &icmp, b"ping"), [6]);
+        assert_eq!(hits(&s, &Hdr { icmp_id: 8, ..icmp }, b"ping"), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn pcre_byte_tests_and_isdataat() {
+        let s = set(r#"alert tcp any any -> any any (msg:"p"; content:"id="; pcre:"/^[0-9]{3}\b/R"; sid:1;)
+alert tcp any any -> any any (msg:"bt"; content:"|ff|"; byte_test:2,>,1000,0,relative; sid:2;)
+alert tcp any any -> any any (msg:"bj"; content:"L"; byte_jump:1,0,relative; content:"END"; within:3; sid:3;)
+alert tcp any any -> any any (msg:"ida"; content:"Z"; isdataat:!1,relative; sid:4;)
+alert tcp any any -> any any (msg:"str"; content:"len="; byte_test:3,=,123,0,relative,string,dec; sid:5;)
+"#);
+        let h = hdr();
+        assert_eq!(hits(&s, &h, b"id=123 "), [1]);
+        assert_eq!(hits(&s, &h, b"id=1234"), Vec::<u32>::new());
+        assert_eq!(hits(&s, &h, b"\xff\x04\x00"), [2]);
+        assert_eq!(hits(&s, &h, b"\xff\x03\xe8"), Vec::<u32>::new());
+        assert_eq!(hits(&s, &h, b"L\x02abEND"), [3]);
+        assert_eq!(hits(&s, &h, b"L\x03abEND"), Vec::<u32>::new());
+        assert_eq!(hits(&s, &h, b"aaZ"), [4]);
+        assert_eq!(hits(&s, &h, b"aaZb"), Vec::<u32>::new());
+        assert_eq!(hits(&s, &h, b"len=123"), [5]);
+    }
+
+    #[test]
+    fn flowbits_and_thresholds() {
+        let s = set(
+            r#"alert tcp any any -> any any (msg:"login"; content:"USER"; flowbits:set,login; flowbits:noalert; sid:1;)
+alert tcp any any -> any any (msg:"after"; content:"RETR"; flowbits:isset,login; sid:2;)
+alert tcp any any -> any any (msg:"lim"; content:"L"; threshold:type limit,track by_src,count 2,seconds 60; sid:3;)
+alert tcp any any -> any any (msg:"thr"; content:"Q"; threshold:type threshold,track by_src,count 3,seconds 60; sid:4;)
+alert tcp any any -> any any (msg:"df"; content:"D"; detection_filter:track by_dst,count 2,seconds 60; sid:5;)
+"#,
+        );
+        let h = hdr();
+        let mut m = Matcher::default();
+        let run = |p: &[u8], slot: u32, m: &mut Matcher| {
+            let mut v = Vec::new();
+            m.on_packet(&s, &h, p, slot, 1_000_000, &mut |x| v.push(s.rules[x.rule as usize].sid));
+            v
+        };
+        assert_eq!(run(b"RETR", 1, &mut m), Vec::<u32>::new());
+        assert_eq!(run(b"USER a", 1, &mut m), Vec::<u32>::new(), "noalert");
+        assert_eq!(run(b"RETR", 1, &mut m), [2]);
+        assert_eq!(run(b"RETR", 2, &mut m), Vec::<u32>::new(), "another flow");
+        m.flow_ended(1);
+        assert_eq!(run(b"RETR", 1, &mut m), Vec::<u32>::new(), "bits go with the flow");
+        let lim: Vec<usize> = (0..4).map(|_| run(b"L", 3, &mut m).len()).collect();
+        assert_eq!(lim, [1, 1, 0, 0]);
+        let thr: Vec<usize> = (0..6).map(|_| run(b"Q", 3, &mut m).len()).collect();
+        assert_eq!(thr, [0, 0, 1, 0, 0, 1]);
+        let df: Vec<usize> = (0..4).map(|_| run(b"D", 3, &mut m).len()).collect();
+        assert_eq!(df, [0, 0, 1, 1]);
+        assert_eq!(m.counters.suppressed, 2 + 4 + 2);
+    }
+}
