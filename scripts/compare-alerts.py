@@ -80,10 +80,13 @@ def main():
                       "--set", "app-layer.protocols.tls.ja3-fingerprints=yes"]
             if a.home_net:
                 s_args += ["--set", f"vars.address-groups.HOME_NET={a.home_net}"]
-            # Suricata takes one -S; the others go in through rule-files.
-            s_args += ["-S", rule_files[0]]
-            for i, rf in enumerate(rule_files[1:]):
-                s_args += ["--set", f"rule-files.{i + 1}={rf}"]
+            # Suricata takes one -S (and then ignores its yaml's rule-files): all in one file.
+            allr = os.path.join(d, "all.rules")
+            if not os.path.exists(allr):
+                with open(allr, "w") as out:
+                    for rf in rule_files:
+                        out.write(open(rf, errors="replace").read() + "\n")
+            s_args += ["-S", allr]
             subprocess.run(s_args, capture_output=True)
             ours, theirs = alerts(sw), alerts(os.path.join(su, "eve.json"))
             for k in set(ours) | set(theirs):

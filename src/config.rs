@@ -255,6 +255,7 @@ impl Default for FlowTableConfig {
 /// ooo_per_worker = 67108864     # out-of-order bytes buffered per worker
 /// http_max_head = 16384         # bytes of one HTTP request or response head
 /// http_max_pending = 32         # pipelined requests waiting for responses, per flow
+/// http_body_limit = 16384       # body bytes kept per request and response, for rules
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -274,6 +275,9 @@ pub struct AppTable {
     pub http_max_head: usize,
     /// HTTP requests waiting for their responses per flow. Default 32.
     pub http_max_pending: usize,
+    /// Bytes of each HTTP request and response body kept for the rules' body buffers
+    /// (http.request_body, file.data), when rules are loaded. Default 16 KiB.
+    pub http_body_limit: usize,
 }
 
 impl Default for AppTable {
@@ -287,6 +291,7 @@ impl Default for AppTable {
             ooo_per_worker: d.stream.ooo_total,
             http_max_head: d.http.max_head,
             http_max_pending: d.http.max_pending,
+            http_body_limit: 16 << 10,
         }
     }
 }
@@ -602,7 +607,16 @@ impl Config {
                 ooo_total: a.ooo_per_worker,
                 ..d.stream
             },
-            http: detect::app::http::HttpLimits { max_head: a.http_max_head, max_pending: a.http_max_pending },
+            http: {
+                // Heads and the first body bytes are kept only for rules to read.
+                let rules = self.compiled_rules.0.is_some();
+                detect::app::http::HttpLimits {
+                    max_head: a.http_max_head,
+                    max_pending: a.http_max_pending,
+                    keep_heads: rules,
+                    body_limit: if rules { a.http_body_limit } else { 0 },
+                }
+            },
         }
     }
 

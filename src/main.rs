@@ -119,6 +119,9 @@ enum Cmd {
         /// Where the full pipeline's EVE goes (default: discarded after formatting).
         #[arg(long)]
         eve: Option<String>,
+        /// A rule file (Suricata's language) on top of the config's; repeatable.
+        #[arg(long = "rules")]
+        rules: Vec<PathBuf>,
         #[arg(required = true)]
         pcaps: Vec<PathBuf>,
     },
@@ -351,11 +354,12 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             };
             Ok(finish(&summary))
         }
-        Cmd::Bench { config, workers, duration, warmup, pipeline, json, eve, pcaps } => {
-            let cfg = match &config {
+        Cmd::Bench { config, workers, duration, warmup, pipeline, json, eve, rules: rule_files, pcaps } => {
+            let mut cfg = match &config {
                 Some(p) => Config::load(p)?,
                 None => Config::default(),
             };
+            rules::compile_into(&mut cfg, config.as_deref(), &rule_files)?;
             let ncpu = capture::pin::available_cores().len().max(1);
             let workers = workers.or(cfg.capture.workers).unwrap_or(ncpu).max(1);
             let cores = cfg.capture.cores.clone().unwrap_or_else(|| (0..workers).map(|i| i % ncpu).collect());

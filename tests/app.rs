@@ -57,7 +57,7 @@ fn http_through_reordered_retransmitted_overlapping_segments() {
     // (libhtp's response_message_len): "5\r\n" + "hello" + "\r\n" + "0\r\n".
     assert_eq!(
         h.to_string(),
-        r#"{"hostname":"files.example.org","http_content_type":"text/plain","http_method":"POST","http_port":8080,"http_user_agent":"test/1.0","length":13,"protocol":"HTTP/1.1","request_body_len":6,"status":201,"url":"/upload?x=1"}"#
+        r#"{"hostname":"Files.Example.ORG","http_content_type":"text/plain","http_method":"POST","http_port":8080,"http_user_agent":"test/1.0","length":13,"protocol":"HTTP/1.1","request_body_len":6,"status":201,"url":"/upload?x=1"}"#
     );
     let f = r.flows().next().unwrap();
     assert_eq!(f["app_proto"], "http");

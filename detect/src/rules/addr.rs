@@ -13,6 +13,15 @@ pub struct Cidr {
 }
 
 impl Cidr {
+    /// The first and last address of the block.
+    pub fn range(&self) -> (u128, u128) {
+        if self.len == 0 {
+            return (0, u128::MAX);
+        }
+        let mask = u128::MAX << (128 - self.len as u32);
+        (self.addr & mask, (self.addr & mask) | !mask)
+    }
+
     #[inline]
     pub fn contains(&self, a: u128) -> bool {
         if self.len == 0 {
@@ -51,11 +60,40 @@ pub struct IpMatch {
     pub neg: Vec<Cidr>,
     /// True when the list had no positive item (`any`, or only negations).
     pub any_pos: bool,
+    /// `pos` and `neg` as sorted, merged ranges (reputation lists run to hundreds of entries:
+    /// a binary search rather than a scan).
+    pos_ranges: Vec<(u128, u128)>,
+    neg_ranges: Vec<(u128, u128)>,
+}
+
+fn ranges(c: &[Cidr]) -> Vec<(u128, u128)> {
+    let mut v: Vec<(u128, u128)> = c.iter().map(Cidr::range).collect();
+    v.sort_unstable();
+    let mut out: Vec<(u128, u128)> = Vec::with_capacity(v.len());
+    for (a, b) in v {
+        match out.last_mut() {
+            Some(l) if a <= l.1.saturating_add(1) => l.1 = l.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+#[inline]
+fn in_ranges(r: &[(u128, u128)], a: u128) -> bool {
+    let i = r.partition_point(|x| x.0 <= a);
+    i > 0 && a <= r[i - 1].1
 }
 
 impl IpMatch {
     pub fn any() -> Self {
-        IpMatch { pos: Vec::new(), neg: Vec::new(), any_pos: true }
+        IpMatch { any_pos: true, ..IpMatch::default() }
+    }
+
+    fn finish(mut self) -> Self {
+        self.pos_ranges = ranges(&self.pos);
+        self.neg_ranges = ranges(&self.neg);
+        self
     }
 
     pub fn is_any(&self) -> bool {
@@ -64,7 +102,7 @@ impl IpMatch {
 
     #[inline]
     pub fn matches(&self, a: u128) -> bool {
-        (self.any_pos || self.pos.iter().any(|c| c.contains(a))) && !self.neg.iter().any(|c| c.contains(a))
+        (self.any_pos || in_ranges(&self.pos_ranges, a)) && !in_ranges(&self.neg_ranges, a)
     }
 }
 
@@ -271,7 +309,7 @@ pub fn parse_addresses(s: &str, vars: &Vars) -> Result<IpMatch, String> {
     if m.any_pos {
         m.pos.clear();
     }
-    Ok(m)
+    Ok(m.finish())
 }
 
 fn parse_port(s: &str) -> Result<u16, String> {

@@ -13,7 +13,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use std::collections::HashMap;
 
 /// Buffers × {plain, dot-prefixed}.
-const N_BUF: usize = Buf::SshSoftware as usize + 1;
+const N_BUF: usize = Buf::COUNT;
 const N_PRE: usize = N_BUF * 2;
 
 /// Most steps one verification may take (content retries after relative failures), as
@@ -49,13 +49,125 @@ pub fn compile_check(r: &Rule) -> Result<(), Reject> {
     Ok(())
 }
 
+/// Protocol classes for [`HeaderIndex`]: TCP, UDP, ICMP, the rest.
+fn class(proto: u8) -> usize {
+    match proto {
+        6 => 0,
+        17 => 1,
+        1 | 58 => 2,
+        _ => 3,
+    }
+}
+
+/// Packet rules without a content, indexed by what narrows them most: an address list (IP
+/// reputation rules name hundreds of hosts), else a short port list, else their protocol.
+#[derive(Debug, Default)]
+struct HeaderIndex {
+    /// Address blocks of the rules indexed by address, while building.
+    blocks: Vec<((u128, u128), u32)>,
+    /// The address space cut at every block's ends: `starts[i]` begins an interval whose rules
+    /// are `rules[i]` (one binary search per address at match time).
+    starts: Vec<u128>,
+    interval_rules: Vec<Vec<u32>>,
+    /// [protocol class][port] → rules (only ports some rule names).
+    by_port: Vec<Vec<Vec<u32>>>,
+    rest: [Vec<u32>; 4],
+}
+
+/// The ports of a short positive list (≤ 64 ports), else None.
+fn few_ports(p: &PortMatch) -> Option<Vec<u16>> {
+    if p.any_pos {
+        return None;
+    }
+    let n: u32 = p.pos.iter().map(|&(a, b)| (b - a) as u32 + 1).sum();
+    (n <= 64).then(|| p.pos.iter().flat_map(|&(a, b)| a..=b).collect())
+}
+
+impl HeaderIndex {
+    /// Cuts the address space into intervals at every block's ends; each interval lists the
+    /// rules whose blocks cover it.
+    fn build(&mut self) {
+        let mut cuts: Vec<u128> = Vec::with_capacity(self.blocks.len() * 2);
+        for &((a, b), _) in &self.blocks {
+            cuts.push(a);
+            if b != u128::MAX {
+                cuts.push(b + 1);
+            }
+        }
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut lists: Vec<Vec<u32>> = vec![Vec::new(); cuts.len()];
+        for &((a, b), r) in &self.blocks {
+            let first = cuts.partition_point(|&x| x < a);
+            for (k, &start) in cuts.iter().enumerate().skip(first) {
+                if start > b {
+                    break;
+                }
+                if lists[k].last() != Some(&r) {
+                    lists[k].push(r);
+                }
+            }
+        }
+        self.starts = cuts;
+        self.interval_rules = lists;
+        self.blocks = Vec::new();
+    }
+
+    /// The rules whose address blocks hold `a`.
+    #[inline]
+    fn by_addr(&self, a: u128) -> &[u32] {
+        let i = self.starts.partition_point(|&x| x <= a);
+        if i == 0 {
+            return &[];
+        }
+        &self.interval_rules[i - 1]
+    }
+
+    fn add(&mut self, r: &Rule, i: u32) {
+        let classes: Vec<usize> = match r.proto.ip_protos() {
+            Some(p) => {
+                let mut c: Vec<usize> = p.iter().map(|&x| class(x)).collect();
+                c.dedup();
+                c
+            }
+            None => (0..4).collect(),
+        };
+        for m in [&r.src, &r.dst] {
+            if !m.any_pos && !m.pos.is_empty() {
+                for c in &m.pos {
+                    self.blocks.push((c.range(), i));
+                }
+                return;
+            }
+        }
+        let ports = few_ports(&r.dport).or_else(|| few_ports(&r.sport));
+        if let (Some(ports), false) = (&ports, classes.contains(&2) || classes.contains(&3)) {
+            if self.by_port.is_empty() {
+                self.by_port = vec![Vec::new(); 4];
+            }
+            for &c in &classes {
+                if self.by_port[c].is_empty() {
+                    self.by_port[c] = vec![Vec::new(); 65536];
+                }
+                for &p in ports {
+                    self.by_port[c][p as usize].push(i);
+                }
+            }
+            return;
+        }
+        for c in classes {
+            self.rest[c].push(i);
+        }
+    }
+}
+
 /// The rule set, compiled once.
 #[derive(Debug, Default)]
 pub struct RuleSet {
     pub rules: Vec<Rule>,
     pre: Vec<Prefilter>,
     /// Packet rules without a content to prefilter on.
-    pkt_always: Vec<u32>,
+    pkt_index: HeaderIndex,
     /// Transaction rules without a content, per app protocol.
     tx_always: [Vec<u32>; 6],
     /// Whether each rule is inspected on transactions.
@@ -66,7 +178,7 @@ pub struct RuleSet {
     bits: Vec<Vec<Bit>>,
     pub flowbit_names: Vec<String>,
     /// Buffers some rule wants dot-prefixed.
-    dotted: [bool; N_BUF],
+    dotted: Vec<bool>,
 }
 
 fn fast_content(r: &Rule) -> Option<(Buf, bool, &Content)> {
@@ -90,10 +202,20 @@ fn fast_content(r: &Rule) -> Option<(Buf, bool, &Content)> {
 }
 
 impl RuleSet {
-    /// Compiles `rules` (already checked by [`compile_check`]).
-    pub fn new(rules: Vec<Rule>) -> RuleSet {
+    /// Compiles `rules` (already checked by [`compile_check`]). Rules that set flowbits go
+    /// first (as Suricata orders them), so a packet that sets a bit and one that checks it
+    /// are seen in that order; the rest keep their load order.
+    pub fn new(mut rules: Vec<Rule>) -> RuleSet {
+        let sets = |r: &Rule| {
+            r.flowbits.iter().any(|b| matches!(b, FlowbitOp::Set(_) | FlowbitOp::Unset(_) | FlowbitOp::Toggle(_)))
+        };
+        rules.sort_by_key(|r| !sets(r));
         let mut pats: Vec<Vec<(Vec<u8>, u32)>> = vec![Vec::new(); N_PRE];
-        let mut s = RuleSet { pre: (0..N_PRE).map(|_| Prefilter::default()).collect(), ..RuleSet::default() };
+        let mut s = RuleSet {
+            pre: (0..N_PRE).map(|_| Prefilter::default()).collect(),
+            dotted: vec![false; N_BUF],
+            ..RuleSet::default()
+        };
         let mut names: HashMap<String, u16> = HashMap::new();
         let id = |n: &str, names: &mut HashMap<String, u16>, list: &mut Vec<String>| -> u16 {
             if let Some(&i) = names.get(n) {
@@ -120,7 +242,7 @@ impl RuleSet {
                     let a = r.app().unwrap_or(AppProto::Unknown);
                     s.tx_always[a as usize].push(i);
                 }
-                None => s.pkt_always.push(i),
+                None => s.pkt_index.add(r, i),
             }
             let mut bits = Vec::new();
             for op in &r.flowbits {
@@ -152,13 +274,22 @@ impl RuleSet {
                 });
                 pat_rules[j].push(r);
             }
+            // A DFA when it fits (the fastest scan), else the library's choice.
             let ac = AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
                 .match_kind(MatchKind::Standard)
+                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                 .build(&patterns)
+                .or_else(|_| {
+                    AhoCorasickBuilder::new()
+                        .ascii_case_insensitive(true)
+                        .match_kind(MatchKind::Standard)
+                        .build(&patterns)
+                })
                 .ok();
             s.pre[k] = Prefilter { ac, pat_rules };
         }
+        s.pkt_index.build();
         s.rules = rules;
         s
     }
@@ -217,7 +348,7 @@ struct ThreshState {
 }
 
 /// Where a buffer (dot-prefixed or not) is in the matcher's arena, if the inspection has it.
-type BufLookup = dyn Fn(&Matcher, Buf, bool) -> Option<(usize, usize)>;
+type BufLookup = dyn Fn(&Matcher, Buf, bool, usize) -> Option<(usize, usize)>;
 
 /// Per-worker matcher counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -266,8 +397,21 @@ pub struct Matcher {
     pub counters: MatchCounters,
 }
 
+fn trim(v: &[u8]) -> &[u8] {
+    let s = v.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(v.len());
+    let e = v.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(s, |e| e + 1);
+    &v[s..e.max(s)]
+}
+
 /// Reads `n` bytes at `at` as a number.
 fn read_num(buf: &[u8], at: usize, n: usize, f: NumFormat) -> Option<u64> {
+    if n == 0 {
+        // A string of whatever digits are there.
+        let NumFormat::String(base) = f else { return None };
+        let rest = buf.get(at..)?;
+        let k = rest.iter().take(20).take_while(|c| (**c as char).is_digit(base)).count();
+        return u64::from_str_radix(std::str::from_utf8(&rest[..k]).ok()?, base).ok();
+    }
     let b = buf.get(at..at.checked_add(n)?)?;
     match f {
         NumFormat::Binary(e) => {
@@ -642,15 +786,17 @@ impl Matcher {
             if !header_ok(r, &hh, payload_len) {
                 continue;
             }
+            // The side of a transaction a rule reads: the response's when it is a to-client rule.
+            let side = (set.on_tx[ri as usize] && set.to_client[ri as usize]) as usize;
             if let Some(u) = r.urilen {
-                match bufs(self, Buf::HttpUri, false) {
+                match bufs(self, Buf::HttpUri, false, 0) {
                     Some((o, l)) if u.test(self.arena[o..o + l].len() as u64) => {}
                     _ => continue,
                 }
             }
             let mut ok = true;
             for g in &r.bufs {
-                let Some((o, l)) = bufs(self, g.buf, g.dotprefix) else {
+                let Some((o, l)) = bufs(self, g.buf, g.dotprefix, side) else {
                     ok = false;
                     break;
                 };
@@ -690,7 +836,23 @@ impl Matcher {
         if !payload.is_empty() {
             self.prefilter(set, Buf::Payload as usize * 2, payload);
         }
-        for &r in &set.pkt_always {
+        let ix = &set.pkt_index;
+        if !ix.starts.is_empty() {
+            for a in [h.src, h.dst] {
+                for &r in ix.by_addr(a) {
+                    self.add(r);
+                }
+            }
+        }
+        let c = class(h.proto);
+        if let Some(ports) = ix.by_port.get(c).filter(|p| !p.is_empty()) {
+            for p in [h.sport, h.dport] {
+                for &r in &ports[p as usize] {
+                    self.add(r);
+                }
+            }
+        }
+        for &r in &ix.rest[c] {
             self.add(r);
         }
         if self.cands.is_empty() {
@@ -700,19 +862,114 @@ impl Matcher {
         self.arena.clear();
         self.arena.extend_from_slice(payload);
         let n = payload.len();
-        let bufs = move |_: &Matcher, b: Buf, _dot: bool| (b == Buf::Payload).then_some((0, n));
+        let bufs = move |_: &Matcher, b: Buf, _dot: bool, _side: usize| (b == Buf::Payload).then_some((0, n));
         self.run(set, h, slot, now, Some(payload.len()), &bufs, out);
     }
 
-    fn put(&mut self, b: Buf, v: &[u8], dotted: bool) {
+    /// Puts a buffer of one side (0 request, 1 response) in the view.
+    fn put_side(&mut self, b: Buf, side: usize, v: &[u8], dotted: bool) {
         let off = self.arena.len();
         self.arena.extend_from_slice(v);
-        self.spans[b as usize * 2] = Some((off as u32, v.len() as u32));
+        self.spans[(b as usize * 2) * 2 + side] = Some((off as u32, v.len() as u32));
         if dotted {
             let off = self.arena.len();
             self.arena.push(b'.');
             self.arena.extend_from_slice(v);
-            self.spans[b as usize * 2 + 1] = Some((off as u32, v.len() as u32 + 1));
+            self.spans[(b as usize * 2 + 1) * 2 + side] = Some((off as u32, v.len() as u32 + 1));
+        }
+    }
+
+    /// Puts a buffer that is the same whichever side a rule reads.
+    fn put(&mut self, b: Buf, v: &[u8], dotted: bool) {
+        self.put_side(b, 0, v, dotted);
+        for dot in 0..2 {
+            let k = (b as usize * 2 + dot) * 2;
+            self.spans[k + 1] = self.spans[k];
+        }
+    }
+
+    /// The HTTP buffers of one side, from its raw head and kept body.
+    fn put_http_side(&mut self, set: &RuleSet, side: usize, head: &[u8], body: &[u8]) {
+        let d = &set.dotted;
+        let mut lines = head.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+        let Some(start) = lines.next() else { return };
+        // (name, value) pairs, values trimmed; repeated names joined with ", " (as libhtp).
+        let mut hdrs: Vec<(&[u8], Vec<u8>)> = Vec::new();
+        for l in lines {
+            let Some(c) = l.iter().position(|&b| b == b':') else { continue };
+            let name = trim(&l[..c]);
+            let value = trim(&l[c + 1..]);
+            match hdrs.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                Some((_, v)) => {
+                    v.extend_from_slice(b", ");
+                    v.extend_from_slice(value);
+                }
+                None => hdrs.push((name, value.to_vec())),
+            }
+        }
+        let get = |n: &str| hdrs.iter().find(|(h, _)| h.eq_ignore_ascii_case(n.as_bytes())).map(|(_, v)| v.as_slice());
+        let cookie = if side == 0 { "cookie" } else { "set-cookie" };
+        // http.header: "Name: value\r\n" for each but the cookie; http.start: the start line
+        // and every header, then an empty line; http.header_names: "\r\nName\r\n...\r\n\r\n".
+        let mut h = Vec::new();
+        let mut st = start.to_vec();
+        st.extend_from_slice(b"\r\n");
+        let mut names = b"\r\n".to_vec();
+        for (n, v) in &hdrs {
+            let mut line = n.to_vec();
+            line.extend_from_slice(b": ");
+            line.extend_from_slice(v);
+            line.extend_from_slice(b"\r\n");
+            if !n.eq_ignore_ascii_case(cookie.as_bytes()) {
+                h.extend_from_slice(&line);
+            }
+            st.extend_from_slice(&line);
+            names.extend_from_slice(n);
+            names.extend_from_slice(b"\r\n");
+        }
+        st.extend_from_slice(b"\r\n");
+        names.extend_from_slice(b"\r\n");
+        self.put_side(Buf::HttpHeader, side, &h, false);
+        self.put_side(Buf::HttpStart, side, &st, false);
+        self.put_side(Buf::HttpHeaderNames, side, &names, false);
+        let raw = head.get(start.len()..).unwrap_or(&[]);
+        let raw = raw.strip_prefix(b"\r\n").or_else(|| raw.strip_prefix(b"\n")).unwrap_or(raw);
+        self.put_side(Buf::HttpHeaderRaw, side, raw, false);
+        let mut parts = start.splitn(3, |&b| b == b' ');
+        let (a, _b, c) = (parts.next().unwrap_or(&[]), parts.next().unwrap_or(&[]), parts.next().unwrap_or(&[]));
+        if side == 0 {
+            self.put_side(Buf::HttpRequestLine, side, start, false);
+            self.put_side(Buf::HttpProtocol, side, c, false);
+            if let Some(v) = get("host") {
+                self.put_side(Buf::HttpHostRaw, side, v, d[Buf::HttpHostRaw as usize]);
+            }
+            if !body.is_empty() {
+                self.put_side(Buf::HttpRequestBody, side, body, false);
+            }
+        } else {
+            self.put_side(Buf::HttpResponseLine, side, start, false);
+            self.put_side(Buf::HttpProtocol, side, a, false);
+            self.put_side(Buf::HttpStatMsg, side, c, false);
+            if !body.is_empty() {
+                self.put_side(Buf::FileData, side, body, false);
+            }
+        }
+        for (b, n) in [
+            (Buf::HttpCookie, cookie),
+            (Buf::HttpContentType, "content-type"),
+            (Buf::HttpContentLen, "content-length"),
+            (Buf::HttpReferer, "referer"),
+            (Buf::HttpLocation, "location"),
+            (Buf::HttpAccept, "accept"),
+            (Buf::HttpAcceptEnc, "accept-encoding"),
+            (Buf::HttpAcceptLang, "accept-language"),
+            (Buf::HttpConnection, "connection"),
+            (Buf::HttpServer, "server"),
+        ] {
+            if let Some(v) = get(n) {
+                let v = v.to_vec();
+                self.put_side(b, side, &v, false);
+            }
         }
     }
 
@@ -761,6 +1018,12 @@ impl Matcher {
                 if let Some(x) = t.user_agent() {
                     self.put(Buf::HttpUserAgent, x, false);
                 }
+                if t.has_request {
+                    self.put_http_side(set, 0, t.request_head(), t.request_body());
+                }
+                if t.has_response {
+                    self.put_http_side(set, 1, t.response_head(), t.response_body());
+                }
                 if t.has_response {
                     let mut code = [0u8; 3];
                     let s = t.status.min(999);
@@ -808,18 +1071,23 @@ impl Matcher {
     fn view_begin(&mut self) {
         self.arena.clear();
         self.spans.clear();
-        self.spans.resize(N_PRE, None);
+        self.spans.resize(N_PRE * 2, None);
     }
 
     fn inspect_view(&mut self, set: &RuleSet, h: &Hdr, app: AppProto, slot: u32, now: u64, out: &mut dyn FnMut(Hit)) {
         self.begin(set);
         for k in 0..N_PRE {
-            if let Some((o, l)) = self.spans[k] {
-                if set.pre[k].ac.is_some() {
-                    let data = std::mem::take(&mut self.arena);
-                    self.prefilter(set, k, &data[o as usize..(o + l) as usize]);
-                    self.arena = data;
+            if set.pre[k].ac.is_none() {
+                continue;
+            }
+            for side in 0..2 {
+                let Some((o, l)) = self.spans[k * 2 + side] else { continue };
+                if side == 1 && self.spans[k * 2] == Some((o, l)) {
+                    continue;
                 }
+                let data = std::mem::take(&mut self.arena);
+                self.prefilter(set, k, &data[o as usize..(o + l) as usize]);
+                self.arena = data;
             }
         }
         for &r in &set.tx_always[app as usize] {
@@ -828,8 +1096,12 @@ impl Matcher {
         if self.cands.is_empty() {
             return;
         }
-        let bufs = |m: &Matcher, b: Buf, dot: bool| {
-            m.spans.get(b as usize * 2 + dot as usize).copied().flatten().map(|(o, l)| (o as usize, l as usize))
+        let bufs = |m: &Matcher, b: Buf, dot: bool, side: usize| {
+            m.spans
+                .get((b as usize * 2 + dot as usize) * 2 + side)
+                .copied()
+                .flatten()
+                .map(|(o, l)| (o as usize, l as usize))
         };
         // Transaction rules only (packet rules are not candidates here: their fast patterns
         // are in the payload prefilter).

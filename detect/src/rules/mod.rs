@@ -86,6 +86,22 @@ pub enum Buf {
     Ja3Hash,
     Ja3sHash,
     SshSoftware,
+    HttpHeaderNames,
+    HttpHeaderRaw,
+    HttpContentType,
+    HttpContentLen,
+    HttpRequestLine,
+    HttpResponseLine,
+    HttpStart,
+    HttpReferer,
+    HttpLocation,
+    HttpAccept,
+    HttpAcceptEnc,
+    HttpAcceptLang,
+    HttpConnection,
+    HttpServer,
+    HttpProtocol,
+    HttpStatMsg,
 }
 
 impl Buf {
@@ -111,6 +127,22 @@ impl Buf {
             "ja3.hash" | "ja3_hash" => Buf::Ja3Hash,
             "ja3s.hash" | "ja3s_hash" => Buf::Ja3sHash,
             "ssh.software" | "ssh_software" => Buf::SshSoftware,
+            "http.header_names" | "http_header_names" => Buf::HttpHeaderNames,
+            "http.header.raw" | "http_raw_header" => Buf::HttpHeaderRaw,
+            "http.content_type" | "http_content_type" => Buf::HttpContentType,
+            "http.content_len" | "http_content_len" => Buf::HttpContentLen,
+            "http.request_line" | "http_request_line" => Buf::HttpRequestLine,
+            "http.response_line" | "http_response_line" => Buf::HttpResponseLine,
+            "http.start" | "http_start" => Buf::HttpStart,
+            "http.referer" | "http_referer" => Buf::HttpReferer,
+            "http.location" => Buf::HttpLocation,
+            "http.accept" | "http_accept" => Buf::HttpAccept,
+            "http.accept_enc" | "http_accept_enc" => Buf::HttpAcceptEnc,
+            "http.accept_lang" | "http_accept_lang" => Buf::HttpAcceptLang,
+            "http.connection" | "http_connection" => Buf::HttpConnection,
+            "http.server" => Buf::HttpServer,
+            "http.protocol" | "http_protocol" => Buf::HttpProtocol,
+            "http.stat_msg" | "http_stat_msg" => Buf::HttpStatMsg,
             _ => return None,
         })
     }
@@ -136,8 +168,27 @@ impl Buf {
             Buf::Ja3Hash => "ja3.hash",
             Buf::Ja3sHash => "ja3s.hash",
             Buf::SshSoftware => "ssh.software",
+            Buf::HttpHeaderNames => "http.header_names",
+            Buf::HttpHeaderRaw => "http.header.raw",
+            Buf::HttpContentType => "http.content_type",
+            Buf::HttpContentLen => "http.content_len",
+            Buf::HttpRequestLine => "http.request_line",
+            Buf::HttpResponseLine => "http.response_line",
+            Buf::HttpStart => "http.start",
+            Buf::HttpReferer => "http.referer",
+            Buf::HttpLocation => "http.location",
+            Buf::HttpAccept => "http.accept",
+            Buf::HttpAcceptEnc => "http.accept_enc",
+            Buf::HttpAcceptLang => "http.accept_lang",
+            Buf::HttpConnection => "http.connection",
+            Buf::HttpServer => "http.server",
+            Buf::HttpProtocol => "http.protocol",
+            Buf::HttpStatMsg => "http.stat_msg",
         }
     }
+
+    /// How many buffers there are.
+    pub const COUNT: usize = Buf::HttpStatMsg as usize + 1;
 
     /// The application protocol whose transactions carry this buffer.
     pub fn app(self) -> Option<crate::app::AppProto> {
@@ -151,9 +202,22 @@ impl Buf {
         }
     }
 
-    /// Whether the buffer comes from the response side (for `flow:to_server` consistency).
+    /// Whether the buffer exists only on the response side: a rule on it is inspected in the
+    /// to-client direction. (Buffers of both sides, such as http.header, take the side from
+    /// the rule's `flow` direction, else the request's.)
     pub fn to_client(self) -> bool {
-        matches!(self, Buf::HttpStatCode | Buf::FileData | Buf::TlsCertSubject | Buf::TlsCertIssuer | Buf::Ja3sHash)
+        matches!(
+            self,
+            Buf::HttpStatCode
+                | Buf::FileData
+                | Buf::TlsCertSubject
+                | Buf::TlsCertIssuer
+                | Buf::Ja3sHash
+                | Buf::HttpResponseLine
+                | Buf::HttpLocation
+                | Buf::HttpServer
+                | Buf::HttpStatMsg
+        )
     }
 }
 

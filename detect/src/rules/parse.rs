@@ -91,7 +91,6 @@ fn split_options(body: &str) -> Result<Vec<(String, Option<String>)>, Reject> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut chars = body.chars();
-    let mut in_quote = false;
     while let Some(c) = chars.next() {
         match c {
             '\\' => {
@@ -100,11 +99,9 @@ fn split_options(body: &str) -> Result<Vec<(String, Option<String>)>, Reject> {
                     cur.push(n);
                 }
             }
-            '"' => {
-                in_quote = !in_quote;
-                cur.push(c);
-            }
-            ';' if !in_quote => {
+            // Suricata ends an option at any unescaped ';', quoted or not (a ';' in a content
+            // or message is written '\;').
+            ';' => {
                 let opt = std::mem::take(&mut cur);
                 let opt = opt.trim();
                 if opt.is_empty() {
@@ -434,7 +431,8 @@ fn parse_byte_test(v: &str) -> Result<ByteTest, Reject> {
     let opts = &parts[4..];
     check_byte_opts("byte_test", opts, &[])?;
     let format = num_format(opts);
-    if matches!(format, NumFormat::Binary(_)) && !matches!(nbytes, 1..=8) || nbytes == 0 || nbytes > 10 {
+    // 0 bytes with `string`: the digits that are there (as Suricata reads it).
+    if matches!(format, NumFormat::Binary(_)) && !matches!(nbytes, 1..=8) || nbytes > 20 {
         return Err(syntax(format!("byte_test: {nbytes} bytes")));
     }
     Ok(ByteTest {
@@ -515,7 +513,10 @@ fn parse_pcre(v: &str) -> Result<(Pcre, Option<Buf>), Reject> {
             'S' => buf = Some(Buf::HttpStatCode),
             'V' => buf = Some(Buf::HttpUserAgent),
             'W' => buf = Some(Buf::HttpHost),
-            'D' | 'K' | 'Y' | 'Z' => return Err(rej("unsupported buffer", format!("pcre flag {f}"))),
+            'D' => buf = Some(Buf::HttpHeaderRaw),
+            'Y' => buf = Some(Buf::HttpStatMsg),
+            'Z' => buf = Some(Buf::HttpHostRaw),
+            'K' => return Err(rej("unsupported buffer", format!("pcre flag {f}"))),
             _ => return Err(syntax(format!("pcre: unknown flag {f:?}"))),
         }
     }
@@ -546,9 +547,8 @@ fn parse_pcre(v: &str) -> Result<(Pcre, Option<Buf>), Reject> {
 fn modifier_buf(k: &str) -> Option<Buf> {
     match k {
         "http_uri" | "http_raw_uri" | "http_method" | "http_host" | "http_raw_host" | "http_user_agent"
-        | "http_stat_code" | "http_header" | "http_cookie" | "http_client_body" | "http_server_body" => {
-            Buf::from_keyword(k)
-        }
+        | "http_stat_code" | "http_stat_msg" | "http_header" | "http_raw_header" | "http_cookie"
+        | "http_client_body" | "http_server_body" | "http_content_type" | "http_header_names" => Buf::from_keyword(k),
         _ => None,
     }
 }
@@ -582,28 +582,8 @@ const UNSUPPORTED: &[&str] = &[
     "ssl_state",
     "ssl_version",
     "tls.store",
-    "http.header_names",
-    "http.content_type",
-    "http.content_len",
-    "http.request_line",
-    "http.response_line",
-    "http.start",
-    "http.referer",
-    "http.location",
-    "http.accept",
-    "http.accept_enc",
-    "http.accept_lang",
-    "http.connection",
-    "http.server",
-    "http.protocol",
-    "http.stat_msg",
-    "http.header.raw",
     "http.cookie.raw",
-    "http_raw_header",
     "http_raw_cookie",
-    "http_stat_msg",
-    "http_content_type",
-    "http_header_names",
     "filemagic",
     "filename",
     "fileext",
@@ -735,9 +715,12 @@ pub fn parse_rule(line: &str, vars: &Vars, classes: &Classifications) -> Result<
         return Err(syntax("ports in an ICMP rule"));
     }
     // Tests in rule order, each with its buffer; the last content for modifiers.
-    let mut tests: Vec<(Buf, Test)> = Vec::new();
+    // (buffer, dot-prefixed, test): a transform after tests on a buffer starts another
+    // instance of it (as Suricata 7 makes a new buffer for a new transform list).
+    let mut tests: Vec<(Buf, bool, Test)> = Vec::new();
     let mut sticky = Buf::Payload;
-    let mut dotprefix: Vec<Buf> = Vec::new();
+    let mut sticky_dot = false;
+    let mut dot_pending = false;
     let mut last_content: Option<usize> = None;
     let mut has_sid = false;
     let mut priority: Option<u8> = None;
@@ -745,9 +728,9 @@ pub fn parse_rule(line: &str, vars: &Vars, classes: &Classifications) -> Result<
     for (k, v) in &opts {
         let k = k.as_str();
         let val = || v.as_deref().ok_or_else(|| syntax(format!("{k} needs a value")));
-        let content = |tests: &mut Vec<(Buf, Test)>, last: Option<usize>| -> Result<usize, Reject> {
+        let content = |tests: &mut Vec<(Buf, bool, Test)>, last: Option<usize>| -> Result<usize, Reject> {
             match last {
-                Some(i) if matches!(tests[i].1, Test::Content(_)) => Ok(i),
+                Some(i) if matches!(tests[i].2, Test::Content(_)) => Ok(i),
                 _ => Err(syntax(format!("{k} without a content before it"))),
             }
         };
@@ -827,13 +810,14 @@ pub fn parse_rule(line: &str, vars: &Vars, classes: &Classifications) -> Result<
             }
             "content" => {
                 let (pattern, negated) = content_bytes(val()?)?;
-                tests.push((sticky, Test::Content(Content { pattern, negated, ..Content::default() })));
+                tests.push((sticky, sticky_dot, Test::Content(Content { pattern, negated, ..Content::default() })));
+                dot_pending = false;
                 last_content = Some(tests.len() - 1);
             }
             "nocase" | "rawbytes" | "fast_pattern" | "startswith" | "endswith" | "offset" | "depth" | "distance"
             | "within" => {
                 let i = content(&mut tests, last_content)?;
-                let Test::Content(c) = &mut tests[i].1 else { unreachable!() };
+                let Test::Content(c) = &mut tests[i].2 else { unreachable!() };
                 match k {
                     "nocase" => c.nocase = true,
                     "rawbytes" => {}
@@ -848,7 +832,8 @@ pub fn parse_rule(line: &str, vars: &Vars, classes: &Classifications) -> Result<
             }
             "pcre" => {
                 let (p, b) = parse_pcre(val()?)?;
-                tests.push((b.unwrap_or(sticky), Test::Pcre(p)));
+                tests.push((b.unwrap_or(sticky), b.is_none() && sticky_dot, Test::Pcre(p)));
+                dot_pending = false;
             }
             "isdataat" => {
                 let v = val()?;
@@ -861,16 +846,18 @@ pub fn parse_rule(line: &str, vars: &Vars, classes: &Classifications) -> Result<
                 if let Some(o) = parts[1..].iter().find(|o| **o != "relative" && **o != "rawbytes") {
                     return Err(syntax(format!("isdataat: unknown option {o:?}")));
                 }
-                tests.push((sticky, Test::IsDataAt { n: int(n, k)?, negated, relative }));
+                tests.push((sticky, sticky_dot, Test::IsDataAt { n: int(n, k)?, negated, relative }));
             }
-            "byte_test" => tests.push((sticky, Test::ByteTest(parse_byte_test(val()?)?))),
-            "byte_jump" => tests.push((sticky, Test::ByteJump(parse_byte_jump(val()?)?))),
-            "bsize" => tests.push((sticky, Test::Bsize(parse_num(val()?, k)?))),
+            "byte_test" => tests.push((sticky, sticky_dot, Test::ByteTest(parse_byte_test(val()?)?))),
+            "byte_jump" => tests.push((sticky, sticky_dot, Test::ByteJump(parse_byte_jump(val()?)?))),
+            "bsize" => tests.push((sticky, sticky_dot, Test::Bsize(parse_num(val()?, k)?))),
             "dotprefix" => {
-                if tests.iter().any(|(b, _)| *b == sticky) {
-                    return Err(syntax("dotprefix after tests on its buffer"));
+                if sticky == Buf::Payload {
+                    return Err(syntax("dotprefix without a sticky buffer before it"));
                 }
-                dotprefix.push(sticky);
+                sticky_dot = true;
+                dot_pending = true;
+                last_content = None;
             }
             "flowbits" => parse_flowbits(val()?, &mut r)?,
             "noalert" => r.noalert = true,
@@ -880,11 +867,13 @@ pub fn parse_rule(line: &str, vars: &Vars, classes: &Classifications) -> Result<
                 if let Some(b) = modifier_buf(k) {
                     let i = content(&mut tests, last_content)?;
                     tests[i].0 = b;
+                    tests[i].1 = false;
                 } else if let Some(b) = Buf::from_keyword(k) {
                     if v.is_some() {
                         return Err(syntax(format!("{k} takes no value")));
                     }
                     sticky = b;
+                    sticky_dot = false;
                     last_content = None;
                 } else if UNSUPPORTED.contains(&k) {
                     return Err(rej("unsupported keyword", k));
@@ -903,18 +892,18 @@ pub fn parse_rule(line: &str, vars: &Vars, classes: &Classifications) -> Result<
     let class = r.classtype.as_ref().and_then(|c| classes.get(c));
     r.category = class.map(|c| c.0.clone()).unwrap_or_default();
     r.priority = priority.or(class.map(|c| c.1)).unwrap_or(3);
-    // Group the tests by buffer, keeping their order within each.
-    for (b, t) in tests {
-        match r.bufs.iter_mut().find(|g| g.buf == b) {
+    // Group the tests by buffer instance, keeping their order within each.
+    for (b, dot, t) in tests {
+        match r.bufs.iter_mut().find(|g| g.buf == b && g.dotprefix == dot) {
             Some(g) => g.tests.push(t),
-            None => r.bufs.push(BufTests { buf: b, dotprefix: dotprefix.contains(&b), tests: vec![t] }),
+            None => r.bufs.push(BufTests { buf: b, dotprefix: dot, tests: vec![t] }),
         }
     }
     for b in &r.bufs {
         check_buffer(&r, b)?;
     }
-    if let Some(b) = dotprefix.iter().find(|b| !r.bufs.iter().any(|g| g.buf == **b)) {
-        return Err(syntax(format!("dotprefix on {} with no test after it", b.name())));
+    if dot_pending {
+        return Err(syntax("dotprefix with no test after it"));
     }
     check_header(&r)?;
     Ok(r)
@@ -922,8 +911,18 @@ pub fn parse_rule(line: &str, vars: &Vars, classes: &Classifications) -> Result<
 
 /// What the sensor does not keep yet, and rules that cannot match as written.
 fn check_buffer(r: &Rule, g: &BufTests) -> Result<(), Reject> {
-    if matches!(g.buf, Buf::HttpHeader | Buf::HttpCookie | Buf::HttpRequestBody | Buf::FileData | Buf::HttpHostRaw) {
-        return Err(rej("buffer not kept yet", g.buf.name()));
+    if g.buf == Buf::HttpHost {
+        // Suricata refuses these: its http.host is meant to be lower case.
+        for t in &g.tests {
+            if let Test::Content(c) = t {
+                if !c.nocase && c.pattern.iter().any(u8::is_ascii_uppercase) {
+                    return Err(rej(
+                        "http.host content with upper case (Suricata rejects it too)",
+                        format!("sid {}", r.sid),
+                    ));
+                }
+            }
+        }
     }
     if let (Some(a), Some(b)) = (r.proto.app(), g.buf.app()) {
         if a != b {
@@ -1093,10 +1092,6 @@ mod test {
         assert_eq!(
             reason(r#"alert tcp any any -> any any (msg:"x"; content:"a"; distance:somevar; sid:1;)"#),
             "byte_extract variables"
-        );
-        assert_eq!(
-            reason(r#"alert http any any -> any any (msg:"x"; http.cookie; content:"a"; sid:1;)"#),
-            "buffer not kept yet"
         );
         assert_eq!(reason(r#"alert dns any any -> any any (msg:"x"; tls.sni; content:"a"; sid:1;)"#), "syntax error");
         assert_eq!(reason(r#"alert tcp any any -> any any (msg:"x"; content:"a";)"#), "syntax error");

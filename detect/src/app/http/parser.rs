@@ -123,11 +123,11 @@ pub fn parse_head(head: &[u8], request: bool) -> Option<Head<'_>> {
                 Some(n) => h.content_length = Some(n),
                 None => h.bad_length = true,
             }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            let v = value.to_ascii_lowercase();
-            if v.ends_with(b"chunked") {
-                h.chunked = true;
-            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding")
+            && value.len() >= 7
+            && value[value.len() - 7..].eq_ignore_ascii_case(b"chunked")
+        {
+            h.chunked = true;
         }
     }
     Some(h)

@@ -16,11 +16,16 @@ pub struct HttpLimits {
     /// Requests waiting for their responses per flow (pipelining); past it the oldest is logged
     /// without its response.
     pub max_pending: usize,
+    /// Keep each transaction's raw request and response heads (for the rules' header buffers).
+    pub keep_heads: bool,
+    /// Bytes of each request and response body kept (de-chunked) for the rules' body buffers;
+    /// 0 keeps none (bodies are then skipped unseen).
+    pub body_limit: usize,
 }
 
 impl Default for HttpLimits {
     fn default() -> Self {
-        HttpLimits { max_head: 16 << 10, max_pending: 32 }
+        HttpLimits { max_head: 16 << 10, max_pending: 32, keep_heads: false, body_limit: 0 }
     }
 }
 
@@ -66,6 +71,12 @@ pub struct Tx {
     pub has_response: bool,
     pub request_done: bool,
     pub response_done: bool,
+    /// Raw heads and the first bytes of the bodies, when [`HttpLimits`] asks for them (for
+    /// detection; not copied to the exporter).
+    req_head: Vec<u8>,
+    resp_head: Vec<u8>,
+    req_body: Vec<u8>,
+    resp_body: Vec<u8>,
 }
 
 impl Tx {
@@ -143,9 +154,31 @@ impl Tx {
     }
 
     fn reset(&mut self, tx_id: u64) {
-        let store = std::mem::take(&mut self.store);
-        *self = Tx { tx_id, store, ..Tx::default() };
-        self.store.clear();
+        let mut v = [
+            std::mem::take(&mut self.store),
+            std::mem::take(&mut self.req_head),
+            std::mem::take(&mut self.resp_head),
+            std::mem::take(&mut self.req_body),
+            std::mem::take(&mut self.resp_body),
+        ];
+        v.iter_mut().for_each(Vec::clear);
+        let [store, req_head, resp_head, req_body, resp_body] = v;
+        *self = Tx { tx_id, store, req_head, resp_head, req_body, resp_body, ..Tx::default() };
+    }
+
+    /// The request head as received (start line and header fields), when kept.
+    pub fn request_head(&self) -> &[u8] {
+        &self.req_head
+    }
+    pub fn response_head(&self) -> &[u8] {
+        &self.resp_head
+    }
+    /// The first bytes of the request body (de-chunked), when kept.
+    pub fn request_body(&self) -> &[u8] {
+        &self.req_body
+    }
+    pub fn response_body(&self) -> &[u8] {
+        &self.resp_body
     }
 
     fn set_request(&mut self, h: &Head<'_>) {
@@ -165,8 +198,14 @@ impl Tx {
                 }
                 _ => (host, None),
             };
+            // As Suricata 7 (libhtp) has it: lower-cased when the header has no port, kept as
+            // written when it has one (observed: "Host: C2.Example:80" logs "C2.Example").
             let off = self.store.len() as u32;
-            self.store.extend(name.iter().map(u8::to_ascii_lowercase));
+            if port.is_some() {
+                self.store.extend_from_slice(name);
+            } else {
+                self.store.extend(name.iter().map(u8::to_ascii_lowercase));
+            }
             self.host = Span { off, len: name.len() as u32, set: true };
             self.port = port;
         }
@@ -214,6 +253,8 @@ struct Dir {
     /// Body bytes of the current message not yet added to its transaction (added when the
     /// message ends, so a body segment touches only this).
     body: u64,
+    /// Body bytes of the current message kept so far (up to `HttpLimits::body_limit`).
+    kept: usize,
     buf: Vec<u8>,
 }
 
@@ -236,6 +277,10 @@ impl HttpState {
         }
         for t in &mut self.spare {
             crate::app::trim_vec(&mut t.store, keep);
+            crate::app::trim_vec(&mut t.req_head, keep);
+            crate::app::trim_vec(&mut t.resp_head, keep);
+            crate::app::trim_vec(&mut t.req_body, keep);
+            crate::app::trim_vec(&mut t.resp_body, keep);
         }
     }
 
@@ -306,6 +351,10 @@ impl HttpState {
             Chunk::Data(d) => self.data(dir, d, lim, c, emit),
             Chunk::Gap(n) => self.gap(dir, n as u64, c),
             Chunk::Skipped(n) => self.skipped(dir, n, c, emit),
+        }
+        if self.dirs[dir].kept < lim.body_limit {
+            // Still keeping this body's first bytes: see them.
+            return 0;
         }
         match self.dirs[dir].phase {
             Phase::Length(r) | Phase::ChunkData(r) => r,
@@ -403,6 +452,7 @@ impl HttpState {
                 }
                 Phase::Length(n) => {
                     let take = (data.len() as u64).min(n);
+                    self.keep_body(dir, &data[..take as usize], lim);
                     self.body(dir, take);
                     data = &data[take as usize..];
                     if take == n {
@@ -412,11 +462,13 @@ impl HttpState {
                     }
                 }
                 Phase::UntilClose => {
+                    self.keep_body(dir, data, lim);
                     self.body(dir, data.len() as u64);
                     return;
                 }
                 Phase::ChunkData(n) => {
                     let take = (data.len() as u64).min(n);
+                    self.keep_body(dir, &data[..take as usize], lim);
                     self.body(dir, take);
                     data = &data[take as usize..];
                     self.dirs[dir].phase = if take == n { Phase::ChunkEnd } else { Phase::ChunkData(n - take) };
@@ -518,6 +570,25 @@ impl HttpState {
         // Bytes lost are not counted in the body lengths: they give what was seen, as libhtp's.
     }
 
+    /// Keeps body bytes of direction `dir`'s current message, up to the limit.
+    #[inline]
+    fn keep_body(&mut self, dir: usize, data: &[u8], lim: &HttpLimits) {
+        let room = lim.body_limit.saturating_sub(self.dirs[dir].kept);
+        if room == 0 || data.is_empty() {
+            return;
+        }
+        let part = &data[..data.len().min(room)];
+        let t = if dir == 0 {
+            self.txs.iter_mut().rev().find(|t| t.has_request)
+        } else {
+            self.txs.iter_mut().find(|t| t.has_response && !t.response_done)
+        };
+        if let Some(t) = t {
+            if dir == 0 { &mut t.req_body } else { &mut t.resp_body }.extend_from_slice(part);
+        }
+        self.dirs[dir].kept += part.len();
+    }
+
     #[inline]
     fn body(&mut self, dir: usize, n: u64) {
         self.dirs[dir].body += n;
@@ -579,6 +650,10 @@ impl HttpState {
             }
             let mut t = self.new_tx();
             t.set_request(&h);
+            if lim.keep_heads {
+                t.req_head.extend_from_slice(head);
+            }
+            self.dirs[0].kept = 0;
             let phase = body(&h);
             t.request_done = phase == Phase::Head;
             self.txs.push_back(t);
@@ -594,6 +669,11 @@ impl HttpState {
         let idx = self.response_tx();
         let head_request = self.txs[idx].method() == Some(b"HEAD");
         self.txs[idx].set_response(&h);
+        if lim.keep_heads {
+            self.txs[idx].resp_head.clear();
+            self.txs[idx].resp_head.extend_from_slice(head);
+        }
+        self.dirs[1].kept = 0;
         let phase = if head_request || status == 204 || status == 304 || status == 101 {
             Phase::Head
         } else if h.chunked {
@@ -628,7 +708,7 @@ mod test {
         let mut st = HttpState::default();
         let mut c = HttpCounters::default();
         let mut out = Vec::new();
-        let lim = HttpLimits { max_head: 256, max_pending: 4 };
+        let lim = HttpLimits { max_head: 256, max_pending: 4, ..HttpLimits::default() };
         let mut emit = |e: &AppEvent<'_>| {
             if let AppEvent::Http(t) = e {
                 let s = |v: Option<&[u8]>| v.map(|v| String::from_utf8_lossy(v).to_string()).unwrap_or_default();
@@ -671,7 +751,7 @@ mod test {
         assert_eq!(
             out,
             [
-                "0 GET /a HTTP/1.1 host=example.com port=Some(8080) ua=t ct=text/plain 200 req=0 resp=3",
+                "0 GET /a HTTP/1.1 host=Example.COM port=Some(8080) ua=t ct=text/plain 200 req=0 resp=3",
                 "1 POST /b HTTP/1.1 host=x port=None ua= ct= 201 req=5 resp=29",
             ]
         );
