@@ -57,6 +57,7 @@ pub struct Config {
     pub export: ExportTable,
     pub stats: StatsConfig,
     pub rules: RulesTable,
+    pub ioc: IocTable,
     /// The compiled rule set (loaded by the binary from `rules` and `--rules`, not read from
     /// the file).
     #[serde(skip)]
@@ -392,6 +393,21 @@ impl RulesTable {
         }
         v
     }
+}
+
+/// `[ioc]`: threat-intelligence indicators.
+///
+/// ```toml
+/// [ioc]
+/// files = ["/etc/spinewatch/feeds/c2.csv"]   # on top of --ioc FILE (repeatable)
+/// ```
+/// A file is a plain list (one indicator per line, `#` comments) or CSV
+/// (`indicator[,type[,description]]`): IPv4/IPv6 addresses and CIDRs, domains (`*.example.com`
+/// or `.example.com` for the whole subtree), JA3/JA3S hashes, JA4 fingerprints.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IocTable {
+    pub files: Vec<PathBuf>,
 }
 
 /// `[stats]`

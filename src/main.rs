@@ -76,6 +76,9 @@ enum Cmd {
         /// A rule file (Suricata's language) on top of the config's; repeatable.
         #[arg(long = "rules")]
         rules: Vec<PathBuf>,
+        /// An indicator file (plain list or CSV) on top of the config's; repeatable.
+        #[arg(long = "ioc")]
+        ioc: Vec<PathBuf>,
     },
     /// Recorded traffic through the same pipeline; EVE to stdout, a summary on stderr.
     Replay {
@@ -93,6 +96,9 @@ enum Cmd {
         /// A rule file (Suricata's language) on top of the config's; repeatable.
         #[arg(long = "rules")]
         rules: Vec<PathBuf>,
+        /// An indicator file (plain list or CSV) on top of the config's; repeatable.
+        #[arg(long = "ioc")]
+        ioc: Vec<PathBuf>,
         #[arg(required = true)]
         pcaps: Vec<PathBuf>,
     },
@@ -122,6 +128,9 @@ enum Cmd {
         /// A rule file (Suricata's language) on top of the config's; repeatable.
         #[arg(long = "rules")]
         rules: Vec<PathBuf>,
+        /// An indicator file (plain list or CSV) on top of the config's; repeatable.
+        #[arg(long = "ioc")]
+        ioc: Vec<PathBuf>,
         #[arg(required = true)]
         pcaps: Vec<PathBuf>,
     },
@@ -332,12 +341,12 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             );
             Ok(0)
         }
-        Cmd::Replay { config, workers, source, eve, rules: rule_files, pcaps } => {
+        Cmd::Replay { config, workers, source, eve, rules: rule_files, ioc, pcaps } => {
             let mut cfg = match &config {
                 Some(p) => Config::load(p)?,
                 None => Config::default(),
             };
-            rules::compile_into(&mut cfg, config.as_deref(), &rule_files)?;
+            rules::compile_into(&mut cfg, config.as_deref(), &rule_files, &ioc)?;
             let ncpu = capture::pin::available_cores().len().max(1);
             let workers = workers.or(cfg.capture.workers).unwrap_or(ncpu).max(1);
             let eve = eve.unwrap_or_else(|| if config.is_some() { cfg.export.eve.clone() } else { "-".into() });
@@ -354,12 +363,12 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             };
             Ok(finish(&summary))
         }
-        Cmd::Bench { config, workers, duration, warmup, pipeline, json, eve, rules: rule_files, pcaps } => {
+        Cmd::Bench { config, workers, duration, warmup, pipeline, json, eve, rules: rule_files, ioc, pcaps } => {
             let mut cfg = match &config {
                 Some(p) => Config::load(p)?,
                 None => Config::default(),
             };
-            rules::compile_into(&mut cfg, config.as_deref(), &rule_files)?;
+            rules::compile_into(&mut cfg, config.as_deref(), &rule_files, &ioc)?;
             let ncpu = capture::pin::available_cores().len().max(1);
             let workers = workers.or(cfg.capture.workers).unwrap_or(ncpu).max(1);
             let cores = cfg.capture.cores.clone().unwrap_or_else(|| (0..workers).map(|i| i % ncpu).collect());
@@ -376,9 +385,9 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             let stop = install_signals()?;
             bench::run(&cfg, workers, &cores, stage, warmup, duration, json, &pcaps, out, stop)
         }
-        Cmd::Run { config, eve, rules: rule_files } => {
+        Cmd::Run { config, eve, rules: rule_files, ioc } => {
             let mut cfg = Config::load(&config)?;
-            rules::compile_into(&mut cfg, Some(&config), &rule_files)?;
+            rules::compile_into(&mut cfg, Some(&config), &rule_files, &ioc)?;
             let eve = eve.unwrap_or_else(|| cfg.export.eve.clone());
             let out = open_eve(&eve)?;
             let stop = install_signals()?;

@@ -32,8 +32,32 @@ pub fn load(cfg: &Config, config_path: Option<&Path>, extra: &[PathBuf]) -> Resu
 
 /// Loads and compiles the rules for a run (`[rules] files` and `--rules`) into `cfg`; logs
 /// what loaded and what was rejected. Nothing to load: detection stays off.
-pub fn compile_into(cfg: &mut Config, config_path: Option<&Path>, extra: &[PathBuf]) -> Result<()> {
+pub fn compile_into(cfg: &mut Config, config_path: Option<&Path>, extra: &[PathBuf], iocs: &[PathBuf]) -> Result<()> {
+    let ioc_files: Vec<&PathBuf> = cfg.ioc.files.iter().chain(iocs).collect();
+    if cfg.rules.files.is_empty() && extra.is_empty() && ioc_files.is_empty() {
+        return Ok(());
+    }
+    let mut set = detect::rules::ioc::IocSet::default();
+    let mut rep = detect::rules::ioc::IocReport::default();
+    for f in &ioc_files {
+        let text = std::fs::read_to_string(f).with_context(|| format!("indicator file {}", f.display()))?;
+        set.add_text(&text, &f.display().to_string(), &mut rep);
+    }
+    set.build();
+    for (src, line, why) in rep.rejected.iter().take(5) {
+        tracing::warn!("{src}:{line}: {why}");
+    }
+    if !ioc_files.is_empty() {
+        tracing::info!(
+            files = ioc_files.len(),
+            loaded = rep.loaded,
+            rejected = rep.rejected.len(),
+            "indicators loaded"
+        );
+    }
     if cfg.rules.files.is_empty() && extra.is_empty() {
+        let rules = detect::rules::RuleSet::with_iocs(Vec::new(), set);
+        cfg.compiled_rules = detect::flow::SharedRules(Some(std::sync::Arc::new(rules)));
         return Ok(());
     }
     let l = load(cfg, config_path, extra)?;
@@ -55,8 +79,8 @@ pub fn compile_into(cfg: &mut Config, config_path: Option<&Path>, extra: &[PathB
     if r.loaded == 0 {
         anyhow::bail!("no rule loaded from {} file(s): nothing to detect with", r.files);
     }
-    let set = detect::rules::RuleSet::new(l.rules);
-    cfg.compiled_rules = detect::flow::SharedRules(Some(std::sync::Arc::new(set)));
+    let rules = detect::rules::RuleSet::with_iocs(l.rules, set);
+    cfg.compiled_rules = detect::flow::SharedRules(Some(std::sync::Arc::new(rules)));
     Ok(())
 }
 

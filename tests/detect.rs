@@ -230,3 +230,59 @@ alert tls any any -> any any (msg:"tls"; tls.sni; content:"."; sid:1007;)
     let (only_a, only_b): (Vec<_>, Vec<_>) = (a.difference(&b).collect(), b.difference(&a).collect());
     assert!(only_a.is_empty() && only_b.is_empty(), "spinewatch only: {only_a:?}\nsuricata only: {only_b:?}");
 }
+
+#[test]
+fn indicators_match_in_every_field() {
+    // First a run without indicators, for the crafted handshake's JA3 and JA4.
+    let never = "alert tcp any any -> any 1 (msg:\"never\"; content:\"zzqqzzqq\"; sid:1;)\n";
+    let (r, d) = run_with_rules(crafted(), never, "detect-ioc-plain");
+    let tls = r.of_type("tls").next().expect("a tls event")["tls"].clone();
+    let (ja3, ja4) = (tls["ja3"]["hash"].as_str().unwrap().to_string(), tls["ja4"].as_str().unwrap().to_string());
+    let plain = d.path("feed.txt");
+    std::fs::write(&plain, format!("# a plain list\n198.51.100.23\nwww.bad.example\n{ja3}\nnot-an-indicator\n"))
+        .unwrap();
+    let csv = d.path("feed.csv");
+    std::fs::write(&csv, format!("indicator,type,description\nc2.example,domain,the C2\n.secure.bad.example,domain,tls\n{ja4},ja4,\n10.9.9.0/24,cidr,unused\n")).unwrap();
+    let pcap = d.path("t.pcap");
+    let run = replay(&[
+        "--source",
+        "file",
+        "--workers",
+        "1",
+        "--ioc",
+        plain.to_str().unwrap(),
+        "--ioc",
+        csv.to_str().unwrap(),
+        pcap.to_str().unwrap(),
+    ]);
+    assert!(run.stderr.contains("indicators loaded") && run.stderr.contains("not-an-indicator"), "{}", run.stderr);
+    let mut got: Vec<(u64, String, String)> = run
+        .of_type("alert")
+        .map(|a| {
+            (
+                a["alert"]["signature_id"].as_u64().unwrap(),
+                a["ioc"]["value"].as_str().unwrap().to_string(),
+                a["proto"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    let want: Vec<(u64, String, String)> = vec![
+        (9100001, "198.51.100.23".into(), "ICMP".into()),
+        (9100002, ".secure.bad.example".into(), "TCP".into()),
+        (9100002, "c2.example".into(), "TCP".into()),
+        (9100002, "c2.example".into(), "TCP".into()),
+        (9100002, "www.bad.example".into(), "UDP".into()),
+        (9100003, ja3.clone(), "TCP".into()),
+        (9100005, ja4.clone(), "TCP".into()),
+    ];
+    assert_eq!(got, want, "{:#?}", run.lines);
+    let a = run.of_type("alert").find(|a| a["ioc"]["value"] == "c2.example").unwrap();
+    assert_eq!(
+        a["ioc"],
+        serde_json::json!({"type": "domain", "value": "c2.example", "source": csv.to_str().unwrap(), "description": "the C2"})
+    );
+    assert_eq!(a["alert"]["signature"], "spinewatch IOC domain match");
+    assert_eq!(a["alert"]["severity"], 1);
+    assert!(run.stderr.contains("indicator matches 7"), "{}", run.stderr);
+}

@@ -191,12 +191,12 @@ impl RunSummary {
             e.events - e.alerts,
             e.alerts
         );
-        if t.rules > 0 {
+        if t.rules > 0 || t.detect.alerts > 0 {
             let m = &t.detect;
             let _ = writeln!(
                 s,
-                "  detection            {} rules: alerts {} (matches {}, suppressed by thresholds {}, candidates verified {}, step limit {}, threshold trackers evicted {})",
-                t.rules, m.alerts, m.matches, m.suppressed, m.candidates, m.step_limit, m.threshold_evicted
+                "  detection            {} rules: alerts {} (matches {}, indicator matches {}, suppressed by thresholds {}, candidates verified {}, step limit {}, threshold trackers evicted {})",
+                t.rules, m.alerts, m.matches, m.ioc_matches, m.suppressed, m.candidates, m.step_limit, m.threshold_evicted
             );
         }
         let a = &t.app;

@@ -84,6 +84,8 @@ pub struct AlertInfo<'a> {
     pub app_proto: AppProto,
     /// The direction the rule matched in (the meta is oriented that way).
     pub to_server: bool,
+    /// An indicator match: the indicator (index into the set's `iocs.entries`).
+    pub ioc: Option<u32>,
 }
 
 impl Default for FlowConfig {
@@ -632,7 +634,10 @@ fn event_out<S: RecordSink>(
     matcher.on_event(set, &h, ev, slot, ts, &mut |hit| {
         *alerted = true;
         let m = oriented_meta(meta, hit.to_server);
-        sink.emit_alert(&m, &AlertInfo { set, rule: hit.rule, app_proto: ev.proto(), to_server: hit.to_server });
+        sink.emit_alert(
+            &m,
+            &AlertInfo { set, rule: hit.rule, app_proto: ev.proto(), to_server: hit.to_server, ioc: hit.ioc },
+        );
     });
 }
 
@@ -1149,14 +1154,17 @@ impl FlowTable {
             is_icmp: matches!(d.proto, 1 | 58),
         };
         let mut alerted = false;
-        self.matcher.on_packet(set, &h, payload, slot, now, &mut |hit| {
+        let mut out = |hit: crate::rules::Hit| {
             alerted = true;
             let meta = oriented_meta(f.event_meta(now, tunnel), hit.to_server);
-            sink.emit_alert(
-                &meta,
-                &AlertInfo { set, rule: hit.rule, app_proto: f.app_proto, to_server: hit.to_server },
-            );
-        });
+            let a = AlertInfo { set, rule: hit.rule, app_proto: f.app_proto, to_server: hit.to_server, ioc: hit.ioc };
+            sink.emit_alert(&meta, &a);
+        };
+        if f.pkts[0] + f.pkts[1] == 1 {
+            // A new flow: its addresses against the indicators, once.
+            self.matcher.on_flow_start(set, &h, &mut out);
+        }
+        self.matcher.on_packet(set, &h, payload, slot, now, &mut out);
         if alerted {
             self.flows[slot as usize].app_bits |= ALERTED;
         }

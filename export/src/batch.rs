@@ -58,6 +58,7 @@ pub enum EventBody {
         rule: u32,
         app_proto: detect::app::AppProto,
         to_server: bool,
+        ioc: Option<u32>,
     },
 }
 
@@ -158,8 +159,9 @@ pub fn write_batch_event(out: &mut Vec<u8>, e: &BatchEvent) -> usize {
         EventBody::Http(t) => crate::app::write_event(out, &e.meta, &AppEvent::Http(t)),
         EventBody::Tls(t) => crate::app::write_event(out, &e.meta, &AppEvent::Tls(t)),
         EventBody::Ssh(t) => crate::app::write_event(out, &e.meta, &AppEvent::Ssh(t)),
-        EventBody::Alert { set, rule, app_proto, to_server } => {
-            crate::eve::write_alert(out, &e.meta, &set.rules[*rule as usize], *app_proto, *to_server);
+        EventBody::Alert { set, rule, app_proto, to_server, ioc } => {
+            let ioc = ioc.and_then(|i| set.iocs.entries.get(i as usize));
+            crate::eve::write_alert(out, &e.meta, &set.rules[*rule as usize], *app_proto, *to_server, ioc);
             1
         }
     }
@@ -355,8 +357,13 @@ impl RecordSink for Batcher {
         if self.cur.len() >= self.cfg.batch_size {
             self.seal();
         }
-        let body =
-            EventBody::Alert { set: a.set.clone(), rule: a.rule, app_proto: a.app_proto, to_server: a.to_server };
+        let body = EventBody::Alert {
+            set: a.set.clone(),
+            rule: a.rule,
+            app_proto: a.app_proto,
+            to_server: a.to_server,
+            ioc: a.ioc,
+        };
         let before = self.cur.records.len() as u32;
         self.cur.events.push(BatchEvent { before, meta: *meta, body });
     }

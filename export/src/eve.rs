@@ -109,6 +109,7 @@ pub fn write_alert(
     r: &detect::rules::Rule,
     app: detect::app::AppProto,
     to_server: bool,
+    ioc: Option<&detect::rules::ioc::Ioc>,
 ) {
     write_header(out, m, "alert");
     if let Some(a) = app.name() {
@@ -150,7 +151,22 @@ pub fn write_alert(
         }
         out.push(b'}');
     }
-    out.extend_from_slice(b"}}\n");
+    out.push(b'}');
+    if let Some(i) = ioc {
+        // The indicator that matched (spinewatch's own object; Suricata has none).
+        out.extend_from_slice(b",\"ioc\":{\"type\":");
+        crate::app::write_str(out, i.kind.name().as_bytes());
+        out.extend_from_slice(b",\"value\":");
+        crate::app::write_str(out, i.value.as_bytes());
+        out.extend_from_slice(b",\"source\":");
+        crate::app::write_str(out, i.source.as_bytes());
+        if !i.description.is_empty() {
+            out.extend_from_slice(b",\"description\":");
+            crate::app::write_str(out, i.description.as_bytes());
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"}\n");
 }
 
 /// Appends one EVE flow event and a newline.

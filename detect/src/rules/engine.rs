@@ -15,6 +15,9 @@ use std::collections::HashMap;
 /// Buffers × {plain, dot-prefixed}.
 const N_BUF: usize = Buf::COUNT;
 const N_PRE: usize = N_BUF * 2;
+/// The packet payload's prefilters, by direction (after the buffers').
+const PAYLOAD_TS: usize = N_PRE;
+const PAYLOAD_TC: usize = N_PRE + 1;
 
 /// Most steps one verification may take (content retries after relative failures), as
 /// Suricata's inspection recursion limit.
@@ -164,7 +167,12 @@ impl HeaderIndex {
 /// The rule set, compiled once.
 #[derive(Debug, Default)]
 pub struct RuleSet {
+    /// The rules, then one pseudo-rule per IOC kind (their alerts' signature; never matched
+    /// as rules).
     pub rules: Vec<Rule>,
+    pub iocs: super::ioc::IocSet,
+    /// Index of the first IOC pseudo-rule.
+    ioc_rules: usize,
     pre: Vec<Prefilter>,
     /// Packet rules without a content to prefilter on.
     pkt_index: HeaderIndex,
@@ -210,9 +218,9 @@ impl RuleSet {
             r.flowbits.iter().any(|b| matches!(b, FlowbitOp::Set(_) | FlowbitOp::Unset(_) | FlowbitOp::Toggle(_)))
         };
         rules.sort_by_key(|r| !sets(r));
-        let mut pats: Vec<Vec<(Vec<u8>, u32)>> = vec![Vec::new(); N_PRE];
+        let mut pats: Vec<Vec<(Vec<u8>, u32)>> = vec![Vec::new(); N_PRE + 2];
         let mut s = RuleSet {
-            pre: (0..N_PRE).map(|_| Prefilter::default()).collect(),
+            pre: (0..N_PRE + 2).map(|_| Prefilter::default()).collect(),
             dotted: vec![false; N_BUF],
             ..RuleSet::default()
         };
@@ -237,6 +245,16 @@ impl RuleSet {
                 }
             }
             match fast_content(r) {
+                // Packet payload patterns go to the automaton of each direction the rule allows
+                // (a packet is scanned by its direction's only).
+                Some((Buf::Payload, _, c)) => {
+                    if r.flow.to_server != Some(false) {
+                        pats[PAYLOAD_TS].push((c.pattern.clone(), i));
+                    }
+                    if r.flow.to_server != Some(true) {
+                        pats[PAYLOAD_TC].push((c.pattern.clone(), i));
+                    }
+                }
                 Some((b, dot, c)) => pats[b as usize * 2 + dot as usize].push((c.pattern.clone(), i)),
                 None if tx => {
                     let a = r.app().unwrap_or(AppProto::Unknown);
@@ -290,16 +308,45 @@ impl RuleSet {
             s.pre[k] = Prefilter { ac, pat_rules };
         }
         s.pkt_index.build();
+        s.ioc_rules = rules.len();
         s.rules = rules;
         s
     }
 
+    /// The rules and the indicators (built already).
+    pub fn with_iocs(rules: Vec<Rule>, iocs: super::ioc::IocSet) -> RuleSet {
+        use super::ioc::IocKind;
+        let mut s = RuleSet::new(rules);
+        if !iocs.is_empty() {
+            for k in [IocKind::Ip, IocKind::Domain, IocKind::Ja3, IocKind::Ja3s, IocKind::Ja4] {
+                let text = format!(
+                    "alert ip any any -> any any (msg:\"spinewatch IOC {} match\"; sid:{}; rev:1; priority:1; metadata:ioc_type {};)",
+                    k.name(),
+                    k.sid(),
+                    k.name()
+                );
+                if let Ok(mut r) = super::parse_rule(&text, &Vars::default(), &Default::default()) {
+                    r.category = "Known indicator of compromise (threat intelligence)".into();
+                    s.rules.push(r);
+                }
+            }
+        }
+        s.iocs = iocs;
+        s
+    }
+
+    /// The rules loaded (the IOC pseudo-rules left out).
     pub fn len(&self) -> usize {
-        self.rules.len()
+        self.ioc_rules
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+        self.ioc_rules == 0 && self.iocs.is_empty()
+    }
+
+    /// The pseudo-rule IOC matches of `kind` alert with.
+    pub fn ioc_rule(&self, kind: super::ioc::IocKind) -> u32 {
+        (self.ioc_rules + kind as usize) as u32
     }
 }
 
@@ -339,6 +386,8 @@ pub struct Hit {
     /// The direction the rule matched in (from the flow's initiator): the alert's source is
     /// the client when true.
     pub to_server: bool,
+    /// For an IOC match: the indicator (index into the set's `iocs.entries`).
+    pub ioc: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -363,6 +412,8 @@ pub struct MatchCounters {
     pub suppressed: u64,
     /// Verifications cut at the step limit.
     pub step_limit: u64,
+    /// Of the alerts, indicator (IOC) matches.
+    pub ioc_matches: u64,
     /// Threshold trackers dropped because the table was full.
     pub threshold_evicted: u64,
 }
@@ -374,6 +425,7 @@ impl MatchCounters {
         self.alerts += o.alerts;
         self.suppressed += o.suppressed;
         self.step_limit += o.step_limit;
+        self.ioc_matches += o.ioc_matches;
         self.threshold_evicted += o.threshold_evicted;
     }
 }
@@ -822,19 +874,80 @@ impl Matcher {
                 continue;
             }
             self.counters.alerts += 1;
-            out(Hit { rule: ri, to_server: hh.to_server });
+            out(Hit { rule: ri, to_server: hh.to_server, ioc: None });
         }
         self.cands = cands;
     }
 
+    /// A flow's first packet: its two addresses against the IP indicators.
+    pub fn on_flow_start(&mut self, set: &RuleSet, h: &Hdr, out: &mut dyn FnMut(Hit)) {
+        if !set.iocs.has_ips() {
+            return;
+        }
+        let rule = set.ioc_rule(super::ioc::IocKind::Ip);
+        for a in [h.src, h.dst] {
+            for &id in set.iocs.ip(a) {
+                self.counters.alerts += 1;
+                self.counters.ioc_matches += 1;
+                out(Hit { rule, to_server: h.to_server, ioc: Some(id) });
+            }
+        }
+    }
+
+    /// An app-layer event against the domain and fingerprint indicators (DNS queries, HTTP
+    /// Host, TLS SNI, JA3, JA3S, JA4).
+    fn event_iocs(&mut self, set: &RuleSet, ev: &AppEvent<'_>, out: &mut dyn FnMut(Hit)) {
+        use super::ioc::IocKind as K;
+        let i = &set.iocs;
+        let mut hit = |m: &mut Matcher, kind: K, id: Option<u32>| {
+            if let Some(id) = id {
+                m.counters.alerts += 1;
+                m.counters.ioc_matches += 1;
+                out(Hit { rule: set.ioc_rule(kind), to_server: kind != K::Ja3s, ioc: Some(id) });
+            }
+        };
+        match ev {
+            AppEvent::Dns { msg, .. } if i.has_domains() && !msg.is_response() => {
+                for q in msg.questions() {
+                    let mut name = crate::app::dns::parser::Name::default();
+                    if crate::app::dns::parser::read_name(msg.buf, q.name, Some(&mut name)).is_ok() {
+                        hit(self, K::Domain, i.domain(name.as_bytes()));
+                    }
+                }
+            }
+            AppEvent::Http(t) if i.has_domains() => {
+                if let Some(h) = t.hostname() {
+                    hit(self, K::Domain, i.domain(h));
+                }
+            }
+            AppEvent::Tls(t) => {
+                if let (Some(sni), true) = (t.sni(), i.has_domains()) {
+                    hit(self, K::Domain, i.domain(sni));
+                }
+                if i.has_hashes() {
+                    if let Some(h) = t.ja3_hash() {
+                        hit(self, K::Ja3, i.hash(K::Ja3, &h));
+                    }
+                    if let Some(h) = t.ja3s_hash() {
+                        hit(self, K::Ja3s, i.hash(K::Ja3s, &h));
+                    }
+                    if let Some(h) = t.ja4() {
+                        hit(self, K::Ja4, i.hash(K::Ja4, h));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Inspects one packet of flow `slot` (its payload may be empty).
     pub fn on_packet(&mut self, set: &RuleSet, h: &Hdr, payload: &[u8], slot: u32, now: u64, out: &mut dyn FnMut(Hit)) {
-        if set.is_empty() {
+        if set.ioc_rules == 0 {
             return;
         }
         self.begin(set);
         if !payload.is_empty() {
-            self.prefilter(set, Buf::Payload as usize * 2, payload);
+            self.prefilter(set, if h.to_server { PAYLOAD_TS } else { PAYLOAD_TC }, payload);
         }
         let ix = &set.pkt_index;
         if !ix.starts.is_empty() {
@@ -984,6 +1097,12 @@ impl Matcher {
         out: &mut dyn FnMut(Hit),
     ) {
         if set.is_empty() {
+            return;
+        }
+        if !set.iocs.is_empty() {
+            self.event_iocs(set, ev, out);
+        }
+        if set.ioc_rules == 0 {
             return;
         }
         match ev {

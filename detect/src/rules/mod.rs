@@ -4,6 +4,7 @@
 
 pub mod addr;
 pub mod engine;
+pub mod ioc;
 pub mod load;
 pub mod parse;
 
