@@ -217,7 +217,7 @@ impl RunSummary {
         let _ = writeln!(
             s,
             "  app events           {} (http {} tls {} dns {} ssh {})",
-            e.events,
+            e.events - e.alerts,
             evs(P::Http),
             evs(P::Tls),
             evs(P::Dns),

@@ -886,6 +886,10 @@ pub fn parse_rule(line: &str, vars: &Vars, classes: &Classifications) -> Result<
     if !has_sid {
         return Err(syntax("no sid"));
     }
+    if r.threshold.is_some() && r.detection_filter.is_some() {
+        // As Suricata: one or the other.
+        return Err(syntax("threshold and detection_filter in one rule"));
+    }
     if r.msg.is_empty() {
         r.msg = format!("sid {}", r.sid);
     }
