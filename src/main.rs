@@ -347,6 +347,8 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
                 None => Config::default(),
             };
             rules::compile_into(&mut cfg, config.as_deref(), &rule_files, &ioc)?;
+            let done = Arc::new(AtomicBool::new(false));
+            let reloader = rules::spawn_reloader(&cfg, config.clone(), rule_files, ioc, done.clone())?;
             let ncpu = capture::pin::available_cores().len().max(1);
             let workers = workers.or(cfg.capture.workers).unwrap_or(ncpu).max(1);
             let eve = eve.unwrap_or_else(|| if config.is_some() { cfg.export.eve.clone() } else { "-".into() });
@@ -361,6 +363,10 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
                 }
                 Source::Dpdk => replay_dpdk(&cfg, workers, &cores, &pcaps, out, stop)?,
             };
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            if let Some(t) = reloader {
+                let _ = t.join();
+            }
             Ok(finish(&summary))
         }
         Cmd::Bench { config, workers, duration, warmup, pipeline, json, eve, rules: rule_files, ioc, pcaps } => {
@@ -388,10 +394,16 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
         Cmd::Run { config, eve, rules: rule_files, ioc } => {
             let mut cfg = Config::load(&config)?;
             rules::compile_into(&mut cfg, Some(&config), &rule_files, &ioc)?;
+            let done = Arc::new(AtomicBool::new(false));
+            let reloader = rules::spawn_reloader(&cfg, Some(config.clone()), rule_files, ioc, done.clone())?;
             let eve = eve.unwrap_or_else(|| cfg.export.eve.clone());
             let out = open_eve(&eve)?;
             let stop = install_signals()?;
             let summary = run_dpdk(&cfg, out, stop)?;
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            if let Some(t) = reloader {
+                let _ = t.join();
+            }
             Ok(finish(&summary))
         }
     }

@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use anyhow::{Context, Result};
-use detect::rules::{parse_classifications, Loader, DEFAULT_CLASSIFICATION};
+use detect::rules::{parse_classifications, Loader, RuleSet, DEFAULT_CLASSIFICATION};
 use std::path::{Path, PathBuf};
 
 /// Loads the config's rule files, then `extra`. An unreadable file is an error naming it; a
@@ -32,10 +32,10 @@ pub fn load(cfg: &Config, config_path: Option<&Path>, extra: &[PathBuf]) -> Resu
 
 /// Loads and compiles the rules for a run (`[rules] files` and `--rules`) into `cfg`; logs
 /// what loaded and what was rejected. Nothing to load: detection stays off.
-pub fn compile_into(cfg: &mut Config, config_path: Option<&Path>, extra: &[PathBuf], iocs: &[PathBuf]) -> Result<()> {
+pub fn build(cfg: &Config, config_path: Option<&Path>, extra: &[PathBuf], iocs: &[PathBuf]) -> Result<Option<RuleSet>> {
     let ioc_files: Vec<&PathBuf> = cfg.ioc.files.iter().chain(iocs).collect();
     if cfg.rules.files.is_empty() && extra.is_empty() && ioc_files.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let mut set = detect::rules::ioc::IocSet::default();
     let mut rep = detect::rules::ioc::IocReport::default();
@@ -56,9 +56,7 @@ pub fn compile_into(cfg: &mut Config, config_path: Option<&Path>, extra: &[PathB
         );
     }
     if cfg.rules.files.is_empty() && extra.is_empty() {
-        let rules = detect::rules::RuleSet::with_iocs(Vec::new(), set);
-        cfg.compiled_rules = detect::flow::SharedRules(Some(std::sync::Arc::new(rules)));
-        return Ok(());
+        return Ok(Some(RuleSet::with_iocs(Vec::new(), set)));
     }
     let l = load(cfg, config_path, extra)?;
     let r = &l.report;
@@ -79,9 +77,50 @@ pub fn compile_into(cfg: &mut Config, config_path: Option<&Path>, extra: &[PathB
     if r.loaded == 0 {
         anyhow::bail!("no rule loaded from {} file(s): nothing to detect with", r.files);
     }
-    let rules = detect::rules::RuleSet::with_iocs(l.rules, set);
-    cfg.compiled_rules = detect::flow::SharedRules(Some(std::sync::Arc::new(rules)));
+    Ok(Some(RuleSet::with_iocs(l.rules, set)))
+}
+
+/// [`build`] into `cfg` for a run: the workers' rules slot (a reload replaces its set).
+pub fn compile_into(cfg: &mut Config, config_path: Option<&Path>, extra: &[PathBuf], iocs: &[PathBuf]) -> Result<()> {
+    if let Some(set) = build(cfg, config_path, extra, iocs)? {
+        cfg.compiled_rules = detect::flow::SharedRules::new(set);
+    }
     Ok(())
+}
+
+/// On SIGHUP, reads the rule and indicator files again and hands the new set to the workers
+/// (each takes it at its next burst; flows keep their state). A set that fails to load leaves
+/// the running one in place. Stops when `done` is set. Nothing to do when the run has no rules.
+pub fn spawn_reloader(
+    cfg: &Config,
+    config_path: Option<PathBuf>,
+    extra: Vec<PathBuf>,
+    iocs: Vec<PathBuf>,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<Option<std::thread::JoinHandle<()>>> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let Some(slot) = cfg.compiled_rules.0.clone() else { return Ok(None) };
+    let hup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())?;
+    let cfg = cfg.clone();
+    let t = std::thread::Builder::new().name("sw-reload".into()).spawn(move || {
+        while !done.load(Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            if !hup.swap(false, Relaxed) {
+                continue;
+            }
+            match build(&cfg, config_path.as_deref(), &extra, &iocs) {
+                Ok(Some(set)) => {
+                    let n = set.len();
+                    slot.replace(std::sync::Arc::new(set));
+                    tracing::info!(rules = n, "rules reloaded (SIGHUP): the workers take them at their next burst");
+                }
+                Ok(None) => tracing::warn!("SIGHUP: no rule or indicator file to reload"),
+                Err(e) => tracing::error!("SIGHUP: reload failed, the running rules stay: {e:#}"),
+            }
+        }
+    })?;
+    Ok(Some(t))
 }
 
 /// `spinewatch check-rules`: the load report, as text or JSON.

@@ -38,6 +38,8 @@ pub struct EngineCounters {
     pub detect: crate::rules::MatchCounters,
     /// Rules in the worker's set.
     pub rules: u64,
+    /// Reloaded rule sets the worker took.
+    pub rule_reloads: u64,
 }
 
 impl EngineCounters {
@@ -68,6 +70,7 @@ impl EngineCounters {
         self.defrag.add(&o.defrag);
         self.detect.add(&o.detect);
         self.rules = self.rules.max(o.rules);
+        self.rule_reloads = self.rule_reloads.max(o.rule_reloads);
     }
 }
 
@@ -141,6 +144,7 @@ impl Engine {
         S: RecordSink,
         I: IntoIterator<Item = (&'a [u8], u32, Micros)>,
     {
+        self.table.refresh_rules();
         let mut it = frames.into_iter();
         let mut datas: [&[u8]; CHUNK] = [&[]; CHUNK];
         loop {
@@ -256,6 +260,7 @@ impl Engine {
         c.defrag = self.defrag.counters;
         c.detect = self.table.matcher.counters;
         c.rules = self.table.rules_len() as u64;
+        c.rule_reloads = self.table.rule_reloads;
         c
     }
 

@@ -58,9 +58,48 @@ pub struct FlowConfig {
     pub rules: SharedRules,
 }
 
-/// A compiled rule set shared read-only by the workers; equal when it is the same set.
+/// The workers' rule set: read-only, shared, and replaceable (a reload) without stopping
+/// them. A worker reads the generation once per burst (one atomic load) and takes the new set
+/// only when it changed: no lock on the packet path.
+#[derive(Debug)]
+pub struct RulesSlot {
+    generation: std::sync::atomic::AtomicU64,
+    current: std::sync::Mutex<Arc<RuleSet>>,
+}
+
+impl RulesSlot {
+    pub fn new(set: Arc<RuleSet>) -> RulesSlot {
+        RulesSlot { generation: std::sync::atomic::AtomicU64::new(1), current: std::sync::Mutex::new(set) }
+    }
+
+    /// Puts `set` in place of the current one; workers take it at their next burst.
+    pub fn replace(&self, set: Arc<RuleSet>) {
+        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        *cur = set;
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The current set and its generation.
+    pub fn current(&self) -> (u64, Arc<RuleSet>) {
+        let cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        (self.generation(), cur.clone())
+    }
+}
+
+/// A handle on the rules slot (none: no detection); equal when it is the same slot.
 #[derive(Debug, Clone, Default)]
-pub struct SharedRules(pub Option<Arc<RuleSet>>);
+pub struct SharedRules(pub Option<Arc<RulesSlot>>);
+
+impl SharedRules {
+    pub fn new(set: RuleSet) -> SharedRules {
+        SharedRules(Some(Arc::new(RulesSlot::new(Arc::new(set)))))
+    }
+}
 
 impl PartialEq for SharedRules {
     fn eq(&self, o: &SharedRules) -> bool {
@@ -676,6 +715,10 @@ pub struct FlowTable {
     /// links carry none).
     tunnels: Vec<Option<TunnelRec>>,
     rules: Option<Arc<RuleSet>>,
+    rules_slot: Option<Arc<RulesSlot>>,
+    rules_generation: u64,
+    /// Rule sets taken after a reload.
+    pub rule_reloads: u64,
     pub matcher: Matcher,
 }
 
@@ -702,7 +745,10 @@ impl FlowTable {
             counters: FlowCounters::default(),
             app: AppLayer::new(cfg.app),
             tunnels: Vec::new(),
-            rules: cfg.rules.0.clone().filter(|r| !r.is_empty()),
+            rules: cfg.rules.0.as_ref().map(|s| s.current().1).filter(|r| !r.is_empty()),
+            rules_slot: cfg.rules.0.clone(),
+            rules_generation: cfg.rules.0.as_ref().map_or(0, |s| s.generation()),
+            rule_reloads: 0,
             matcher: Matcher::default(),
             cfg,
         }
@@ -1168,6 +1214,22 @@ impl FlowTable {
         if alerted {
             self.flows[slot as usize].app_bits |= ALERTED;
         }
+    }
+
+    /// Takes a reloaded rule set, if there is one (called once per burst: one atomic load).
+    /// Flows keep their state; flowbits and threshold counts start over (the new set's
+    /// names and rules are not the old ones).
+    #[inline]
+    pub fn refresh_rules(&mut self) {
+        let Some(slot) = &self.rules_slot else { return };
+        if slot.generation() == self.rules_generation {
+            return;
+        }
+        let (g, set) = slot.current();
+        self.rules_generation = g;
+        self.rules = Some(set).filter(|r| !r.is_empty());
+        self.matcher.reset_state();
+        self.rule_reloads += 1;
     }
 
     /// Rules in the set this table inspects with.

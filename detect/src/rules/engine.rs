@@ -717,6 +717,13 @@ impl Matcher {
         }
     }
 
+    /// A new rule set: flowbits and threshold trackers start over.
+    pub fn reset_state(&mut self) {
+        self.flowbits.clear();
+        self.thresholds.clear();
+        self.marks.clear();
+    }
+
     /// The flow (table slot `slot`) ended: its flowbits go.
     pub fn flow_ended(&mut self, slot: u32) {
         if !self.flowbits.is_empty() {
