@@ -303,7 +303,7 @@ fn a_reload_under_traffic_loses_nothing() {
     std::fs::write(&rules, "alert dns any any -> any any (msg:\"before\"; dns.query; content:\".\"; sid:1;)\n")
         .unwrap();
     let eve = d.path("eve.json");
-    let mut child = Command::new(bin())
+    let child = Command::new(bin())
         .args(["replay", "--source", "file", "--workers", "2", "--rules", rules.to_str().unwrap()])
         .args(["--eve", eve.to_str().unwrap(), pcap.to_str().unwrap()])
         .stderr(std::process::Stdio::piped())
