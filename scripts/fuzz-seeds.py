@@ -88,6 +88,12 @@ def main():
         if target and n[target] < 40:
             put(target, f"flow{n[target]}", bytes([0x1f]) + b"".join(pays))
             n[target] += 1
+    # The rule parser: the demo rules, one per seed, and option lists alone.
+    rules = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "rules", "demo.rules")
+    for i, line in enumerate(l for l in open(rules) if l.strip() and not l.startswith("#")):
+        put("rules", f"rule{i}", line.strip().encode())
+        opts = line[line.index("(") + 1:line.rindex(")")]
+        put("rules", f"opts{i}", opts.encode())
     put("stream", "seq", bytes(range(0, 240)))
     put("defrag", "frags", bytes([0, 0, 1, 3, 7, 0, 3, 1, 3, 7, 0, 6, 0, 3, 7]))
 

@@ -135,8 +135,16 @@ impl HeaderIndex {
             }
             None => (0..4).collect(),
         };
+        // Only narrow lists (every block /16 or longer in IPv4, /48 in IPv6: host lists, IP
+        // reputation feeds) index a rule by address: $HOME_NET's /8 would make it a candidate
+        // for most packets.
+        let narrow = |m: &IpMatch| {
+            !m.any_pos
+                && !m.pos.is_empty()
+                && m.pos.iter().all(|c| if c.addr >> 32 == 0xffff { c.len >= 96 + 16 } else { c.len >= 48 })
+        };
         for m in [&r.src, &r.dst] {
-            if !m.any_pos && !m.pos.is_empty() {
+            if narrow(m) {
                 for c in &m.pos {
                     self.blocks.push((c.range(), i));
                 }

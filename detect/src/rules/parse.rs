@@ -1042,7 +1042,7 @@ mod test {
 
     #[test]
     fn byte_tests_flowbits_thresholds() {
-        let r = p(r#"alert udp any any -> any 53 (msg:"b"; content:"|01 00|"; offset:2; depth:2; byte_test:2,>,10,4,relative,little; byte_jump:1,0,relative,multiplier 2,post_offset -1; isdataat:!10,relative; flowbits:set,a; flowbits:isset,b|c; flowbits:noalert; threshold:type limit, track by_src, count 1, seconds 60; detection_filter:track by_dst,count 5,seconds 10; sid:6;)"#).unwrap();
+        let r = p(r#"alert udp any any -> any 53 (msg:"b"; content:"|01 00|"; offset:2; depth:2; byte_test:2,>,10,4,relative,little; byte_jump:1,0,relative,multiplier 2,post_offset -1; isdataat:!10,relative; flowbits:set,a; flowbits:isset,b|c; flowbits:noalert; threshold:type limit, track by_src, count 1, seconds 60; sid:6;)"#).unwrap();
         let t = &r.bufs[0].tests;
         assert!(matches!(
             t[1],
@@ -1064,7 +1064,12 @@ mod test {
             r.threshold,
             Some(Threshold { kind: ThresholdKind::Limit, track: Track::BySrc, count: 1, seconds: 60 })
         );
+        let r =
+            p(r#"alert udp any any -> any 53 (msg:"df"; detection_filter:track by_dst,count 5,seconds 10; sid:7;)"#)
+                .unwrap();
         assert_eq!(r.detection_filter.unwrap().kind, ThresholdKind::DetectionFilter);
+        let both = r#"alert udp any any -> any 53 (msg:"both"; threshold:type limit,track by_src,count 1,seconds 1; detection_filter:track by_dst,count 5,seconds 10; sid:8;)"#;
+        assert_eq!(p(both).unwrap_err().detail, "threshold and detection_filter in one rule");
     }
 
     #[test]
