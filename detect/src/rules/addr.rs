@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// One CIDR block, in the 128-bit space (IPv4 as IPv4-mapped IPv6, `::ffff:a.b.c.d`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Cidr {
     pub addr: u128,
     /// Prefix length in the 128-bit space.
@@ -54,7 +54,7 @@ pub fn from_raw(raw: u128, v6: bool) -> u128 {
 
 /// What an address list matches: any of `pos` (all addresses when `pos` is empty and
 /// `any_pos`), and none of `neg`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct IpMatch {
     pub pos: Vec<Cidr>,
     pub neg: Vec<Cidr>,

@@ -193,6 +193,11 @@ pub struct RuleSet {
     to_client: Vec<bool>,
     bits: Vec<Vec<Bit>>,
     pub flowbit_names: Vec<String>,
+    /// Each rule's app protocol (from its header or buffers).
+    apps: Vec<Option<AppProto>>,
+    /// The distinct address lists, and each rule's (source, destination) list.
+    ip_sets: Vec<IpMatch>,
+    ip_lists: Vec<(u32, u32)>,
     /// Buffers some rule wants dot-prefixed.
     dotted: Vec<bool>,
 }
@@ -218,14 +223,16 @@ fn fast_content(r: &Rule) -> Option<(Buf, bool, &Content)> {
 }
 
 impl RuleSet {
-    /// Compiles `rules` (already checked by [`compile_check`]). Rules that set flowbits go
-    /// first (as Suricata orders them), so a packet that sets a bit and one that checks it
-    /// are seen in that order; the rest keep their load order.
+    /// Compiles `rules` (already checked by [`compile_check`]). Pass rules go first, then the
+    /// rules that set flowbits (as Suricata orders them: a pass rule silences the others, and a
+    /// packet that sets a bit and one that checks it are seen in that order); the rest keep
+    /// their load order.
     pub fn new(mut rules: Vec<Rule>) -> RuleSet {
         let sets = |r: &Rule| {
             r.flowbits.iter().any(|b| matches!(b, FlowbitOp::Set(_) | FlowbitOp::Unset(_) | FlowbitOp::Toggle(_)))
         };
-        rules.sort_by_key(|r| !sets(r));
+        // Pass rules first (Suricata's action order), then flowbit setters.
+        rules.sort_by_key(|r| (r.action != Action::Pass, !sets(r)));
         let mut pats: Vec<Vec<(Vec<u8>, u32)>> = vec![Vec::new(); N_PRE + 2];
         let mut s = RuleSet {
             pre: (0..N_PRE + 2).map(|_| Prefilter::default()).collect(),
@@ -242,6 +249,19 @@ impl RuleSet {
             names.insert(n.to_string(), i);
             i
         };
+        let mut seen: HashMap<IpMatch, u32> = HashMap::new();
+        let mut intern = |m: &IpMatch, sets: &mut Vec<IpMatch>| -> u32 {
+            *seen.entry(m.clone()).or_insert_with(|| {
+                sets.push(m.clone());
+                (sets.len() - 1) as u32
+            })
+        };
+        for r in &rules {
+            let a = intern(&r.src, &mut s.ip_sets);
+            let b = intern(&r.dst, &mut s.ip_sets);
+            s.ip_lists.push((a, b));
+            s.apps.push(r.app());
+        }
         for (i, r) in rules.iter().enumerate() {
             let i = i as u32;
             let tx = r.bufs.iter().any(|b| b.buf.app().is_some());
@@ -454,6 +474,12 @@ pub struct Matcher {
     /// Flowbits per flow (by flow table slot).
     flowbits: HashMap<u32, Vec<u16>>,
     thresholds: HashMap<(u32, u128, u128), ThreshState>,
+    /// Address-list results of the current inspection: per distinct list, for its two
+    /// addresses (the first `memo_x`), 0 unknown / 1 no / 2 yes.
+    ip_memo: Vec<u8>,
+    ip_memo_gen: Vec<u32>,
+    memo_gen_now: u32,
+    memo_x: u128,
     pub counters: MatchCounters,
 }
 
@@ -645,23 +671,27 @@ fn verify(tests: &[Test], i: usize, buf: &[u8], prev: usize, steps: &mut u32) ->
 
 /// Whether the header (addresses, ports, protocol, flow options, packet options) allows the
 /// rule, for an inspection in direction `h.to_server`.
-fn header_ok(r: &Rule, h: &Hdr, payload_len: Option<usize>) -> bool {
+/// `ip(list, addr)`: whether the rule's source (list 0) or destination (list 1) address list
+/// holds `addr` (memoised by the caller: rules share $HOME_NET and friends).
+fn header_ok(
+    r: &Rule,
+    app: Option<AppProto>,
+    h: &Hdr,
+    payload_len: Option<usize>,
+    ip: &mut dyn FnMut(usize, u128) -> bool,
+) -> bool {
     if let Some(p) = r.proto.ip_protos() {
         if !p.contains(&h.proto) {
             return false;
         }
     }
-    if let Some(a) = r.app() {
+    if let Some(a) = app {
         if a != h.app {
             return false;
         }
     }
-    let fwd = r.src.matches(h.src) && r.sport.matches(h.sport) && r.dst.matches(h.dst) && r.dport.matches(h.dport);
-    let back = r.bidirectional
-        && r.src.matches(h.dst)
-        && r.sport.matches(h.dport)
-        && r.dst.matches(h.src)
-        && r.dport.matches(h.sport);
+    let fwd = r.sport.matches(h.sport) && r.dport.matches(h.dport) && ip(0, h.src) && ip(1, h.dst);
+    let back = r.bidirectional && r.sport.matches(h.dport) && r.dport.matches(h.sport) && ip(0, h.dst) && ip(1, h.src);
     if !fwd && !back {
         return false;
     }
@@ -846,11 +876,39 @@ impl Matcher {
     ) {
         self.cands.sort_unstable();
         let cands = std::mem::take(&mut self.cands);
+        // A fresh memo of address-list results for this inspection's two addresses.
+        if self.ip_memo_gen.len() != set.ip_sets.len() {
+            self.ip_memo_gen = vec![0; set.ip_sets.len()];
+            self.ip_memo = vec![0; 2 * set.ip_sets.len()];
+        }
+        self.memo_gen_now = self.memo_gen_now.wrapping_add(1).max(1);
+        self.memo_x = h.src;
         for &ri in &cands {
             let r = &set.rules[ri as usize];
             let hh = if set.on_tx[ri as usize] && set.to_client[ri as usize] { h.reversed() } else { *h };
             self.counters.candidates += 1;
-            if !header_ok(r, &hh, payload_len) {
+            let (ls, ld) = set.ip_lists[ri as usize];
+            let (x, gen) = (self.memo_x, self.memo_gen_now);
+            let (memo, memo_gen) = (&mut self.ip_memo, &mut self.ip_memo_gen);
+            let mut ip = |which: usize, a: u128| -> bool {
+                let k = if which == 0 { ls } else { ld } as usize;
+                if memo_gen[k] != gen {
+                    memo_gen[k] = gen;
+                    memo[2 * k] = 0;
+                    memo[2 * k + 1] = 0;
+                }
+                let slot = 2 * k + (a != x) as usize;
+                match memo[slot] {
+                    1 => false,
+                    2 => true,
+                    _ => {
+                        let m = set.ip_sets[k].matches(a);
+                        memo[slot] = 1 + m as u8;
+                        m
+                    }
+                }
+            };
+            if !header_ok(r, set.apps[ri as usize], &hh, payload_len, &mut ip) {
                 continue;
             }
             // The side of a transaction a rule reads: the response's when it is a to-client rule.
@@ -881,7 +939,12 @@ impl Matcher {
                 continue;
             }
             self.counters.matches += 1;
-            if r.noalert || r.action == Action::Pass {
+            if r.action == Action::Pass {
+                // A pass rule ends the inspection: no rule after it alerts on this packet or
+                // transaction.
+                break;
+            }
+            if r.noalert {
                 continue;
             }
             if !self.threshold_ok(r, ri, &hh, now) {
@@ -1342,6 +1405,16 @@ alert tcp any any -> any any (msg:"str"; content:"len="; byte_test:3,=,123,0,rel
         assert_eq!(hits(&s, &h, b"aaZ"), [4]);
         assert_eq!(hits(&s, &h, b"aaZb"), Vec::<u32>::new());
         assert_eq!(hits(&s, &h, b"len=123"), [5]);
+    }
+
+    #[test]
+    fn a_pass_rule_silences_the_others() {
+        let s = set(r#"alert tcp any any -> any any (msg:"any get"; content:"GET "; sid:1;)
+pass tcp any any -> any any (msg:"health checks"; content:"/healthz"; sid:2;)
+"#);
+        let h = hdr();
+        assert_eq!(hits(&s, &h, b"GET /healthz HTTP/1.1"), Vec::<u32>::new());
+        assert_eq!(hits(&s, &h, b"GET /admin HTTP/1.1"), [1]);
     }
 
     #[test]
