@@ -59,6 +59,8 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         cfg = os.path.join(d, "sw.toml")
         with open(cfg, "w") as f:
+            # spinewatch's own behavioural detectors have no Suricata counterpart.
+            f.write("[behaviour]\nenabled = false\n")
             if a.home_net:
                 f.write(f'[rules.address_vars]\nHOME_NET = "{a.home_net}"\n')
         for cap in captures(a.paths):

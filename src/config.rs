@@ -58,6 +58,7 @@ pub struct Config {
     pub stats: StatsConfig,
     pub rules: RulesTable,
     pub ioc: IocTable,
+    pub behaviour: BehaviourTable,
     /// The compiled rule set (loaded by the binary from `rules` and `--rules`, not read from
     /// the file).
     #[serde(skip)]
@@ -410,6 +411,39 @@ pub struct IocTable {
     pub files: Vec<PathBuf>,
 }
 
+/// `[behaviour]`: the behavioural detectors (on by default).
+///
+/// ```toml
+/// [behaviour]
+/// enabled = true
+/// exfil_min_bytes = 10485760   # a flow sending at least this much out of $HOME_NET...
+/// exfil_ratio = 10.0           # ...and this many times what it received
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BehaviourTable {
+    pub enabled: bool,
+    pub exfil_min_bytes: u64,
+    pub exfil_ratio: f64,
+}
+
+impl Default for BehaviourTable {
+    fn default() -> Self {
+        let d = detect::rules::behave::BehaviourConfig::default();
+        BehaviourTable { enabled: d.enabled, exfil_min_bytes: d.exfil_min_bytes, exfil_ratio: d.exfil_ratio }
+    }
+}
+
+impl BehaviourTable {
+    pub fn config(&self) -> detect::rules::behave::BehaviourConfig {
+        detect::rules::behave::BehaviourConfig {
+            enabled: self.enabled,
+            exfil_min_bytes: self.exfil_min_bytes,
+            exfil_ratio: self.exfil_ratio,
+        }
+    }
+}
+
 /// `[stats]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -505,6 +539,9 @@ impl Config {
                     ));
                 }
             }
+        }
+        if self.behaviour.exfil_ratio.is_nan() || self.behaviour.exfil_ratio < 1.0 {
+            p.push(format!("behaviour.exfil_ratio: {} must be at least 1", self.behaviour.exfil_ratio));
         }
         let vars = self.rules.vars();
         for (k, v) in &self.rules.address_vars {
@@ -625,7 +662,7 @@ impl Config {
             },
             http: {
                 // Heads and the first body bytes are kept only for rules to read.
-                let rules = self.compiled_rules.0.is_some();
+                let rules = self.compiled_rules.0.as_ref().is_some_and(|s| !s.current().1.is_empty_of_rules());
                 detect::app::http::HttpLimits {
                     max_head: a.http_max_head,
                     max_pending: a.http_max_pending,

@@ -34,7 +34,8 @@ pub fn load(cfg: &Config, config_path: Option<&Path>, extra: &[PathBuf]) -> Resu
 /// what loaded and what was rejected. Nothing to load: detection stays off.
 pub fn build(cfg: &Config, config_path: Option<&Path>, extra: &[PathBuf], iocs: &[PathBuf]) -> Result<Option<RuleSet>> {
     let ioc_files: Vec<&PathBuf> = cfg.ioc.files.iter().chain(iocs).collect();
-    if cfg.rules.files.is_empty() && extra.is_empty() && ioc_files.is_empty() {
+    let behave = cfg.behaviour.config();
+    if cfg.rules.files.is_empty() && extra.is_empty() && ioc_files.is_empty() && !behave.enabled {
         return Ok(None);
     }
     let mut set = detect::rules::ioc::IocSet::default();
@@ -56,7 +57,7 @@ pub fn build(cfg: &Config, config_path: Option<&Path>, extra: &[PathBuf], iocs: 
         );
     }
     if cfg.rules.files.is_empty() && extra.is_empty() {
-        return Ok(Some(RuleSet::with_iocs(Vec::new(), set)));
+        return Ok(Some(RuleSet::full(Vec::new(), set, behave, &cfg.rules.vars())));
     }
     let l = load(cfg, config_path, extra)?;
     let r = &l.report;
@@ -77,7 +78,7 @@ pub fn build(cfg: &Config, config_path: Option<&Path>, extra: &[PathBuf], iocs: 
     if r.loaded == 0 {
         anyhow::bail!("no rule loaded from {} file(s): nothing to detect with", r.files);
     }
-    Ok(Some(RuleSet::with_iocs(l.rules, set)))
+    Ok(Some(RuleSet::full(l.rules, set, behave, &cfg.rules.vars())))
 }
 
 /// [`build`] into `cfg` for a run: the workers' rules slot (a reload replaces its set).

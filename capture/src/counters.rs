@@ -195,8 +195,8 @@ impl RunSummary {
             let m = &t.detect;
             let _ = writeln!(
                 s,
-                "  detection            {} rules: alerts {} (matches {}, indicator matches {}, suppressed by thresholds {}, candidates verified {}, step limit {}, threshold trackers evicted {}, reloads taken {})",
-                t.rules, m.alerts, m.matches, m.ioc_matches, m.suppressed, m.candidates, m.step_limit, m.threshold_evicted, t.rule_reloads
+                "  detection            {} rules: alerts {} (matches {}, indicator matches {}, behavioural {}, suppressed by thresholds {}, candidates verified {}, step limit {}, threshold trackers evicted {}, reloads taken {})",
+                t.rules, m.alerts, m.matches, m.ioc_matches, m.behaviour, m.suppressed, m.candidates, m.step_limit, m.threshold_evicted, t.rule_reloads
             );
         }
         let a = &t.app;

@@ -942,6 +942,7 @@ impl FlowTable {
             }
         }
         self.matcher.flow_ended(slot);
+        self.detect_flow_end(slot, sink);
         let rec = self.record(slot, reason, ts);
         sink.emit(&rec);
         match reason {
@@ -1230,6 +1231,29 @@ impl FlowTable {
         self.rules = Some(set).filter(|r| !r.is_empty());
         self.matcher.reset_state();
         self.rule_reloads += 1;
+    }
+
+    /// The behaviours decided at a flow's end (exfiltration).
+    fn detect_flow_end<S: RecordSink>(&mut self, slot: u32, sink: &mut S) {
+        let Some(set) = &self.rules else { return };
+        if !set.behave.enabled {
+            return;
+        }
+        let f = &self.flows[slot as usize];
+        // (Counts are per direction from the initiator: 0 to the server.)
+        let (out_bytes, in_bytes) = (f.bytes[0], f.bytes[1]);
+        let (src, _, dst, _) = f.oriented();
+        let v6 = f.key.ip_version() == 6;
+        let addr = |b: [u8; 16]| crate::rules::addr::from_raw(u128::from_ne_bytes(b), v6);
+        let leaves = set.home.matches(addr(src)) && !set.home.matches(addr(dst));
+        if crate::rules::behave::exfiltration(&set.behave, out_bytes, in_bytes, leaves) {
+            let meta = f.event_meta(f.last, self.tunnel_of(slot));
+            let rule = set.behaviour_rule(crate::rules::behave::Behaviour::Exfiltration);
+            sink.emit_alert(&meta, &AlertInfo { set, rule, app_proto: f.app_proto, to_server: true, ioc: None });
+            self.matcher.counters.alerts += 1;
+            self.matcher.counters.behaviour += 1;
+            self.flows[slot as usize].app_bits |= ALERTED;
+        }
     }
 
     /// Rules in the set this table inspects with.

@@ -181,6 +181,11 @@ pub struct RuleSet {
     pub iocs: super::ioc::IocSet,
     /// Index of the first IOC pseudo-rule.
     ioc_rules: usize,
+    /// The behavioural detectors' settings, and the index of their first pseudo-rule.
+    pub behave: super::behave::BehaviourConfig,
+    behave_rules: usize,
+    /// $HOME_NET (inside vs outside, for the behaviours).
+    pub home: IpMatch,
     pre: Vec<Prefilter>,
     /// Packet rules without a content to prefilter on.
     pkt_index: HeaderIndex,
@@ -341,10 +346,30 @@ impl RuleSet {
         s
     }
 
-    /// The rules and the indicators (built already).
+    /// The rules, the indicators (built already) and the behavioural detectors.
     pub fn with_iocs(rules: Vec<Rule>, iocs: super::ioc::IocSet) -> RuleSet {
+        Self::full(
+            rules,
+            iocs,
+            super::behave::BehaviourConfig { enabled: false, ..Default::default() },
+            &Vars::default(),
+        )
+    }
+
+    /// The rules, the indicators (built already), and the behavioural detectors with their
+    /// settings ($HOME_NET from `vars`).
+    pub fn full(
+        rules: Vec<Rule>,
+        iocs: super::ioc::IocSet,
+        behave: super::behave::BehaviourConfig,
+        vars: &Vars,
+    ) -> RuleSet {
         use super::ioc::IocKind;
         let mut s = RuleSet::new(rules);
+        s.home = super::addr::parse_addresses("$HOME_NET", vars).unwrap_or_default();
+        s.behave = behave;
+        s.behave_rules = s.ioc_rules + 5;
+        let classes = super::parse_classifications(super::DEFAULT_CLASSIFICATION).0;
         if !iocs.is_empty() {
             for k in [IocKind::Ip, IocKind::Domain, IocKind::Ja3, IocKind::Ja3s, IocKind::Ja4] {
                 let text = format!(
@@ -359,8 +384,40 @@ impl RuleSet {
                 }
             }
         }
+        // IOC pseudo-rules are always there (5 of them), so the behaviours' come after.
+        while s.rules.len() < s.behave_rules {
+            let filler = format!("alert ip any any -> any any (msg:\"unused\"; sid:{};)", 9_100_100 + s.rules.len());
+            if let Ok(r) = super::parse_rule(&filler, &Vars::default(), &Default::default()) {
+                s.rules.push(r);
+            }
+        }
+        for b in super::behave::Behaviour::ALL {
+            let (tid, tname) = b.mitre();
+            let text = format!(
+                "alert ip any any -> any any (msg:\"{}\"; classtype:{}; sid:{}; rev:1; metadata:mitre_technique_id {}, mitre_technique_name {};)",
+                b.msg(),
+                b.classtype(),
+                b.sid(),
+                tid,
+                tname.replace(',', "")
+            );
+            match super::parse_rule(&text, &Vars::default(), &classes) {
+                Ok(r) => s.rules.push(r),
+                Err(e) => debug_assert!(false, "behaviour rule {text}: {e}"),
+            }
+        }
         s.iocs = iocs;
         s
+    }
+
+    /// Whether no rule was loaded (indicators and behaviours aside).
+    pub fn is_empty_of_rules(&self) -> bool {
+        self.ioc_rules == 0
+    }
+
+    /// The pseudo-rule a behaviour alerts with.
+    pub fn behaviour_rule(&self, b: super::behave::Behaviour) -> u32 {
+        (self.behave_rules + b as usize) as u32
     }
 
     /// The rules loaded (the IOC pseudo-rules left out).
@@ -369,7 +426,7 @@ impl RuleSet {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ioc_rules == 0 && self.iocs.is_empty()
+        self.ioc_rules == 0 && self.iocs.is_empty() && !self.behave.enabled
     }
 
     /// The pseudo-rule IOC matches of `kind` alert with.
@@ -442,6 +499,8 @@ pub struct MatchCounters {
     pub step_limit: u64,
     /// Of the alerts, indicator (IOC) matches.
     pub ioc_matches: u64,
+    /// Of the alerts, behavioural detections.
+    pub behaviour: u64,
     /// Threshold trackers dropped because the table was full.
     pub threshold_evicted: u64,
 }
@@ -454,6 +513,7 @@ impl MatchCounters {
         self.suppressed += o.suppressed;
         self.step_limit += o.step_limit;
         self.ioc_matches += o.ioc_matches;
+        self.behaviour += o.behaviour;
         self.threshold_evicted += o.threshold_evicted;
     }
 }
@@ -1020,6 +1080,12 @@ impl Matcher {
 
     /// Inspects one packet of flow `slot` (its payload may be empty).
     pub fn on_packet(&mut self, set: &RuleSet, h: &Hdr, payload: &[u8], slot: u32, now: u64, out: &mut dyn FnMut(Hit)) {
+        if set.behave.enabled && h.to_server && h.dport == 21 && super::behave::ftp_payload(payload) {
+            self.counters.alerts += 1;
+            self.counters.behaviour += 1;
+            let rule = set.behaviour_rule(super::behave::Behaviour::CleartextFtp);
+            out(Hit { rule, to_server: true, ioc: None });
+        }
         if set.ioc_rules == 0 {
             return;
         }
@@ -1179,6 +1245,23 @@ impl Matcher {
         }
         if !set.iocs.is_empty() {
             self.event_iocs(set, ev, out);
+        }
+        if let (true, AppEvent::Http(t)) = (set.behave.enabled, ev) {
+            let mut scratch = std::mem::take(&mut self.arena);
+            let mut fired: [Option<super::behave::Behaviour>; 6] = [None; 6];
+            let mut n = 0;
+            super::behave::http_tx(t, &mut scratch, &mut |b| {
+                if n < fired.len() {
+                    fired[n] = Some(b);
+                    n += 1;
+                }
+            });
+            self.arena = scratch;
+            for b in fired.into_iter().flatten() {
+                self.counters.alerts += 1;
+                self.counters.behaviour += 1;
+                out(Hit { rule: set.behaviour_rule(b), to_server: true, ioc: None });
+            }
         }
         if set.ioc_rules == 0 {
             return;

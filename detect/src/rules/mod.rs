@@ -3,6 +3,7 @@
 //! rejected with a reason ([`Reject`]), never half-loaded.
 
 pub mod addr;
+pub mod behave;
 pub mod engine;
 pub mod ioc;
 pub mod load;

@@ -77,6 +77,7 @@ pub struct Head<'a> {
     pub content_type: Option<&'a [u8]>,
     pub content_range: Option<&'a [u8]>,
     pub location: Option<&'a [u8]>,
+    pub authorization: Option<&'a [u8]>,
     pub content_length: Option<u64>,
     pub chunked: bool,
     /// A Content-Length we could not read (the body is then read to the close, or chunked).
@@ -118,6 +119,8 @@ pub fn parse_head(head: &[u8], request: bool) -> Option<Head<'_>> {
             h.content_range.get_or_insert(value);
         } else if name.eq_ignore_ascii_case(b"location") {
             h.location.get_or_insert(value);
+        } else if name.eq_ignore_ascii_case(b"authorization") {
+            h.authorization.get_or_insert(value);
         } else if name.eq_ignore_ascii_case(b"content-length") {
             match std::str::from_utf8(value).ok().and_then(|s| s.parse::<u64>().ok()) {
                 Some(n) => h.content_length = Some(n),

@@ -71,6 +71,8 @@ pub struct Tx {
     pub has_response: bool,
     pub request_done: bool,
     pub response_done: bool,
+    /// The request sent `Authorization: Basic` (credentials in the clear).
+    auth_basic: bool,
     /// Raw heads and the first bytes of the bodies, when [`HttpLimits`] asks for them (for
     /// detection; not copied to the exporter).
     req_head: Vec<u8>,
@@ -166,6 +168,11 @@ impl Tx {
         *self = Tx { tx_id, store, req_head, resp_head, req_body, resp_body, ..Tx::default() };
     }
 
+    /// Whether the request carried HTTP Basic credentials.
+    pub fn has_auth_basic(&self) -> bool {
+        self.auth_basic
+    }
+
     /// The request head as received (start line and header fields), when kept.
     pub fn request_head(&self) -> &[u8] {
         &self.req_head
@@ -211,6 +218,7 @@ impl Tx {
         }
         self.user_agent = self.put(h.user_agent);
         self.referer = self.put(h.referer);
+        self.auth_basic = h.authorization.is_some_and(|a| a.len() > 6 && a[..6].eq_ignore_ascii_case(b"basic "));
     }
 
     fn set_response(&mut self, h: &Head<'_>) {
