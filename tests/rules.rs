@@ -69,6 +69,17 @@ fn variables_come_from_the_config_and_bad_ones_name_their_key() {
     let (code, _, err) = check(&["--config", c.to_str().unwrap(), f.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(err.contains(c.to_str().unwrap()) && err.contains("rules.address_vars.HOME_NET"), "{err}");
+    std::fs::write(&c, "[behaviour]\nexfil_ratio = 0.5\n").unwrap();
+    let (code, _, err) = check(&["--config", c.to_str().unwrap(), f.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("behaviour.exfil_ratio"), "{err}");
+    std::fs::write(&c, "[ioc]\nfiles = [\"/nonexistent/feed.csv\"]\n").unwrap();
+    let st = Command::new(bin())
+        .args(["replay", "--source", "file", "--config", c.to_str().unwrap(), f.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(st.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&st.stderr).contains("/nonexistent/feed.csv"));
     // A missing rule file is an error naming it.
     let (code, _, err) = check(&[d.path("nope.rules").to_str().unwrap()]);
     assert_eq!(code, 2);
