@@ -418,6 +418,13 @@ pub struct IocTable {
 /// enabled = true
 /// exfil_min_bytes = 10485760   # a flow sending at least this much out of $HOME_NET...
 /// exfil_ratio = 10.0           # ...and this many times what it received
+/// window_secs = 60             # evidence windows of the detectors below, merged over workers
+/// scan_ports = 100             # distinct ports of one host probed by one source
+/// scan_hosts = 100             # distinct hosts probed on one port by one source
+/// syn_flood = 1000             # SYNs to one service...
+/// syn_flood_sources = 100      # ...from at least this many sources
+/// brute_force = 20             # connections from one source to one auth service (SSH, RDP, SMB, FTP, Telnet, VNC, MSSQL)
+/// dns_subdomains = 100         # distinct subdomains of one domain queried by one source
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -425,12 +432,33 @@ pub struct BehaviourTable {
     pub enabled: bool,
     pub exfil_min_bytes: u64,
     pub exfil_ratio: f64,
+    /// Seconds of each evidence window of the detectors judged on every worker's merged
+    /// evidence; their thresholds per window follow.
+    pub window_secs: u64,
+    pub scan_ports: u32,
+    pub scan_hosts: u32,
+    pub syn_flood: u64,
+    pub syn_flood_sources: u32,
+    pub brute_force: u64,
+    pub dns_subdomains: u32,
 }
 
 impl Default for BehaviourTable {
     fn default() -> Self {
         let d = detect::rules::behave::BehaviourConfig::default();
-        BehaviourTable { enabled: d.enabled, exfil_min_bytes: d.exfil_min_bytes, exfil_ratio: d.exfil_ratio }
+        let sp = d.spanning;
+        BehaviourTable {
+            enabled: d.enabled,
+            exfil_min_bytes: d.exfil_min_bytes,
+            exfil_ratio: d.exfil_ratio,
+            window_secs: sp.window_secs,
+            scan_ports: sp.scan_ports as u32,
+            scan_hosts: sp.scan_hosts as u32,
+            syn_flood: sp.syn_flood,
+            syn_flood_sources: sp.syn_flood_sources as u32,
+            brute_force: sp.brute_force,
+            dns_subdomains: sp.dns_subdomains as u32,
+        }
     }
 }
 
@@ -438,6 +466,16 @@ impl BehaviourTable {
     pub fn config(&self) -> detect::rules::behave::BehaviourConfig {
         detect::rules::behave::BehaviourConfig {
             enabled: self.enabled,
+            spanning: detect::rules::sketch::SketchConfig {
+                enabled: self.enabled,
+                window_secs: self.window_secs,
+                scan_ports: self.scan_ports as f64,
+                scan_hosts: self.scan_hosts as f64,
+                syn_flood: self.syn_flood,
+                syn_flood_sources: self.syn_flood_sources as f64,
+                brute_force: self.brute_force,
+                dns_subdomains: self.dns_subdomains as f64,
+            },
             exfil_min_bytes: self.exfil_min_bytes,
             exfil_ratio: self.exfil_ratio,
         }
@@ -539,6 +577,9 @@ impl Config {
                     ));
                 }
             }
+        }
+        if self.behaviour.window_secs == 0 {
+            p.push("behaviour.window_secs: must be at least 1".into());
         }
         if self.behaviour.exfil_ratio.is_nan() || self.behaviour.exfil_ratio < 1.0 {
             p.push(format!("behaviour.exfil_ratio: {} must be at least 1", self.behaviour.exfil_ratio));

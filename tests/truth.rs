@@ -117,7 +117,8 @@ fn app_diff(truth: &Value, r: &Run) -> Vec<String> {
         flows.insert((norm(&e["src_ip"]), p("src_port"), norm(&e["dest_ip"]), p("dest_port")), e);
     }
     let mut events: BTreeMap<u64, Vec<&Value>> = BTreeMap::new();
-    for e in r.events.iter().filter(|e| e["event_type"] != "flow") {
+    // (Alerts of the behaviours merged over workers belong to no flow.)
+    for e in r.events.iter().filter(|e| e["event_type"] != "flow" && e["flow_id"].is_u64()) {
         events.entry(e["flow_id"].as_u64().unwrap()).or_default().push(e);
     }
     let mut d = Vec::new();

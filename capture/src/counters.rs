@@ -247,6 +247,13 @@ impl RunSummary {
             "  records exported     {} (dropped {}, channel full {} times, lost to output errors {})",
             self.exporter.records, e.dropped, e.channel_full, self.exporter.lost
         );
+        if self.exporter.spanning_alerts > 0 || self.exporter.sketch_keys_dropped > 0 {
+            let _ = writeln!(
+                s,
+                "  merged behaviours    alerts {} (evidence over every worker: scans, floods, brute force, DNS tunnels; keys not tracked {})",
+                self.exporter.spanning_alerts, self.exporter.sketch_keys_dropped
+            );
+        }
         if let Some(err) = &self.export_error {
             let _ = writeln!(s, "  output error         {err}");
         }

@@ -427,6 +427,8 @@ pub trait RecordSink {
     fn emit_event(&mut self, meta: &EventMeta, ev: &AppEvent<'_>);
     /// A rule matched; `meta` is oriented in the direction it matched.
     fn emit_alert(&mut self, _meta: &EventMeta, _alert: &AlertInfo<'_>) {}
+    /// A finished window of this worker's behaviour evidence, for the aggregator.
+    fn emit_sketch(&mut self, _sketch: crate::rules::sketch::WindowSketch) {}
 }
 
 /// Collects flow records; app-layer events are only counted (`AppCounters::events` has them).
@@ -670,6 +672,17 @@ fn event_out<S: RecordSink>(
         app: ev.proto(),
         ..Hdr::default()
     };
+    if let (true, AppEvent::Dns { msg, .. }) = (set.behave.enabled && set.behave.spanning.enabled, ev) {
+        if !msg.is_response() {
+            let sk = matcher.sketch(&set.behave.spanning);
+            for q in msg.questions() {
+                let mut name = crate::app::dns::parser::Name::default();
+                if crate::app::dns::parser::read_name(msg.buf, q.name, Some(&mut name)).is_ok() {
+                    sk.dns_query(h.src, name.as_bytes());
+                }
+            }
+        }
+    }
     matcher.on_event(set, &h, ev, slot, ts, &mut |hit| {
         *alerted = true;
         let m = oriented_meta(meta, hit.to_server);
@@ -1200,6 +1213,23 @@ impl FlowTable {
             icmp_id: d.icmp_id,
             is_icmp: matches!(d.proto, 1 | 58),
         };
+        let first = f.pkts[0] + f.pkts[1] == 1;
+        let sp = &set.behave.spanning;
+        if first && set.behave.enabled && sp.enabled {
+            // A new flow goes into the window's behaviour evidence; a finished window goes to
+            // the aggregator.
+            let w = now / (sp.window_secs.max(1) * 1_000_000);
+            let syn = d.tcp_flags & (TcpFlags::SYN | TcpFlags::ACK) == TcpFlags::SYN;
+            let sk = self.matcher.sketch(sp);
+            if sk.window != w {
+                if !sk.is_empty() {
+                    let done = std::mem::take(sk);
+                    sink.emit_sketch(done);
+                }
+                self.matcher.sketch(sp).start(w, *sp);
+            }
+            self.matcher.sketch(sp).new_flow(h.src, h.dst, h.dport, h.proto, syn);
+        }
         let mut alerted = false;
         let mut out = |hit: crate::rules::Hit| {
             alerted = true;
@@ -1207,7 +1237,7 @@ impl FlowTable {
             let a = AlertInfo { set, rule: hit.rule, app_proto: f.app_proto, to_server: hit.to_server, ioc: hit.ioc };
             sink.emit_alert(&meta, &a);
         };
-        if f.pkts[0] + f.pkts[1] == 1 {
+        if first {
             // A new flow: its addresses against the indicators, once.
             self.matcher.on_flow_start(set, &h, &mut out);
         }
@@ -1403,6 +1433,9 @@ impl FlowTable {
 
     /// Ends every live flow: `timeout` for those expired by `end`, `shutdown` for the rest.
     pub fn flush_all<S: RecordSink>(&mut self, end: Micros, sink: &mut S) {
+        if let Some(sk) = self.matcher.take_sketch() {
+            sink.emit_sketch(sk);
+        }
         for c in 0..CLASSES {
             while self.head[c] != NIL {
                 let h = self.head[c];

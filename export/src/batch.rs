@@ -87,13 +87,21 @@ pub struct Batch {
     pub worker: usize,
     pub records: Vec<FlowRecord>,
     pub events: Vec<BatchEvent>,
+    /// Finished windows of the worker's behaviour evidence, for the aggregator.
+    pub sketches: Vec<detect::rules::sketch::WindowSketch>,
     spares: Spares,
 }
 
 impl Batch {
     fn new(worker: usize, cap: usize) -> Self {
         // Event slots and bodies grow on first use and are kept when the batch is recycled.
-        Batch { worker, records: Vec::with_capacity(cap), events: Vec::new(), spares: Spares::default() }
+        Batch {
+            worker,
+            records: Vec::with_capacity(cap),
+            events: Vec::new(),
+            sketches: Vec::new(),
+            spares: Spares::default(),
+        }
     }
 
     /// Records and events in it.
@@ -102,11 +110,12 @@ impl Batch {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len() == 0 && self.sketches.is_empty()
     }
 
     pub fn clear(&mut self) {
         self.records.clear();
+        self.sketches.clear();
         let sp = &mut self.spares;
         for e in self.events.drain(..) {
             match e.body {
@@ -349,6 +358,11 @@ impl RecordSink for Batcher {
         self.cur.push_event(meta, ev);
     }
 
+    fn emit_sketch(&mut self, s: detect::rules::sketch::WindowSketch) {
+        // Once a window per worker: travels with the current batch.
+        self.cur.sketches.push(s);
+    }
+
     #[inline]
     fn emit_alert(&mut self, meta: &EventMeta, a: &detect::flow::AlertInfo<'_>) {
         self.stats.records += 1;
@@ -380,6 +394,11 @@ pub struct ExportStats {
     pub lost: u64,
     pub batches: u64,
     pub bytes: u64,
+    /// Alerts of the behaviours judged on every worker's merged evidence (written by this
+    /// thread, not counted in `records`).
+    pub spanning_alerts: u64,
+    /// Behaviour evidence keys lost to full sketch maps.
+    pub sketch_keys_dropped: u64,
 }
 
 /// The export thread.
@@ -461,6 +480,8 @@ fn export_loop(
     let mut stats = ExportStats::default();
     let mut buf = Vec::with_capacity(1 << 20);
     let mut failed: Option<io::Error> = None;
+    let workers = returns.len().max(1);
+    let mut agg: Option<detect::rules::sketch::Aggregator> = None;
     while let Some(mut batch) = next_batch(&rx) {
         let mut pending = 0u64;
         let mut pending_lines = 0u64;
@@ -474,6 +495,14 @@ fn export_loop(
             }
             for e in ev {
                 pending_lines += write_batch_event(&mut buf, e) as u64;
+            }
+            for sk in batch.sketches.drain(..) {
+                let a = agg.get_or_insert_with(|| detect::rules::sketch::Aggregator::new(sk.cfg, workers));
+                for f in a.add(sk) {
+                    eve::write_finding(&mut buf, &f, a.window_end(f.window));
+                    stats.spanning_alerts += 1;
+                    pending_lines += 1;
+                }
             }
             pending += batch.len() as u64;
             pending_lines += batch.records.len() as u64;
@@ -507,6 +536,21 @@ fn export_loop(
             stats.lost += pending;
         }
         buf.clear();
+    }
+    // The windows some worker never finished (the end of the input).
+    if let Some(mut a) = agg {
+        for f in a.finish() {
+            eve::write_finding(&mut buf, &f, a.window_end(f.window));
+            stats.spanning_alerts += 1;
+            stats.lines += 1;
+        }
+        stats.sketch_keys_dropped = a.dropped;
+        if failed.is_none() && !buf.is_empty() {
+            if let Err(e) = out.write_all(&buf).and_then(|_| out.flush()) {
+                tracing::error!("EVE output failed: {e}");
+                failed = Some(e);
+            }
+        }
     }
     (stats, failed)
 }

@@ -169,6 +169,47 @@ pub fn write_alert(
     out.extend_from_slice(b"}\n");
 }
 
+/// Appends the EVE alert of a behaviour judged on every worker's merged evidence: no flow (it
+/// spans many), the source and destination it is about where there is one, and what was
+/// counted.
+pub fn write_finding(out: &mut Vec<u8>, f: &detect::rules::sketch::Finding, ts: u64) {
+    out.extend_from_slice(b"{\"timestamp\":\"");
+    write_timestamp(out, ts.min(i64::MAX as u64));
+    out.extend_from_slice(b"\",\"event_type\":\"alert\"");
+    let ip = |out: &mut Vec<u8>, key: &str, a: u128| {
+        let v = if a >> 32 == 0xffff {
+            std::net::IpAddr::V4(std::net::Ipv4Addr::from(a as u32))
+        } else {
+            std::net::IpAddr::V6(std::net::Ipv6Addr::from(a))
+        };
+        let _ = write!(out, ",\"{key}\":\"{v}\"");
+    };
+    if let Some(s) = f.src {
+        ip(out, "src_ip", s);
+    }
+    if let Some(d) = f.dst {
+        ip(out, "dest_ip", d);
+    }
+    if let Some(p) = f.port {
+        let _ = write!(out, ",\"dest_port\":{p}");
+    }
+    let k = f.kind;
+    let (tid, tname) = k.mitre();
+    let _ = write!(
+        out,
+        ",\"alert\":{{\"action\":\"allowed\",\"gid\":1,\"signature_id\":{},\"rev\":1,\"signature\":\"{}\",\"category\":\"{}\",\"severity\":2,\"metadata\":{{\"mitre_technique_id\":[\"{tid}\"],\"mitre_technique_name\":[\"{tname}\"]}}}}",
+        k.sid(),
+        k.msg(),
+        k.category()
+    );
+    let _ = write!(out, ",\"behaviour\":{{\"count\":{}", f.count);
+    if let Some(d) = &f.domain {
+        out.extend_from_slice(b",\"domain\":");
+        crate::app::write_str(out, d.as_bytes());
+    }
+    out.extend_from_slice(b"}}\n");
+}
+
 /// Appends one EVE flow event and a newline.
 pub fn write_flow(out: &mut Vec<u8>, r: &FlowRecord) {
     write_header(out, &r.meta, "flow");

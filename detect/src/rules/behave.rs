@@ -72,6 +72,9 @@ impl Behaviour {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BehaviourConfig {
     pub enabled: bool,
+    /// The detectors judged on every worker's merged evidence (scans, floods, brute force,
+    /// DNS tunnelling).
+    pub spanning: super::sketch::SketchConfig,
     /// Exfiltration: the least bytes a flow sends out, and how many times what it received.
     pub exfil_min_bytes: u64,
     pub exfil_ratio: f64,
@@ -79,7 +82,12 @@ pub struct BehaviourConfig {
 
 impl Default for BehaviourConfig {
     fn default() -> Self {
-        BehaviourConfig { enabled: true, exfil_min_bytes: 10 << 20, exfil_ratio: 10.0 }
+        BehaviourConfig {
+            enabled: true,
+            spanning: super::sketch::SketchConfig::default(),
+            exfil_min_bytes: 10 << 20,
+            exfil_ratio: 10.0,
+        }
     }
 }
 

@@ -540,6 +540,8 @@ pub struct Matcher {
     ip_memo_gen: Vec<u32>,
     memo_gen_now: u32,
     memo_x: u128,
+    /// This worker's behaviour evidence for the current window.
+    sketch: Option<Box<super::sketch::WindowSketch>>,
     pub counters: MatchCounters,
 }
 
@@ -813,6 +815,16 @@ impl Matcher {
                 self.add(r);
             }
         }
+    }
+
+    /// The current window's behaviour evidence (created with `cfg` on first use).
+    pub fn sketch(&mut self, cfg: &super::sketch::SketchConfig) -> &mut super::sketch::WindowSketch {
+        self.sketch.get_or_insert_with(|| Box::new(super::sketch::WindowSketch { cfg: *cfg, ..Default::default() }))
+    }
+
+    /// The evidence not handed over yet (at the end of the input).
+    pub fn take_sketch(&mut self) -> Option<super::sketch::WindowSketch> {
+        self.sketch.take().map(|b| *b).filter(|s| !s.is_empty())
     }
 
     /// A new rule set: flowbits and threshold trackers start over.

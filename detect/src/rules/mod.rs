@@ -8,6 +8,7 @@ pub mod engine;
 pub mod ioc;
 pub mod load;
 pub mod parse;
+pub mod sketch;
 
 pub use addr::{IpMatch, PortMatch, Vars};
 pub use engine::{compile_check, Hdr, Hit, MatchCounters, Matcher, RuleSet};

@@ -1,0 +1,442 @@
+//! Behaviours whose evidence spans cores: a scanner's or a flooder's flows hash to every
+//! worker. Each worker keeps, per time window, compact bounded sketches (counters and
+//! HyperLogLog distinct counts) keyed by who and what; at the window's end it hands them over
+//! (with its records, to the export thread), where an [`Aggregator`] merges every worker's
+//! sketch of the window and raises the alerts. Nothing here is shared on the packet path.
+
+use std::collections::HashMap;
+
+/// Registers of the distinct-count sketch: 2^6 (about 13% standard error, plenty for
+/// thresholds in the hundreds; 64 bytes per key).
+const HLL_BITS: u32 = 6;
+const HLL_M: usize = 1 << HLL_BITS;
+
+/// A HyperLogLog distinct counter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hll([u8; HLL_M]);
+
+impl Default for Hll {
+    fn default() -> Self {
+        Hll([0; HLL_M])
+    }
+}
+
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+impl Hll {
+    pub fn add(&mut self, v: u64) {
+        let h = mix(v);
+        let i = (h >> (64 - HLL_BITS)) as usize;
+        let rank = ((h << HLL_BITS) | (1 << (HLL_BITS - 1))).leading_zeros() as u8 + 1;
+        self.0[i] = self.0[i].max(rank);
+    }
+
+    pub fn merge(&mut self, o: &Hll) {
+        for (a, b) in self.0.iter_mut().zip(o.0.iter()) {
+            *a = (*a).max(*b);
+        }
+    }
+
+    /// The estimated number of distinct values (with the small-range correction).
+    pub fn count(&self) -> f64 {
+        let m = HLL_M as f64;
+        let sum: f64 = self.0.iter().map(|&r| 2f64.powi(-(r as i32))).sum();
+        let est = 0.709 * m * m / sum;
+        let zeros = self.0.iter().filter(|&&r| r == 0).count();
+        if est <= 2.5 * m && zeros > 0 {
+            m * (m / zeros as f64).ln()
+        } else {
+            est
+        }
+    }
+}
+
+/// Keys a sketch map holds at most per worker and window; past it new keys are counted
+/// (`dropped`) and not tracked.
+pub const MAX_KEYS: usize = 16_384;
+
+/// Ports whose many short connections from one source are a brute-force attempt.
+pub const AUTH_PORTS: [u16; 7] = [21, 22, 23, 445, 3389, 5900, 1433];
+
+/// One worker's evidence for one window.
+#[derive(Debug, Default, Clone)]
+pub struct WindowSketch {
+    /// Window number (packet time / window length).
+    pub window: u64,
+    /// The thresholds (carried to the aggregator).
+    pub cfg: SketchConfig,
+    /// The number of workers (so the aggregator knows when a window is complete).
+    pub workers: usize,
+    /// (source, destination) → distinct destination ports: vertical scan.
+    pub ports: HashMap<(u128, u128), Hll>,
+    /// (source, destination port) → distinct destinations: horizontal scan.
+    pub hosts: HashMap<(u128, u16), Hll>,
+    /// (destination, port) → SYNs seen, and their distinct sources: SYN flood.
+    pub syns: HashMap<(u128, u16), (u64, Hll)>,
+    /// (source, destination, auth port) → connections: brute force.
+    pub conns: HashMap<(u128, u128, u16), u64>,
+    /// (source, base domain) → distinct subdomains, and the base domain: DNS tunnelling.
+    pub dns: HashMap<(u128, u64), (Hll, String)>,
+    /// Keys not tracked because a map was full.
+    pub dropped: u64,
+}
+
+fn bounded<'a, K: std::hash::Hash + Eq, V: Default>(
+    m: &'a mut HashMap<K, V>,
+    k: K,
+    dropped: &mut u64,
+) -> Option<&'a mut V> {
+    if m.len() >= MAX_KEYS && !m.contains_key(&k) {
+        *dropped += 1;
+        return None;
+    }
+    Some(m.entry(k).or_default())
+}
+
+impl WindowSketch {
+    pub fn is_empty(&self) -> bool {
+        self.ports.is_empty()
+            && self.hosts.is_empty()
+            && self.syns.is_empty()
+            && self.conns.is_empty()
+            && self.dns.is_empty()
+    }
+
+    /// A new flow from `src` to `dst:dport` (protocol `proto`); `syn`: it opened with a bare
+    /// SYN.
+    pub fn new_flow(&mut self, src: u128, dst: u128, dport: u16, proto: u8, syn: bool) {
+        if proto != 6 && proto != 17 {
+            return;
+        }
+        let d = &mut self.dropped;
+        if let Some(h) = bounded(&mut self.ports, (src, dst), d) {
+            h.add(dport as u64 | (proto as u64) << 16);
+        }
+        if let Some(h) = bounded(&mut self.hosts, (src, dport), d) {
+            h.add(dst as u64 ^ (dst >> 64) as u64);
+        }
+        if proto == 6 && syn {
+            if let Some((n, h)) = bounded(&mut self.syns, (dst, dport), d) {
+                *n += 1;
+                h.add(src as u64 ^ (src >> 64) as u64);
+            }
+        }
+        if proto == 6 && AUTH_PORTS.contains(&dport) {
+            if let Some(n) = bounded(&mut self.conns, (src, dst, dport), d) {
+                *n += 1;
+            }
+        }
+    }
+
+    /// A DNS query for `name` from `src`: its subdomain under the base domain (the last two
+    /// labels) is counted.
+    pub fn dns_query(&mut self, src: u128, name: &[u8]) {
+        let name = name.strip_suffix(b".").unwrap_or(name);
+        let mut dots = name.iter().enumerate().rev().filter(|(_, &b)| b == b'.').map(|(i, _)| i);
+        let (Some(_), Some(cut)) = (dots.next(), dots.next()) else { return };
+        let (sub, base) = (&name[..cut], &name[cut + 1..]);
+        let hash = |b: &[u8]| {
+            b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
+                (h ^ x.to_ascii_lowercase() as u64).wrapping_mul(0x100_0000_01b3)
+            })
+        };
+        let key = (src, hash(base));
+        let d = &mut self.dropped;
+        if let Some((h, b)) = bounded(&mut self.dns, key, d) {
+            h.add(hash(sub));
+            if b.is_empty() {
+                *b = String::from_utf8_lossy(base).to_ascii_lowercase();
+            }
+        }
+    }
+
+    /// A fresh sketch for `window`, judged with `cfg`.
+    pub fn start(&mut self, window: u64, cfg: SketchConfig) {
+        let workers = self.workers;
+        *self = WindowSketch { window, cfg, workers, ..WindowSketch::default() };
+    }
+
+    fn merge(&mut self, o: WindowSketch) {
+        for (k, v) in o.ports {
+            self.ports.entry(k).or_default().merge(&v);
+        }
+        for (k, v) in o.hosts {
+            self.hosts.entry(k).or_default().merge(&v);
+        }
+        for (k, (n, h)) in o.syns {
+            let e = self.syns.entry(k).or_default();
+            e.0 += n;
+            e.1.merge(&h);
+        }
+        for (k, n) in o.conns {
+            *self.conns.entry(k).or_default() += n;
+        }
+        for (k, (h, b)) in o.dns {
+            let e = self.dns.entry(k).or_default();
+            e.0.merge(&h);
+            if e.1.is_empty() {
+                e.1 = b;
+            }
+        }
+        self.dropped += o.dropped;
+    }
+}
+
+/// Thresholds per window (`[behaviour]`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SketchConfig {
+    pub enabled: bool,
+    pub window_secs: u64,
+    /// Distinct ports of one destination probed by one source.
+    pub scan_ports: f64,
+    /// Distinct destinations probed on one port by one source.
+    pub scan_hosts: f64,
+    /// SYNs to one destination port, and their distinct sources.
+    pub syn_flood: u64,
+    pub syn_flood_sources: f64,
+    /// Connections from one source to one authentication service.
+    pub brute_force: u64,
+    /// Distinct subdomains of one base domain queried by one source.
+    pub dns_subdomains: f64,
+}
+
+impl Default for SketchConfig {
+    fn default() -> Self {
+        SketchConfig {
+            enabled: true,
+            window_secs: 60,
+            scan_ports: 100.0,
+            scan_hosts: 100.0,
+            syn_flood: 1000,
+            syn_flood_sources: 100.0,
+            brute_force: 20,
+            dns_subdomains: 100.0,
+        }
+    }
+}
+
+/// What a merged window showed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub kind: Spanning,
+    pub window: u64,
+    pub src: Option<u128>,
+    pub dst: Option<u128>,
+    pub port: Option<u16>,
+    /// The count that crossed the threshold (distinct ports, hosts, sources, subdomains, SYNs,
+    /// connections).
+    pub count: u64,
+    pub domain: Option<String>,
+}
+
+/// The behaviours judged on merged sketches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spanning {
+    VerticalScan,
+    HorizontalScan,
+    SynFlood,
+    BruteForce,
+    DnsTunnel,
+}
+
+impl Spanning {
+    pub fn sid(self) -> u32 {
+        9_200_101 + self as u32
+    }
+    pub fn msg(self) -> &'static str {
+        match self {
+            Spanning::VerticalScan => "spinewatch BEHAVIOUR port scan: many ports of one host",
+            Spanning::HorizontalScan => "spinewatch BEHAVIOUR port scan: one port on many hosts",
+            Spanning::SynFlood => "spinewatch BEHAVIOUR SYN flood: many SYNs from many sources to one service",
+            Spanning::BruteForce => "spinewatch BEHAVIOUR brute force: many connections to an authentication service",
+            Spanning::DnsTunnel => "spinewatch BEHAVIOUR DNS tunnelling: many unique subdomains of one domain",
+        }
+    }
+    pub fn mitre(self) -> (&'static str, &'static str) {
+        match self {
+            Spanning::VerticalScan | Spanning::HorizontalScan => ("T1046", "Network Service Discovery"),
+            Spanning::SynFlood => ("T1499.002", "Endpoint Denial of Service: Service Exhaustion Flood"),
+            Spanning::BruteForce => ("T1110", "Brute Force"),
+            Spanning::DnsTunnel => ("T1071.004", "Application Layer Protocol: DNS"),
+        }
+    }
+    pub fn category(self) -> &'static str {
+        match self {
+            Spanning::VerticalScan | Spanning::HorizontalScan => "Detection of a Network Scan",
+            Spanning::SynFlood => "Detection of a Denial of Service Attack",
+            Spanning::BruteForce => "Attempted Administrator Privilege Gain",
+            Spanning::DnsTunnel => "Potentially Bad Traffic",
+        }
+    }
+}
+
+/// Merges the workers' sketches window by window and judges a window once every worker has
+/// handed its sketch over (or at the end).
+#[derive(Debug)]
+pub struct Aggregator {
+    cfg: SketchConfig,
+    workers: usize,
+    pending: HashMap<u64, (WindowSketch, usize)>,
+    /// Keys lost to full maps, over the run.
+    pub dropped: u64,
+}
+
+impl Aggregator {
+    pub fn new(cfg: SketchConfig, workers: usize) -> Self {
+        Aggregator { cfg, workers: workers.max(1), pending: HashMap::new(), dropped: 0 }
+    }
+
+    /// One worker's sketch of a window; the findings of windows now complete: every worker
+    /// has handed it over, or a worker is already two windows further (an idle worker has
+    /// nothing to add).
+    pub fn add(&mut self, s: WindowSketch) -> Vec<Finding> {
+        let w = s.window;
+        let e = self.pending.entry(w).or_insert_with(|| (WindowSketch { window: w, ..WindowSketch::default() }, 0));
+        e.0.merge(s);
+        e.1 += 1;
+        let mut done: Vec<u64> =
+            self.pending.iter().filter(|(&k, v)| v.1 >= self.workers || k + 2 <= w).map(|(&k, _)| k).collect();
+        done.sort_unstable();
+        let mut out = Vec::new();
+        for k in done {
+            if let Some((m, _)) = self.pending.remove(&k) {
+                out.extend(self.judge(m));
+            }
+        }
+        out
+    }
+
+    /// When window `w` ends (microseconds), the alerts' timestamp.
+    pub fn window_end(&self, w: u64) -> u64 {
+        (w + 1) * self.cfg.window_secs.max(1) * 1_000_000
+    }
+
+    /// From the first sketch's settings.
+    pub fn for_sketch(s: &WindowSketch) -> Aggregator {
+        Aggregator::new(s.cfg, s.workers)
+    }
+
+    /// The windows still waiting for a worker (at the end of the run).
+    pub fn finish(&mut self) -> Vec<Finding> {
+        let mut ws: Vec<u64> = self.pending.keys().copied().collect();
+        ws.sort_unstable();
+        let mut out = Vec::new();
+        for w in ws {
+            if let Some((m, _)) = self.pending.remove(&w) {
+                out.extend(self.judge(m));
+            }
+        }
+        out
+    }
+
+    fn judge(&mut self, m: WindowSketch) -> Vec<Finding> {
+        let c = &self.cfg;
+        self.dropped += m.dropped;
+        let w = m.window;
+        let f = |kind, src, dst, port, count: f64, domain| Finding {
+            kind,
+            window: w,
+            src,
+            dst,
+            port,
+            count: count.round() as u64,
+            domain,
+        };
+        let mut out = Vec::new();
+        for ((s, d), h) in &m.ports {
+            let n = h.count();
+            if n >= c.scan_ports {
+                out.push(f(Spanning::VerticalScan, Some(*s), Some(*d), None, n, None));
+            }
+        }
+        for ((s, p), h) in &m.hosts {
+            let n = h.count();
+            if n >= c.scan_hosts {
+                out.push(f(Spanning::HorizontalScan, Some(*s), None, Some(*p), n, None));
+            }
+        }
+        for ((d, p), (n, h)) in &m.syns {
+            if *n >= c.syn_flood && h.count() >= c.syn_flood_sources {
+                out.push(f(Spanning::SynFlood, None, Some(*d), Some(*p), *n as f64, None));
+            }
+        }
+        for ((s, d, p), n) in &m.conns {
+            if *n >= c.brute_force {
+                out.push(f(Spanning::BruteForce, Some(*s), Some(*d), Some(*p), *n as f64, None));
+            }
+        }
+        for ((s, _), (h, base)) in &m.dns {
+            let n = h.count();
+            if n >= c.dns_subdomains {
+                out.push(f(Spanning::DnsTunnel, Some(*s), None, Some(53), n, Some(base.clone())));
+            }
+        }
+        // Deterministic order (maps iterate in any order).
+        out.sort_by_key(|a| (a.kind as u8, a.src, a.dst, a.port));
+        out
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn hll_counts_within_its_error() {
+        for n in [10u64, 100, 1000, 20_000] {
+            let mut h = Hll::default();
+            for i in 0..n {
+                h.add(i * 7919);
+            }
+            let e = h.count();
+            assert!((e - n as f64).abs() / (n as f64) < 0.35, "{n}: {e}");
+        }
+        let (mut a, mut b) = (Hll::default(), Hll::default());
+        (0..500).for_each(|i| a.add(i));
+        (250..750).for_each(|i| b.add(i));
+        a.merge(&b);
+        assert!((a.count() - 750.0).abs() < 750.0 * 0.35);
+    }
+
+    #[test]
+    fn a_scan_split_over_workers_is_found_once_merged() {
+        let cfg = SketchConfig { scan_ports: 100.0, ..SketchConfig::default() };
+        let mut agg = Aggregator::new(cfg, 2);
+        let (mut w0, mut w1) = (WindowSketch::default(), WindowSketch::default());
+        // 160 ports, half on each worker: neither alone crosses 100.
+        for p in 1..=160u16 {
+            let w = if p % 2 == 0 { &mut w0 } else { &mut w1 };
+            w.new_flow(1, 2, p, 6, true);
+        }
+        assert!(Aggregator::new(cfg, 1).add(w0.clone()).is_empty(), "one worker's half is below the threshold");
+        assert!(agg.add(w0).is_empty(), "waits for the other worker");
+        let f = agg.add(w1);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!((f[0].kind, f[0].src, f[0].dst), (Spanning::VerticalScan, Some(1), Some(2)));
+        assert!(agg.finish().is_empty());
+    }
+
+    #[test]
+    fn dns_subdomains_and_bounds() {
+        let mut s = WindowSketch::default();
+        for i in 0..300 {
+            s.dns_query(9, format!("x{i:04}abcdef.t.exfil.example.").as_bytes());
+        }
+        s.dns_query(9, b"localhost");
+        let f = Aggregator::new(SketchConfig::default(), 1).add(s);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].domain.as_deref(), Some("exfil.example"));
+        let mut s = WindowSketch::default();
+        for i in 0..(MAX_KEYS as u128 + 10) {
+            s.new_flow(i, 1, 80, 6, false);
+        }
+        assert_eq!(s.ports.len(), MAX_KEYS);
+        assert_eq!(s.dropped, 10 * 2, "ports and hosts maps");
+    }
+}
