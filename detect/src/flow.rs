@@ -1228,7 +1228,7 @@ impl FlowTable {
                 }
                 self.matcher.sketch(sp).start(w, *sp);
             }
-            self.matcher.sketch(sp).new_flow(h.src, h.dst, h.dport, h.proto, syn);
+            self.matcher.sketch(sp).new_flow(h.src, h.dst, h.dport, h.proto, syn, now);
         }
         let mut alerted = false;
         let mut out = |hit: crate::rules::Hit| {

@@ -61,6 +61,9 @@ impl Hll {
 /// (`dropped`) and not tracked.
 pub const MAX_KEYS: usize = 16_384;
 
+/// Flow start times kept per (source, destination, port) and window, and over windows.
+pub const MAX_STARTS: usize = 64;
+
 /// Ports whose many short connections from one source are a brute-force attempt.
 pub const AUTH_PORTS: [u16; 7] = [21, 22, 23, 445, 3389, 5900, 1433];
 
@@ -83,6 +86,8 @@ pub struct WindowSketch {
     pub conns: HashMap<(u128, u128, u16), u64>,
     /// (source, base domain) → distinct subdomains, and the base domain: DNS tunnelling.
     pub dns: HashMap<(u128, u64), (Hll, String)>,
+    /// (source, destination, port) → flow start times (at most [`MAX_STARTS`]): beaconing.
+    pub starts: HashMap<(u128, u128, u16), Vec<u64>>,
     /// Keys not tracked because a map was full.
     pub dropped: u64,
 }
@@ -106,15 +111,21 @@ impl WindowSketch {
             && self.syns.is_empty()
             && self.conns.is_empty()
             && self.dns.is_empty()
+            && self.starts.is_empty()
     }
 
-    /// A new flow from `src` to `dst:dport` (protocol `proto`); `syn`: it opened with a bare
-    /// SYN.
-    pub fn new_flow(&mut self, src: u128, dst: u128, dport: u16, proto: u8, syn: bool) {
+    /// A new flow from `src` to `dst:dport` (protocol `proto`) at `ts`; `syn`: it opened with
+    /// a bare SYN.
+    pub fn new_flow(&mut self, src: u128, dst: u128, dport: u16, proto: u8, syn: bool, ts: u64) {
         if proto != 6 && proto != 17 {
             return;
         }
         let d = &mut self.dropped;
+        if let Some(v) = bounded(&mut self.starts, (src, dst, dport), d) {
+            if v.len() < MAX_STARTS {
+                v.push(ts);
+            }
+        }
         if let Some(h) = bounded(&mut self.ports, (src, dst), d) {
             h.add(dport as u64 | (proto as u64) << 16);
         }
@@ -184,6 +195,9 @@ impl WindowSketch {
                 e.1 = b;
             }
         }
+        for (k, v) in o.starts {
+            self.starts.entry(k).or_default().extend(v);
+        }
         self.dropped += o.dropped;
     }
 }
@@ -204,6 +218,12 @@ pub struct SketchConfig {
     pub brute_force: u64,
     /// Distinct subdomains of one base domain queried by one source.
     pub dns_subdomains: f64,
+    /// Beaconing: at least this many connections from one source to one destination port,
+    /// their intervals at least `beacon_min_interval_secs` apart on average and varying by at
+    /// most `beacon_max_jitter` (standard deviation over mean).
+    pub beacon_min_flows: usize,
+    pub beacon_min_interval_secs: f64,
+    pub beacon_max_jitter: f64,
 }
 
 impl Default for SketchConfig {
@@ -217,6 +237,9 @@ impl Default for SketchConfig {
             syn_flood_sources: 100.0,
             brute_force: 20,
             dns_subdomains: 100.0,
+            beacon_min_flows: 8,
+            beacon_min_interval_secs: 0.5,
+            beacon_max_jitter: 0.1,
         }
     }
 }
@@ -243,6 +266,7 @@ pub enum Spanning {
     SynFlood,
     BruteForce,
     DnsTunnel,
+    Beacon,
 }
 
 impl Spanning {
@@ -256,6 +280,7 @@ impl Spanning {
             Spanning::SynFlood => "spinewatch BEHAVIOUR SYN flood: many SYNs from many sources to one service",
             Spanning::BruteForce => "spinewatch BEHAVIOUR brute force: many connections to an authentication service",
             Spanning::DnsTunnel => "spinewatch BEHAVIOUR DNS tunnelling: many unique subdomains of one domain",
+            Spanning::Beacon => "spinewatch BEHAVIOUR beaconing: connections to one destination at regular intervals",
         }
     }
     pub fn mitre(self) -> (&'static str, &'static str) {
@@ -264,6 +289,7 @@ impl Spanning {
             Spanning::SynFlood => ("T1499.002", "Endpoint Denial of Service: Service Exhaustion Flood"),
             Spanning::BruteForce => ("T1110", "Brute Force"),
             Spanning::DnsTunnel => ("T1071.004", "Application Layer Protocol: DNS"),
+            Spanning::Beacon => ("T1071", "Application Layer Protocol"),
         }
     }
     pub fn category(self) -> &'static str {
@@ -271,7 +297,7 @@ impl Spanning {
             Spanning::VerticalScan | Spanning::HorizontalScan => "Detection of a Network Scan",
             Spanning::SynFlood => "Detection of a Denial of Service Attack",
             Spanning::BruteForce => "Attempted Administrator Privilege Gain",
-            Spanning::DnsTunnel => "Potentially Bad Traffic",
+            Spanning::DnsTunnel | Spanning::Beacon => "Potentially Bad Traffic",
         }
     }
 }
@@ -283,13 +309,24 @@ pub struct Aggregator {
     cfg: SketchConfig,
     workers: usize,
     pending: HashMap<u64, (WindowSketch, usize)>,
+    /// Flow start times per (source, destination, port) over windows (the last
+    /// [`MAX_STARTS`]), and the keys already reported as beacons.
+    history: HashMap<(u128, u128, u16), Vec<u64>>,
+    beacons: std::collections::HashSet<(u128, u128, u16)>,
     /// Keys lost to full maps, over the run.
     pub dropped: u64,
 }
 
 impl Aggregator {
     pub fn new(cfg: SketchConfig, workers: usize) -> Self {
-        Aggregator { cfg, workers: workers.max(1), pending: HashMap::new(), dropped: 0 }
+        Aggregator {
+            cfg,
+            workers: workers.max(1),
+            pending: HashMap::new(),
+            history: HashMap::new(),
+            beacons: Default::default(),
+            dropped: 0,
+        }
     }
 
     /// One worker's sketch of a window; the findings of windows now complete: every worker
@@ -377,6 +414,33 @@ impl Aggregator {
                 out.push(f(Spanning::DnsTunnel, Some(*s), None, Some(53), n, Some(base.clone())));
             }
         }
+        for (k, v) in m.starts {
+            if self.beacons.contains(&k) {
+                continue;
+            }
+            if self.history.len() >= MAX_KEYS * 4 && !self.history.contains_key(&k) {
+                self.dropped += 1;
+                continue;
+            }
+            let h = self.history.entry(k).or_default();
+            h.extend(v);
+            h.sort_unstable();
+            h.dedup();
+            if h.len() > MAX_STARTS {
+                h.drain(..h.len() - MAX_STARTS);
+            }
+            if h.len() < c.beacon_min_flows.max(3) {
+                continue;
+            }
+            let gaps: Vec<f64> = h.windows(2).map(|p| (p[1] - p[0]) as f64 / 1e6).collect();
+            let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+            let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
+            if mean >= c.beacon_min_interval_secs && var.sqrt() / mean <= c.beacon_max_jitter {
+                let n = h.len() as f64;
+                self.beacons.insert(k);
+                out.push(f(Spanning::Beacon, Some(k.0), Some(k.1), Some(k.2), n, None));
+            }
+        }
         // Deterministic order (maps iterate in any order).
         out.sort_by_key(|a| (a.kind as u8, a.src, a.dst, a.port));
         out
@@ -412,7 +476,7 @@ mod test {
         // 160 ports, half on each worker: neither alone crosses 100.
         for p in 1..=160u16 {
             let w = if p % 2 == 0 { &mut w0 } else { &mut w1 };
-            w.new_flow(1, 2, p, 6, true);
+            w.new_flow(1, 2, p, 6, true, p as u64);
         }
         assert!(Aggregator::new(cfg, 1).add(w0.clone()).is_empty(), "one worker's half is below the threshold");
         assert!(agg.add(w0).is_empty(), "waits for the other worker");
@@ -420,6 +484,32 @@ mod test {
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!((f[0].kind, f[0].src, f[0].dst), (Spanning::VerticalScan, Some(1), Some(2)));
         assert!(agg.finish().is_empty());
+    }
+
+    #[test]
+    fn horizontal_scans_floods_and_beacons() {
+        let cfg = SketchConfig::default();
+        let mut s = WindowSketch { cfg, ..WindowSketch::default() };
+        // One source, port 445, 150 hosts; a flood of 1500 SYNs from 300 sources; a beacon
+        // every 30 s (±1%) and a client hitting one server at random times.
+        for h in 0..150u128 {
+            s.new_flow(7, 1000 + h, 445, 6, true, 0);
+        }
+        for i in 0..1500u128 {
+            s.new_flow(5000 + i % 300, 9, 443, 6, true, 0);
+        }
+        for i in 0..10u64 {
+            let jitter = [3, -2, 1, 0, -3, 2, -1, 3, 0, -2][i as usize] * 100_000;
+            s.new_flow(11, 12, 8443, 6, true, i * 30_000_000 + (1_000_000 + jitter) as u64);
+            s.new_flow(21, 22, 8443, 6, true, [1, 3, 4, 10, 11, 19, 30, 31, 40, 57][i as usize] * 1_000_000);
+        }
+        let f = Aggregator::new(cfg, 1).add(s);
+        let kinds: Vec<(Spanning, Option<u128>)> = f.iter().map(|x| (x.kind, x.src.or(x.dst))).collect();
+        assert_eq!(
+            kinds,
+            [(Spanning::HorizontalScan, Some(7)), (Spanning::SynFlood, Some(9)), (Spanning::Beacon, Some(11))],
+            "{f:?}"
+        );
     }
 
     #[test]
@@ -434,9 +524,9 @@ mod test {
         assert_eq!(f[0].domain.as_deref(), Some("exfil.example"));
         let mut s = WindowSketch::default();
         for i in 0..(MAX_KEYS as u128 + 10) {
-            s.new_flow(i, 1, 80, 6, false);
+            s.new_flow(i, 1, 80, 6, false, 0);
         }
         assert_eq!(s.ports.len(), MAX_KEYS);
-        assert_eq!(s.dropped, 10 * 2, "ports and hosts maps");
+        assert_eq!(s.dropped, 10 * 3, "ports, hosts and start-time maps");
     }
 }
