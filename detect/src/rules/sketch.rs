@@ -4,7 +4,72 @@
 //! (with its records, to the export thread), where an [`Aggregator`] merges every worker's
 //! sketch of the window and raises the alerts. Nothing here is shared on the packet path.
 
-use std::collections::HashMap;
+use std::collections::HashMap as StdMap;
+use std::hash::{BuildHasher, Hasher};
+
+/// A fast keyed hash for the sketch maps (updated at every new flow: SipHash costs too much
+/// there): multiply-rotate over the words, a per-process random seed (the keys are addresses an
+/// attacker chooses), and a strong finaliser.
+#[derive(Debug, Clone, Copy)]
+pub struct FastState(u64);
+
+impl Default for FastState {
+    fn default() -> Self {
+        static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        FastState(*SEED.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64)))
+    }
+}
+
+impl BuildHasher for FastState {
+    type Hasher = FastHasher;
+    fn build_hasher(&self) -> FastHasher {
+        FastHasher(self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl FastHasher {
+    #[inline]
+    fn word(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(23) ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+impl Hasher for FastHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        mix(self.0)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..c.len()].copy_from_slice(c);
+            self.word(u64::from_le_bytes(b));
+        }
+    }
+    #[inline]
+    fn write_u16(&mut self, v: u16) {
+        self.word(v as u64);
+    }
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        self.word(v);
+    }
+    #[inline]
+    fn write_u128(&mut self, v: u128) {
+        self.word(v as u64);
+        self.word((v >> 64) as u64);
+    }
+    #[inline]
+    fn write_usize(&mut self, v: usize) {
+        self.word(v as u64);
+    }
+}
+
+/// The sketches' maps.
+pub type HashMap<K, V> = StdMap<K, V, FastState>;
 
 /// Registers of the distinct-count sketch: 2^6 (about 13% standard error, plenty for
 /// thresholds in the hundreds; 64 bytes per key).
@@ -61,8 +126,10 @@ impl Hll {
 /// (`dropped`) and not tracked.
 pub const MAX_KEYS: usize = 16_384;
 
-/// Flow start times kept per (source, destination, port) and window, and over windows.
+/// Flow start times kept per (source, destination, port) over windows (by the aggregator).
 pub const MAX_STARTS: usize = 64;
+/// Flow starts a worker records per window.
+pub const MAX_START_RECORDS: usize = 1 << 18;
 
 /// Ports whose many short connections from one source are a brute-force attempt.
 pub const AUTH_PORTS: [u16; 7] = [21, 22, 23, 445, 3389, 5900, 1433];
@@ -86,8 +153,9 @@ pub struct WindowSketch {
     pub conns: HashMap<(u128, u128, u16), u64>,
     /// (source, base domain) → distinct subdomains, and the base domain: DNS tunnelling.
     pub dns: HashMap<(u128, u64), (Hll, String)>,
-    /// (source, destination, port) → flow start times (at most [`MAX_STARTS`]): beaconing.
-    pub starts: HashMap<(u128, u128, u16), Vec<u64>>,
+    /// Flow starts (source, destination, port, time), appended (one push per new flow, no
+    /// allocation once grown; at most [`MAX_START_RECORDS`] per window): beaconing.
+    pub starts: Vec<((u128, u128, u16), u64)>,
     /// Keys not tracked because a map was full.
     pub dropped: u64,
 }
@@ -121,10 +189,10 @@ impl WindowSketch {
             return;
         }
         let d = &mut self.dropped;
-        if let Some(v) = bounded(&mut self.starts, (src, dst, dport), d) {
-            if v.len() < MAX_STARTS {
-                v.push(ts);
-            }
+        if self.starts.len() < MAX_START_RECORDS {
+            self.starts.push(((src, dst, dport), ts));
+        } else {
+            *d += 1;
         }
         if let Some(h) = bounded(&mut self.ports, (src, dst), d) {
             h.add(dport as u64 | (proto as u64) << 16);
@@ -195,9 +263,7 @@ impl WindowSketch {
                 e.1 = b;
             }
         }
-        for (k, v) in o.starts {
-            self.starts.entry(k).or_default().extend(v);
-        }
+        self.starts.extend(o.starts);
         self.dropped += o.dropped;
     }
 }
@@ -322,8 +388,8 @@ impl Aggregator {
         Aggregator {
             cfg,
             workers: workers.max(1),
-            pending: HashMap::new(),
-            history: HashMap::new(),
+            pending: HashMap::default(),
+            history: HashMap::default(),
             beacons: Default::default(),
             dropped: 0,
         }
@@ -414,7 +480,14 @@ impl Aggregator {
                 out.push(f(Spanning::DnsTunnel, Some(*s), None, Some(53), n, Some(base.clone())));
             }
         }
-        for (k, v) in m.starts {
+        let mut by_key: HashMap<(u128, u128, u16), Vec<u64>> = HashMap::default();
+        for (k, t) in m.starts {
+            let v = by_key.entry(k).or_default();
+            if v.len() < MAX_STARTS {
+                v.push(t);
+            }
+        }
+        for (k, v) in by_key {
             if self.beacons.contains(&k) {
                 continue;
             }
@@ -527,6 +600,6 @@ mod test {
             s.new_flow(i, 1, 80, 6, false, 0);
         }
         assert_eq!(s.ports.len(), MAX_KEYS);
-        assert_eq!(s.dropped, 10 * 3, "ports, hosts and start-time maps");
+        assert_eq!(s.dropped, 10 * 2, "ports and hosts maps (start times have their own, larger bound)");
     }
 }
