@@ -8,7 +8,7 @@ use crate::decode::{decode, Decoded, Kind};
 use crate::flow::FlowKey;
 
 #[inline]
-fn fmix64(mut k: u64) -> u64 {
+pub(crate) fn fmix64(mut k: u64) -> u64 {
     // MurmurHash3's finaliser.
     k ^= k >> 33;
     k = k.wrapping_mul(0xff51afd7ed558ccd);

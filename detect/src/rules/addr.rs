@@ -130,6 +130,64 @@ impl PortMatch {
     }
 }
 
+/// Which ids' address blocks hold an address: the address space cut at every block's ends,
+/// each interval with the ids covering it (one binary search per lookup). Used for rules with
+/// host lists (IP reputation) and for indicator lists.
+#[derive(Debug, Default, Clone)]
+pub struct IntervalIndex {
+    blocks: Vec<((u128, u128), u32)>,
+    starts: Vec<u128>,
+    lists: Vec<Vec<u32>>,
+}
+
+impl IntervalIndex {
+    /// Adds the inclusive block `[lo, hi]` for `id` (before [`IntervalIndex::build`]).
+    pub fn add(&mut self, (lo, hi): (u128, u128), id: u32) {
+        self.blocks.push(((lo, hi), id));
+    }
+
+    pub fn build(&mut self) {
+        let mut cuts: Vec<u128> = Vec::with_capacity(self.blocks.len() * 2);
+        for &((a, b), _) in &self.blocks {
+            cuts.push(a);
+            if b != u128::MAX {
+                cuts.push(b + 1);
+            }
+        }
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut lists: Vec<Vec<u32>> = vec![Vec::new(); cuts.len()];
+        for &((a, b), id) in &self.blocks {
+            let first = cuts.partition_point(|&x| x < a);
+            for (k, &start) in cuts.iter().enumerate().skip(first) {
+                if start > b {
+                    break;
+                }
+                if lists[k].last() != Some(&id) {
+                    lists[k].push(id);
+                }
+            }
+        }
+        self.starts = cuts;
+        self.lists = lists;
+        self.blocks = Vec::new();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    /// The ids whose blocks hold `a`.
+    #[inline]
+    pub fn get(&self, a: u128) -> &[u32] {
+        let i = self.starts.partition_point(|&x| x <= a);
+        if i == 0 {
+            return &[];
+        }
+        &self.lists[i - 1]
+    }
+}
+
 /// Address and port variables (`$HOME_NET`, `$HTTP_PORTS`...), as their unparsed text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vars {
@@ -275,41 +333,48 @@ fn parse_cidr(s: &str) -> Result<Cidr, String> {
     Ok(Cidr { addr: addr_u128(ip), len })
 }
 
-/// Parses an address list (`any`, `1.2.3.4`, `10.0.0.0/8`, `[..]`, `!..`, `$VAR`).
-pub fn parse_addresses(s: &str, vars: &Vars) -> Result<IpMatch, String> {
-    let mut m = IpMatch::default();
-    let mut saw_pos = false;
-    let mut any_neg = false;
-    walk(s, false, &vars.address, 0, &mut |item, neg| {
+/// A list's items split by sign, after `any` and negation at any depth: (positives,
+/// negatives, whether it matches everything but the negatives).
+fn collect<T>(
+    s: &str,
+    vars: &HashMap<String, String>,
+    what: &str,
+    mut leaf: impl FnMut(&str) -> Result<T, String>,
+) -> Result<(Vec<T>, Vec<T>, bool), String> {
+    let (mut pos, mut neg) = (Vec::new(), Vec::new());
+    let (mut any_pos, mut any_neg) = (false, false);
+    walk(s, false, vars, 0, &mut |item, negated| {
         if item.eq_ignore_ascii_case("any") {
-            if neg {
+            if negated {
                 any_neg = true;
             } else {
-                m.any_pos = true;
+                any_pos = true;
             }
-            saw_pos |= !neg;
             return Ok(());
         }
-        let c = parse_cidr(item)?;
-        if neg {
-            m.neg.push(c);
+        let v = leaf(item)?;
+        if negated {
+            neg.push(v);
         } else {
-            saw_pos = true;
-            m.pos.push(c);
+            pos.push(v);
         }
         Ok(())
     })?;
     if any_neg {
-        return Err(format!("{s:?} matches no address (!any)"));
+        return Err(format!("{s:?} matches no {what} (!any)"));
     }
-    if !saw_pos {
-        // Only negations: everything but them.
-        m.any_pos = true;
+    // Only negations: everything but them.
+    let any = any_pos || pos.is_empty();
+    if any {
+        pos.clear();
     }
-    if m.any_pos {
-        m.pos.clear();
-    }
-    Ok(m.finish())
+    Ok((pos, neg, any))
+}
+
+/// Parses an address list (`any`, `1.2.3.4`, `10.0.0.0/8`, `[..]`, `!..`, `$VAR`).
+pub fn parse_addresses(s: &str, vars: &Vars) -> Result<IpMatch, String> {
+    let (pos, neg, any_pos) = collect(s, &vars.address, "address", parse_cidr)?;
+    Ok(IpMatch { pos, neg, any_pos, ..IpMatch::default() }.finish())
 }
 
 fn parse_port(s: &str) -> Result<u16, String> {
@@ -318,51 +383,18 @@ fn parse_port(s: &str) -> Result<u16, String> {
 
 /// Parses a port list (`any`, `80`, `1024:`, `:1023`, `80:90`, `[..]`, `!..`, `$VAR`).
 pub fn parse_ports(s: &str, vars: &Vars) -> Result<PortMatch, String> {
-    let mut m = PortMatch::default();
-    let mut saw_pos = false;
-    let mut any_neg = false;
-    walk(s, false, &vars.port, 0, &mut |item, neg| {
-        if item.eq_ignore_ascii_case("any") {
-            if neg {
-                any_neg = true;
-            } else {
-                m.any_pos = true;
+    let (pos, neg, any_pos) = collect(s, &vars.port, "port", |item| match item.split_once(':') {
+        Some((a, b)) => {
+            let lo = if a.trim().is_empty() { 0 } else { parse_port(a)? };
+            let hi = if b.trim().is_empty() { u16::MAX } else { parse_port(b)? };
+            if lo > hi {
+                return Err(format!("empty port range {item:?}"));
             }
-            saw_pos |= !neg;
-            return Ok(());
+            Ok((lo, hi))
         }
-        let r = match item.split_once(':') {
-            Some((a, b)) => {
-                let lo = if a.trim().is_empty() { 0 } else { parse_port(a)? };
-                let hi = if b.trim().is_empty() { u16::MAX } else { parse_port(b)? };
-                if lo > hi {
-                    return Err(format!("empty port range {item:?}"));
-                }
-                (lo, hi)
-            }
-            None => {
-                let p = parse_port(item)?;
-                (p, p)
-            }
-        };
-        if neg {
-            m.neg.push(r);
-        } else {
-            saw_pos = true;
-            m.pos.push(r);
-        }
-        Ok(())
+        None => parse_port(item).map(|p| (p, p)),
     })?;
-    if any_neg {
-        return Err(format!("{s:?} matches no port (!any)"));
-    }
-    if !saw_pos {
-        m.any_pos = true;
-    }
-    if m.any_pos {
-        m.pos.clear();
-    }
-    Ok(m)
+    Ok(PortMatch { pos, neg, any_pos })
 }
 
 #[cfg(test)]

@@ -66,12 +66,8 @@ fn class(proto: u8) -> usize {
 /// reputation rules name hundreds of hosts), else a short port list, else their protocol.
 #[derive(Debug, Default)]
 struct HeaderIndex {
-    /// Address blocks of the rules indexed by address, while building.
-    blocks: Vec<((u128, u128), u32)>,
-    /// The address space cut at every block's ends: `starts[i]` begins an interval whose rules
-    /// are `rules[i]` (one binary search per address at match time).
-    starts: Vec<u128>,
-    interval_rules: Vec<Vec<u32>>,
+    /// Rules by the blocks of their (narrow) address lists.
+    by_addr: super::addr::IntervalIndex,
     /// [protocol class][port] → rules (only ports some rule names).
     by_port: Vec<Vec<Vec<u32>>>,
     rest: [Vec<u32>; 4],
@@ -87,45 +83,6 @@ fn few_ports(p: &PortMatch) -> Option<Vec<u16>> {
 }
 
 impl HeaderIndex {
-    /// Cuts the address space into intervals at every block's ends; each interval lists the
-    /// rules whose blocks cover it.
-    fn build(&mut self) {
-        let mut cuts: Vec<u128> = Vec::with_capacity(self.blocks.len() * 2);
-        for &((a, b), _) in &self.blocks {
-            cuts.push(a);
-            if b != u128::MAX {
-                cuts.push(b + 1);
-            }
-        }
-        cuts.sort_unstable();
-        cuts.dedup();
-        let mut lists: Vec<Vec<u32>> = vec![Vec::new(); cuts.len()];
-        for &((a, b), r) in &self.blocks {
-            let first = cuts.partition_point(|&x| x < a);
-            for (k, &start) in cuts.iter().enumerate().skip(first) {
-                if start > b {
-                    break;
-                }
-                if lists[k].last() != Some(&r) {
-                    lists[k].push(r);
-                }
-            }
-        }
-        self.starts = cuts;
-        self.interval_rules = lists;
-        self.blocks = Vec::new();
-    }
-
-    /// The rules whose address blocks hold `a`.
-    #[inline]
-    fn by_addr(&self, a: u128) -> &[u32] {
-        let i = self.starts.partition_point(|&x| x <= a);
-        if i == 0 {
-            return &[];
-        }
-        &self.interval_rules[i - 1]
-    }
-
     fn add(&mut self, r: &Rule, i: u32) {
         let classes: Vec<usize> = match r.proto.ip_protos() {
             Some(p) => {
@@ -146,7 +103,7 @@ impl HeaderIndex {
         for m in [&r.src, &r.dst] {
             if narrow(m) {
                 for c in &m.pos {
-                    self.blocks.push((c.range(), i));
+                    self.by_addr.add(c.range(), i);
                 }
                 return;
             }
@@ -340,7 +297,7 @@ impl RuleSet {
                 .ok();
             s.pre[k] = Prefilter { ac, pat_rules };
         }
-        s.pkt_index.build();
+        s.pkt_index.by_addr.build();
         s.ioc_rules = rules.len();
         s.rules = rules;
         s
@@ -1106,9 +1063,9 @@ impl Matcher {
             self.prefilter(set, if h.to_server { PAYLOAD_TS } else { PAYLOAD_TC }, payload);
         }
         let ix = &set.pkt_index;
-        if !ix.starts.is_empty() {
+        if !ix.by_addr.is_empty() {
             for a in [h.src, h.dst] {
-                for &r in ix.by_addr(a) {
+                for &r in ix.by_addr.get(a) {
                     self.add(r);
                 }
             }

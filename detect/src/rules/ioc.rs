@@ -57,11 +57,7 @@ pub struct IocReport {
 #[derive(Debug, Default)]
 pub struct IocSet {
     pub entries: Vec<Ioc>,
-    ip_blocks: Vec<((u128, u128), u32)>,
-    /// Interval index over the IP blocks (see `HeaderIndex` in the engine): starts and the
-    /// indicators covering each interval.
-    ip_starts: Vec<u128>,
-    ip_lists: Vec<Vec<u32>>,
+    ips: super::addr::IntervalIndex,
     domains: HashMap<Vec<u8>, u32>,
     /// Domain subtrees: "evil.example" matches it and every name under it.
     suffixes: HashMap<Vec<u8>, u32>,
@@ -166,7 +162,7 @@ impl IocSet {
             "" | "ip" | "ipv4" | "ipv6" | "cidr" | "ip-dst" | "ip-src" if as_ip().is_some() => {
                 let c = as_ip().unwrap_or(Cidr { addr: 0, len: 128 });
                 let id = self.push(ioc(IocKind::Ip, value.to_string()));
-                self.ip_blocks.push((c.range(), id));
+                self.ips.add(c.range(), id);
                 Ok(())
             }
             "" | "ja3" | "ja3s" | "md5" if is_hex32(&lower) => {
@@ -203,44 +199,17 @@ impl IocSet {
 
     /// Builds the address index (after the files are read).
     pub fn build(&mut self) {
-        let mut cuts: Vec<u128> = Vec::with_capacity(self.ip_blocks.len() * 2);
-        for &((a, b), _) in &self.ip_blocks {
-            cuts.push(a);
-            if b != u128::MAX {
-                cuts.push(b + 1);
-            }
-        }
-        cuts.sort_unstable();
-        cuts.dedup();
-        let mut lists: Vec<Vec<u32>> = vec![Vec::new(); cuts.len()];
-        for &((a, b), id) in &self.ip_blocks {
-            let first = cuts.partition_point(|&x| x < a);
-            for (k, &start) in cuts.iter().enumerate().skip(first) {
-                if start > b {
-                    break;
-                }
-                lists[k].push(id);
-            }
-        }
-        self.ip_starts = cuts;
-        self.ip_lists = lists;
+        self.ips.build();
     }
 
     /// The indicators an address (canonical, as [`addr_u128`]) falls in.
     #[inline]
     pub fn ip(&self, a: u128) -> &[u32] {
-        if self.ip_starts.is_empty() {
-            return &[];
-        }
-        let i = self.ip_starts.partition_point(|&x| x <= a);
-        if i == 0 {
-            return &[];
-        }
-        &self.ip_lists[i - 1]
+        self.ips.get(a)
     }
 
     pub fn has_ips(&self) -> bool {
-        !self.ip_starts.is_empty()
+        !self.ips.is_empty()
     }
 
     pub fn has_domains(&self) -> bool {

@@ -86,12 +86,8 @@ impl Default for Hll {
     }
 }
 
-fn mix(mut x: u64) -> u64 {
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^ (x >> 33)
+fn mix(x: u64) -> u64 {
+    crate::hash::fmix64(x)
 }
 
 impl Hll {
