@@ -13,18 +13,10 @@ are compared. Prints per sid: flows alerted by both, by spinewatch only, by Suri
 """
 import argparse, collections, glob, json, os, subprocess, sys, tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pcaps import captures  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def captures(paths):
-    for p in paths:
-        if os.path.isdir(p):
-            for root, _, files in sorted(os.walk(p)):
-                for f in sorted(files):
-                    if f.endswith((".pcap", ".pcapng")):
-                        yield os.path.join(root, f)
-        else:
-            yield p
 
 
 def alerts(path):

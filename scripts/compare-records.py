@@ -11,19 +11,11 @@ total; `--json` writes the same as JSON. Needs `suricata` on PATH.
 """
 import argparse, collections, json, os, subprocess, sys, tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pcaps import captures  # noqa: E402
+
 OURS_ONLY = {"request_body_len", "client_alpns", "server_alpns", "ja4", "tunnel"}
 TYPES = ("dns", "http", "tls", "ssh")
-
-
-def captures(paths):
-    for p in paths:
-        if os.path.isdir(p):
-            for root, _, files in sorted(os.walk(p)):
-                for f in sorted(files):
-                    if f.endswith((".pcap", ".pcapng")):
-                        yield os.path.join(root, f)
-        else:
-            yield p
 
 
 def load(path):
