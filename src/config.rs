@@ -425,6 +425,7 @@ pub struct IocTable {
 /// syn_flood_sources = 100      # ...from at least this many sources
 /// brute_force = 20             # connections from one source to one auth service (SSH, RDP, SMB, FTP, Telnet, VNC, MSSQL)
 /// dns_subdomains = 100         # distinct subdomains of one domain queried by one source
+/// dns_txt = 200                # or this many TXT queries for one domain
 /// beacon_min_flows = 8         # beaconing: this many connections to one destination port...
 /// beacon_min_interval_secs = 0.5   # ...at least this far apart on average...
 /// beacon_max_jitter = 0.1      # ...varying by at most this (standard deviation / mean)
@@ -444,6 +445,7 @@ pub struct BehaviourTable {
     pub syn_flood_sources: u32,
     pub brute_force: u64,
     pub dns_subdomains: u32,
+    pub dns_txt: u64,
     pub beacon_min_flows: usize,
     pub beacon_min_interval_secs: f64,
     pub beacon_max_jitter: f64,
@@ -464,6 +466,7 @@ impl Default for BehaviourTable {
             syn_flood_sources: sp.syn_flood_sources as u32,
             brute_force: sp.brute_force,
             dns_subdomains: sp.dns_subdomains as u32,
+            dns_txt: sp.dns_txt,
             beacon_min_flows: sp.beacon_min_flows,
             beacon_min_interval_secs: sp.beacon_min_interval_secs,
             beacon_max_jitter: sp.beacon_max_jitter,
@@ -484,6 +487,7 @@ impl BehaviourTable {
                 syn_flood_sources: self.syn_flood_sources as f64,
                 brute_force: self.brute_force,
                 dns_subdomains: self.dns_subdomains as f64,
+                dns_txt: self.dns_txt,
                 beacon_min_flows: self.beacon_min_flows,
                 beacon_min_interval_secs: self.beacon_min_interval_secs,
                 beacon_max_jitter: self.beacon_max_jitter,

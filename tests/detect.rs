@@ -406,6 +406,14 @@ fn behaviours_fire_on_attacks_and_stay_silent_on_the_benign_mix() {
         ],
         &[b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" as &[u8]; 4],
     );
+    // A Telnet login: the server's prompts, the client's answers.
+    let mut t = TcpSession::new(ip("10.1.1.10"), 41001, ip("198.51.100.30"), 23);
+    pkts.extend(t.handshake().into_iter().map(|x| x.1));
+    pkts.push(t.seg(false, flags::PSH | flags::ACK, b"\xff\xfd\x18\r\nrouter login: "));
+    pkts.push(t.seg(true, flags::PSH | flags::ACK, b"admin\r\n"));
+    pkts.push(t.seg(false, flags::PSH | flags::ACK, b"Password: "));
+    pkts.push(t.seg(true, flags::PSH | flags::ACK, b"hunter2\r\n"));
+    pkts.extend(t.close().into_iter().map(|x| x.1));
     let (r, _d2) = run_with_rules(
         pkts,
         "alert tcp any any -> any 1 (msg:\"never\"; content:\"zzqqzzqq\"; sid:1;)\n",
@@ -413,7 +421,13 @@ fn behaviours_fire_on_attacks_and_stay_silent_on_the_benign_mix() {
     );
     let mut got: Vec<u64> = r.of_type("alert").map(|a| a["alert"]["signature_id"].as_u64().unwrap()).collect();
     got.sort();
-    assert_eq!(got, [9200003, 9200004, 9200005], "{:#?}", r.lines);
+    assert_eq!(got, [9200003, 9200004, 9200005, 9200007], "{:#?}", r.lines);
+    let a = r.of_type("alert").find(|a| a["alert"]["signature_id"] == 9200007).unwrap();
+    assert_eq!(
+        (a["src_ip"].as_str(), a["dest_port"].as_u64()),
+        (Some("198.51.100.30"), Some(41001)),
+        "the server's prompt"
+    );
     let a = r.of_type("alert").find(|a| a["alert"]["signature_id"] == 9200005).unwrap();
     assert_eq!(a["alert"]["metadata"]["mitre_technique_id"], serde_json::json!(["T1190"]));
     assert_eq!(a["alert"]["category"], "Web Application Attack");

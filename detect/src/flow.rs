@@ -678,7 +678,7 @@ fn event_out<S: RecordSink>(
             for q in msg.questions() {
                 let mut name = crate::app::dns::parser::Name::default();
                 if crate::app::dns::parser::read_name(msg.buf, q.name, Some(&mut name)).is_ok() {
-                    sk.dns_query(h.src, name.as_bytes());
+                    sk.dns_query(h.src, name.as_bytes(), q.rrtype);
                 }
             }
         }

@@ -21,16 +21,19 @@ pub enum Behaviour {
     WebSqlInjection,
     /// A flow that sent far more than it received to an address outside $HOME_NET.
     Exfiltration,
+    /// A Telnet server asking for a password: the login that follows is in the clear.
+    CleartextTelnet,
 }
 
 impl Behaviour {
-    pub const ALL: [Behaviour; 6] = [
+    pub const ALL: [Behaviour; 7] = [
         Behaviour::CleartextHttpBasic,
         Behaviour::CleartextFtp,
         Behaviour::WebScannerUserAgent,
         Behaviour::WebPathTraversal,
         Behaviour::WebSqlInjection,
         Behaviour::Exfiltration,
+        Behaviour::CleartextTelnet,
     ];
 
     pub fn sid(self) -> u32 {
@@ -45,13 +48,16 @@ impl Behaviour {
             Behaviour::WebPathTraversal => "spinewatch BEHAVIOUR web path traversal / local file inclusion",
             Behaviour::WebSqlInjection => "spinewatch BEHAVIOUR SQL injection in a URI",
             Behaviour::Exfiltration => "spinewatch BEHAVIOUR possible exfiltration: outbound far above inbound",
+            Behaviour::CleartextTelnet => "spinewatch BEHAVIOUR cleartext credentials: Telnet login",
         }
     }
 
     /// (technique id, technique name), for the alert's metadata.
     pub fn mitre(self) -> (&'static str, &'static str) {
         match self {
-            Behaviour::CleartextHttpBasic | Behaviour::CleartextFtp => ("T1552", "Unsecured Credentials"),
+            Behaviour::CleartextHttpBasic | Behaviour::CleartextFtp | Behaviour::CleartextTelnet => {
+                ("T1552", "Unsecured Credentials")
+            }
             Behaviour::WebScannerUserAgent => ("T1595.002", "Active Scanning: Vulnerability Scanning"),
             Behaviour::WebPathTraversal | Behaviour::WebSqlInjection => ("T1190", "Exploit Public-Facing Application"),
             Behaviour::Exfiltration => ("T1048", "Exfiltration Over Alternative Protocol"),
@@ -60,7 +66,7 @@ impl Behaviour {
 
     pub fn classtype(self) -> &'static str {
         match self {
-            Behaviour::CleartextHttpBasic | Behaviour::CleartextFtp => "policy-violation",
+            Behaviour::CleartextHttpBasic | Behaviour::CleartextFtp | Behaviour::CleartextTelnet => "policy-violation",
             Behaviour::WebScannerUserAgent => "web-application-activity",
             Behaviour::WebPathTraversal | Behaviour::WebSqlInjection => "web-application-attack",
             Behaviour::Exfiltration => "bad-unknown",
@@ -194,6 +200,11 @@ pub fn http_tx(t: &Tx, scratch: &mut Vec<u8>, out: &mut dyn FnMut(Behaviour)) {
 /// A TCP payload to a server on port 21 (FTP control): a password sent in the clear.
 pub fn ftp_payload(payload: &[u8]) -> bool {
     payload.len() > 5 && payload[..5].eq_ignore_ascii_case(b"PASS ")
+}
+
+/// A Telnet server's payload (from port 23): a password prompt.
+pub fn telnet_prompt(payload: &[u8]) -> bool {
+    payload.len() >= 9 && payload.windows(8).any(|w| w.eq_ignore_ascii_case(b"assword:"))
 }
 
 /// A flow's end: its bytes each way (from the initiator) and whether the responder is outside

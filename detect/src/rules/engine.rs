@@ -1049,11 +1049,20 @@ impl Matcher {
 
     /// Inspects one packet of flow `slot` (its payload may be empty).
     pub fn on_packet(&mut self, set: &RuleSet, h: &Hdr, payload: &[u8], slot: u32, now: u64, out: &mut dyn FnMut(Hit)) {
-        if set.behave.enabled && h.to_server && h.dport == 21 && super::behave::ftp_payload(payload) {
-            self.counters.alerts += 1;
-            self.counters.behaviour += 1;
-            let rule = set.behaviour_rule(super::behave::Behaviour::CleartextFtp);
-            out(Hit { rule, to_server: true, ioc: None });
+        if set.behave.enabled && h.proto == 6 && !payload.is_empty() {
+            use super::behave::{ftp_payload, telnet_prompt, Behaviour as B};
+            let fired = if h.to_server && h.dport == 21 && ftp_payload(payload) {
+                Some((B::CleartextFtp, true))
+            } else if !h.to_server && h.sport == 23 && telnet_prompt(payload) {
+                Some((B::CleartextTelnet, false))
+            } else {
+                None
+            };
+            if let Some((b, to_server)) = fired {
+                self.counters.alerts += 1;
+                self.counters.behaviour += 1;
+                out(Hit { rule: set.behaviour_rule(b), to_server, ioc: None });
+            }
         }
         if set.ioc_rules == 0 {
             return;
@@ -1217,7 +1226,8 @@ impl Matcher {
         }
         if let (true, AppEvent::Http(t)) = (set.behave.enabled, ev) {
             let mut scratch = std::mem::take(&mut self.arena);
-            let mut fired: [Option<super::behave::Behaviour>; 6] = [None; 6];
+            let mut fired: [Option<super::behave::Behaviour>; super::behave::Behaviour::ALL.len()] =
+                [None; super::behave::Behaviour::ALL.len()];
             let mut n = 0;
             super::behave::http_tx(t, &mut scratch, &mut |b| {
                 if n < fired.len() {

@@ -147,8 +147,9 @@ pub struct WindowSketch {
     pub syns: HashMap<(u128, u16), (u64, Hll)>,
     /// (source, destination, auth port) → connections: brute force.
     pub conns: HashMap<(u128, u128, u16), u64>,
-    /// (source, base domain) → distinct subdomains, and the base domain: DNS tunnelling.
-    pub dns: HashMap<(u128, u64), (Hll, String)>,
+    /// (source, base domain) → distinct subdomains, the base domain, and TXT queries: DNS
+    /// tunnelling.
+    pub dns: HashMap<(u128, u64), (Hll, String, u64)>,
     /// Flow starts (source, destination, port, time), appended (one push per new flow, no
     /// allocation once grown; at most [`MAX_START_RECORDS`] per window): beaconing.
     pub starts: Vec<((u128, u128, u16), u64)>,
@@ -211,7 +212,7 @@ impl WindowSketch {
 
     /// A DNS query for `name` from `src`: its subdomain under the base domain (the last two
     /// labels) is counted.
-    pub fn dns_query(&mut self, src: u128, name: &[u8]) {
+    pub fn dns_query(&mut self, src: u128, name: &[u8], qtype: u16) {
         let name = name.strip_suffix(b".").unwrap_or(name);
         let mut dots = name.iter().enumerate().rev().filter(|(_, &b)| b == b'.').map(|(i, _)| i);
         let (Some(_), Some(cut)) = (dots.next(), dots.next()) else { return };
@@ -223,8 +224,9 @@ impl WindowSketch {
         };
         let key = (src, hash(base));
         let d = &mut self.dropped;
-        if let Some((h, b)) = bounded(&mut self.dns, key, d) {
+        if let Some((h, b, txt)) = bounded(&mut self.dns, key, d) {
             h.add(hash(sub));
+            *txt += (qtype == 16) as u64;
             if b.is_empty() {
                 *b = String::from_utf8_lossy(base).to_ascii_lowercase();
             }
@@ -252,9 +254,10 @@ impl WindowSketch {
         for (k, n) in o.conns {
             *self.conns.entry(k).or_default() += n;
         }
-        for (k, (h, b)) in o.dns {
+        for (k, (h, b, txt)) in o.dns {
             let e = self.dns.entry(k).or_default();
             e.0.merge(&h);
+            e.2 += txt;
             if e.1.is_empty() {
                 e.1 = b;
             }
@@ -278,8 +281,9 @@ pub struct SketchConfig {
     pub syn_flood_sources: f64,
     /// Connections from one source to one authentication service.
     pub brute_force: u64,
-    /// Distinct subdomains of one base domain queried by one source.
+    /// Distinct subdomains of one base domain queried by one source, or TXT queries for it.
     pub dns_subdomains: f64,
+    pub dns_txt: u64,
     /// Beaconing: at least this many connections from one source to one destination port,
     /// their intervals at least `beacon_min_interval_secs` apart on average and varying by at
     /// most `beacon_max_jitter` (standard deviation over mean).
@@ -299,6 +303,7 @@ impl Default for SketchConfig {
             syn_flood_sources: 100.0,
             brute_force: 20,
             dns_subdomains: 100.0,
+            dns_txt: 200,
             beacon_min_flows: 8,
             beacon_min_interval_secs: 0.5,
             beacon_max_jitter: 0.1,
@@ -470,9 +475,9 @@ impl Aggregator {
                 out.push(f(Spanning::BruteForce, Some(*s), Some(*d), Some(*p), *n as f64, None));
             }
         }
-        for ((s, _), (h, base)) in &m.dns {
+        for ((s, _), (h, base, txt)) in &m.dns {
             let n = h.count();
-            if n >= c.dns_subdomains {
+            if n >= c.dns_subdomains || *txt >= c.dns_txt {
                 out.push(f(Spanning::DnsTunnel, Some(*s), None, Some(53), n, Some(base.clone())));
             }
         }
@@ -585,12 +590,19 @@ mod test {
     fn dns_subdomains_and_bounds() {
         let mut s = WindowSketch::default();
         for i in 0..300 {
-            s.dns_query(9, format!("x{i:04}abcdef.t.exfil.example.").as_bytes());
+            s.dns_query(9, format!("x{i:04}abcdef.t.exfil.example.").as_bytes(), 1);
         }
-        s.dns_query(9, b"localhost");
+        s.dns_query(9, b"localhost", 1);
         let f = Aggregator::new(SketchConfig::default(), 1).add(s);
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].domain.as_deref(), Some("exfil.example"));
+        // TXT volume alone (few distinct names).
+        let mut s = WindowSketch::default();
+        for i in 0..250 {
+            s.dns_query(9, format!("q{}.txt.example", i % 5).as_bytes(), 16);
+        }
+        let f = Aggregator::new(SketchConfig::default(), 1).add(s);
+        assert_eq!((f.len(), f[0].domain.as_deref()), (1, Some("txt.example")));
         let mut s = WindowSketch::default();
         for i in 0..(MAX_KEYS as u128 + 10) {
             s.new_flow(i, 1, 80, 6, false, 0);
