@@ -7,6 +7,7 @@
 //! transactions (a DNS query, an HTTP transaction, a TLS handshake, SSH banners), the others
 //! on every packet.
 
+use super::addr::Cidr;
 use super::*;
 use crate::app::{AppEvent, AppProto};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
@@ -84,21 +85,35 @@ fn few_ports(p: &PortMatch) -> Option<Vec<u16>> {
 
 impl HeaderIndex {
     fn add(&mut self, r: &Rule, i: u32) {
-        let classes: Vec<usize> = match r.proto.ip_protos() {
-            Some(p) => {
+        let classes: Vec<usize> = match (r.proto.ip_protos(), r.ip_proto) {
+            // `ip_proto:N` narrows an `ip` rule to N's class.
+            (None, Some(Num::Eq(n))) if n < 256 => vec![class(n as u8)],
+            (Some(p), _) => {
                 let mut c: Vec<usize> = p.iter().map(|&x| class(x)).collect();
                 c.dedup();
                 c
             }
-            None => (0..4).collect(),
+            (None, _) => (0..4).collect(),
         };
-        // Only narrow lists (every block /16 or longer in IPv4, /48 in IPv6: host lists, IP
-        // reputation feeds) index a rule by address: $HOME_NET's /8 would make it a candidate
-        // for most packets.
+        // Only lists of public addresses (host lists, IP reputation feeds such as Spamhaus
+        // DROP) index a rule by address: a list reaching into private space ($HOME_NET's
+        // RFC 1918 ranges) would make it a candidate for most packets.
+        let private: [Cidr; 5] = [
+            Cidr { addr: 0xffff_0a00_0000, len: 96 + 8 },
+            Cidr { addr: 0xffff_ac10_0000, len: 96 + 12 },
+            Cidr { addr: 0xffff_c0a8_0000, len: 96 + 16 },
+            Cidr { addr: 0xfc00 << 112, len: 7 },
+            Cidr { addr: 0xfe80 << 112, len: 10 },
+        ];
+        let overlaps = |a: &Cidr, b: &Cidr| {
+            let (x, y) = (a.range(), b.range());
+            x.0 <= y.1 && y.0 <= x.1
+        };
         let narrow = |m: &IpMatch| {
             !m.any_pos
                 && !m.pos.is_empty()
-                && m.pos.iter().all(|c| if c.addr >> 32 == 0xffff { c.len >= 96 + 16 } else { c.len >= 48 })
+                && m.pos.iter().all(|c| c.len >= 8 + if c.addr >> 32 == 0xffff { 96 } else { 0 })
+                && !m.pos.iter().any(|c| private.iter().any(|p| overlaps(c, p)))
         };
         for m in [&r.src, &r.dst] {
             if narrow(m) {
