@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what spinewatch needs on Debian 12 / Ubuntu, only what is missing.
-#   scripts/deps.sh          build deps: DPDK 22.11 (dev), pkg-config, clang/libclang (bindgen)
+#   scripts/deps.sh          build deps: DPDK 22.11 (dev), pkg-config, clang/libclang (bindgen),
+#                            Hyperscan (dev, on x86-64)
 #   scripts/deps.sh --test   also Suricata 7 from bookworm-backports (the side-by-side test)
 set -euo pipefail
 
@@ -9,7 +10,10 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 
 need=()
-for p in dpdk dpdk-dev libdpdk-dev pkg-config clang libclang-dev; do
+pkgs=(dpdk dpdk-dev libdpdk-dev pkg-config clang libclang-dev)
+# Hyperscan, the rules' prefilter (x86-64 only in Debian; elsewhere Aho-Corasick is used).
+if [ "$(dpkg --print-architecture)" = "amd64" ]; then pkgs+=(libhyperscan-dev); fi
+for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 updated=0

@@ -369,7 +369,7 @@ impl Default for ExportTable {
 /// [rules.port_vars]
 /// HTTP_PORTS = "[80,8080]"
 /// ```
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RulesTable {
     /// Rule files loaded at start (and at a reload).
@@ -380,6 +380,21 @@ pub struct RulesTable {
     pub address_vars: std::collections::BTreeMap<String, String>,
     /// Port variables ($HTTP_PORTS...), over Suricata's defaults.
     pub port_vars: std::collections::BTreeMap<String, String>,
+    /// The rules' multi-pattern prefilter: "auto" (Hyperscan when this build has it, else
+    /// Aho-Corasick), "hyperscan" or "aho-corasick". Default "auto".
+    pub prefilter: String,
+}
+
+impl Default for RulesTable {
+    fn default() -> Self {
+        RulesTable {
+            files: Vec::new(),
+            classification_file: None,
+            address_vars: Default::default(),
+            port_vars: Default::default(),
+            prefilter: "auto".into(),
+        }
+    }
 }
 
 impl RulesTable {
@@ -599,6 +614,12 @@ impl Config {
         }
         if self.behaviour.exfil_ratio.is_nan() || self.behaviour.exfil_ratio < 1.0 {
             p.push(format!("behaviour.exfil_ratio: {} must be at least 1", self.behaviour.exfil_ratio));
+        }
+        if !["auto", "hyperscan", "aho-corasick"].contains(&self.rules.prefilter.as_str()) {
+            p.push(format!(
+                "rules.prefilter: {:?} is not one of \"auto\", \"hyperscan\", \"aho-corasick\"",
+                self.rules.prefilter
+            ));
         }
         let vars = self.rules.vars();
         for (k, v) in &self.rules.address_vars {

@@ -56,8 +56,9 @@ pub fn build(cfg: &Config, config_path: Option<&Path>, extra: &[PathBuf], iocs: 
             "indicators loaded"
         );
     }
+    let scanner = scanner(&cfg.rules.prefilter)?;
     if cfg.rules.files.is_empty() && extra.is_empty() {
-        return Ok(Some(RuleSet::full(Vec::new(), set, behave, &cfg.rules.vars())));
+        return Ok(Some(RuleSet::full(Vec::new(), set, behave, &cfg.rules.vars(), scanner.as_deref())));
     }
     let l = load(cfg, config_path, extra)?;
     let r = &l.report;
@@ -78,7 +79,50 @@ pub fn build(cfg: &Config, config_path: Option<&Path>, extra: &[PathBuf], iocs: 
     if r.loaded == 0 {
         anyhow::bail!("no rule loaded from {} file(s): nothing to detect with", r.files);
     }
-    Ok(Some(RuleSet::full(l.rules, set, behave, &cfg.rules.vars())))
+    let set = RuleSet::full(l.rules, set, behave, &cfg.rules.vars(), scanner.as_deref());
+    tracing::info!(prefilter = set.scanner, "rules compiled");
+    Ok(Some(set))
+}
+
+/// The prefilter the config asks for: Hyperscan (through the FFI crate, when this build links
+/// libhs) or None for the built-in Aho-Corasick.
+fn scanner(choice: &str) -> Result<Option<Box<detect::rules::engine::ScannerFactory>>> {
+    #[cfg(feature = "dpdk")]
+    {
+        if choice != "aho-corasick" && dpdk_sys::hs::AVAILABLE {
+            return Ok(Some(Box::new(|pats: &[Vec<u8>]| {
+                let refs: Vec<&[u8]> = pats.iter().map(Vec::as_slice).collect();
+                match dpdk_sys::hs::HsDatabase::literals(&refs, true) {
+                    Ok(db) => Some(Box::new(Hs(db)) as Box<dyn detect::rules::engine::LiteralScanner>),
+                    Err(e) => {
+                        tracing::warn!("Hyperscan could not compile a prefilter ({e}); Aho-Corasick for it");
+                        None
+                    }
+                }
+            })));
+        }
+    }
+    if choice == "hyperscan" {
+        anyhow::bail!("rules.prefilter = \"hyperscan\": this build has no Hyperscan (apt-get install libhyperscan-dev, build with DPDK)");
+    }
+    Ok(None)
+}
+
+/// Hyperscan as the rules' literal scanner.
+#[cfg(feature = "dpdk")]
+#[derive(Debug)]
+struct Hs(dpdk_sys::hs::HsDatabase);
+
+#[cfg(feature = "dpdk")]
+impl detect::rules::engine::LiteralScanner for Hs {
+    fn new_scratch(&self) -> Option<detect::rules::engine::Scratch> {
+        dpdk_sys::hs::HsScratch::new(&self.0).ok().map(|s| detect::rules::engine::Scratch(Box::new(s)))
+    }
+    fn scan(&self, scratch: &mut detect::rules::engine::Scratch, data: &[u8], hit: &mut dyn FnMut(u32)) {
+        if let Some(s) = scratch.0.downcast_mut::<dpdk_sys::hs::HsScratch>() {
+            self.0.scan(s, data, hit);
+        }
+    }
 }
 
 /// [`build`] into `cfg` for a run: the workers' rules slot (a reload replaces its set).

@@ -144,6 +144,41 @@ fn each_rule_option_matches_and_misses_on_crafted_traffic() {
     assert!(r.stderr.contains("detection            "), "{}", r.stderr);
 }
 
+/// Hyperscan and Aho-Corasick prefilters (`[rules] prefilter`) give the same alerts (when
+/// this build has Hyperscan, "auto" uses it).
+#[test]
+fn both_prefilters_give_the_same_alerts() {
+    let d = TempDir::new("detect-prefilters");
+    let pcap = d.path("t.pcap");
+    let timed: Vec<pcapgen::Packet> =
+        crafted().into_iter().enumerate().map(|(i, f)| (T0 + i as u64 * 1000, f)).collect();
+    write_pcap(&pcap, &timed);
+    let rules = d.path("t.rules");
+    std::fs::write(&rules, RULES).unwrap();
+    let mut out = Vec::new();
+    for choice in ["auto", "aho-corasick"] {
+        let c = d.path(&format!("{choice}.toml"));
+        std::fs::write(&c, format!("[rules]\nprefilter = \"{choice}\"\n")).unwrap();
+        let r = replay(&[
+            "--source",
+            "file",
+            "--config",
+            c.to_str().unwrap(),
+            "--rules",
+            rules.to_str().unwrap(),
+            pcap.to_str().unwrap(),
+        ]);
+        let mut v: Vec<String> = r
+            .of_type("alert")
+            .map(|a| format!("{} {} {}", a["alert"]["signature_id"], a["src_port"], a["dest_port"]))
+            .collect();
+        v.sort();
+        assert!(v.len() > 10, "{v:?}");
+        out.push(v);
+    }
+    assert_eq!(out[0], out[1]);
+}
+
 fn suricata_available() -> bool {
     Command::new("suricata").arg("-V").output().map(|o| o.status.success()).unwrap_or(false)
 }

@@ -17,6 +17,10 @@ pub mod sys {
 #[allow(unsafe_code)]
 pub mod safe;
 
+/// Hyperscan's literal matcher (when libhs was found at build time).
+#[allow(unsafe_code)]
+pub mod hs;
+
 pub use safe::*;
 
 /// The DPDK version this crate was built against (from pkg-config).

@@ -24,9 +24,32 @@ const PAYLOAD_TC: usize = N_PRE + 1;
 /// Suricata's inspection recursion limit.
 const MAX_STEPS: u32 = 3000;
 
+/// A literal multi-pattern scanner the binary may supply (Hyperscan) in place of the built-in
+/// Aho-Corasick. Pattern ids are indexes into the list it was built from; a pattern may be
+/// reported more than once.
+pub trait LiteralScanner: Send + Sync + std::fmt::Debug {
+    /// Per-worker working memory for this scanner.
+    fn new_scratch(&self) -> Option<Scratch>;
+    fn scan(&self, scratch: &mut Scratch, data: &[u8], hit: &mut dyn FnMut(u32));
+}
+
+/// Builds a [`LiteralScanner`] over case-insensitive literal patterns (None: use
+/// Aho-Corasick).
+pub type ScannerFactory = dyn Fn(&[Vec<u8>]) -> Option<Box<dyn LiteralScanner>> + Send + Sync;
+
+/// A scanner's working memory (whatever its type), owned by one worker.
+pub struct Scratch(pub Box<dyn std::any::Any + Send>);
+
+impl std::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Scratch")
+    }
+}
+
 #[derive(Debug, Default)]
 struct Prefilter {
     ac: Option<AhoCorasick>,
+    ext: Option<Box<dyn LiteralScanner>>,
     /// Pattern id → the rules it is the fast pattern of.
     pat_rules: Vec<Vec<u32>>,
 }
@@ -151,6 +174,8 @@ pub struct RuleSet {
     /// as rules).
     pub rules: Vec<Rule>,
     pub iocs: super::ioc::IocSet,
+    /// Which scanner the prefilters use ("aho-corasick" or the supplied one's name).
+    pub scanner: &'static str,
     /// Index of the first IOC pseudo-rule.
     ioc_rules: usize,
     /// The behavioural detectors' settings, and the index of their first pseudo-rule.
@@ -204,7 +229,12 @@ impl RuleSet {
     /// rules that set flowbits (as Suricata orders them: a pass rule silences the others, and a
     /// packet that sets a bit and one that checks it are seen in that order); the rest keep
     /// their load order.
-    pub fn new(mut rules: Vec<Rule>) -> RuleSet {
+    pub fn new(rules: Vec<Rule>) -> RuleSet {
+        Self::new_with(rules, None)
+    }
+
+    /// [`RuleSet::new`] with the prefilters built by `scanner` where it can.
+    pub fn new_with(mut rules: Vec<Rule>, scanner: Option<&ScannerFactory>) -> RuleSet {
         let sets = |r: &Rule| {
             r.flowbits.iter().any(|b| matches!(b, FlowbitOp::Set(_) | FlowbitOp::Unset(_) | FlowbitOp::Toggle(_)))
         };
@@ -212,6 +242,7 @@ impl RuleSet {
         rules.sort_by_key(|r| (r.action != Action::Pass, !sets(r)));
         let mut pats: Vec<Vec<(Vec<u8>, u32)>> = vec![Vec::new(); N_PRE + 2];
         let mut s = RuleSet {
+            scanner: "aho-corasick",
             pre: (0..N_PRE + 2).map(|_| Prefilter::default()).collect(),
             dotted: vec![false; N_BUF],
             ..RuleSet::default()
@@ -297,6 +328,11 @@ impl RuleSet {
                 });
                 pat_rules[j].push(r);
             }
+            if let Some(ext) = scanner.and_then(|f| f(&patterns)) {
+                s.pre[k] = Prefilter { ac: None, ext: Some(ext), pat_rules };
+                s.scanner = "hyperscan";
+                continue;
+            }
             // A DFA when it fits (the fastest scan), else the library's choice.
             let ac = AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
@@ -310,7 +346,7 @@ impl RuleSet {
                         .build(&patterns)
                 })
                 .ok();
-            s.pre[k] = Prefilter { ac, pat_rules };
+            s.pre[k] = Prefilter { ac, ext: None, pat_rules };
         }
         s.pkt_index.by_addr.build();
         s.ioc_rules = rules.len();
@@ -325,6 +361,7 @@ impl RuleSet {
             iocs,
             super::behave::BehaviourConfig { enabled: false, ..Default::default() },
             &Vars::default(),
+            None,
         )
     }
 
@@ -335,9 +372,10 @@ impl RuleSet {
         iocs: super::ioc::IocSet,
         behave: super::behave::BehaviourConfig,
         vars: &Vars,
+        scanner: Option<&ScannerFactory>,
     ) -> RuleSet {
         use super::ioc::IocKind;
-        let mut s = RuleSet::new(rules);
+        let mut s = RuleSet::new_with(rules, scanner);
         s.home = super::addr::parse_addresses("$HOME_NET", vars).unwrap_or_default();
         s.behave = behave;
         s.behave_rules = s.ioc_rules + 5;
@@ -514,6 +552,9 @@ pub struct Matcher {
     memo_x: u128,
     /// This worker's behaviour evidence for the current window.
     sketch: Option<Box<super::sketch::WindowSketch>>,
+    /// Working memory of supplied scanners, per prefilter; pattern ids of one scan.
+    scratches: Vec<Option<Scratch>>,
+    ids: Vec<u32>,
     pub counters: MatchCounters,
 }
 
@@ -781,6 +822,25 @@ impl Matcher {
     }
 
     fn prefilter(&mut self, set: &RuleSet, k: usize, data: &[u8]) {
+        if let Some(ext) = &set.pre[k].ext {
+            if self.scratches.len() != set.pre.len() {
+                self.scratches = (0..set.pre.len()).map(|_| None).collect();
+            }
+            if self.scratches[k].is_none() {
+                self.scratches[k] = ext.new_scratch();
+            }
+            let Some(sc) = self.scratches[k].as_mut() else { return };
+            let mut ids = std::mem::take(&mut self.ids);
+            ids.clear();
+            ext.scan(sc, data, &mut |id| ids.push(id));
+            for &id in &ids {
+                for &r in &set.pre[k].pat_rules[id as usize] {
+                    self.add(r);
+                }
+            }
+            self.ids = ids;
+            return;
+        }
         let Some(ac) = &set.pre[k].ac else { return };
         for m in ac.find_overlapping_iter(data) {
             for &r in &set.pre[k].pat_rules[m.pattern().as_usize()] {
@@ -801,6 +861,7 @@ impl Matcher {
 
     /// A new rule set: flowbits and threshold trackers start over.
     pub fn reset_state(&mut self) {
+        self.scratches.clear();
         self.flowbits.clear();
         self.thresholds.clear();
         self.marks.clear();
@@ -1351,7 +1412,7 @@ impl Matcher {
     fn inspect_view(&mut self, set: &RuleSet, h: &Hdr, app: AppProto, slot: u32, now: u64, out: &mut dyn FnMut(Hit)) {
         self.begin(set);
         for k in 0..N_PRE {
-            if set.pre[k].ac.is_none() {
+            if set.pre[k].ac.is_none() && set.pre[k].ext.is_none() {
                 continue;
             }
             for side in 0..2 {
