@@ -467,3 +467,26 @@ fn behaviours_fire_on_attacks_and_stay_silent_on_the_benign_mix() {
     assert_eq!(a["alert"]["metadata"]["mitre_technique_id"], serde_json::json!(["T1190"]));
     assert_eq!(a["alert"]["category"], "Web Application Attack");
 }
+
+/// `tls.certs`: each certificate of the server's chain, as Suricata inspects them.
+#[test]
+fn tls_certs_match_the_chain() {
+    let mut rng = pcapgen::Rng::new(5);
+    let ch = pcapgen::traffic::tls_client_hello_with(&mut rng, "cert.example", &["http/1.1"], false);
+    let (hello, cert) = pcapgen::traffic::tls12_server_flight(&mut rng, "http/1.1");
+    let mut s = TcpSession::new(ip("10.1.1.10"), 42000, ip("198.51.100.40"), 443);
+    let mut pkts: Vec<Vec<u8>> = s.handshake().into_iter().map(|x| x.1).collect();
+    pkts.push(s.seg(true, flags::PSH | flags::ACK, &ch));
+    pkts.push(s.seg(false, flags::PSH | flags::ACK, &hello));
+    pkts.push(s.seg(false, flags::PSH | flags::ACK, &cert));
+    pkts.push(s.seg(true, flags::PSH | flags::ACK, &[0x17, 3, 3, 0, 2, 0, 0]));
+    pkts.extend(s.close().into_iter().map(|x| x.1));
+    let rules = "alert tls any any -> any any (msg:\"cert\"; flow:to_client; tls.certs; content:\"www.example.com\"; sid:501;)\nalert tls any any -> any any (msg:\"cert miss\"; tls.certs; content:\"www.example.org\"; sid:502;)\n";
+    let (r, d) = run_with_rules(pkts, rules, "detect-certs");
+    let sids: Vec<u64> = r.of_type("alert").map(|a| a["alert"]["signature_id"].as_u64().unwrap()).collect();
+    assert_eq!(sids, [501], "{:#?}", r.lines);
+    if suricata_available() {
+        let theirs = suricata_alerts(&d, &d.path("t.pcap"), &d.path("t.rules"));
+        assert_eq!(alert_keys(&r.events), alert_keys(&theirs));
+    }
+}

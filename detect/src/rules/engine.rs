@@ -197,6 +197,8 @@ pub struct RuleSet {
     pub flowbit_names: Vec<String>,
     /// Each rule's app protocol (from its header or buffers).
     apps: Vec<Option<AppProto>>,
+    /// Rules reading `tls.certs` (the only ones run on each certificate).
+    cert_rules: Vec<bool>,
     /// The distinct address lists, and each rule's (source, destination) list.
     ip_sets: Vec<IpMatch>,
     ip_lists: Vec<(u32, u32)>,
@@ -269,6 +271,7 @@ impl RuleSet {
             let b = intern(&r.dst, &mut s.ip_sets);
             s.ip_lists.push((a, b));
             s.apps.push(r.app());
+            s.cert_rules.push(r.bufs.iter().any(|g| g.buf == Buf::TlsCerts));
         }
         for (i, r) in rules.iter().enumerate() {
             let i = i as u32;
@@ -555,6 +558,8 @@ pub struct Matcher {
     /// Working memory of supplied scanners, per prefilter; pattern ids of one scan.
     scratches: Vec<Option<Scratch>>,
     ids: Vec<u32>,
+    /// Inspecting one certificate of a chain: only `tls.certs` rules.
+    certs_view: bool,
     pub counters: MatchCounters,
 }
 
@@ -1388,6 +1393,19 @@ impl Matcher {
                     self.put(Buf::Ja3sHash, &x, false);
                 }
                 self.inspect_view(set, h, AppProto::Tls, slot, now, out);
+                // tls.certs: each certificate of the chain is its own inspection.
+                if set.pre[Buf::TlsCerts as usize * 2].ac.is_some()
+                    || set.pre[Buf::TlsCerts as usize * 2].ext.is_some()
+                    || !set.tx_always[AppProto::Tls as usize].is_empty()
+                {
+                    self.certs_view = true;
+                    for der in t.certificates() {
+                        self.view_begin();
+                        self.put(Buf::TlsCerts, der, false);
+                        self.inspect_view(set, h, AppProto::Tls, slot, now, out);
+                    }
+                    self.certs_view = false;
+                }
             }
             AppEvent::Ssh(s) => {
                 // ssh.software is per side: the client's, then the server's.
@@ -1440,7 +1458,8 @@ impl Matcher {
         };
         // Transaction rules only (packet rules are not candidates here: their fast patterns
         // are in the payload prefilter).
-        self.cands.retain(|&r| set.on_tx[r as usize]);
+        let certs_view = self.certs_view;
+        self.cands.retain(|&r| set.on_tx[r as usize] && (!certs_view || set.cert_rules[r as usize]));
         let h = Hdr { app, ..*h };
         self.run(set, &h, slot, now, None, &bufs, out);
     }

@@ -105,6 +105,8 @@ pub enum Buf {
     HttpServer,
     HttpProtocol,
     HttpStatMsg,
+    /// Each certificate of the server's chain (DER), one at a time.
+    TlsCerts,
 }
 
 impl Buf {
@@ -146,6 +148,7 @@ impl Buf {
             "http.server" => Buf::HttpServer,
             "http.protocol" | "http_protocol" => Buf::HttpProtocol,
             "http.stat_msg" | "http_stat_msg" => Buf::HttpStatMsg,
+            "tls.certs" => Buf::TlsCerts,
             _ => return None,
         })
     }
@@ -187,11 +190,12 @@ impl Buf {
             Buf::HttpServer => "http.server",
             Buf::HttpProtocol => "http.protocol",
             Buf::HttpStatMsg => "http.stat_msg",
+            Buf::TlsCerts => "tls.certs",
         }
     }
 
     /// How many buffers there are.
-    pub const COUNT: usize = Buf::HttpStatMsg as usize + 1;
+    pub const COUNT: usize = Buf::TlsCerts as usize + 1;
 
     /// The application protocol whose transactions carry this buffer.
     pub fn app(self) -> Option<crate::app::AppProto> {
@@ -199,7 +203,9 @@ impl Buf {
         match self {
             Buf::Payload => None,
             Buf::DnsQuery => Some(A::Dns),
-            Buf::TlsSni | Buf::TlsCertSubject | Buf::TlsCertIssuer | Buf::Ja3Hash | Buf::Ja3sHash => Some(A::Tls),
+            Buf::TlsSni | Buf::TlsCertSubject | Buf::TlsCertIssuer | Buf::Ja3Hash | Buf::Ja3sHash | Buf::TlsCerts => {
+                Some(A::Tls)
+            }
             Buf::SshSoftware => Some(A::Ssh),
             _ => Some(A::Http),
         }
@@ -220,6 +226,7 @@ impl Buf {
                 | Buf::HttpLocation
                 | Buf::HttpServer
                 | Buf::HttpStatMsg
+                | Buf::TlsCerts
         )
     }
 }

@@ -573,7 +573,6 @@ const UNSUPPORTED: &[&str] = &[
     "tls.version",
     "tls.cert_serial",
     "tls_cert_serial",
-    "tls.certs",
     "tls.cert_fingerprint",
     "tls_cert_notbefore",
     "tls_cert_notafter",

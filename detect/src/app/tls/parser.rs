@@ -165,6 +165,12 @@ pub fn first_certificate(body: &[u8]) -> Option<&[u8]> {
     Reader::new(list).vec24()
 }
 
+/// Every certificate of a Certificate message (TLS <= 1.2), in order.
+pub fn certificates(body: &[u8]) -> impl Iterator<Item = &[u8]> + '_ {
+    let mut r = Reader::new(Reader::new(body).vec24().unwrap_or(&[]));
+    std::iter::from_fn(move || r.vec24())
+}
+
 /// The host name in a server_name extension.
 pub fn sni(data: &[u8]) -> Option<&[u8]> {
     let mut r = Reader::new(Reader::new(data).vec16()?);

@@ -11,6 +11,8 @@ use std::io::Write;
 
 /// Handshake bytes buffered per direction (certificate chains included).
 pub const MAX_HANDSHAKE: usize = 64 << 10;
+/// Certificate chain bytes kept for detection.
+pub const MAX_CHAIN: usize = 32 << 10;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TlsCounters {
@@ -29,6 +31,10 @@ use crate::app::Span;
 #[derive(Debug, Default)]
 pub struct TlsInfo {
     store: Vec<u8>,
+    /// The server's certificate chain as sent (DER, at most [`MAX_CHAIN`] bytes) and each
+    /// certificate's place in it: for detection (`tls.certs`), not copied to the exporter.
+    chain: Vec<u8>,
+    certs: Vec<(u32, u32)>,
     /// The negotiated version (ServerHello, its supported_versions extension first), else 0.
     pub version: u16,
     /// The ClientHello's legacy version.
@@ -164,8 +170,27 @@ impl TlsInfo {
 
     fn reset(&mut self) {
         let mut store = std::mem::take(&mut self.store);
+        let mut chain = std::mem::take(&mut self.chain);
+        let mut certs = std::mem::take(&mut self.certs);
         store.clear();
-        *self = TlsInfo { store, ..TlsInfo::default() };
+        chain.clear();
+        certs.clear();
+        *self = TlsInfo { store, chain, certs, ..TlsInfo::default() };
+    }
+
+    /// The certificates of the server's chain (DER), as kept.
+    pub fn certificates(&self) -> impl Iterator<Item = &[u8]> {
+        self.certs.iter().map(|&(o, l)| &self.chain[o as usize..(o + l) as usize])
+    }
+
+    fn keep_chain(&mut self, body: &[u8]) {
+        for der in p::certificates(body) {
+            if self.chain.len() + der.len() > MAX_CHAIN {
+                break;
+            }
+            self.certs.push((self.chain.len() as u32, der.len() as u32));
+            self.chain.extend_from_slice(der);
+        }
     }
 
     /// Makes this a copy of `o`, reusing this one's buffer (for the exporter).
@@ -173,7 +198,10 @@ impl TlsInfo {
         let mut store = std::mem::take(&mut self.store);
         store.clear();
         store.extend_from_slice(&o.store);
-        *self = TlsInfo { store, ..*o };
+        let (mut chain, mut certs) = (std::mem::take(&mut self.chain), std::mem::take(&mut self.certs));
+        chain.clear();
+        certs.clear();
+        *self = TlsInfo { store, chain, certs, ..*o };
     }
 
     fn client_hello(&mut self, h: &p::ClientHello<'_>, scratch: &mut Scratch) {
@@ -413,6 +441,8 @@ impl TlsState {
             crate::app::trim_vec(&mut d.hs, keep);
         }
         crate::app::trim_vec(&mut self.info.store, keep);
+        crate::app::trim_vec(&mut self.info.chain, keep);
+        crate::app::trim_vec(&mut self.info.certs, keep);
         crate::app::trim_vec(&mut self.scratch.list, keep);
         crate::app::trim_vec(&mut self.scratch.text, keep);
     }
@@ -574,6 +604,7 @@ impl TlsState {
             },
             (1, handshake::CERTIFICATE) if !self.dirs[1].cert_seen => {
                 self.dirs[1].cert_seen = true;
+                self.info.keep_chain(body);
                 match p::first_certificate(body) {
                     Some(der) if self.info.certificate(der) => c.certificates += 1,
                     Some(_) | None => c.malformed += 1,
