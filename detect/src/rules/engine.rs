@@ -570,6 +570,32 @@ fn trim(v: &[u8]) -> &[u8] {
 }
 
 /// Reads `n` bytes at `at` as a number.
+/// The number a byte_test or byte_jump reads: `nbytes` at `offset` (from the previous match when
+/// `relative`), masked and shifted down by `bitmask` as Suricata does. Returns it with the
+/// position it was read at; `None` when that lies outside the buffer.
+fn read_field(
+    buf: &[u8],
+    prev: usize,
+    relative: bool,
+    offset: i32,
+    nbytes: u8,
+    format: NumFormat,
+    bitmask: Option<u64>,
+) -> Option<(u64, i64)> {
+    let at = if relative { prev as i64 } else { 0 } + offset as i64;
+    if at < 0 {
+        return None;
+    }
+    let mut v = read_num(buf, at as usize, nbytes as usize, format)?;
+    if let Some(m) = bitmask {
+        v &= m;
+        if m != 0 {
+            v >>= m.trailing_zeros();
+        }
+    }
+    Some((v, at))
+}
+
 fn read_num(buf: &[u8], at: usize, n: usize, f: NumFormat) -> Option<u64> {
     if n == 0 {
         // A string of whatever digits are there.
@@ -692,18 +718,9 @@ fn verify(tests: &[Test], i: usize, buf: &[u8], prev: usize, steps: &mut u32) ->
             has != *negated && verify(tests, i + 1, buf, prev, steps)
         }
         Test::ByteTest(b) => {
-            let base = if b.relative { prev as i64 } else { 0 };
-            let at = base + b.offset as i64;
-            if at < 0 {
+            let Some((v, _)) = read_field(buf, prev, b.relative, b.offset, b.nbytes, b.format, b.bitmask) else {
                 return false;
-            }
-            let Some(mut v) = read_num(buf, at as usize, b.nbytes as usize, b.format) else { return false };
-            if let Some(m) = b.bitmask {
-                v &= m;
-                if m != 0 {
-                    v >>= m.trailing_zeros();
-                }
-            }
+            };
             let ok = match b.op {
                 ByteOp::Lt => v < b.value,
                 ByteOp::Gt => v > b.value,
@@ -716,18 +733,9 @@ fn verify(tests: &[Test], i: usize, buf: &[u8], prev: usize, steps: &mut u32) ->
             ok != b.negated && verify(tests, i + 1, buf, prev, steps)
         }
         Test::ByteJump(j) => {
-            let base = if j.relative { prev as i64 } else { 0 };
-            let at = base + j.offset as i64;
-            if at < 0 {
+            let Some((v, at)) = read_field(buf, prev, j.relative, j.offset, j.nbytes, j.format, j.bitmask) else {
                 return false;
-            }
-            let Some(mut v) = read_num(buf, at as usize, j.nbytes as usize, j.format) else { return false };
-            if let Some(m) = j.bitmask {
-                v &= m;
-                if m != 0 {
-                    v >>= m.trailing_zeros();
-                }
-            }
+            };
             let mut v = v.saturating_mul(j.multiplier as u64) as i64;
             if j.align && v % 4 != 0 {
                 v += 4 - v % 4;
