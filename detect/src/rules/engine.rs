@@ -569,7 +569,6 @@ fn trim(v: &[u8]) -> &[u8] {
     &v[s..e.max(s)]
 }
 
-/// Reads `n` bytes at `at` as a number.
 /// The number a byte_test or byte_jump reads: `nbytes` at `offset` (from the previous match when
 /// `relative`), masked and shifted down by `bitmask` as Suricata does. Returns it with the
 /// position it was read at; `None` when that lies outside the buffer.
@@ -596,6 +595,7 @@ fn read_field(
     Some((v, at))
 }
 
+/// Reads `n` bytes at `at` as a number.
 fn read_num(buf: &[u8], at: usize, n: usize, f: NumFormat) -> Option<u64> {
     if n == 0 {
         // A string of whatever digits are there.
