@@ -675,12 +675,7 @@ fn event_out<S: RecordSink>(
     if let (true, AppEvent::Dns { msg, .. }) = (set.behave.enabled && set.behave.spanning.enabled, ev) {
         if !msg.is_response() {
             let sk = matcher.sketch(&set.behave.spanning);
-            for q in msg.questions() {
-                let mut name = crate::app::dns::parser::Name::default();
-                if crate::app::dns::parser::read_name(msg.buf, q.name, Some(&mut name)).is_ok() {
-                    sk.dns_query(h.src, name.as_bytes(), q.rrtype);
-                }
-            }
+            msg.for_each_question_name(|q, name| sk.dns_query(h.src, name, q.rrtype));
         }
     }
     matcher.on_event(set, &h, ev, slot, ts, &mut |hit| {

@@ -1104,12 +1104,7 @@ impl Matcher {
         };
         match ev {
             AppEvent::Dns { msg, .. } if i.has_domains() && !msg.is_response() => {
-                for q in msg.questions() {
-                    let mut name = crate::app::dns::parser::Name::default();
-                    if crate::app::dns::parser::read_name(msg.buf, q.name, Some(&mut name)).is_ok() {
-                        hit(self, K::Domain, i.domain(name.as_bytes()));
-                    }
-                }
+                msg.for_each_question_name(|_, name| hit(self, K::Domain, i.domain(name)));
             }
             AppEvent::Http(t) if i.has_domains() => {
                 if let Some(h) = t.hostname() {
@@ -1340,15 +1335,11 @@ impl Matcher {
                     return;
                 }
                 // Each question is its own inspection (dns.query is one name).
-                for q in msg.questions() {
-                    let mut name = crate::app::dns::parser::Name::default();
-                    if crate::app::dns::parser::read_name(msg.buf, q.name, Some(&mut name)).is_err() {
-                        continue;
-                    }
+                msg.for_each_question_name(|_, name| {
                     self.view_begin();
-                    self.put(Buf::DnsQuery, name.as_bytes(), set.dotted[Buf::DnsQuery as usize]);
+                    self.put(Buf::DnsQuery, name, set.dotted[Buf::DnsQuery as usize]);
                     self.inspect_view(set, h, AppProto::Dns, slot, now, out);
-                }
+                });
             }
             AppEvent::Http(t) => {
                 self.view_begin();

@@ -202,6 +202,17 @@ impl<'a> Message<'a> {
         (self.flags & 0xf) as u8
     }
 
+    /// Calls `f` with each question and its decoded name; a question whose name does not decode
+    /// is passed over.
+    pub fn for_each_question_name(&self, mut f: impl FnMut(&Question, &[u8])) {
+        let mut name = Name::default();
+        for q in self.questions() {
+            if read_name(self.buf, q.name, Some(&mut name)).is_ok() {
+                f(&q, name.as_bytes());
+            }
+        }
+    }
+
     pub fn questions(&self) -> impl Iterator<Item = Question> + 'a {
         let buf = self.buf;
         let mut pos = self.sections[0];
