@@ -113,6 +113,17 @@ impl Span {
     }
 }
 
+/// Lower-case hex digits, for the fingerprints (JA3/JA4, HASSH) the parsers log.
+pub(crate) const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
+
+/// Writes `bytes` as lower-case hex into the first `2 * bytes.len()` bytes of `out`.
+pub(crate) fn hex_lower(out: &mut [u8], bytes: &[u8]) {
+    for (o, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        o[0] = HEX_LOWER[(b >> 4) as usize];
+        o[1] = HEX_LOWER[(b & 15) as usize];
+    }
+}
+
 /// Whether `data` starts with `prefix` (`Some(true)`), cannot (`Some(false)`), or is too short
 /// to tell (`None`): protocol identification on a stream's first bytes.
 pub fn probe_prefix(data: &[u8], prefix: &[u8]) -> Option<bool> {

@@ -4,7 +4,7 @@
 //! [`MAX_BANNER`] bytes (RFC 4253 §4.2 allows 255), the KEXINIT packet at [`MAX_KEXINIT`].
 
 use crate::app::stream::Chunk;
-use crate::app::{AppEvent, Emit};
+use crate::app::{hex_lower, AppEvent, Emit};
 use md5::{Digest, Md5};
 
 pub const MAX_BANNER: usize = 255;
@@ -235,11 +235,8 @@ impl SshState {
                                     }
                                     let d = Md5::digest(&h[..]);
                                     s.hassh_hash.clear();
-                                    for b in d {
-                                        const HEX: &[u8; 16] = b"0123456789abcdef";
-                                        s.hassh_hash.push(HEX[(b >> 4) as usize]);
-                                        s.hassh_hash.push(HEX[(b & 15) as usize]);
-                                    }
+                                    s.hassh_hash.resize(2 * d.len(), 0);
+                                    hex_lower(&mut s.hassh_hash, &d);
                                 }
                                 None => c.malformed += 1,
                             }

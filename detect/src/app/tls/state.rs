@@ -5,7 +5,7 @@
 use super::parser::{self as p, content, ext, handshake, is_grease, u16s, Reader};
 use super::x509;
 use crate::app::stream::Chunk;
-use crate::app::{AppEvent, Emit};
+use crate::app::{hex_lower, AppEvent, Emit, HEX_LOWER};
 use md5::{Digest, Md5};
 use std::io::Write;
 
@@ -84,9 +84,8 @@ fn hex4(out: &mut Vec<u8>, v: u16) {
 }
 
 fn hex(out: &mut Vec<u8>, bytes: &[u8], sep: Option<u8>, upper: bool) {
-    const L: &[u8; 16] = b"0123456789abcdef";
     const U: &[u8; 16] = b"0123456789ABCDEF";
-    let t = if upper { U } else { L };
+    let t = if upper { U } else { HEX_LOWER };
     for (i, &b) in bytes.iter().enumerate() {
         if i > 0 {
             if let Some(s) = sep {
@@ -100,13 +99,8 @@ fn hex(out: &mut Vec<u8>, bytes: &[u8], sep: Option<u8>, upper: bool) {
 
 /// The MD5 of `s` in lower-case hex.
 fn md5_hex(s: &[u8]) -> [u8; 32] {
-    const L: &[u8; 16] = b"0123456789abcdef";
-    let d = Md5::digest(s);
     let mut o = [0u8; 32];
-    for (i, b) in d.iter().enumerate() {
-        o[2 * i] = L[(b >> 4) as usize];
-        o[2 * i + 1] = L[(b & 15) as usize];
-    }
+    hex_lower(&mut o, &Md5::digest(s));
     o
 }
 
@@ -287,8 +281,7 @@ impl TlsInfo {
                 if f.is_ascii_alphanumeric() && l.is_ascii_alphanumeric() {
                     [f, l]
                 } else {
-                    const L: &[u8; 16] = b"0123456789abcdef";
-                    [L[(f >> 4) as usize], L[(l & 15) as usize]]
+                    [HEX_LOWER[(f >> 4) as usize], HEX_LOWER[(l & 15) as usize]]
                 }
             }
         };
@@ -296,11 +289,7 @@ impl TlsInfo {
         let trunc = |text: &[u8], empty: bool| -> [u8; 12] {
             let mut o = *b"000000000000";
             if !empty {
-                let d = sha2::Sha256::digest(text);
-                for (i, b) in d[..6].iter().enumerate() {
-                    o[2 * i] = b"0123456789abcdef"[(b >> 4) as usize];
-                    o[2 * i + 1] = b"0123456789abcdef"[(b & 15) as usize];
-                }
+                hex_lower(&mut o, &sha2::Sha256::digest(text)[..6]);
             }
             o
         };
