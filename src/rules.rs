@@ -62,9 +62,7 @@ pub fn build(cfg: &Config, config_path: Option<&Path>, extra: &[PathBuf], iocs: 
     }
     let l = load(cfg, config_path, extra)?;
     let r = &l.report;
-    let mut top: Vec<(&String, &usize)> = r.reasons.iter().collect();
-    top.sort_by(|a, b| b.1.cmp(a.1));
-    let top: Vec<String> = top.iter().take(3).map(|(k, n)| format!("{k} ({n})")).collect();
+    let top: Vec<String> = r.reasons_by_count().iter().take(3).map(|(k, n)| format!("{k} ({n})")).collect();
     tracing::info!(
         files = r.files,
         loaded = r.loaded,
@@ -183,9 +181,7 @@ pub fn check(cfg: &Config, config_path: Option<&Path>, files: &[PathBuf], json: 
         println!("{} rule file(s): {} rules loaded, {} rejected ({pct:.1}% loaded)", r.files, r.loaded, r.rejected);
         if !r.reasons.is_empty() {
             println!("rejected, by reason:");
-            let mut v: Vec<(&String, &usize)> = r.reasons.iter().collect();
-            v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-            for (k, n) in v {
+            for (k, n) in r.reasons_by_count() {
                 println!("  {n:>6}  {k}");
             }
         }

@@ -26,6 +26,15 @@ pub struct LoadReport {
     pub failures: Vec<Failure>,
 }
 
+impl LoadReport {
+    /// The rejection reasons, most frequent first (ties by name).
+    pub fn reasons_by_count(&self) -> Vec<(&str, usize)> {
+        let mut v: Vec<(&str, usize)> = self.reasons.iter().map(|(k, &n)| (k.as_str(), n)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        v
+    }
+}
+
 impl Reject {
     /// The key a load report counts this rejection under: the reason, with the keyword,
     /// protocol or buffer for the reasons where that is what an operator needs to know.
