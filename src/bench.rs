@@ -6,7 +6,6 @@
 use crate::config::Config;
 use anyhow::Result;
 use capture::worker::Stage;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -32,7 +31,7 @@ pub fn run(
     _: f64,
     _: bool,
     _: &[PathBuf],
-    _: Box<dyn Write + Send>,
+    _: Vec<export::SinkSpec>,
     _: Arc<AtomicBool>,
 ) -> Result<i32> {
     let _ = peak_rss_kib;
@@ -50,7 +49,7 @@ pub fn run(
     duration: f64,
     json: bool,
     pcaps: &[PathBuf],
-    out: Box<dyn Write + Send>,
+    out: Vec<export::SinkSpec>,
     stop: Arc<AtomicBool>,
 ) -> Result<i32> {
     use anyhow::Context;

@@ -328,12 +328,35 @@ impl Default for DefragTable {
 }
 
 /// `[export]`
+///
+/// ```toml
+/// [export]
+/// eve = "/var/log/spinewatch/eve.json"        # or "-" (stdout), or "none"
+/// spool_dir = "/var/spool/spinewatch"
+/// [[export.sinks]]
+/// url = "syslog+tls://siem.example:6514?format=cef"
+/// ca = "/etc/spinewatch/siem-ca.pem"
+/// [[export.sinks]]
+/// url = "ipfix+udp://collector.example:4739"
+/// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExportTable {
-    /// Where EVE JSON lines go: a file path (appended to, never truncated) or "-" for stdout.
-    /// Default "-".
-    pub eve: String,
+    /// Where EVE JSON lines go: a file path (appended to, never truncated), "-" for stdout or
+    /// "none". Default: stdout when no other sink is configured (here or with `--export`).
+    pub eve: Option<String>,
+    /// More sinks (`[[export.sinks]]`), on top of `--export URL`.
+    pub sinks: Vec<SinkTable>,
+    /// Where network sinks spool while their peer is slow or down (a directory per sink,
+    /// created when first needed); "" for no spool. Default "/var/spool/spinewatch".
+    pub spool_dir: String,
+    /// Bytes each sink's spool may hold; past it the oldest records go (counted). Default 1 GiB.
+    pub spool_bytes: u64,
+    /// Bytes of records each sink holds in memory before it spools. Default 64 MiB.
+    pub queue_bytes: usize,
+    /// Seconds a sink whose peer is down keeps trying at the end of a run before it leaves the
+    /// rest in its spool. Default 10.
+    pub drain_timeout_secs: u64,
     /// Records per batch. Default 256.
     pub batch_size: usize,
     /// Milliseconds after which a partly filled batch is sent. Default 100.
@@ -345,11 +368,76 @@ pub struct ExportTable {
     pub max_backlog_batches: usize,
 }
 
+/// `[[export.sinks]]`: a URL (as `--export` takes), and its options as keys rather than in
+/// the URL's query, if preferred.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkTable {
+    pub url: String,
+    pub name: Option<String>,
+    pub format: Option<String>,
+    pub facility: Option<String>,
+    pub ca: Option<String>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    pub server_name: Option<String>,
+    pub rotate_bytes: Option<u64>,
+    pub rotate_secs: Option<u64>,
+    pub fsync: Option<String>,
+    pub mode: Option<String>,
+    pub domain: Option<u32>,
+    pub queue_bytes: Option<u64>,
+    pub spool_bytes: Option<u64>,
+}
+
+impl SinkTable {
+    /// The URL with the table's keys added to its query.
+    pub fn full_url(&self) -> String {
+        let mut q: Vec<String> = Vec::new();
+        let mut add = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                let enc: String = v
+                    .bytes()
+                    .map(|b| match b {
+                        b'&' | b'=' | b'%' | b'?' | b'#' | b' ' => format!("%{b:02X}"),
+                        _ => (b as char).to_string(),
+                    })
+                    .collect();
+                q.push(format!("{k}={enc}"));
+            }
+        };
+        add("name", self.name.clone());
+        add("format", self.format.clone());
+        add("facility", self.facility.clone());
+        add("ca", self.ca.clone());
+        add("cert", self.cert.clone());
+        add("key", self.key.clone());
+        add("server_name", self.server_name.clone());
+        add("rotate_bytes", self.rotate_bytes.map(|v| v.to_string()));
+        add("rotate_secs", self.rotate_secs.map(|v| v.to_string()));
+        add("fsync", self.fsync.clone());
+        add("mode", self.mode.clone());
+        add("domain", self.domain.map(|v| v.to_string()));
+        add("queue_bytes", self.queue_bytes.map(|v| v.to_string()));
+        add("spool_bytes", self.spool_bytes.map(|v| v.to_string()));
+        if q.is_empty() {
+            return self.url.clone();
+        }
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        format!("{}{sep}{}", self.url, q.join("&"))
+    }
+}
+
 impl Default for ExportTable {
     fn default() -> Self {
         let d = export::ExportConfig::default();
         ExportTable {
-            eve: "-".into(),
+            eve: None,
+            sinks: Vec::new(),
+            spool_dir: "/var/spool/spinewatch".into(),
+            spool_bytes: d.sinks.spool_bytes,
+            queue_bytes: d.sinks.queue_bytes,
+            drain_timeout_secs: d.sinks.drain_timeout_secs,
             batch_size: d.batch_size,
             batch_max_age_ms: d.batch_max_age_ms,
             channel_capacity: d.channel_capacity,
@@ -689,8 +777,16 @@ impl Config {
             p.push("defrag.timeout: must be at least 1 second".into());
         }
         let e = &self.export;
-        if e.eve.is_empty() {
-            p.push("export.eve: empty (use \"-\" for stdout)".into());
+        if e.eve.as_deref() == Some("") {
+            p.push("export.eve: empty (use \"-\" for stdout, \"none\" for no EVE output)".into());
+        }
+        for (i, s) in e.sinks.iter().enumerate() {
+            if let Err(m) = export::sink::url::parse(&s.full_url()) {
+                p.push(format!("export.sinks[{i}]: {m}"));
+            }
+        }
+        if e.queue_bytes < 1 << 16 {
+            p.push("export.queue_bytes: must be at least 65536".into());
         }
         if e.batch_size == 0 {
             p.push("export.batch_size: must be at least 1".into());
@@ -702,6 +798,31 @@ impl Config {
             p.push("export.max_backlog_batches: must be at least 1".into());
         }
         p
+    }
+
+    /// The sinks: the EVE output (`eve`, or stdout when nothing else is configured), then
+    /// `[[export.sinks]]`, then the command line's `--export` URLs.
+    pub fn sinks(&self, eve_flag: Option<&str>, export_flags: &[String]) -> Result<Vec<export::SinkSpec>, String> {
+        let mut v = Vec::new();
+        let others = !self.export.sinks.is_empty() || !export_flags.is_empty();
+        let eve =
+            eve_flag.map(str::to_string).or_else(|| self.export.eve.clone()).or_else(|| (!others).then(|| "-".into()));
+        if let Some(e) = eve.filter(|e| e != "none") {
+            v.push(export::sink::url::parse(&e).map_err(|m| format!("EVE output {e}: {m}"))?);
+        }
+        for (i, s) in self.export.sinks.iter().enumerate() {
+            v.push(export::sink::url::parse(&s.full_url()).map_err(|m| format!("export.sinks[{i}]: {m}"))?);
+        }
+        for u in export_flags {
+            v.push(export::sink::url::parse(u).map_err(|m| format!("--export {u}: {m}"))?);
+        }
+        let mut names = std::collections::HashSet::new();
+        for s in &v {
+            if !names.insert(s.name.clone()) {
+                return Err(format!("two sinks named {:?}: give one a `name`", s.name));
+            }
+        }
+        Ok(v)
     }
 
     pub fn flow_config(&self) -> detect::FlowConfig {
@@ -759,6 +880,12 @@ impl Config {
             channel_capacity: e.channel_capacity,
             max_backlog_batches: e.max_backlog_batches,
             blocking: false,
+            sinks: export::SinkDefaults {
+                queue_bytes: e.queue_bytes,
+                spool_dir: (!e.spool_dir.is_empty()).then(|| PathBuf::from(&e.spool_dir)),
+                spool_bytes: e.spool_bytes,
+                drain_timeout_secs: e.drain_timeout_secs,
+            },
         }
     }
 }

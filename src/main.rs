@@ -8,8 +8,8 @@ use anyhow::{bail, Context, Result};
 use capture::file::FileRunConfig;
 use clap::{Parser, Subcommand, ValueEnum};
 use config::Config;
-use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -70,9 +70,14 @@ enum Cmd {
     Run {
         #[arg(long)]
         config: PathBuf,
-        /// Write EVE here instead of the config's export.eve ("-" for stdout).
+        /// Write EVE here instead of the config's export.eve ("-" for stdout, "none").
         #[arg(long)]
         eve: Option<String>,
+        /// Another sink, on top of the config's: file:///PATH, syslog+udp|tcp|tls://HOST:PORT,
+        /// ipfix+udp|tcp://HOST:PORT, redis://HOST:PORT/KEY, with ?format=eve|cef where it
+        /// applies; repeatable.
+        #[arg(long = "export")]
+        export: Vec<String>,
         /// A rule file (Suricata's language) on top of the config's; repeatable.
         #[arg(long = "rules")]
         rules: Vec<PathBuf>,
@@ -90,9 +95,14 @@ enum Cmd {
         /// Packet source (default: dpdk when built with DPDK, else file).
         #[arg(long, value_enum)]
         source: Option<Source>,
-        /// Write EVE here instead of stdout ("-" for stdout). Appends; never truncates.
+        /// Write EVE here instead of stdout ("-" for stdout, "none"). Appends; never truncates.
         #[arg(long)]
         eve: Option<String>,
+        /// Another sink, on top of the config's: file:///PATH, syslog+udp|tcp|tls://HOST:PORT,
+        /// ipfix+udp|tcp://HOST:PORT, redis://HOST:PORT/KEY, with ?format=eve|cef where it
+        /// applies; repeatable.
+        #[arg(long = "export")]
+        export: Vec<String>,
         /// A rule file (Suricata's language) on top of the config's; repeatable.
         #[arg(long = "rules")]
         rules: Vec<PathBuf>,
@@ -341,7 +351,7 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             );
             Ok(0)
         }
-        Cmd::Replay { config, workers, source, eve, rules: rule_files, ioc, pcaps } => {
+        Cmd::Replay { config, workers, source, eve, export, rules: rule_files, ioc, pcaps } => {
             let mut cfg = match &config {
                 Some(p) => Config::load(p)?,
                 None => Config::default(),
@@ -351,8 +361,7 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             let reloader = rules::spawn_reloader(&cfg, config.clone(), rule_files, ioc, done.clone())?;
             let ncpu = capture::pin::available_cores().len().max(1);
             let workers = workers.or(cfg.capture.workers).unwrap_or(ncpu).max(1);
-            let eve = eve.unwrap_or_else(|| if config.is_some() { cfg.export.eve.clone() } else { "-".into() });
-            let out = open_eve(&eve)?;
+            let out = cfg.sinks(eve.as_deref(), &export).map_err(anyhow::Error::msg)?;
             let stop = install_signals()?;
             let source = source.unwrap_or(if cfg!(feature = "dpdk") { Source::Dpdk } else { Source::File });
             let cores = cfg.capture.cores.clone().unwrap_or_else(|| (0..workers).map(|i| i % ncpu).collect());
@@ -384,20 +393,17 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
                 Pipeline::Flow => capture::worker::Stage::Flow,
                 Pipeline::Full => capture::worker::Stage::Full,
             };
-            let out: Box<dyn Write + Send> = match &eve {
-                Some(e) => open_eve(e)?,
-                None => Box::new(std::io::sink()),
-            };
+            // Formatted as EVE and discarded unless --eve says where.
+            let out = cfg.sinks(Some(eve.as_deref().unwrap_or("null:")), &[]).map_err(anyhow::Error::msg)?;
             let stop = install_signals()?;
             bench::run(&cfg, workers, &cores, stage, warmup, duration, json, &pcaps, out, stop)
         }
-        Cmd::Run { config, eve, rules: rule_files, ioc } => {
+        Cmd::Run { config, eve, export, rules: rule_files, ioc } => {
             let mut cfg = Config::load(&config)?;
             rules::compile_into(&mut cfg, Some(&config), &rule_files, &ioc)?;
             let done = Arc::new(AtomicBool::new(false));
             let reloader = rules::spawn_reloader(&cfg, Some(config.clone()), rule_files, ioc, done.clone())?;
-            let eve = eve.unwrap_or_else(|| cfg.export.eve.clone());
-            let out = open_eve(&eve)?;
+            let out = cfg.sinks(eve.as_deref(), &export).map_err(anyhow::Error::msg)?;
             let stop = install_signals()?;
             let summary = run_dpdk(&cfg, out, stop)?;
             done.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -460,24 +466,6 @@ fn replay_export(cfg: &Config) -> export::ExportConfig {
     export::ExportConfig { blocking: true, ..cfg.export_config() }
 }
 
-fn open_eve(spec: &str) -> Result<Box<dyn Write + Send>> {
-    if spec == "-" {
-        return Ok(Box::new(std::io::stdout()));
-    }
-    let p = Path::new(spec);
-    if let Some(dir) = p.parent() {
-        if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-    }
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(p)
-        .with_context(|| format!("opening EVE output {spec}"))?;
-    Ok(Box::new(f))
-}
-
 /// SIGINT/SIGTERM set the stop flag; a second one exits at once.
 fn install_signals() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
@@ -494,14 +482,14 @@ fn replay_dpdk(
     _: usize,
     _: &[usize],
     _: &[PathBuf],
-    _: Box<dyn Write + Send>,
+    _: Vec<export::SinkSpec>,
     _: Arc<AtomicBool>,
 ) -> Result<capture::RunSummary> {
     bail!("this spinewatch was built without DPDK (feature \"dpdk\"); use --source file")
 }
 
 #[cfg(not(feature = "dpdk"))]
-fn run_dpdk(_: &Config, _: Box<dyn Write + Send>, _: Arc<AtomicBool>) -> Result<capture::RunSummary> {
+fn run_dpdk(_: &Config, _: Vec<export::SinkSpec>, _: Arc<AtomicBool>) -> Result<capture::RunSummary> {
     bail!("this spinewatch was built without DPDK (feature \"dpdk\"): `run` needs it")
 }
 
@@ -565,7 +553,7 @@ fn replay_dpdk(
     workers: usize,
     cores: &[usize],
     pcaps: &[PathBuf],
-    out: Box<dyn Write + Send>,
+    out: Vec<export::SinkSpec>,
     stop: Arc<AtomicBool>,
 ) -> Result<capture::RunSummary> {
     with_split("replay", pcaps, workers, |split| {
@@ -648,7 +636,7 @@ pub(crate) fn dedup_cores(mut v: Vec<usize>) -> Vec<usize> {
 }
 
 #[cfg(feature = "dpdk")]
-fn run_dpdk(cfg: &Config, out: Box<dyn Write + Send>, stop: Arc<AtomicBool>) -> Result<capture::RunSummary> {
+fn run_dpdk(cfg: &Config, out: Vec<export::SinkSpec>, stop: Arc<AtomicBool>) -> Result<capture::RunSummary> {
     if cfg.capture.ports.is_empty() {
         bail!("capture.ports: no port configured; `run` captures from DPDK ports");
     }

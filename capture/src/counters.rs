@@ -121,7 +121,8 @@ impl RunSummary {
         t.balanced()
             && self.input_packets == t.packets + self.left_in_rings()
             && self.input_packets >= t.packets
-            && e.records == self.exporter.records + self.exporter.lost + e.dropped
+            && e.records == self.exporter.records + e.dropped
+            && self.exporter.sinks.iter().all(|s| s.balanced())
     }
 
     /// A human summary, one counter per line, for stderr.
@@ -247,6 +248,17 @@ impl RunSummary {
             "  records exported     {} (dropped {}, channel full {} times, lost to output errors {})",
             self.exporter.records, e.dropped, e.channel_full, self.exporter.lost
         );
+        for k in &self.exporter.sinks {
+            let _ = write!(
+                s,
+                "  sink {:<15} records {}: sent {} ({} bytes), dropped {}, lost {}, left in spool {}; spooled {}, replayed {}, errors {}",
+                k.name, k.records, k.sent, k.bytes, k.dropped, k.lost, k.left, k.spooled, k.replayed, k.errors
+            );
+            if k.recovered > 0 {
+                let _ = write!(s, ", found in the spool at start {}", k.recovered);
+            }
+            let _ = writeln!(s);
+        }
         if self.exporter.spanning_alerts > 0 || self.exporter.sketch_keys_dropped > 0 {
             let _ = writeln!(
                 s,

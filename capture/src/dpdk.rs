@@ -6,7 +6,6 @@ use crate::worker::{Stage, WorkerCore};
 use detect::FlowConfig;
 use dpdk_sys::{Burst, DpdkError, Eal, Mempool, Port, RxQueue, TimestampField};
 use export::ExportConfig;
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -116,7 +115,7 @@ fn plan_workers(ports: &[PortSpec]) -> Vec<WorkerPlan> {
 /// packets. Writes EVE to `out`.
 pub fn run_dpdk(
     cfg: &DpdkRunConfig,
-    out: Box<dyn Write + Send>,
+    out: Vec<export::SinkSpec>,
     stop: Arc<AtomicBool>,
 ) -> Result<RunSummary, DpdkRunError> {
     run_dpdk_bench(cfg, out, stop).map(|(s, _)| s)
@@ -125,7 +124,7 @@ pub fn run_dpdk(
 /// [`run_dpdk`], with the benchmark report when `cfg.bench` is set.
 pub fn run_dpdk_bench(
     cfg: &DpdkRunConfig,
-    out: Box<dyn Write + Send>,
+    out: Vec<export::SinkSpec>,
     stop: Arc<AtomicBool>,
 ) -> Result<(RunSummary, Option<BenchReport>), DpdkRunError> {
     let plans = plan_workers(&cfg.ports);
@@ -524,9 +523,9 @@ pub fn run_dpdk_bench(
 }
 
 fn dpdk_export(
-    out: Box<dyn Write + Send>,
+    out: Vec<export::SinkSpec>,
     n: usize,
     cfg: &ExportConfig,
 ) -> Result<(export::ExportHandle, Vec<export::Batcher>), DpdkRunError> {
-    export::spawn(out, n, cfg).map_err(DpdkRunError::Export)
+    export::spawn(&out, n, cfg).map_err(DpdkRunError::Export)
 }

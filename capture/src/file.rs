@@ -11,7 +11,6 @@ use crate::worker::WorkerCore;
 use crossbeam_channel::bounded;
 use detect::FlowConfig;
 use export::ExportConfig;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -51,7 +50,7 @@ struct PacketBatch {
 pub fn run_files(
     paths: &[PathBuf],
     cfg: &FileRunConfig,
-    out: Box<dyn Write + Send>,
+    out: Vec<export::SinkSpec>,
     stop: Arc<AtomicBool>,
 ) -> Result<RunSummary, FileRunError> {
     let n = cfg.workers.max(1);
@@ -60,7 +59,7 @@ pub fn run_files(
     for p in paths {
         readers.push(PcapReader::open(p)?);
     }
-    let (export, batchers) = export::spawn(out, n, &cfg.export).map_err(FileRunError::Thread)?;
+    let (export, batchers) = export::spawn(&out, n, &cfg.export).map_err(FileRunError::Thread)?;
     let stats = shared_stats(n);
     let mut txs = Vec::with_capacity(n);
     let mut backs = Vec::with_capacity(n);

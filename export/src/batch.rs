@@ -1,14 +1,15 @@
 //! Batches from workers to the export thread.
 
-use crate::eve;
-use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
+use crate::fanout::{ExportStats, Fanout, SinkDefaults};
+use crate::sink::url::SinkSpec;
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use detect::app::http::Tx;
 use detect::app::ssh::SshState;
 use detect::app::tls::TlsInfo;
 use detect::app::AppEvent;
 use detect::flow::{EventMeta, FlowRecord, RecordSink};
 use std::collections::VecDeque;
-use std::io::{self, Write};
+use std::io;
 use std::thread::JoinHandle;
 
 /// Export settings (the `[export]` table of the config).
@@ -25,11 +26,14 @@ pub struct ExportConfig {
     /// Wait for the exporter instead of dropping when the backlog is full: for replays, where
     /// back-pressure costs nothing and the records must not depend on timing.
     pub blocking: bool,
+    /// The sinks' queues and spools.
+    pub sinks: SinkDefaults,
 }
 
 impl Default for ExportConfig {
     fn default() -> Self {
         ExportConfig {
+            sinks: SinkDefaults::default(),
             batch_size: 256,
             batch_max_age_ms: 100,
             channel_capacity: 64,
@@ -383,27 +387,9 @@ impl RecordSink for Batcher {
     }
 }
 
-/// The export thread's counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ExportStats {
-    /// Records (flow records and app-layer events) written to the output.
-    pub records: u64,
-    /// EVE lines written (a DNS query with several questions is one event, several lines).
-    pub lines: u64,
-    /// Records received after the output failed, so not written.
-    pub lost: u64,
-    pub batches: u64,
-    pub bytes: u64,
-    /// Alerts of the behaviours judged on every worker's merged evidence (written by this
-    /// thread, not counted in `records`).
-    pub spanning_alerts: u64,
-    /// Behaviour evidence keys lost to full sketch maps.
-    pub sketch_keys_dropped: u64,
-}
-
 /// The export thread.
 pub struct ExportHandle {
-    thread: JoinHandle<(ExportStats, Option<io::Error>)>,
+    thread: JoinHandle<ExportStats>,
 }
 
 impl ExportHandle {
@@ -411,18 +397,19 @@ impl ExportHandle {
     /// counters and the output error that made it lose records, if any.
     pub fn join(self) -> io::Result<(ExportStats, Option<io::Error>)> {
         match self.thread.join() {
-            Ok(r) => Ok(r),
+            Ok(st) => {
+                let err = st.sinks.iter().find_map(|s| s.error.clone()).map(io::Error::other);
+                Ok((st, err))
+            }
             Err(_) => Err(io::Error::other("export thread panicked")),
         }
     }
 }
 
-/// Starts the export thread writing EVE lines to `out`, and one [`Batcher`] per worker.
-pub fn spawn(
-    out: Box<dyn Write + Send>,
-    workers: usize,
-    cfg: &ExportConfig,
-) -> io::Result<(ExportHandle, Vec<Batcher>)> {
+/// Starts the sinks, the export thread writing to them, and one [`Batcher`] per worker. With
+/// no sink the records are counted and not written (benchmarks).
+pub fn spawn(sinks: &[SinkSpec], workers: usize, cfg: &ExportConfig) -> io::Result<(ExportHandle, Vec<Batcher>)> {
+    let out = Fanout::new(sinks, &cfg.sinks, cfg.blocking)?;
     let mut cfg = cfg.clone();
     cfg.max_backlog_batches = cfg.max_backlog_batches.max(1);
     let cfg = &cfg;
@@ -450,107 +437,8 @@ pub fn spawn(
         });
     }
     drop(tx);
-    let thread = std::thread::Builder::new().name("sw-export".into()).spawn(move || export_loop(out, rx, returns))?;
+    let thread = std::thread::Builder::new()
+        .name("sw-export".into())
+        .spawn(move || crate::fanout::export_loop(out, rx, returns))?;
     Ok((ExportHandle { thread }, batchers))
-}
-
-/// Waits for the next batch by polling with a short sleep rather than parking: a parked
-/// exporter makes every worker's send a futex wake (a system call on the packet path). The sleep
-/// grows from 50 µs to 2 ms while nothing comes, so an idle exporter costs little and a busy one
-/// is never more than a batch behind. None once every worker has hung up and the channel is empty.
-fn next_batch(rx: &Receiver<Batch>) -> Option<Batch> {
-    let mut nap = std::time::Duration::from_micros(50);
-    loop {
-        match rx.try_recv() {
-            Ok(b) => return Some(b),
-            Err(TryRecvError::Disconnected) => return None,
-            Err(TryRecvError::Empty) => {
-                std::thread::sleep(nap);
-                nap = (nap * 2).min(std::time::Duration::from_millis(2));
-            }
-        }
-    }
-}
-
-fn export_loop(
-    mut out: Box<dyn Write + Send>,
-    rx: Receiver<Batch>,
-    returns: Vec<Sender<Batch>>,
-) -> (ExportStats, Option<io::Error>) {
-    let mut stats = ExportStats::default();
-    let mut buf = Vec::with_capacity(1 << 20);
-    let mut failed: Option<io::Error> = None;
-    let workers = returns.len().max(1);
-    let mut agg: Option<detect::rules::sketch::Aggregator> = None;
-    while let Some(mut batch) = next_batch(&rx) {
-        let mut pending = 0u64;
-        let mut pending_lines = 0u64;
-        loop {
-            let mut ev = batch.events.iter().peekable();
-            for (i, r) in batch.records.iter().enumerate() {
-                while let Some(e) = ev.next_if(|e| e.before as usize <= i) {
-                    pending_lines += write_batch_event(&mut buf, e) as u64;
-                }
-                eve::write_flow(&mut buf, r);
-            }
-            for e in ev {
-                pending_lines += write_batch_event(&mut buf, e) as u64;
-            }
-            for sk in batch.sketches.drain(..) {
-                let a = agg.get_or_insert_with(|| detect::rules::sketch::Aggregator::new(sk.cfg, workers));
-                for f in a.add(sk) {
-                    eve::write_finding(&mut buf, &f, a.window_end(f.window));
-                    stats.spanning_alerts += 1;
-                    pending_lines += 1;
-                }
-            }
-            pending += batch.len() as u64;
-            pending_lines += batch.records.len() as u64;
-            stats.batches += 1;
-            batch.clear();
-            if let Some(ret) = returns.get(batch.worker) {
-                let _ = ret.try_send(batch);
-            }
-            if buf.len() >= (1 << 20) - 4096 {
-                break;
-            }
-            match rx.try_recv() {
-                Ok(b) => batch = b,
-                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
-            }
-        }
-        if failed.is_none() {
-            match out.write_all(&buf).and_then(|_| out.flush()) {
-                Ok(()) => {
-                    stats.records += pending;
-                    stats.lines += pending_lines;
-                    stats.bytes += buf.len() as u64;
-                }
-                Err(e) => {
-                    tracing::error!("EVE output failed: {e}; records from now on are counted as lost");
-                    stats.lost += pending;
-                    failed = Some(e);
-                }
-            }
-        } else {
-            stats.lost += pending;
-        }
-        buf.clear();
-    }
-    // The windows some worker never finished (the end of the input).
-    if let Some(mut a) = agg {
-        for f in a.finish() {
-            eve::write_finding(&mut buf, &f, a.window_end(f.window));
-            stats.spanning_alerts += 1;
-            stats.lines += 1;
-        }
-        stats.sketch_keys_dropped = a.dropped;
-        if failed.is_none() && !buf.is_empty() {
-            if let Err(e) = out.write_all(&buf).and_then(|_| out.flush()) {
-                tracing::error!("EVE output failed: {e}");
-                failed = Some(e);
-            }
-        }
-    }
-    (stats, failed)
 }

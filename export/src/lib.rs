@@ -11,5 +11,10 @@
 pub mod app;
 pub mod batch;
 pub mod eve;
+pub mod fanout;
+pub mod sink;
 
-pub use batch::{spawn, Batch, Batcher, BatcherStats, ExportConfig, ExportHandle, ExportStats};
+pub use batch::{spawn, Batch, Batcher, BatcherStats, ExportConfig, ExportHandle};
+pub use fanout::{ExportStats, SinkDefaults};
+pub use sink::url::SinkSpec;
+pub use sink::SinkStats;

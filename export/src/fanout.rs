@@ -1,0 +1,371 @@
+//! The export thread's loop: batches in, each record formatted once per format, chunks out to
+//! every sink of that format.
+
+use crate::batch::{write_batch_event, Batch, BatchEvent, EventBody};
+use crate::eve;
+use crate::sink::url::{Format, SinkSpec, Target};
+use crate::sink::{self, cef, syslog, Chunk, QueueOptions, Sink, SinkStats};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use detect::flow::FlowRecord;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Sink settings shared by every sink (the `[export]` table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkDefaults {
+    /// Bytes each sink holds in memory.
+    pub queue_bytes: usize,
+    /// Where network sinks spool (a directory per sink); None: no spool.
+    pub spool_dir: Option<PathBuf>,
+    /// Bytes each sink's spool may hold.
+    pub spool_bytes: u64,
+    /// Seconds a sink whose peer is down keeps trying at the end of a run.
+    pub drain_timeout_secs: u64,
+}
+
+impl Default for SinkDefaults {
+    fn default() -> Self {
+        let q = QueueOptions::default();
+        SinkDefaults {
+            queue_bytes: q.queue_bytes,
+            spool_dir: None,
+            spool_bytes: q.spool_bytes,
+            drain_timeout_secs: q.drain_timeout.as_secs(),
+        }
+    }
+}
+
+/// A spool directory name from a sink name.
+fn dir_name(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
+}
+
+/// Starts a sink's thread and transport.
+fn start(spec: &SinkSpec, d: &SinkDefaults, blocking: bool) -> io::Result<Sink> {
+    let t: Box<dyn sink::Transport> = match &spec.target {
+        Target::Stdout => Box::new(sink::file::FileTransport::new(None, Default::default())),
+        Target::Null => Box::new(sink::file::NullTransport),
+        Target::File { path, opts } => Box::new(sink::file::FileTransport::new(Some(path.clone()), *opts)),
+        Target::Syslog { addr, proto, .. } => Box::new(
+            syslog::SyslogTransport::new(addr, proto.clone())
+                .map_err(|e| io::Error::new(e.kind(), format!("sink {}: {e}", spec.name)))?,
+        ),
+        Target::Ipfix { addr, tcp, domain } => Box::new(sink::ipfix::IpfixTransport::new(addr, *tcp, *domain)),
+        Target::Redis { addr, key, mode } => Box::new(sink::redis::RedisTransport::new(addr, key, *mode)),
+    };
+    let local = spec.is_local();
+    let opts = QueueOptions {
+        queue_bytes: spec.queue_bytes.unwrap_or(d.queue_bytes),
+        spool_dir: if local { None } else { d.spool_dir.as_ref().map(|p| p.join(dir_name(&spec.name))) },
+        spool_bytes: spec.spool_bytes.unwrap_or(d.spool_bytes),
+        blocking: blocking && local,
+        drain_timeout: std::time::Duration::from_secs(d.drain_timeout_secs),
+    };
+    Sink::start(&spec.name, t, opts)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Eve,
+    Syslog { facility: u8, cef: bool },
+    Ipfix,
+}
+
+/// One format's chunk in the making, and the sinks that take it.
+struct Formatter {
+    kind: Kind,
+    chunk: Chunk,
+    sinks: Vec<usize>,
+}
+
+/// An item of a batch, in the order it was emitted.
+enum Item<'a> {
+    Flow(&'a FlowRecord),
+    Event(&'a BatchEvent),
+    Finding(&'a detect::rules::sketch::Finding, u64),
+}
+
+impl Item<'_> {
+    fn msgid(&self) -> &'static str {
+        match self {
+            Item::Flow(_) => "flow",
+            Item::Finding(..) => "alert",
+            Item::Event(e) => match e.body {
+                EventBody::Dns { .. } => "dns",
+                EventBody::Http(_) => "http",
+                EventBody::Tls(_) => "tls",
+                EventBody::Ssh(_) => "ssh",
+                EventBody::Alert { .. } => "alert",
+            },
+        }
+    }
+}
+
+/// Every sink, and the formats they need.
+pub struct Fanout {
+    sinks: Vec<Sink>,
+    fmts: Vec<Formatter>,
+    /// The item's EVE lines (when a format needs them).
+    line: Vec<u8>,
+    need_eve: bool,
+    syslog_ts: Vec<u8>,
+    header: Option<syslog::Header>,
+    pub lines: u64,
+    pub bytes: u64,
+}
+
+/// A chunk is handed to its sinks once it holds this much.
+const CHUNK_BYTES: usize = 1 << 20;
+
+impl Fanout {
+    pub fn new(specs: &[SinkSpec], d: &SinkDefaults, blocking: bool) -> io::Result<Fanout> {
+        let mut sinks = Vec::with_capacity(specs.len());
+        let mut fmts: Vec<Formatter> = Vec::new();
+        for (i, s) in specs.iter().enumerate() {
+            sinks.push(start(s, d, blocking)?);
+            let kind = match (s.format, &s.target) {
+                (Format::Eve, _) => Kind::Eve,
+                (Format::SyslogEve, Target::Syslog { facility, .. }) => {
+                    Kind::Syslog { facility: *facility, cef: false }
+                }
+                (Format::SyslogCef, Target::Syslog { facility, .. }) => Kind::Syslog { facility: *facility, cef: true },
+                (Format::SyslogEve | Format::SyslogCef, _) => Kind::Eve,
+                (Format::Ipfix, _) => Kind::Ipfix,
+            };
+            match fmts.iter_mut().find(|f| f.kind == kind) {
+                Some(f) => f.sinks.push(i),
+                None => fmts.push(Formatter { kind, chunk: Chunk::default(), sinks: vec![i] }),
+            }
+        }
+        let need_eve = fmts.iter().any(|f| matches!(f.kind, Kind::Eve | Kind::Syslog { cef: false, .. }));
+        let header = fmts.iter().any(|f| matches!(f.kind, Kind::Syslog { .. })).then(|| syslog::Header::new(21));
+        Ok(Fanout {
+            sinks,
+            fmts,
+            line: Vec::with_capacity(1 << 16),
+            need_eve,
+            syslog_ts: Vec::new(),
+            header,
+            lines: 0,
+            bytes: 0,
+        })
+    }
+
+    /// Call before a run of items: the syslog timestamp (the time the exporter wrote them).
+    fn stamp(&mut self) {
+        if self.header.is_some() {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            self.syslog_ts = syslog::timestamp(now.as_micros() as u64);
+        }
+    }
+
+    fn add(&mut self, it: Item<'_>) {
+        self.line.clear();
+        let mut nlines = 0;
+        if self.need_eve {
+            nlines = match &it {
+                Item::Flow(r) => {
+                    eve::write_flow(&mut self.line, r);
+                    1
+                }
+                Item::Event(e) => write_batch_event(&mut self.line, e),
+                Item::Finding(f, ts) => {
+                    eve::write_finding(&mut self.line, f, *ts);
+                    1
+                }
+            };
+            self.lines += nlines as u64;
+            self.bytes += self.line.len() as u64;
+        }
+        let msgid = it.msgid();
+        for f in &mut self.fmts {
+            let c = &mut f.chunk;
+            match f.kind {
+                Kind::Eve => {
+                    if nlines == 0 {
+                        continue;
+                    }
+                    for l in self.line.split_inclusive(|&b| b == b'\n') {
+                        c.data.extend_from_slice(l);
+                        c.end_message();
+                    }
+                    c.records += 1;
+                }
+                Kind::Syslog { facility, cef } => {
+                    let h = self.header.as_mut().expect("made when a syslog sink is");
+                    h.facility = facility;
+                    let sev = if msgid == "alert" { syslog::SEV_WARNING } else { syslog::SEV_INFO };
+                    if cef {
+                        let start = c.data.len();
+                        h.write(&mut c.data, sev, msgid, &self.syslog_ts);
+                        let body = c.data.len();
+                        write_cef(&mut c.data, &it);
+                        if c.data.len() == body {
+                            c.data.truncate(start);
+                            continue;
+                        }
+                        c.end_message();
+                    } else {
+                        if nlines == 0 {
+                            continue;
+                        }
+                        for l in self.line.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                            h.write(&mut c.data, sev, msgid, &self.syslog_ts);
+                            c.data.extend_from_slice(l);
+                            c.end_message();
+                        }
+                    }
+                    c.records += 1;
+                }
+                Kind::Ipfix => {
+                    if let Item::Flow(r) = &it {
+                        sink::ipfix::encode(c, r);
+                        c.records += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands every chunk to its sinks.
+    fn flush(&mut self) {
+        for f in &mut self.fmts {
+            if f.chunk.is_empty() {
+                continue;
+            }
+            let c = Arc::new(std::mem::take(&mut f.chunk));
+            for &i in &f.sinks {
+                self.sinks[i].push(c.clone());
+            }
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.fmts.iter().any(|f| f.chunk.data.len() >= CHUNK_BYTES)
+    }
+
+    /// Ends every sink (each sends what it holds, or spools it) and returns their counters.
+    pub fn finish(mut self) -> Vec<SinkStats> {
+        self.flush();
+        // In parallel: each sink may wait for its peer up to the drain timeout.
+        let handles: Vec<_> = self.sinks.drain(..).map(|s| std::thread::spawn(move || s.finish())).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+    }
+}
+
+/// Appends the CEF body of an item, or nothing for what CEF does not carry.
+fn write_cef(out: &mut Vec<u8>, it: &Item<'_>) {
+    match it {
+        Item::Flow(r) => cef::write_flow(out, r),
+        Item::Finding(f, ts) => cef::write_finding(out, f, *ts),
+        Item::Event(e) => match &e.body {
+            EventBody::Dns { msg, .. } => {
+                if let Ok(m) = detect::app::dns::Message::parse(msg) {
+                    cef::write_dns(out, &e.meta, &m);
+                }
+            }
+            EventBody::Http(t) => cef::write_http(out, &e.meta, t),
+            EventBody::Tls(t) => cef::write_tls(out, &e.meta, t),
+            EventBody::Ssh(s) => cef::write_ssh(out, &e.meta, s),
+            EventBody::Alert { set, rule, app_proto, ioc, .. } => {
+                let ioc = ioc.and_then(|i| set.iocs.entries.get(i as usize));
+                cef::write_alert(out, &e.meta, &set.rules[*rule as usize], *app_proto, ioc);
+            }
+        },
+    }
+}
+
+/// Waits for the next batch by polling with a short sleep rather than parking: a parked
+/// exporter makes every worker's send a futex wake (a system call on the packet path). The sleep
+/// grows from 50 µs to 2 ms while nothing comes, so an idle exporter costs little and a busy one
+/// is never more than a batch behind. None once every worker has hung up and the channel is empty.
+fn next_batch(rx: &Receiver<Batch>) -> Option<Batch> {
+    let mut nap = std::time::Duration::from_micros(50);
+    loop {
+        match rx.try_recv() {
+            Ok(b) => return Some(b),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) => {
+                std::thread::sleep(nap);
+                nap = (nap * 2).min(std::time::Duration::from_millis(2));
+            }
+        }
+    }
+}
+
+/// What the export thread did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportStats {
+    /// Records (flow records, app-layer events, alerts) formatted and handed to the sinks.
+    pub records: u64,
+    /// EVE lines formatted (a DNS query with several questions is one event, several lines).
+    pub lines: u64,
+    /// Records some sink could not write after a fatal error (the sum over sinks).
+    pub lost: u64,
+    pub batches: u64,
+    /// EVE bytes formatted.
+    pub bytes: u64,
+    /// Alerts of the behaviours judged on every worker's merged evidence (written by this
+    /// thread, not counted in `records`).
+    pub spanning_alerts: u64,
+    /// Behaviour evidence keys lost to full sketch maps.
+    pub sketch_keys_dropped: u64,
+    pub sinks: Vec<SinkStats>,
+}
+
+pub(crate) fn export_loop(mut out: Fanout, rx: Receiver<Batch>, returns: Vec<Sender<Batch>>) -> ExportStats {
+    let mut stats = ExportStats::default();
+    let workers = returns.len().max(1);
+    let mut agg: Option<detect::rules::sketch::Aggregator> = None;
+    while let Some(mut batch) = next_batch(&rx) {
+        out.stamp();
+        loop {
+            let mut ev = batch.events.iter().peekable();
+            for (i, r) in batch.records.iter().enumerate() {
+                while let Some(e) = ev.next_if(|e| e.before as usize <= i) {
+                    out.add(Item::Event(e));
+                }
+                out.add(Item::Flow(r));
+            }
+            for e in ev {
+                out.add(Item::Event(e));
+            }
+            for sk in batch.sketches.drain(..) {
+                let a = agg.get_or_insert_with(|| detect::rules::sketch::Aggregator::new(sk.cfg, workers));
+                for f in a.add(sk) {
+                    out.add(Item::Finding(&f, a.window_end(f.window)));
+                    stats.spanning_alerts += 1;
+                }
+            }
+            stats.records += batch.len() as u64;
+            stats.batches += 1;
+            batch.clear();
+            if let Some(ret) = returns.get(batch.worker) {
+                let _ = ret.try_send(batch);
+            }
+            if out.full() {
+                break;
+            }
+            match rx.try_recv() {
+                Ok(b) => batch = b,
+                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+            }
+        }
+        out.flush();
+    }
+    // The windows some worker never finished (the end of the input).
+    if let Some(mut a) = agg {
+        out.stamp();
+        for f in a.finish() {
+            out.add(Item::Finding(&f, a.window_end(f.window)));
+            stats.spanning_alerts += 1;
+        }
+        stats.sketch_keys_dropped = a.dropped;
+    }
+    stats.lines = out.lines;
+    stats.bytes = out.bytes;
+    stats.sinks = out.finish();
+    stats.lost = stats.sinks.iter().map(|s| s.lost).sum();
+    stats
+}

@@ -1,0 +1,563 @@
+//! Sinks: where the export thread's records go, any number at once.
+//!
+//! The export thread formats each batch once per format (EVE lines, syslog messages, IPFIX
+//! data records) into [`Chunk`]s and hands every sink its chunk. Each sink has its own queue
+//! (bounded in bytes) and its own thread, which owns the [`Transport`] (a file, a socket):
+//! a slow or dead peer holds up its own thread only. When a sink's queue is full, or while its
+//! spool holds anything, chunks go to its on-disk [`spool`] (bounded; past it the oldest
+//! segment is dropped, counted), and the sink thread sends the queue first and then the spool,
+//! oldest first, so the peer sees records in order. Network transports reconnect with a
+//! backoff from 100 ms to 30 s.
+//!
+//! Every record a sink takes ends in exactly one of its counters: sent, dropped (spool full,
+//! or no spool), left in the spool at exit (replayed by the next run), or lost (the sink
+//! failed for good: a file that cannot be written). [`SinkStats::balanced`] checks it.
+
+pub mod cef;
+pub mod file;
+pub mod ipfix;
+pub mod net;
+pub mod redis;
+pub mod spool;
+pub mod syslog;
+pub mod url;
+
+use spool::{Peek, Spool, SpoolPos};
+use std::collections::VecDeque;
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// A run of formatted messages for one sink format.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    pub data: Vec<u8>,
+    /// Where each message ends in `data`.
+    pub ends: Vec<u32>,
+    /// Records (flow records, app-layer events, alerts) the messages carry.
+    pub records: u32,
+}
+
+impl Chunk {
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Closes the message written since the last one.
+    pub fn end_message(&mut self) {
+        self.ends.push(self.data.len() as u32);
+    }
+
+    pub fn messages(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let mut start = 0usize;
+        self.ends.iter().map(move |&e| {
+            let m = &self.data[start..e as usize];
+            start = e as usize;
+            m
+        })
+    }
+
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.ends.clear();
+        self.records = 0;
+    }
+}
+
+/// What a sink writes to: opened by its thread, written a chunk at a time.
+pub trait Transport: Send {
+    /// Opens the file or connection; called before the first chunk and after a failure.
+    fn connect(&mut self) -> io::Result<()>;
+    /// Writes every message of a chunk. After an error the connection is dropped and the same
+    /// chunk is sent again once [`Transport::connect`] succeeds.
+    fn send(&mut self, c: &Chunk) -> io::Result<()>;
+    /// Called about every 100 ms while connected and idle, and after each chunk: rotation by
+    /// time, template refresh, flushing.
+    fn tick(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    /// Drops the connection (after an error).
+    fn disconnect(&mut self) {}
+    /// The end of the run: flush and close.
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    /// Whether an error is for good (a file that cannot be written): the sink then counts
+    /// every record it holds and gets as lost rather than retrying.
+    fn is_fatal(&self, _e: &io::Error) -> bool {
+        false
+    }
+}
+
+/// A sink's counters, live (read by the stats line while the run goes on).
+#[derive(Debug, Default)]
+pub struct SinkCounters {
+    pub records: AtomicU64,
+    pub sent: AtomicU64,
+    pub spooled: AtomicU64,
+    pub replayed: AtomicU64,
+    pub dropped: AtomicU64,
+    pub lost: AtomicU64,
+    pub errors: AtomicU64,
+    pub bytes: AtomicU64,
+    pub left: AtomicU64,
+    pub recovered: AtomicU64,
+}
+
+/// A sink's counters at the end of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SinkStats {
+    pub name: String,
+    /// Records the sink took (of the kinds its format carries).
+    pub records: u64,
+    /// Records the peer took (queue and spool).
+    pub sent: u64,
+    /// Records written to the spool, and read back from it and sent.
+    pub spooled: u64,
+    pub replayed: u64,
+    /// Records dropped: the spool full (oldest first), or the queue full with no spool.
+    pub dropped: u64,
+    /// Records the sink could not write after a fatal error.
+    pub lost: u64,
+    /// Send and connect errors.
+    pub errors: u64,
+    /// Message bytes the peer took.
+    pub bytes: u64,
+    /// Records left in the spool at exit (the next run sends them first), and records an
+    /// earlier run left that this one found.
+    pub left: u64,
+    pub recovered: u64,
+    /// The error that made the sink fail for good.
+    pub error: Option<String>,
+}
+
+impl SinkStats {
+    /// Every record taken (and every record found in the spool) is sent, dropped, lost or
+    /// left in the spool.
+    pub fn balanced(&self) -> bool {
+        self.records + self.recovered == self.sent + self.dropped + self.lost + self.left
+    }
+}
+
+/// Options of a sink's queue and spool.
+#[derive(Debug, Clone)]
+pub struct QueueOptions {
+    /// Bytes of chunks held in memory.
+    pub queue_bytes: usize,
+    /// Spool directory (created when first needed); None: no spool, the oldest chunk in
+    /// memory is dropped when the queue is full.
+    pub spool_dir: Option<PathBuf>,
+    pub spool_bytes: u64,
+    /// Wait for room instead of spooling or dropping (replays of local files: the records must
+    /// not depend on timing).
+    pub blocking: bool,
+    /// At the end of the run, how long a sink whose peer is down keeps trying before it
+    /// leaves the rest in its spool.
+    pub drain_timeout: Duration,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        QueueOptions {
+            queue_bytes: 64 << 20,
+            spool_dir: None,
+            spool_bytes: 1 << 30,
+            blocking: false,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+struct State {
+    mem: VecDeque<(u64, Arc<Chunk>)>,
+    mem_bytes: usize,
+    next_seq: u64,
+    spool: Option<Spool>,
+    /// The spool could not be opened: no spool from then on.
+    spool_failed: bool,
+    closed: bool,
+    /// The sink failed for good, and why.
+    failed: bool,
+    error: Option<String>,
+}
+
+struct Shared {
+    name: String,
+    opts: QueueOptions,
+    st: Mutex<State>,
+    /// New work for the sink thread.
+    work: Condvar,
+    /// Room in the queue (blocking pushes).
+    room: Condvar,
+    c: Arc<SinkCounters>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.st.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The spool, opened on first need.
+    fn spool<'a>(&self, st: &'a mut State) -> Option<&'a mut Spool> {
+        if st.spool.is_none() && !st.spool_failed {
+            let dir = self.opts.spool_dir.as_ref()?;
+            match Spool::open(dir, self.opts.spool_bytes) {
+                Ok((s, held)) => {
+                    self.c.recovered.fetch_add(held, Relaxed);
+                    st.spool = Some(s);
+                }
+                Err(e) => {
+                    tracing::error!(sink = %self.name, "cannot open spool {}: {e}; no spool", dir.display());
+                    st.spool_failed = true;
+                }
+            }
+        }
+        st.spool.as_mut()
+    }
+}
+
+/// The export thread's handle on a sink.
+pub struct Sink {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// What the sink thread does next.
+enum Next {
+    Mem(u64, Arc<Chunk>),
+    Spooled(SpoolPos, Arc<Chunk>),
+    Idle,
+    Done,
+}
+
+impl Sink {
+    /// Starts a sink's thread on `transport`. A spool an earlier run left is opened at once,
+    /// so its records go first.
+    pub fn start(name: &str, transport: Box<dyn Transport>, opts: QueueOptions) -> io::Result<Sink> {
+        let shared = Arc::new(Shared {
+            name: name.to_string(),
+            st: Mutex::new(State {
+                mem: VecDeque::new(),
+                mem_bytes: 0,
+                next_seq: 0,
+                spool: None,
+                spool_failed: false,
+                closed: false,
+                failed: false,
+                error: None,
+            }),
+            opts,
+            work: Condvar::new(),
+            room: Condvar::new(),
+            c: Arc::new(SinkCounters::default()),
+        });
+        if shared.opts.spool_dir.as_ref().is_some_and(|d| d.exists()) {
+            let mut st = shared.lock();
+            shared.spool(&mut st);
+        }
+        let s = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("sw-sink-{}", name.chars().take(7).collect::<String>()))
+            .spawn(move || sink_loop(&s, transport))?;
+        Ok(Sink { shared, thread: Some(thread) })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    pub fn counters(&self) -> Arc<SinkCounters> {
+        self.shared.c.clone()
+    }
+
+    /// Queues a chunk: in memory if there is room and nothing is spooled, else in the spool,
+    /// else (no spool) in place of the oldest chunk in memory. Never blocks unless the sink
+    /// is blocking.
+    pub fn push(&self, c: Arc<Chunk>) {
+        if c.is_empty() {
+            return;
+        }
+        let sh = &*self.shared;
+        sh.c.records.fetch_add(c.records as u64, Relaxed);
+        let mut st = sh.lock();
+        let size = c.data.len() + 4 * c.ends.len();
+        loop {
+            if st.failed {
+                sh.c.lost.fetch_add(c.records as u64, Relaxed);
+                return;
+            }
+            let spooling = st.spool.as_ref().is_some_and(|s| !s.is_empty());
+            if !spooling && (st.mem_bytes + size <= sh.opts.queue_bytes || st.mem.is_empty()) {
+                let seq = st.next_seq;
+                st.next_seq += 1;
+                st.mem_bytes += size;
+                st.mem.push_back((seq, c));
+                break;
+            }
+            if sh.opts.blocking {
+                st = sh.room.wait(st).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            if let Some(sp) = sh.spool(&mut st) {
+                match sp.append(&c).and_then(|d| sp.flush().map(|_| d)) {
+                    Ok(dropped) => {
+                        sh.c.spooled.fetch_add(c.records as u64, Relaxed);
+                        sh.c.dropped.fetch_add(dropped, Relaxed);
+                    }
+                    Err(e) => {
+                        sh.c.errors.fetch_add(1, Relaxed);
+                        sh.c.dropped.fetch_add(c.records as u64, Relaxed);
+                        tracing::error!(sink = %sh.name, "spool write failed: {e}; {} records dropped", c.records);
+                    }
+                }
+                break;
+            }
+            // No spool: the oldest in memory makes room.
+            if let Some((_, old)) = st.mem.pop_front() {
+                st.mem_bytes -= old.data.len() + 4 * old.ends.len();
+                sh.c.dropped.fetch_add(old.records as u64, Relaxed);
+            }
+        }
+        drop(st);
+        sh.work.notify_one();
+    }
+
+    /// Tells the thread no more chunks come, waits for it (it sends what it holds, or keeps it
+    /// in its spool once its peer has been down for the drain timeout) and returns the
+    /// counters.
+    pub fn finish(mut self) -> SinkStats {
+        self.shared.lock().closed = true;
+        self.shared.work.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let c = &self.shared.c;
+        let error = self.shared.lock().error.clone();
+        SinkStats {
+            name: self.shared.name.clone(),
+            records: c.records.load(Relaxed),
+            sent: c.sent.load(Relaxed),
+            spooled: c.spooled.load(Relaxed),
+            replayed: c.replayed.load(Relaxed),
+            dropped: c.dropped.load(Relaxed),
+            lost: c.lost.load(Relaxed),
+            errors: c.errors.load(Relaxed),
+            bytes: c.bytes.load(Relaxed),
+            left: c.left.load(Relaxed),
+            recovered: c.recovered.load(Relaxed),
+            error,
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.shared.lock().closed = true;
+            self.shared.work.notify_all();
+            let _ = t.join();
+        }
+    }
+}
+
+fn next(sh: &Shared) -> Next {
+    let mut st = sh.lock();
+    loop {
+        if let Some((seq, c)) = st.mem.front() {
+            return Next::Mem(*seq, c.clone());
+        }
+        if let Some(sp) = st.spool.as_mut() {
+            match sp.peek() {
+                Ok(Peek::Entry(pos, c)) => return Next::Spooled(pos, Arc::new(c)),
+                Ok(Peek::Empty) => {}
+                Err((e, lost)) => {
+                    tracing::error!(sink = %sh.name, "spool read failed: {e}; {lost} records dropped");
+                    sh.c.errors.fetch_add(1, Relaxed);
+                    sh.c.dropped.fetch_add(lost, Relaxed);
+                    continue;
+                }
+            }
+        }
+        if st.closed {
+            return Next::Done;
+        }
+        let (g, to) = sh.work.wait_timeout(st, Duration::from_millis(100)).unwrap_or_else(|p| p.into_inner());
+        st = g;
+        if to.timed_out() && st.mem.is_empty() {
+            return Next::Idle;
+        }
+    }
+}
+
+/// The chunk was sent: take it off the queue or the spool.
+fn commit(sh: &Shared, n: &Next) {
+    let mut st = sh.lock();
+    match n {
+        Next::Mem(seq, c) => {
+            if st.mem.front().is_some_and(|(s, _)| s == seq) {
+                st.mem.pop_front();
+                st.mem_bytes -= c.data.len() + 4 * c.ends.len();
+            }
+            sh.room.notify_all();
+        }
+        Next::Spooled(pos, c) => {
+            if let Some(sp) = st.spool.as_mut() {
+                sp.advance(*pos, c.records, spool::entry_bytes(c));
+            }
+            sh.c.replayed.fetch_add(c.records as u64, Relaxed);
+        }
+        _ => {}
+    }
+}
+
+/// The sink failed for good: everything it holds is lost.
+fn fail(sh: &Shared, e: &io::Error) {
+    tracing::error!(sink = %sh.name, "{e}; records from now on are counted as lost");
+    let mut st = sh.lock();
+    st.failed = true;
+    st.error = Some(e.to_string());
+    let lost: u64 = st.mem.drain(..).map(|(_, c)| c.records as u64).sum();
+    st.mem_bytes = 0;
+    if let Some(sp) = st.spool.as_mut() {
+        // Spooled records stay for the next run.
+        sh.c.left.fetch_add(sp.records(), Relaxed);
+        let _ = sp.close();
+    }
+    st.spool = None;
+    st.spool_failed = true;
+    sh.c.lost.fetch_add(lost, Relaxed);
+    sh.room.notify_all();
+}
+
+fn sink_loop(sh: &Shared, mut t: Box<dyn Transport>) {
+    let mut connected = false;
+    let mut backoff = Duration::from_millis(100);
+    let mut next_try = Instant::now();
+    let mut closed_at: Option<Instant> = None;
+    let mut failures_logged = 0u32;
+    loop {
+        let n = next(sh);
+        match &n {
+            Next::Done => break,
+            Next::Idle => {
+                if connected {
+                    if let Err(e) = t.tick() {
+                        if t.is_fatal(&e) {
+                            fail(sh, &e);
+                            break;
+                        }
+                        sh.c.errors.fetch_add(1, Relaxed);
+                        t.disconnect();
+                        connected = false;
+                    }
+                }
+                continue;
+            }
+            Next::Mem(..) | Next::Spooled(..) => {}
+        }
+        if closed_at.is_none() && sh.lock().closed {
+            closed_at = Some(Instant::now());
+        }
+        if !connected {
+            if closed_at.is_some_and(|t0| t0.elapsed() >= sh.opts.drain_timeout) {
+                break;
+            }
+            let now = Instant::now();
+            if now < next_try {
+                std::thread::sleep((next_try - now).min(Duration::from_millis(100)));
+                continue;
+            }
+            match t.connect() {
+                Ok(()) => {
+                    if failures_logged > 0 {
+                        tracing::info!(sink = %sh.name, "connected");
+                    }
+                    connected = true;
+                    backoff = Duration::from_millis(100);
+                    failures_logged = 0;
+                }
+                Err(e) => {
+                    if t.is_fatal(&e) {
+                        fail(sh, &e);
+                        break;
+                    }
+                    sh.c.errors.fetch_add(1, Relaxed);
+                    // Logged at the first failure and then at each doubling of the backoff.
+                    if failures_logged == 0 || backoff < Duration::from_secs(30) {
+                        tracing::warn!(sink = %sh.name, "cannot connect: {e}; retrying in {:?}", backoff);
+                    }
+                    failures_logged += 1;
+                    next_try = Instant::now() + backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    continue;
+                }
+            }
+        }
+        let c = match &n {
+            Next::Mem(_, c) | Next::Spooled(_, c) => c.clone(),
+            _ => unreachable!("handled above"),
+        };
+        match t.send(&c).and_then(|_| t.tick()) {
+            Ok(()) => {
+                sh.c.sent.fetch_add(c.records as u64, Relaxed);
+                sh.c.bytes.fetch_add(c.data.len() as u64, Relaxed);
+                commit(sh, &n);
+            }
+            Err(e) => {
+                if t.is_fatal(&e) {
+                    // This chunk is still queued (counted lost) or spooled (left).
+                    fail(sh, &e);
+                    break;
+                }
+                sh.c.errors.fetch_add(1, Relaxed);
+                tracing::warn!(sink = %sh.name, "send failed: {e}; reconnecting");
+                t.disconnect();
+                connected = false;
+                failures_logged = 1;
+                next_try = Instant::now() + backoff;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+    if let Err(e) = t.finish() {
+        tracing::error!(sink = %sh.name, "closing: {e}");
+    }
+    // What could not be sent: into the spool for the next run, or dropped.
+    let mut st = sh.lock();
+    if st.failed {
+        return;
+    }
+    let rest: Vec<_> = st.mem.drain(..).map(|(_, c)| c).collect();
+    st.mem_bytes = 0;
+    let mut dropped = 0;
+    for c in rest {
+        match sh.spool(&mut st) {
+            Some(sp) => match sp.append(&c) {
+                Ok(d) => {
+                    dropped += d;
+                    sh.c.spooled.fetch_add(c.records as u64, Relaxed);
+                }
+                Err(_) => dropped += c.records as u64,
+            },
+            None => dropped += c.records as u64,
+        }
+    }
+    if dropped > 0 {
+        tracing::error!(sink = %sh.name, "{dropped} records dropped at exit (peer down, no room to spool them)");
+    }
+    sh.c.dropped.fetch_add(dropped, Relaxed);
+    if let Some(sp) = st.spool.as_mut() {
+        let held = sp.records();
+        if held > 0 {
+            tracing::warn!(sink = %sh.name, "{held} records left in the spool for the next run");
+        }
+        sh.c.left.fetch_add(held, Relaxed);
+        if let Err(e) = sp.close() {
+            tracing::error!(sink = %sh.name, "closing the spool: {e}");
+        }
+    }
+    sh.room.notify_all();
+}
