@@ -91,34 +91,32 @@ pub fn end_reason(r: &FlowRecord) -> u8 {
 
 /// Appends a flow as `template id | data record`, one message of the chunk.
 pub fn encode(c: &mut Chunk, r: &FlowRecord) {
-    {
-        let m = &r.meta;
-        let v6 = m.ip_version == 6;
-        let o = &mut c.data;
-        o.extend_from_slice(&(if v6 { TEMPLATE_V6 } else { TEMPLATE_V4 }).to_be_bytes());
-        if v6 {
-            o.extend_from_slice(&m.src_ip);
-            o.extend_from_slice(&m.dest_ip);
-        } else {
-            o.extend_from_slice(&m.src_ip[..4]);
-            o.extend_from_slice(&m.dest_ip[..4]);
-        }
-        o.extend_from_slice(&m.src_port.to_be_bytes());
-        o.extend_from_slice(&m.dest_port.to_be_bytes());
-        o.push(m.proto);
-        o.extend_from_slice(&(r.start / 1000).to_be_bytes());
-        o.extend_from_slice(&(r.end / 1000).to_be_bytes());
-        for v in [r.bytes_toserver, r.pkts_toserver, r.bytes_toclient, r.pkts_toclient] {
-            o.extend_from_slice(&v.to_be_bytes());
-        }
-        o.push(end_reason(r));
-        let (ts, tc) = r.tcp.map_or((0, 0), |t| (t.flags_ts as u16, t.flags_tc as u16));
-        o.extend_from_slice(&ts.to_be_bytes());
-        o.extend_from_slice(&tc.to_be_bytes());
-        let vlan = if m.vlan_count > 0 { m.vlan[0] } else { 0 };
-        o.extend_from_slice(&vlan.to_be_bytes());
-        c.end_message();
+    let m = &r.meta;
+    let v6 = m.ip_version == 6;
+    let o = &mut c.data;
+    o.extend_from_slice(&(if v6 { TEMPLATE_V6 } else { TEMPLATE_V4 }).to_be_bytes());
+    if v6 {
+        o.extend_from_slice(&m.src_ip);
+        o.extend_from_slice(&m.dest_ip);
+    } else {
+        o.extend_from_slice(&m.src_ip[..4]);
+        o.extend_from_slice(&m.dest_ip[..4]);
     }
+    o.extend_from_slice(&m.src_port.to_be_bytes());
+    o.extend_from_slice(&m.dest_port.to_be_bytes());
+    o.push(m.proto);
+    o.extend_from_slice(&(r.start / 1000).to_be_bytes());
+    o.extend_from_slice(&(r.end / 1000).to_be_bytes());
+    for v in [r.bytes_toserver, r.pkts_toserver, r.bytes_toclient, r.pkts_toclient] {
+        o.extend_from_slice(&v.to_be_bytes());
+    }
+    o.push(end_reason(r));
+    let (ts, tc) = r.tcp.map_or((0, 0), |t| (t.flags_ts as u16, t.flags_tc as u16));
+    o.extend_from_slice(&ts.to_be_bytes());
+    o.extend_from_slice(&tc.to_be_bytes());
+    let vlan = if m.vlan_count > 0 { m.vlan[0] } else { 0 };
+    o.extend_from_slice(&vlan.to_be_bytes());
+    c.end_message();
 }
 
 pub struct IpfixTransport {
