@@ -885,6 +885,7 @@ impl Config {
                 spool_dir: (!e.spool_dir.is_empty()).then(|| PathBuf::from(&e.spool_dir)),
                 spool_bytes: e.spool_bytes,
                 drain_timeout_secs: e.drain_timeout_secs,
+                network_blocking: false,
             },
         }
     }

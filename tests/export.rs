@@ -269,7 +269,15 @@ fn nfdump_flows(dir: &Path) -> Vec<String> {
             continue;
         }
         let out = Command::new("nfdump")
-            .args(["-q", "-N", "-6", "-r", p.to_str().unwrap(), "-o", "fmt:%pr|%sa|%sp|%da|%dp|%ipkt|%ibyt|%opkt|%obyt"])
+            .args([
+                "-q",
+                "-N",
+                "-6",
+                "-r",
+                p.to_str().unwrap(),
+                "-o",
+                "fmt:%pr|%sa|%sp|%da|%dp|%ipkt|%ibyt|%opkt|%obyt",
+            ])
             .output()
             .unwrap();
         for l in String::from_utf8_lossy(&out.stdout).lines() {

@@ -6,12 +6,29 @@ use detect::flow::{EventMeta, FlowRecord, TcpState, TunnelRec};
 use detect::wire::TcpFlags;
 use std::io::Write;
 
-/// Appends `YYYY-MM-DDTHH:MM:SS.uuuuuu+0000` for microseconds since the epoch (UTC).
-pub fn write_timestamp(out: &mut Vec<u8>, us: u64) {
-    let secs = us / 1_000_000;
-    let micros = us % 1_000_000;
-    let days = (secs / 86_400) as i64;
-    let sod = secs % 86_400;
+/// Appends a number in decimal (without `core::fmt`: the exporter writes millions a second).
+#[inline]
+pub fn num(out: &mut Vec<u8>, n: impl itoa::Integer) {
+    let mut b = itoa::Buffer::new();
+    out.extend_from_slice(b.format(n).as_bytes());
+}
+
+/// `00` to `99`.
+const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+#[inline]
+fn pair(out: &mut [u8], n: u64) {
+    let i = (n as usize % 100) * 2;
+    out[0] = PAIRS[i];
+    out[1] = PAIRS[i + 1];
+}
+
+/// `YYYY-MM-DDT` of a day since the epoch.
+fn date_prefix(days: i64) -> [u8; 11] {
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -21,23 +38,85 @@ pub fn write_timestamp(out: &mut Vec<u8>, us: u64) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + (m <= 2) as i64;
-    let _ =
-        write!(out, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}+0000", sod / 3600, (sod / 60) % 60, sod % 60);
+    let y = (yoe + era * 400 + (m <= 2) as i64).clamp(0, 9999) as u64;
+    let mut o = *b"0000-00-00T";
+    pair(&mut o[0..2], y / 100);
+    pair(&mut o[2..4], y % 100);
+    pair(&mut o[5..7], m as u64);
+    pair(&mut o[8..10], d as u64);
+    o
+}
+
+thread_local! {
+    /// The last day formatted: records come in time order, so nearly every timestamp of a
+    /// run falls on it.
+    static DAY: std::cell::Cell<(u64, [u8; 11])> = const { std::cell::Cell::new((u64::MAX, [0; 11])) };
+}
+
+/// Appends `YYYY-MM-DDTHH:MM:SS.uuuuuu+0000` for microseconds since the epoch (UTC).
+pub fn write_timestamp(out: &mut Vec<u8>, us: u64) {
+    let secs = us / 1_000_000;
+    let micros = us % 1_000_000;
+    let day = secs / 86_400;
+    let sod = secs % 86_400;
+    let prefix = DAY.with(|c| {
+        let (d, p) = c.get();
+        if d == day {
+            p
+        } else {
+            let p = date_prefix(day as i64);
+            c.set((day, p));
+            p
+        }
+    });
+    let mut t = *b"00:00:00.000000+0000";
+    pair(&mut t[0..2], sod / 3600);
+    pair(&mut t[3..5], (sod / 60) % 60);
+    pair(&mut t[6..8], sod % 60);
+    pair(&mut t[9..11], micros / 10_000);
+    pair(&mut t[11..13], (micros / 100) % 100);
+    pair(&mut t[13..15], micros % 100);
+    out.extend_from_slice(&prefix);
+    out.extend_from_slice(&t);
 }
 
 /// Appends an address as Suricata writes it: dotted quad, or IPv6 as eight 4-digit groups.
 pub fn write_ip(out: &mut Vec<u8>, version: u8, a: &[u8; 16]) {
     if version == 4 {
-        let _ = write!(out, "{}.{}.{}.{}", a[0], a[1], a[2], a[3]);
+        for (i, b) in a[..4].iter().enumerate() {
+            if i > 0 {
+                out.push(b'.');
+            }
+            num(out, *b);
+        }
     } else {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         for i in 0..8 {
             if i > 0 {
                 out.push(b':');
             }
-            let _ = write!(out, "{:02x}{:02x}", a[2 * i], a[2 * i + 1]);
+            for b in [a[2 * i], a[2 * i + 1]] {
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 15) as usize]);
+            }
         }
     }
+}
+
+/// Appends the protocol as Suricata names it (`TCP`, `IPv6-ICMP`...), else its number.
+pub fn write_proto(out: &mut Vec<u8>, p: u8) {
+    let name: &[u8] = match p {
+        1 => b"ICMP",
+        6 => b"TCP",
+        17 => b"UDP",
+        47 => b"GRE",
+        50 => b"ESP",
+        51 => b"AH",
+        58 => b"IPv6-ICMP",
+        132 => b"SCTP",
+        n => return num(out, n),
+    };
+    out.extend_from_slice(name);
 }
 
 pub(crate) fn has_ports(proto: u8) -> bool {
@@ -51,13 +130,15 @@ fn write_endpoints(out: &mut Vec<u8>, v: u8, src: &[u8; 16], sp: u16, dst: &[u8;
     write_ip(out, v, src);
     out.push(b'"');
     if has_ports(proto) {
-        let _ = write!(out, ",\"src_port\":{sp}");
+        out.extend_from_slice(b",\"src_port\":");
+        num(out, sp);
     }
     out.extend_from_slice(b",\"dest_ip\":\"");
     write_ip(out, v, dst);
     out.push(b'"');
     if has_ports(proto) {
-        let _ = write!(out, ",\"dest_port\":{dp}");
+        out.extend_from_slice(b",\"dest_port\":");
+        num(out, dp);
     }
 }
 
@@ -82,20 +163,26 @@ pub fn write_tunnel(out: &mut Vec<u8>, t: &TunnelRec) {
 pub fn write_header(out: &mut Vec<u8>, m: &EventMeta, event_type: &str) {
     out.extend_from_slice(b"{\"timestamp\":\"");
     write_timestamp(out, m.timestamp);
-    let _ = write!(out, "\",\"flow_id\":{},\"event_type\":\"{event_type}\"", m.flow_id);
+    out.extend_from_slice(b"\",\"flow_id\":");
+    num(out, m.flow_id);
+    out.extend_from_slice(b",\"event_type\":\"");
+    out.extend_from_slice(event_type.as_bytes());
+    out.push(b'"');
     if m.vlan_count > 0 {
         out.extend_from_slice(b",\"vlan\":[");
         for (i, v) in m.vlans().iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            let _ = write!(out, "{v}");
+            num(out, *v);
         }
         out.push(b']');
     }
     out.extend_from_slice(b",\"src_ip\":\"");
     write_endpoints(out, m.ip_version, &m.src_ip, m.src_port, &m.dest_ip, m.dest_port, m.proto);
-    let _ = write!(out, ",\"proto\":\"{}\"", detect::wire::EveProto(m.proto));
+    out.extend_from_slice(b",\"proto\":\"");
+    write_proto(out, m.proto);
+    out.push(b'"');
     if let Some(t) = &m.tunnel {
         write_tunnel(out, t);
     }
@@ -214,54 +301,74 @@ pub fn write_finding(out: &mut Vec<u8>, f: &detect::rules::sketch::Finding, ts: 
 pub fn write_flow(out: &mut Vec<u8>, r: &FlowRecord) {
     write_header(out, &r.meta, "flow");
     if let Some(a) = r.app_proto.name() {
-        let _ = write!(out, ",\"app_proto\":\"{a}\"");
+        out.extend_from_slice(b",\"app_proto\":\"");
+        out.extend_from_slice(a.as_bytes());
+        out.push(b'"');
     }
     if let Some(i) = &r.icmp {
-        let _ = write!(out, ",\"icmp_type\":{},\"icmp_code\":{}", i.icmp_type, i.icmp_code);
+        out.extend_from_slice(b",\"icmp_type\":");
+        num(out, i.icmp_type);
+        out.extend_from_slice(b",\"icmp_code\":");
+        num(out, i.icmp_code);
         if let Some((t, c)) = i.response {
-            let _ = write!(out, ",\"response_icmp_type\":{t},\"response_icmp_code\":{c}");
+            out.extend_from_slice(b",\"response_icmp_type\":");
+            num(out, t);
+            out.extend_from_slice(b",\"response_icmp_code\":");
+            num(out, c);
         }
     }
-    let _ = write!(
-        out,
-        ",\"flow\":{{\"pkts_toserver\":{},\"pkts_toclient\":{},\"bytes_toserver\":{},\"bytes_toclient\":{},\"start\":\"",
-        r.pkts_toserver, r.pkts_toclient, r.bytes_toserver, r.bytes_toclient
-    );
+    out.extend_from_slice(b",\"flow\":{\"pkts_toserver\":");
+    num(out, r.pkts_toserver);
+    out.extend_from_slice(b",\"pkts_toclient\":");
+    num(out, r.pkts_toclient);
+    out.extend_from_slice(b",\"bytes_toserver\":");
+    num(out, r.bytes_toserver);
+    out.extend_from_slice(b",\"bytes_toclient\":");
+    num(out, r.bytes_toclient);
+    out.extend_from_slice(b",\"start\":\"");
     write_timestamp(out, r.start);
     out.extend_from_slice(b"\",\"end\":\"");
     write_timestamp(out, r.end);
-    let _ = write!(
-        out,
-        "\",\"age\":{},\"state\":\"{}\",\"reason\":\"{}\",\"alerted\":{}}}",
-        r.age(),
-        r.state.name(),
-        r.reason.name(),
-        r.alerted
-    );
+    out.extend_from_slice(b"\",\"age\":");
+    num(out, r.age());
+    out.extend_from_slice(b",\"state\":\"");
+    out.extend_from_slice(r.state.name().as_bytes());
+    out.extend_from_slice(b"\",\"reason\":\"");
+    out.extend_from_slice(r.reason.name().as_bytes());
+    out.extend_from_slice(if r.alerted { b"\",\"alerted\":true}" } else { b"\",\"alerted\":false}" });
     if let Some(t) = &r.tcp {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let hex = |out: &mut Vec<u8>, b: u8| {
+            out.push(HEX[(b >> 4) as usize]);
+            out.push(HEX[(b & 15) as usize]);
+        };
         let all = t.flags_ts | t.flags_tc;
-        let _ = write!(
-            out,
-            ",\"tcp\":{{\"tcp_flags\":\"{all:02x}\",\"tcp_flags_ts\":\"{:02x}\",\"tcp_flags_tc\":\"{:02x}\"",
-            t.flags_ts, t.flags_tc
-        );
+        out.extend_from_slice(b",\"tcp\":{\"tcp_flags\":\"");
+        hex(out, all);
+        out.extend_from_slice(b"\",\"tcp_flags_ts\":\"");
+        hex(out, t.flags_ts);
+        out.extend_from_slice(b"\",\"tcp_flags_tc\":\"");
+        hex(out, t.flags_tc);
+        out.push(b'"');
         for (bit, name) in [
-            (TcpFlags::SYN, "syn"),
-            (TcpFlags::FIN, "fin"),
-            (TcpFlags::RST, "rst"),
-            (TcpFlags::PSH, "psh"),
-            (TcpFlags::ACK, "ack"),
-            (TcpFlags::URG, "urg"),
-            (TcpFlags::ECE, "ecn"),
-            (TcpFlags::CWR, "cwr"),
+            (TcpFlags::SYN, &b",\"syn\":true"[..]),
+            (TcpFlags::FIN, b",\"fin\":true"),
+            (TcpFlags::RST, b",\"rst\":true"),
+            (TcpFlags::PSH, b",\"psh\":true"),
+            (TcpFlags::ACK, b",\"ack\":true"),
+            (TcpFlags::URG, b",\"urg\":true"),
+            (TcpFlags::ECE, b",\"ecn\":true"),
+            (TcpFlags::CWR, b",\"cwr\":true"),
         ] {
             if all & bit != 0 {
-                let _ = write!(out, ",\"{name}\":true");
+                out.extend_from_slice(name);
             }
         }
         if let Some(s) = t.state {
             if s != TcpState::None {
-                let _ = write!(out, ",\"state\":\"{}\"", s.name());
+                out.extend_from_slice(b",\"state\":\"");
+                out.extend_from_slice(s.name().as_bytes());
+                out.push(b'"');
             }
         }
         out.push(b'}');

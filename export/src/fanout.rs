@@ -22,6 +22,9 @@ pub struct SinkDefaults {
     pub spool_bytes: u64,
     /// Seconds a sink whose peer is down keeps trying at the end of a run.
     pub drain_timeout_secs: u64,
+    /// With a blocking export (replays), network sinks wait for their peer too instead of
+    /// spooling: for benchmarks only (a dead collector would stall the run).
+    pub network_blocking: bool,
 }
 
 impl Default for SinkDefaults {
@@ -32,6 +35,7 @@ impl Default for SinkDefaults {
             spool_dir: None,
             spool_bytes: q.spool_bytes,
             drain_timeout_secs: q.drain_timeout.as_secs(),
+            network_blocking: false,
         }
     }
 }
@@ -59,7 +63,7 @@ fn start(spec: &SinkSpec, d: &SinkDefaults, blocking: bool) -> io::Result<Sink> 
         queue_bytes: spec.queue_bytes.unwrap_or(d.queue_bytes),
         spool_dir: if local { None } else { d.spool_dir.as_ref().map(|p| p.join(dir_name(&spec.name))) },
         spool_bytes: spec.spool_bytes.unwrap_or(d.spool_bytes),
-        blocking: blocking && local,
+        blocking: blocking && (local || d.network_blocking),
         drain_timeout: std::time::Duration::from_secs(d.drain_timeout_secs),
     };
     Sink::start(&spec.name, t, opts)
@@ -109,6 +113,10 @@ pub struct Fanout {
     /// The item's EVE lines (when a format needs them).
     line: Vec<u8>,
     need_eve: bool,
+    /// The formatter writing EVE lines, if any.
+    eve: Option<usize>,
+    /// A syslog formatter carries EVE (copied from the line).
+    syslog_eve: bool,
     syslog_ts: Vec<u8>,
     header: Option<syslog::Header>,
     pub lines: u64,
@@ -139,12 +147,16 @@ impl Fanout {
             }
         }
         let need_eve = fmts.iter().any(|f| matches!(f.kind, Kind::Eve | Kind::Syslog { cef: false, .. }));
+        let eve = fmts.iter().position(|f| f.kind == Kind::Eve);
+        let syslog_eve = fmts.iter().any(|f| matches!(f.kind, Kind::Syslog { cef: false, .. }));
         let header = fmts.iter().any(|f| matches!(f.kind, Kind::Syslog { .. })).then(|| syslog::Header::new(21));
         Ok(Fanout {
             sinks,
             fmts,
             line: Vec::with_capacity(1 << 16),
             need_eve,
+            eve,
+            syslog_eve,
             syslog_ts: Vec::new(),
             header,
             lines: 0,
@@ -161,37 +173,54 @@ impl Fanout {
     }
 
     fn add(&mut self, it: Item<'_>) {
-        self.line.clear();
+        // EVE: straight into the EVE chunk when there is one (the common case, no copy), else
+        // into the scratch line; the syslog-EVE formatters copy from there.
         let mut nlines = 0;
         if self.need_eve {
+            self.line.clear();
+            let (buf, start) = match self.eve {
+                Some(i) => {
+                    let d = &mut self.fmts[i].chunk.data;
+                    let st = d.len();
+                    (d, st)
+                }
+                None => (&mut self.line, 0),
+            };
             nlines = match &it {
                 Item::Flow(r) => {
-                    eve::write_flow(&mut self.line, r);
+                    eve::write_flow(buf, r);
                     1
                 }
-                Item::Event(e) => write_batch_event(&mut self.line, e),
+                Item::Event(e) => write_batch_event(buf, e),
                 Item::Finding(f, ts) => {
-                    eve::write_finding(&mut self.line, f, *ts);
+                    eve::write_finding(buf, f, *ts);
                     1
                 }
             };
             self.lines += nlines as u64;
-            self.bytes += self.line.len() as u64;
+            self.bytes += (buf.len() - start) as u64;
+            if let Some(i) = self.eve {
+                let c = &mut self.fmts[i].chunk;
+                if nlines > 1 {
+                    for e in memchr::memchr_iter(b'\n', &c.data[start..]) {
+                        c.ends.push((start + e + 1) as u32);
+                    }
+                } else if nlines == 1 {
+                    c.end_message();
+                }
+                if nlines > 0 {
+                    c.records += 1;
+                }
+                if self.syslog_eve {
+                    self.line.extend_from_slice(&c.data[start..]);
+                }
+            }
         }
         let msgid = it.msgid();
         for f in &mut self.fmts {
             let c = &mut f.chunk;
             match f.kind {
-                Kind::Eve => {
-                    if nlines == 0 {
-                        continue;
-                    }
-                    for l in self.line.split_inclusive(|&b| b == b'\n') {
-                        c.data.extend_from_slice(l);
-                        c.end_message();
-                    }
-                    c.records += 1;
-                }
+                Kind::Eve => {}
                 Kind::Syslog { facility, cef } => {
                     let h = self.header.as_mut().expect("made when a syslog sink is");
                     h.facility = facility;
@@ -311,6 +340,8 @@ pub struct ExportStats {
     pub spanning_alerts: u64,
     /// Behaviour evidence keys lost to full sketch maps.
     pub sketch_keys_dropped: u64,
+    /// CPU time of the export thread (nanoseconds; each sink's is in its stats).
+    pub cpu_ns: u64,
     pub sinks: Vec<SinkStats>,
 }
 
@@ -365,6 +396,7 @@ pub(crate) fn export_loop(mut out: Fanout, rx: Receiver<Batch>, returns: Vec<Sen
     }
     stats.lines = out.lines;
     stats.bytes = out.bytes;
+    stats.cpu_ns = sink::thread_cpu_ns();
     stats.sinks = out.finish();
     stats.lost = stats.sinks.iter().map(|s| s.lost).sum();
     stats

@@ -105,6 +105,8 @@ pub struct SinkCounters {
     pub bytes: AtomicU64,
     pub left: AtomicU64,
     pub recovered: AtomicU64,
+    /// CPU time of the sink's thread, set when it ends.
+    pub cpu_ns: AtomicU64,
 }
 
 /// A sink's counters at the end of a run.
@@ -130,6 +132,8 @@ pub struct SinkStats {
     /// earlier run left that this one found.
     pub left: u64,
     pub recovered: u64,
+    /// CPU time of the sink's thread (nanoseconds).
+    pub cpu_ns: u64,
     /// The error that made the sink fail for good.
     pub error: Option<String>,
 }
@@ -348,6 +352,7 @@ impl Sink {
             bytes: c.bytes.load(Relaxed),
             left: c.left.load(Relaxed),
             recovered: c.recovered.load(Relaxed),
+            cpu_ns: c.cpu_ns.load(Relaxed),
             error,
         }
     }
@@ -432,7 +437,21 @@ fn fail(sh: &Shared, e: &io::Error) {
     sh.room.notify_all();
 }
 
-fn sink_loop(sh: &Shared, mut t: Box<dyn Transport>) {
+/// CPU time of the calling thread in nanoseconds (Linux's `/proc/thread-self/schedstat`), 0 if
+/// unknown.
+pub fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn sink_loop(sh: &Shared, t: Box<dyn Transport>) {
+    sink_run(sh, t);
+    sh.c.cpu_ns.store(thread_cpu_ns(), Relaxed);
+}
+
+fn sink_run(sh: &Shared, mut t: Box<dyn Transport>) {
     let mut connected = false;
     let mut backoff = Duration::from_millis(100);
     let mut next_try = Instant::now();
