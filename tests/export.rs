@@ -38,7 +38,7 @@ struct Daemon(Child);
 
 impl Daemon {
     fn stop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).stderr(Stdio::null()).status();
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_secs(10) {
             if let Ok(Some(_)) = self.0.try_wait() {
@@ -57,7 +57,7 @@ impl Drop for Daemon {
     }
 }
 
-/// A CA and a server certificate for 127.0.0.1, made with openssl.
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl.
 fn certs(d: &TempDir) {
     need("openssl");
     let dir = d.0.to_str().unwrap();
@@ -66,36 +66,41 @@ fn certs(d: &TempDir) {
         openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/CN=spinewatch test CA'
         openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=localhost'
         printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > ext.cnf
-        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf"
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf
+        openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj '/CN=spinewatch sensor'
+        printf 'extendedKeyUsage=clientAuth\n' > client.cnf
+        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2 -extfile client.cnf"
     );
     let out = Command::new("sh").args(["-c", &script]).output().unwrap();
     assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// rsyslogd in the foreground writing `MSGID MSG` lines from TCP `tcp`, TLS `tls` (with the
-/// certificates of [`certs`]) and UDP `udp` inputs (0: none) to `out` with the extension
-/// `.tcp`, `.tls` or `.udp`.
-fn rsyslog(d: &TempDir, tag: &str, tcp: u16, tls: u16, udp: u16, out: &Path) -> Daemon {
+/// certificates of [`certs`]), TLS requiring a client certificate `mtls` and UDP `udp` inputs
+/// (0: none) to `out` with the extension `.tcp`, `.tls`, `.mtls` or `.udp`.
+fn rsyslog(d: &TempDir, tag: &str, ports: [u16; 4], out: &Path) -> Daemon {
+    let [tcp, tls, mtls, udp] = ports;
     need("rsyslogd");
     let dir = d.0.join(format!("rs-{tag}"));
     std::fs::create_dir_all(&dir).unwrap();
     let w = dir.to_str().unwrap();
     let p = d.0.to_str().unwrap();
     let mut conf = format!("global(workDirectory=\"{w}\" maxMessageSize=\"64k\"");
-    if tls > 0 {
+    if tls > 0 || mtls > 0 {
         conf += &format!(
             " DefaultNetstreamDriverCAFile=\"{p}/ca.pem\" DefaultNetstreamDriverCertFile=\"{p}/server.pem\" DefaultNetstreamDriverKeyFile=\"{p}/server.key\""
         );
     }
     conf += ")\nmodule(load=\"imtcp\")\ntemplate(name=\"raw\" type=\"string\" string=\"%msgid% %msg%\\n\")\n";
     let out = out.display();
-    for (kind, port) in [("tcp", tcp), ("tls", tls), ("udp", udp)] {
+    for (kind, port) in [("tcp", tcp), ("tls", tls), ("mtls", mtls), ("udp", udp)] {
         if port == 0 {
             continue;
         }
         conf += &match kind {
             "tcp" => format!("input(type=\"imtcp\" port=\"{port}\" ruleset=\"{kind}\")\n"),
             "tls" => format!("input(type=\"imtcp\" port=\"{port}\" ruleset=\"{kind}\" streamDriver.name=\"gtls\" streamDriver.mode=\"1\" streamDriver.authMode=\"anon\")\n"),
+            "mtls" => format!("input(type=\"imtcp\" port=\"{port}\" ruleset=\"{kind}\" streamDriver.name=\"gtls\" streamDriver.mode=\"1\" streamDriver.authMode=\"x509/certvalid\")\n"),
             _ => format!("module(load=\"imudp\")\ninput(type=\"imudp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"{kind}\" rcvbufSize=\"16m\")\n"),
         };
         conf +=
@@ -110,7 +115,7 @@ fn rsyslog(d: &TempDir, tag: &str, tcp: u16, tls: u16, udp: u16, out: &Path) -> 
         .spawn()
         .unwrap();
     let d = Daemon(child);
-    for port in [tcp, tls].into_iter().filter(|&p| p > 0) {
+    for port in [tcp, tls, mtls].into_iter().filter(|&p| p > 0) {
         wait_tcp(port);
     }
     if udp > 0 {
@@ -188,9 +193,9 @@ fn sink_counters(summary: &str, name: &str) -> BTreeMap<String, u64> {
 fn syslog_to_rsyslog_over_tcp_tls_and_udp() {
     let d = TempDir::new("syslog");
     certs(&d);
-    let (tcp, tls, udp) = (free_port(), free_port(), free_udp_port());
+    let (tcp, tls, mtls, udp) = (free_port(), free_port(), free_port(), free_udp_port());
     let got = d.path("rsyslog.log");
-    let _rs = rsyslog(&d, "a", tcp, tls, udp, &got);
+    let _rs = rsyslog(&d, "a", [tcp, tls, mtls, udp], &got);
     let pcap = capture(&d, "300");
     let eve = d.path("eve.json");
     let ca = d.path("ca.pem");
@@ -210,6 +215,13 @@ fn syslog_to_rsyslog_over_tcp_tls_and_udp() {
             &format!("syslog+tls://127.0.0.1:{tls}?format=cef&name=tls&ca={}", ca.display()),
             "--export",
             &format!("syslog+udp://127.0.0.1:{udp}?name=udp&format=cef"),
+            "--export",
+            &format!(
+                "syslog+tls://127.0.0.1:{mtls}?name=mtls&ca={}&cert={}&key={}",
+                ca.display(),
+                d.path("client.pem").display(),
+                d.path("client.key").display()
+            ),
             pcap.to_str().unwrap(),
         ],
     );
@@ -249,6 +261,13 @@ fn syslog_to_rsyslog_over_tcp_tls_and_udp() {
     }
     let flows = eve_lines.iter().filter(|l| l.contains("\"event_type\":\"flow\"")).count();
     assert_eq!(tls_lines.iter().filter(|l| l.starts_with("flow CEF:")).count(), flows);
+    // Over TLS with a client certificate (the collector requires one), EVE: every line.
+    let mut via_mtls: Vec<String> = settled_lines(&got.with_extension("log.mtls"))
+        .into_iter()
+        .map(|l| l.split_once(' ').unwrap().1.to_owned())
+        .collect();
+    via_mtls.sort();
+    assert!(via_mtls == want, "rsyslog's mutual-TLS lines differ from the EVE file ({} lines)", via_mtls.len());
     // Over UDP, the same CEF messages: UDP has no back-pressure and a collector's socket
     // buffer overflows under a burst (rsyslog counts those drops, not the sender), so only
     // what arrived is checked: whole messages, each one of the TLS sink's.
@@ -513,7 +532,7 @@ fn collector_outage_mid_stream_loses_nothing() {
     let d = TempDir::new("outage");
     let port = free_port();
     let got = d.path("rsyslog.log");
-    let mut rs = rsyslog(&d, "1", port, 0, 0, &got);
+    let mut rs = rsyslog(&d, "1", [port, 0, 0, 0], &got);
     // The capture comes through a FIFO over about 8 s, so records stream out while the
     // collector goes down and comes back.
     let pcap = capture(&d, "3000");
@@ -551,7 +570,7 @@ fn collector_outage_mid_stream_loses_nothing() {
     let before = std::fs::read_to_string(got.with_extension("log.tcp")).map(|s| s.lines().count()).unwrap_or(0);
     rs.stop();
     std::thread::sleep(Duration::from_millis(3000));
-    let _rs2 = rsyslog(&d, "2", port, 0, 0, &got);
+    let _rs2 = rsyslog(&d, "2", [port, 0, 0, 0], &got);
     let out = child.wait_with_output().unwrap();
     feeder.join().unwrap();
     let summary = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -587,7 +606,7 @@ fn records_left_in_the_spool_go_first_in_the_next_run() {
     assert_eq!((c["sent"], c["left"], c["records"]), (0, 19, 19), "{first}");
     // The collector is back: the next run sends the 19 left, then its own 19.
     let got = d.path("rsyslog.log");
-    let _rs = rsyslog(&d, "s", port, 0, 0, &got);
+    let _rs = rsyslog(&d, "s", [port, 0, 0, 0], &got);
     let second = replay_with(&conf, &d, &["--export", &url, pcap.to_str().unwrap()]);
     let c = sink_counters(&second, "siem");
     assert_eq!((c["recovered"], c["sent"], c["left"], c["records"]), (19, 38, 0, 19), "{second}");

@@ -455,6 +455,20 @@ pub fn run_dpdk_bench(
                 let f: u64 = stats.iter().map(|w| w.flows_active.load(Ordering::Relaxed)).sum();
                 let r: u64 = stats.iter().map(|w| w.records.load(Ordering::Relaxed)).sum();
                 tracing::info!(packets = p, flows_active = f, records = r, "stats");
+                for (name, c) in export.sink_counters() {
+                    let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+                    tracing::info!(
+                        sink = %name,
+                        records = g(&c.records),
+                        sent = g(&c.sent),
+                        spooled = g(&c.spooled),
+                        replayed = g(&c.replayed),
+                        dropped = g(&c.dropped),
+                        lost = g(&c.lost),
+                        errors = g(&c.errors),
+                        "sink stats"
+                    );
+                }
                 next_report += cfg.stats_interval.unwrap_or_default();
             }
         }

@@ -59,7 +59,7 @@ pub fn run_files(
     for p in paths {
         readers.push(PcapReader::open(p)?);
     }
-    let (export, batchers) = export::spawn(&out, n, &cfg.export).map_err(FileRunError::Thread)?;
+    let (export, batchers) = export::spawn(&out, n, &cfg.export).map_err(FileRunError::Export)?;
     let stats = shared_stats(n);
     let mut txs = Vec::with_capacity(n);
     let mut backs = Vec::with_capacity(n);

@@ -390,9 +390,15 @@ impl RecordSink for Batcher {
 /// The export thread.
 pub struct ExportHandle {
     thread: JoinHandle<ExportStats>,
+    sinks: Vec<(String, std::sync::Arc<crate::sink::SinkCounters>)>,
 }
 
 impl ExportHandle {
+    /// Each sink's name and live counters (for the periodic stats line).
+    pub fn sink_counters(&self) -> &[(String, std::sync::Arc<crate::sink::SinkCounters>)] {
+        &self.sinks
+    }
+
     /// Waits for the thread; it ends once every worker's [`Batcher`] is gone. Returns its
     /// counters and the output error that made it lose records, if any.
     pub fn join(self) -> io::Result<(ExportStats, Option<io::Error>)> {
@@ -410,6 +416,7 @@ impl ExportHandle {
 /// no sink the records are counted and not written (benchmarks).
 pub fn spawn(sinks: &[SinkSpec], workers: usize, cfg: &ExportConfig) -> io::Result<(ExportHandle, Vec<Batcher>)> {
     let out = Fanout::new(sinks, &cfg.sinks, cfg.blocking)?;
+    let counters = out.counters();
     let mut cfg = cfg.clone();
     cfg.max_backlog_batches = cfg.max_backlog_batches.max(1);
     let cfg = &cfg;
@@ -440,5 +447,5 @@ pub fn spawn(sinks: &[SinkSpec], workers: usize, cfg: &ExportConfig) -> io::Resu
     let thread = std::thread::Builder::new()
         .name("sw-export".into())
         .spawn(move || crate::fanout::export_loop(out, rx, returns))?;
-    Ok((ExportHandle { thread }, batchers))
+    Ok((ExportHandle { thread, sinks: counters }, batchers))
 }

@@ -50,7 +50,13 @@ fn start(spec: &SinkSpec, d: &SinkDefaults, blocking: bool) -> io::Result<Sink> 
     let t: Box<dyn sink::Transport> = match &spec.target {
         Target::Stdout => Box::new(sink::file::FileTransport::new(None, Default::default())),
         Target::Null => Box::new(sink::file::NullTransport),
-        Target::File { path, opts } => Box::new(sink::file::FileTransport::new(Some(path.clone()), *opts)),
+        Target::File { path, opts } => {
+            // Opened now too, so a path that cannot be written fails the start, not the run.
+            let mut f = sink::file::FileTransport::new(Some(path.clone()), *opts);
+            sink::Transport::connect(&mut f)
+                .map_err(|e| io::Error::new(e.kind(), format!("opening {}: {e}", path.display())))?;
+            Box::new(f)
+        }
         Target::Syslog { addr, proto, .. } => Box::new(
             syslog::SyslogTransport::new(addr, proto.clone())
                 .map_err(|e| io::Error::new(e.kind(), format!("sink {}: {e}", spec.name)))?,
@@ -162,6 +168,11 @@ impl Fanout {
             lines: 0,
             bytes: 0,
         })
+    }
+
+    /// Each sink's name and live counters.
+    pub fn counters(&self) -> Vec<(String, Arc<sink::SinkCounters>)> {
+        self.sinks.iter().map(|s| (s.name().to_string(), s.counters())).collect()
     }
 
     /// Call before a run of items: the syslog timestamp (the time the exporter wrote them).

@@ -195,4 +195,29 @@ mod test {
         assert!(all.contains("{\"old\":1}"));
         let _ = std::fs::remove_dir_all(&d);
     }
+
+    #[test]
+    fn rotates_by_time() {
+        let d = std::env::temp_dir().join(format!("sw-file-time-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let p = d.join("eve.json");
+        let mut t = FileTransport::new(
+            Some(p.clone()),
+            FileOptions { rotate_secs: 1, fsync: Fsync::Rotate, ..Default::default() },
+        );
+        t.connect().unwrap();
+        t.tick().unwrap();
+        assert_eq!(t.rotations, 0, "an empty file is not rotated");
+        t.send(&lines(2, "a")).unwrap();
+        t.tick().unwrap();
+        assert_eq!(t.rotations, 0);
+        std::thread::sleep(Duration::from_millis(1100));
+        t.tick().unwrap();
+        assert_eq!(t.rotations, 1);
+        t.send(&lines(1, "b")).unwrap();
+        t.finish().unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "{\"b\":0}\n");
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 2);
+        let _ = std::fs::remove_dir_all(&d);
+    }
 }
