@@ -777,8 +777,14 @@ impl Config {
             p.push("defrag.timeout: must be at least 1 second".into());
         }
         let e = &self.export;
-        if e.eve.as_deref() == Some("") {
-            p.push("export.eve: empty (use \"-\" for stdout, \"none\" for no EVE output)".into());
+        match e.eve.as_deref() {
+            Some("") => p.push("export.eve: empty (use \"-\" for stdout, \"none\" for no EVE output)".into()),
+            Some("none") | None => {}
+            Some(v) => {
+                if let Err(m) = export::sink::url::parse(v) {
+                    p.push(format!("export.eve: {m}"));
+                }
+            }
         }
         for (i, s) in e.sinks.iter().enumerate() {
             if let Err(m) = export::sink::url::parse(&s.full_url()) {
