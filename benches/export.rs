@@ -4,9 +4,12 @@
 //! - `ipfix`: IPFIX over UDP to a receiver on loopback (a thread that counts the datagrams).
 //!
 //! Prints records per second of wall time, and per second of the CPU the export and sink
-//! threads used together (what one core sustains), and writes benches/results/export.json.
+//! threads used together (what one core sustains), the median of `--runs` runs, and writes
+//! benches/results/export.json. Before each run the page cache is synced (and dropped when
+//! the bench may: as root), so a run does not pay for the dirty pages of the one before: a
+//! file sink's pace is otherwise the disk's writeback.
 //!
-//!   cargo bench --bench export [-- --records N]
+//!   cargo bench --bench export [-- --records N] [--runs R]
 
 use detect::flow::{EndReason, EventMeta, FlowRecord, FlowState, RecordSink, TcpInfo};
 use std::net::UdpSocket;
@@ -102,18 +105,38 @@ fn run(name: &'static str, url: &str, n: u64, recs: &[FlowRecord]) -> Result {
     }
 }
 
+/// Writes back dirty pages and drops the page cache (as root), so runs start alike.
+fn settle() {
+    let _ = std::process::Command::new("sync").status();
+    let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+}
+
+/// The run with the median wall time.
+fn median(mut v: Vec<Result>) -> Result {
+    v.sort_by(|a, b| a.secs.total_cmp(&b.secs));
+    let i = v.len() / 2;
+    v.swap_remove(i)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let n: u64 =
-        args.iter().position(|a| a == "--records").and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(4_000_000);
+    let arg = |k: &str| args.iter().position(|a| a == k).and_then(|i| args.get(i + 1)?.parse::<u64>().ok());
+    let n = arg("--records").unwrap_or(2_000_000);
+    let runs = arg("--runs").unwrap_or(3).max(1);
     let recs = records();
     let dir = std::env::temp_dir().join(format!("spinewatch-export-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut results = Vec::new();
     // EVE to a file.
     let path = dir.join("eve.json");
-    results.push(run("file", &format!("file://{}", path.display()), n, &recs));
-    let _ = std::fs::remove_file(&path);
+    let mut v = Vec::new();
+    for _ in 0..runs {
+        settle();
+        v.push(run("file", &format!("file://{}", path.display()), n, &recs));
+        let _ = std::fs::remove_file(&path);
+    }
+    results.push(median(v));
     // IPFIX over UDP to a receiver on loopback.
     let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = rx.local_addr().unwrap().port();
@@ -129,7 +152,11 @@ fn main() {
             }
         }
     });
-    results.push(run("ipfix", &format!("ipfix+udp://127.0.0.1:{port}"), n, &recs));
+    let mut v = Vec::new();
+    for _ in 0..runs {
+        v.push(run("ipfix", &format!("ipfix+udp://127.0.0.1:{port}"), n, &recs));
+    }
+    results.push(median(v));
     done.store(true, Ordering::Relaxed);
     t.join().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
@@ -141,7 +168,7 @@ fn main() {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         })
         .unwrap_or_default();
-    println!("export thread + sink thread, {n} flow records, {cpu}");
+    println!("export thread + sink thread, {n} flow records, median of {runs} runs, {cpu}");
     println!("| sink | records/s (wall) | per core: export + sink threads' CPU | export thread's CPU | sink thread's CPU | MB/s written |");
     println!("|---|---|---|---|---|---|");
     let mut js = Vec::new();

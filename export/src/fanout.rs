@@ -274,7 +274,13 @@ impl Fanout {
             if f.chunk.is_empty() {
                 continue;
             }
-            let c = Arc::new(std::mem::take(&mut f.chunk));
+            // The next chunk starts at its full size: growing it by doubling would copy it.
+            let next = Chunk {
+                data: Vec::with_capacity(f.chunk.data.capacity().max(CHUNK_BYTES + (64 << 10))),
+                ends: Vec::with_capacity(f.chunk.ends.capacity()),
+                records: 0,
+            };
+            let c = Arc::new(std::mem::replace(&mut f.chunk, next));
             for &i in &f.sinks {
                 self.sinks[i].push(c.clone());
             }
