@@ -56,6 +56,7 @@ pub struct Config {
     pub defrag: DefragTable,
     pub export: ExportTable,
     pub stats: StatsConfig,
+    pub metrics: MetricsConfig,
     pub rules: RulesTable,
     pub ioc: IocTable,
     pub behaviour: BehaviourTable,
@@ -607,12 +608,23 @@ impl BehaviourTable {
 pub struct StatsConfig {
     /// Seconds between stats log lines during a run; 0 turns them off. Default 10.
     pub interval_secs: u64,
+    /// A file each stats line is also appended to, as one JSON object. Default none.
+    pub file: Option<PathBuf>,
 }
 
 impl Default for StatsConfig {
     fn default() -> Self {
-        StatsConfig { interval_secs: 10 }
+        StatsConfig { interval_secs: 10, file: None }
     }
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Where `GET /metrics` is served: `run` default "127.0.0.1:9477", replays and benches
+    /// none; "" turns it off.
+    pub listen: Option<String>,
 }
 
 /// A configuration that did not load, naming the file and every problem.
@@ -775,6 +787,11 @@ impl Config {
         }
         if df.timeout == 0 {
             p.push("defrag.timeout: must be at least 1 second".into());
+        }
+        if let Some(a) = self.metrics.listen.as_deref().filter(|a| !a.is_empty()) {
+            if a.parse::<std::net::SocketAddr>().is_err() {
+                p.push(format!("metrics.listen: {a:?} is not an address:port (e.g. \"127.0.0.1:9477\")"));
+            }
         }
         let e = &self.export;
         match e.eve.as_deref() {

@@ -544,6 +544,8 @@ pub(crate) fn dpdk_run_config(
         bench: None,
         idle_exit: std::time::Duration::from_secs(5),
         stats_interval: (cfg.stats.interval_secs > 0).then(|| std::time::Duration::from_secs(cfg.stats.interval_secs)),
+        metrics: cfg.metrics.listen.clone(),
+        stats_file: cfg.stats.file.clone(),
     }
 }
 
@@ -661,6 +663,8 @@ fn run_dpdk(cfg: &Config, out: Vec<export::SinkSpec>, stop: Arc<AtomicBool>) -> 
     if !any_pci {
         eal.push("--no-pci".into());
     }
-    let rc = dpdk_run_config(cfg, eal, specs, false);
+    let mut rc = dpdk_run_config(cfg, eal, specs, false);
+    // The sensor serves its metrics unless told otherwise (bound to loopback).
+    rc.metrics.get_or_insert_with(|| "127.0.0.1:9477".into());
     Ok(capture::dpdk::run_dpdk(&rc, out, stop)?)
 }

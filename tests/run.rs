@@ -1,6 +1,7 @@
 //! `spinewatch run` on a live DPDK vdev (net_pcap replaying from memory, TSC clock), stopped
 //! with SIGINT: every live flow is written with reason "shutdown", the exporter drained, the
-//! summary printed and balanced.
+//! summary printed and balanced; meanwhile the Prometheus endpoint and the JSON stats file
+//! show the live counters.
 #![cfg(feature = "dpdk")]
 
 mod common;
@@ -17,15 +18,19 @@ fn run_until_sigint_flushes_everything() {
     write_pcap(&q1, &pcapgen::many_flows(2, 100, 10, pcapgen::SizeMix::Small));
     let eve = d.path("eve.json");
     let cfg = d.path("vdev.toml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let stats = d.path("stats.json");
     std::fs::write(
         &cfg,
         format!(
             "[capture]\nmempool_size = 16383\n[[capture.ports]]\ndevice = \"net_pcap0,rx_pcap={},rx_pcap={},infinite_rx=1\"\ncores = [0, 1]\nrx_descriptors = 512\n\
-             [dpdk]\nhugepages = false\nmemory_mb = 256\nfile_prefix = \"sw-run-test-{}\"\n[export]\neve = \"{}\"\n[stats]\ninterval_secs = 1\n",
+             [dpdk]\nhugepages = false\nmemory_mb = 256\nfile_prefix = \"sw-run-test-{}\"\n[export]\neve = \"{}\"\n[stats]\ninterval_secs = 1\nfile = \"{}\"\n\
+             [metrics]\nlisten = \"127.0.0.1:{port}\"\n",
             q0.display(),
             q1.display(),
             std::process::id(),
-            eve.display()
+            eve.display(),
+            stats.display()
         ),
     )
     .unwrap();
@@ -35,7 +40,28 @@ fn run_until_sigint_flushes_everything() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(4));
+    std::thread::sleep(Duration::from_secs(3));
+    // The endpoint, while the sensor runs: every family, a row per worker, the port's packets.
+    let metrics = http_get(port, "/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200 OK"), "{metrics}");
+    let value = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    for w in ["0", "1"] {
+        assert!(metrics.contains(&format!("spinewatch_packets_total{{worker=\"{w}\"}}")), "{metrics}");
+    }
+    assert!(value("spinewatch_packets_total") > 10_000, "{metrics}");
+    assert!(value("spinewatch_port_ipackets_total{port=") > 10_000, "{metrics}");
+    assert_eq!(value("spinewatch_flows_active"), 200, "{metrics}");
+    assert_eq!(value("spinewatch_flow_capacity") % 2, 0);
+    assert!(metrics.contains("spinewatch_sink_sent_total{sink=\"file:"), "{metrics}");
+    assert!(metrics.contains("# TYPE spinewatch_reassembly_bytes gauge"), "{metrics}");
+    assert!(http_get(port, "/nope").starts_with("HTTP/1.1 404"));
+    std::thread::sleep(Duration::from_secs(1));
     let st = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(st.success());
     let out = child.wait_with_output().unwrap();
@@ -55,6 +81,22 @@ fn run_until_sigint_flushes_everything() {
         .map(|e| e["flow"]["pkts_toserver"].as_u64().unwrap() + e["flow"]["pkts_toclient"].as_u64().unwrap())
         .sum();
     assert_eq!(pkts, processed, "every processed packet is on a record");
+    // The JSON stats: a line a second, each an object with the workers' and the port's counters.
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&stats).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.len() >= 2, "{} stats lines", lines.len());
+    let last = lines.last().unwrap();
+    assert_eq!(last["workers"].as_array().unwrap().len(), 2);
+    assert!(last["ports"][0]["ipackets"].as_u64().unwrap() > 10_000, "{last}");
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
 }
 
 #[test]

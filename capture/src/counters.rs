@@ -21,6 +21,23 @@ pub struct WorkerStats {
     /// Frames taken from the source, and their bytes (every stage counts these).
     pub received: AtomicU64,
     pub received_bytes: AtomicU64,
+    /// Packets on flows, not IP, fragments.
+    pub flow_packets: AtomicU64,
+    pub non_ip: AtomicU64,
+    pub fragments: AtomicU64,
+    /// App-layer sessions opened, and flows refused one (pool empty).
+    pub app_sessions: AtomicU64,
+    pub app_no_session: AtomicU64,
+    /// Out-of-order bytes buffered for reassembly now, and fragment bytes held for
+    /// defragmentation now.
+    pub reassembly_bytes: AtomicU64,
+    pub defrag_bytes: AtomicU64,
+    /// App-layer events and alerts handed to the exporter.
+    pub events: AtomicU64,
+    pub alerts: AtomicU64,
+    /// Times the export channel was full, and the largest backlog (batches).
+    pub export_channel_full: AtomicU64,
+    pub export_backlog_peak: AtomicU64,
 }
 
 pub type SharedStats = Arc<[CachePadded<WorkerStats>]>;
@@ -31,7 +48,7 @@ pub fn shared_stats(workers: usize) -> SharedStats {
 
 impl WorkerStats {
     #[inline]
-    pub fn publish(&self, c: &EngineCounters, f: &detect::flow::FlowCounters, b: &BatcherStats) {
+    pub fn publish(&self, c: &EngineCounters, f: &detect::flow::FlowCounters, b: &BatcherStats, g: [u64; 4]) {
         self.packets.store(c.packets, Relaxed);
         self.bytes.store(c.bytes, Relaxed);
         self.decode_errors.store(c.decode_errors_total(), Relaxed);
@@ -40,6 +57,17 @@ impl WorkerStats {
         self.flows_evicted.store(f.evicted, Relaxed);
         self.records.store(b.records, Relaxed);
         self.records_dropped.store(b.dropped, Relaxed);
+        self.flow_packets.store(c.flow_packets, Relaxed);
+        self.non_ip.store(c.non_ip, Relaxed);
+        self.fragments.store(c.fragments, Relaxed);
+        self.app_sessions.store(g[0], Relaxed);
+        self.app_no_session.store(g[1], Relaxed);
+        self.reassembly_bytes.store(g[2], Relaxed);
+        self.defrag_bytes.store(g[3], Relaxed);
+        self.events.store(b.events, Relaxed);
+        self.alerts.store(b.alerts, Relaxed);
+        self.export_channel_full.store(b.channel_full, Relaxed);
+        self.export_backlog_peak.store(b.backlog_peak, Relaxed);
     }
 }
 

@@ -44,6 +44,10 @@ pub struct DpdkRunConfig {
     /// For replay: a worker gives up waiting after this long without a packet.
     pub idle_exit: Duration,
     pub stats_interval: Option<Duration>,
+    /// Where the Prometheus endpoint listens (None: no endpoint).
+    pub metrics: Option<String>,
+    /// A file the periodic stats are appended to as JSON lines (every `stats_interval`).
+    pub stats_file: Option<std::path::PathBuf>,
     /// How much of the pipeline workers run (`Full` except in `spinewatch bench`).
     pub stage: Stage,
     /// Benchmark mode: measure for `duration` after `warmup`, then stop.
@@ -235,6 +239,35 @@ pub fn run_dpdk_bench(
     let n = plans.len();
     let (export, batchers) = dpdk_export(out, n, &cfg.export)?;
     let stats = shared_stats(n);
+    let mut live = crate::metrics::Live::new(stats.clone(), cfg.flow.capacity as u64);
+    live.sinks = export.sink_counters().to_vec();
+    live.ports = cfg
+        .ports
+        .iter()
+        .map(|p| Arc::new(crate::metrics::PortLive { name: p.name.clone(), ..Default::default() }))
+        .collect();
+    let live = Arc::new(live);
+    let _metrics =
+        cfg.metrics.as_deref().filter(|a| !a.is_empty()).and_then(|a| match crate::metrics::serve(a, live.clone()) {
+            Ok(s) => {
+                tracing::info!(addr = %s.addr, "metrics at http://{}/metrics", s.addr);
+                Some(s)
+            }
+            Err(e) => {
+                tracing::error!("metrics: cannot listen on {a}: {e}; running without the endpoint");
+                None
+            }
+        });
+    let mut stats_file = match &cfg.stats_file {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| DpdkRunError::Config(format!("stats file {}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
     let tsc_hz = dpdk_sys::tsc_hz(&eal).max(1);
     let epoch_us = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
     let tsc0 = dpdk_sys::tsc();
@@ -448,9 +481,29 @@ pub fn run_dpdk_bench(
         }
         // Stats reporter: this thread, outside the packet path.
         let mut next_report = Instant::now() + cfg.stats_interval.unwrap_or(Duration::from_secs(3600));
+        let mut next_refresh = Instant::now();
         while done.load(Ordering::Relaxed) < n {
             std::thread::sleep(Duration::from_millis(20));
+            // The ports' counters and the export queue, for the metrics, once a second.
+            if Instant::now() >= next_refresh {
+                for (p, l) in ports.iter().zip(&live.ports) {
+                    let st = p.stats();
+                    l.ipackets.store(st.ipackets, Ordering::Relaxed);
+                    l.ibytes.store(st.ibytes, Ordering::Relaxed);
+                    l.imissed.store(st.imissed, Ordering::Relaxed);
+                    l.ierrors.store(st.ierrors, Ordering::Relaxed);
+                    l.rx_nombuf.store(st.rx_nombuf, Ordering::Relaxed);
+                }
+                live.export_queue.store(export.queued_batches() as u64, Ordering::Relaxed);
+                next_refresh += Duration::from_secs(1);
+            }
             if cfg.stats_interval.is_some() && Instant::now() >= next_report {
+                if let Some(f) = stats_file.as_mut() {
+                    use std::io::Write as _;
+                    if let Err(e) = writeln!(f, "{}", crate::metrics::render_json(&live)) {
+                        tracing::error!("stats file: {e}");
+                    }
+                }
                 let p: u64 = stats.iter().map(|w| w.packets.load(Ordering::Relaxed)).sum();
                 let f: u64 = stats.iter().map(|w| w.flows_active.load(Ordering::Relaxed)).sum();
                 let r: u64 = stats.iter().map(|w| w.records.load(Ordering::Relaxed)).sum();

@@ -14,6 +14,7 @@ pub mod counters;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod file;
+pub mod metrics;
 pub mod pcap;
 pub mod pin;
 pub mod split;

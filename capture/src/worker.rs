@@ -121,7 +121,7 @@ impl WorkerCore {
         self.batcher.tick(mono_ms);
         let s = &self.stats[self.id];
         let (c, f) = self.engine.counters_ref();
-        s.publish(c, f, &self.batcher.stats);
+        s.publish(c, f, &self.batcher.stats, self.engine.gauges());
         s.bursts.store(self.bursts, std::sync::atomic::Ordering::Relaxed);
         s.received.store(self.received, std::sync::atomic::Ordering::Relaxed);
         s.received_bytes.store(self.received_bytes, std::sync::atomic::Ordering::Relaxed);
@@ -139,7 +139,7 @@ impl WorkerCore {
         self.engine.flush(end, &mut self.batcher);
         let engine = self.engine.counters();
         let export = self.batcher.finish();
-        self.stats[self.id].publish(&engine, &engine.flows, &export);
+        self.stats[self.id].publish(&engine, &engine.flows, &export, self.engine.gauges());
         WorkerSummary {
             id: self.id,
             core: self.core,

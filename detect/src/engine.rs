@@ -253,6 +253,13 @@ impl Engine {
         (&self.counters, &self.table.counters)
     }
 
+    /// What the live counters need beyond [`Engine::counters_ref`]: app sessions opened and
+    /// refused, out-of-order bytes buffered, fragment bytes held.
+    pub fn gauges(&self) -> [u64; 4] {
+        let (s, ns, ooo) = self.table.app.gauges();
+        [s, ns, ooo, self.defrag.counters.pending_bytes]
+    }
+
     pub fn counters(&self) -> EngineCounters {
         let mut c = self.counters;
         c.flows = self.table.counters;

@@ -390,10 +390,17 @@ impl RecordSink for Batcher {
 /// The export thread.
 pub struct ExportHandle {
     thread: JoinHandle<ExportStats>,
+    /// The workers' channel, to see how many batches wait in it.
+    queue: Receiver<Batch>,
     sinks: Vec<(String, std::sync::Arc<crate::sink::SinkCounters>)>,
 }
 
 impl ExportHandle {
+    /// Batches waiting for the export thread.
+    pub fn queued_batches(&self) -> usize {
+        self.queue.len()
+    }
+
     /// Each sink's name and live counters (for the periodic stats line).
     pub fn sink_counters(&self) -> &[(String, std::sync::Arc<crate::sink::SinkCounters>)] {
         &self.sinks
@@ -444,8 +451,9 @@ pub fn spawn(sinks: &[SinkSpec], workers: usize, cfg: &ExportConfig) -> io::Resu
         });
     }
     drop(tx);
+    let queue = rx.clone();
     let thread = std::thread::Builder::new()
         .name("sw-export".into())
         .spawn(move || crate::fanout::export_loop(out, rx, returns))?;
-    Ok((ExportHandle { thread, sinks: counters }, batchers))
+    Ok((ExportHandle { thread, queue, sinks: counters }, batchers))
 }

@@ -538,6 +538,12 @@ impl AppLayer {
         c.stream = self.budget.counters;
         c
     }
+
+    /// Sessions opened, flows refused a session, out-of-order bytes buffered now: the live
+    /// figures, without copying every counter.
+    pub fn gauges(&self) -> (u64, u64, u64) {
+        (self.counters.sessions, self.counters.no_session, self.budget.counters.ooo_bytes)
+    }
 }
 
 /// Identifies (while needed) and parses one chunk of direction `dir`.

@@ -107,6 +107,9 @@ pub struct SinkCounters {
     pub recovered: AtomicU64,
     /// CPU time of the sink's thread, set when it ends.
     pub cpu_ns: AtomicU64,
+    /// Bytes queued in memory now, and held in the spool now.
+    pub queued_bytes: AtomicU64,
+    pub spool_bytes: AtomicU64,
 }
 
 /// A sink's counters at the end of a run.
@@ -202,6 +205,12 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.st.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publishes the queue's and the spool's sizes.
+    fn gauges(&self, st: &State) {
+        self.c.queued_bytes.store(st.mem_bytes as u64, Relaxed);
+        self.c.spool_bytes.store(st.spool.as_ref().map_or(0, |s| s.bytes()), Relaxed);
     }
 
     /// The spool, opened on first need.
@@ -325,6 +334,7 @@ impl Sink {
                 sh.c.dropped.fetch_add(old.records as u64, Relaxed);
             }
         }
+        sh.gauges(&st);
         drop(st);
         sh.work.notify_one();
     }
@@ -416,6 +426,7 @@ fn commit(sh: &Shared, n: &Next) {
         }
         _ => {}
     }
+    sh.gauges(&st);
 }
 
 /// The sink failed for good: everything it holds is lost.
