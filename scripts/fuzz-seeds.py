@@ -94,6 +94,20 @@ def main():
         put("rules", f"rule{i}", line.strip().encode())
         opts = line[line.index("(") + 1:line.rindex(")")]
         put("rules", f"opts{i}", opts.encode())
+    # The config loader: the example configs; sink URLs; a spool segment as a sink writes it.
+    cfgs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs")
+    for name in sorted(os.listdir(cfgs)):
+        if name.endswith(".toml"):
+            put("config", name, open(os.path.join(cfgs, name), "rb").read())
+    for i, u in enumerate(["syslog+tls://siem.example:6514?format=cef&ca=/etc/ca.pem&facility=local3",
+                           "ipfix+udp://[2001:db8::1]:4739?domain=7", "redis://127.0.0.1/eve%3Aflows?mode=stream",
+                           "file:///var/log/eve.json?rotate_bytes=1000&rotate_secs=60&fsync=always", "-"]):
+        put("sink_url", f"url{i}", u.encode())
+    seg = b"\0"
+    for k in range(4):
+        data = b'{"a":%d}\n{"b":%d}\n' % (k, k)
+        seg += struct.pack("<6I", 0x53575350, 2, 2, len(data), len(data) // 2, len(data)) + data
+    put("spool", "segment", seg)
     put("stream", "seq", bytes(range(0, 240)))
     put("defrag", "frags", bytes([0, 0, 1, 3, 7, 0, 3, 1, 3, 7, 0, 6, 0, 3, 7]))
 

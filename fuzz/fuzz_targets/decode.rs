@@ -1,9 +1,12 @@
 //! Any frame, whole or as the first segment of a longer one: decode never panics, and whatever
 //! it reports stays inside the frame.
-#![no_main]
-use libfuzzer_sys::fuzz_target;
+#![cfg_attr(fuzzing, no_main)]
 
-fuzz_target!(|data: &[u8]| {
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));
+
+/// One input (also run by `tests/fuzz.rs` on stable Rust).
+pub fn run(data: &[u8]) {
     if let Ok(d) = detect::decode(data) {
         if d.kind == detect::decode::Kind::Ip {
             assert!(d.l4_offset as usize <= data.len());
@@ -12,4 +15,4 @@ fuzz_target!(|data: &[u8]| {
     }
     let cut = data.first().copied().unwrap_or(0) as usize % (data.len() + 1);
     let _ = detect::decode_partial(&data[..cut], data.len() + 100);
-});
+}

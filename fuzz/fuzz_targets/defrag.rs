@@ -1,10 +1,13 @@
 //! Any set of IPv4 fragments (offsets, lengths, flags, ids, overlaps) into a small
 //! defragmenter: never panics, and its byte count returns to zero once everything expired.
-#![no_main]
+#![cfg_attr(fuzzing, no_main)]
 use detect::defrag::{Defrag, DefragConfig};
-use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));
+
+/// One input (also run by `tests/fuzz.rs` on stable Rust).
+pub fn run(data: &[u8]) {
     let mut df = Defrag::new(DefragConfig { enabled: true, max_datagrams: 4, max_bytes: 70_000, timeout: 1 });
     let mut t = 0;
     for op in data.chunks_exact(5) {
@@ -28,4 +31,4 @@ fuzz_target!(|data: &[u8]| {
     }
     df.expire(t + 10_000_000);
     assert_eq!(df.counters.pending_bytes, 0);
-});
+}

@@ -1,16 +1,19 @@
 //! Any DNS message: parse, then walk and render every record as the EVE writer does (names,
 //! compression, rdata), over UDP and over a TCP stream cut anywhere.
-#![no_main]
+#![cfg_attr(fuzzing, no_main)]
 use detect::app::dns::{parser, DnsCounters, DnsState, Name};
 use detect::app::stream::Chunk;
 use detect::app::AppEvent;
-use libfuzzer_sys::fuzz_target;
 
 #[path = "common.rs"]
 mod common;
 
 
-fuzz_target!(|data: &[u8]| {
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));
+
+/// One input (also run by `tests/fuzz.rs` on stable Rust).
+pub fn run(data: &[u8]) {
     if let Ok(m) = parser::Message::parse(data) {
         let mut n = Name::default();
         for q in m.questions() {
@@ -34,4 +37,4 @@ fuzz_target!(|data: &[u8]| {
         st.tcp_input(0, Chunk::Data(ch), &mut c, &mut emit);
     }
     st.tcp_input(1, Chunk::Data(data), &mut c, &mut emit);
-});
+}

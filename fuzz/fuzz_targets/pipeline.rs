@@ -1,10 +1,9 @@
 //! Any frames through a whole engine (decode, tunnels, defrag, flows, reassembly, every parser,
 //! EVE rendering): the input is split into frames by a 2-byte length prefix; a frame's time
 //! advances by its first byte. Accounting must balance at the end.
-#![no_main]
+#![cfg_attr(fuzzing, no_main)]
 use detect::flow::{EventMeta, FlowRecord, RecordSink};
 use detect::{AppEvent, Engine, FlowConfig};
-use libfuzzer_sys::fuzz_target;
 
 struct Sink(Vec<u8>);
 impl RecordSink for Sink {
@@ -18,7 +17,11 @@ impl RecordSink for Sink {
     }
 }
 
-fuzz_target!(|data: &[u8]| {
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));
+
+/// One input (also run by `tests/fuzz.rs` on stable Rust).
+pub fn run(data: &[u8]) {
     let mut cfg = FlowConfig { capacity: 64, ..FlowConfig::default() };
     cfg.app.max_sessions = 16;
     cfg.app.stream.ooo_total = 4096;
@@ -38,4 +41,4 @@ fuzz_target!(|data: &[u8]| {
     }
     e.flush(ts, &mut sink);
     assert!(e.counters().balanced());
-});
+}

@@ -1,10 +1,13 @@
 //! Any rule text: parsed (accepted or rejected with a reason, never a panic); an accepted rule
 //! is compiled into a set and run on the same bytes as a packet payload.
-#![no_main]
+#![cfg_attr(fuzzing, no_main)]
 use detect::rules::{parse_classifications, parse_rule, Hdr, Matcher, RuleSet, Vars, DEFAULT_CLASSIFICATION};
-use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));
+
+/// One input (also run by `tests/fuzz.rs` on stable Rust).
+pub fn run(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let (classes, _) = parse_classifications(DEFAULT_CLASSIFICATION);
     let vars = Vars::default();
@@ -24,4 +27,4 @@ fuzz_target!(|data: &[u8]| {
     let mut m = Matcher::default();
     let h = Hdr { proto: 6, to_server: true, established: true, sport: 1234, dport: 80, ..Hdr::default() };
     m.on_packet(&set, &h, data, 1, 0, &mut |_| {});
-});
+}

@@ -1,14 +1,17 @@
 //! Any bytes as an SSH session: banners and KEXINIT packets cut anywhere, both ways.
-#![no_main]
+#![cfg_attr(fuzzing, no_main)]
 use detect::app::ssh::{SshCounters, SshState};
 use detect::app::stream::Chunk;
 use detect::app::AppEvent;
-use libfuzzer_sys::fuzz_target;
 
 #[path = "common.rs"]
 mod common;
 
-fuzz_target!(|data: &[u8]| {
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));
+
+/// One input (also run by `tests/fuzz.rs` on stable Rust).
+pub fn run(data: &[u8]) {
     let Some((&ctl, rest)) = data.split_first() else { return };
     let mut st = SshState::default();
     let mut c = SshCounters::default();
@@ -22,4 +25,4 @@ fuzz_target!(|data: &[u8]| {
         st.input((ctl as usize >> 7) ^ (i % 2), Chunk::Data(ch), &mut c, &mut emit);
     }
     st.finish(&mut emit);
-});
+}

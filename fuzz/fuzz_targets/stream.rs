@@ -1,11 +1,14 @@
 //! Any sequence of segments (sequence numbers, lengths, cut frames, ACKs) into one direction of
 //! reassembly with small bounds and a parser that asks to skip bytes now and then: it never
 //! panics, never delivers past the depth, and releases every buffer.
-#![no_main]
+#![cfg_attr(fuzzing, no_main)]
 use detect::app::stream::{Budget, Chunk, Stream, StreamLimits};
-use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));
+
+/// One input (also run by `tests/fuzz.rs` on stable Rust).
+pub fn run(data: &[u8]) {
     let lim = StreamLimits { depth: 4096, ooo_per_stream: 512, ooo_total: 1024, max_ahead: 1 << 16 };
     let mut budget = Budget::new(lim);
     let mut s = Stream::default();
@@ -42,4 +45,4 @@ fuzz_target!(|data: &[u8]| {
     s.finish(&mut budget, &mut out);
     assert!(delivered <= 4096);
     assert_eq!(budget.counters.ooo_bytes, 0);
-});
+}

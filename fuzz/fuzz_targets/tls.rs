@@ -1,15 +1,18 @@
 //! Any bytes as a TLS session cut into segments both ways: records, handshake messages across
 //! records, hellos, certificates, fingerprints; rendered as the EVE writer does.
-#![no_main]
+#![cfg_attr(fuzzing, no_main)]
 use detect::app::stream::Chunk;
 use detect::app::tls::{TlsCounters, TlsState};
 use detect::app::AppEvent;
-use libfuzzer_sys::fuzz_target;
 
 #[path = "common.rs"]
 mod common;
 
-fuzz_target!(|data: &[u8]| {
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));
+
+/// One input (also run by `tests/fuzz.rs` on stable Rust).
+pub fn run(data: &[u8]) {
     let Some((&ctl, rest)) = data.split_first() else { return };
     let mut st = TlsState::default();
     let mut c = TlsCounters::default();
@@ -28,5 +31,4 @@ fuzz_target!(|data: &[u8]| {
     let _ = detect::app::tls::parser::client_hello(rest);
     let _ = detect::app::tls::parser::server_hello(rest);
     let _ = detect::app::tls::x509::parse(rest);
-});
-
+}

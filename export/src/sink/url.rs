@@ -132,6 +132,9 @@ pub fn parse(url: &str) -> Result<SinkSpec, String> {
         v.map(|v| v.parse::<u64>().map_err(|_| format!("{k}: not a number: {v:?}"))).transpose()
     };
     let name = get("name");
+    if name.as_deref() == Some("") {
+        return Err("name: empty".into());
+    }
     let queue_bytes = num("queue_bytes", get("queue_bytes"))?.map(|v| v as usize);
     let spool_bytes = num("spool_bytes", get("spool_bytes"))?;
     let (scheme, rest) = match base.split_once("://") {
@@ -251,7 +254,7 @@ mod test {
         );
         assert_eq!(parse("out/eve.json").unwrap().name, "file:out/eve.json");
         assert_eq!(parse("-").unwrap().target, Target::Stdout);
-        for bad in ["smtp://x", "syslog+tcp://h:99999", "file:///x?rotate=1", "syslog+udp://h?format=xml", "file://"] {
+        for bad in ["smtp://x", "syslog+tcp://h:99999", "file:///x?rotate=1", "syslog+udp://h?format=xml", "file://", "-?name"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }
