@@ -4,11 +4,14 @@
 //! (bit flips, byte changes, cuts, repeats, splices) from a fixed-seed generator, for a fixed
 //! number of inputs each. An input that panics fails the test, printed in hex.
 
+// Every target includes its own copy of fuzz_targets/common.rs.
+#![allow(clippy::duplicate_mod)]
+
 mod common;
 use common::*;
 
 #[path = "../fuzz/fuzz_targets/config.rs"]
-mod config;
+mod config_target;
 #[path = "../fuzz/fuzz_targets/decode.rs"]
 mod decode;
 #[path = "../fuzz/fuzz_targets/defrag.rs"]
@@ -190,7 +193,7 @@ fn every_fuzz_target_survives_a_short_run() {
         .unwrap()
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .flat_map(|l| [l.as_bytes().to_vec(), l[l.find('(').unwrap() + 1..l.rfind(')').unwrap()].as_bytes().to_vec()])
+        .flat_map(|l| [l.as_bytes().to_vec(), l.as_bytes()[l.find('(').unwrap() + 1..l.rfind(')').unwrap()].to_vec()])
         .collect();
     smoke("rules", rules::run, &rule_lines, n);
     let configs: Vec<Vec<u8>> = std::fs::read_dir(format!("{root}/configs"))
@@ -199,7 +202,7 @@ fn every_fuzz_target_survives_a_short_run() {
         .filter(|e| e.path().extension().is_some_and(|x| x == "toml"))
         .map(|e| std::fs::read(e.path()).unwrap())
         .collect();
-    smoke("config", config::run, &configs, n);
+    smoke("config", config_target::run, &configs, n);
     let urls: Vec<Vec<u8>> = [
         "syslog+tls://siem.example:6514?format=cef&ca=/etc/ca.pem&facility=local3",
         "ipfix+udp://[2001:db8::1]:4739?domain=7",

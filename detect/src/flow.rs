@@ -974,10 +974,13 @@ impl FlowTable {
 
     /// Makes room: ends a flow that has already expired if a list head has (reason
     /// `timeout`: the same record a sweep would have written), else the flow idle the longest
-    /// (reason `evicted`). So whether an expired flow was swept yet never changes the records.
+    /// among those still in state `new` (half-open TCP, one-way UDP: what a SYN flood or a scan
+    /// fills the table with), else the flow idle the longest (reason `evicted`). So whether an
+    /// expired flow was swept yet never changes the records, and a flood of spoofed SYNs pushes
+    /// out its own flows before any established one.
     fn evict_one<S: RecordSink>(&mut self, now: Micros, sink: &mut S) {
-        let mut best = NIL;
-        let mut best_last = Micros::MAX;
+        let mut best = [NIL; 2];
+        let mut best_last = [Micros::MAX; 2];
         for c in 0..CLASSES {
             let h = self.head[c];
             if h == NIL {
@@ -988,13 +991,16 @@ impl FlowTable {
                 self.end_flow(h, EndReason::Timeout, exp, sink);
                 return;
             }
-            if self.flows[h as usize].relinked < best_last {
-                best = h;
-                best_last = self.flows[h as usize].relinked;
+            // Classes are protocol × state, state New first (see `class_of`).
+            let k = (c % 3 != FlowState::New as usize) as usize;
+            if self.flows[h as usize].relinked < best_last[k] {
+                best[k] = h;
+                best_last[k] = self.flows[h as usize].relinked;
             }
         }
-        if best != NIL {
-            self.end_flow(best, EndReason::Evicted, now, sink);
+        let victim = if best[0] != NIL { best[0] } else { best[1] };
+        if victim != NIL {
+            self.end_flow(victim, EndReason::Evicted, now, sink);
         }
     }
 
@@ -1660,9 +1666,15 @@ mod test {
         assert_eq!(out.len(), 1);
         assert_eq!((out[0].meta.src_port, out[0].reason, out[0].meta.timestamp), (7, EndReason::Timeout, 35 * SEC));
         assert_eq!(t.counters.evicted, 0);
-        // Another one: nothing has expired, so the flow idle the longest is evicted.
+        // Another one: nothing has expired, so a flow still in state new goes (the one-way UDP
+        // flow), although the established TCP flow has been idle longer.
         t.update(&udp(10, 10, 8, 8), 60, 41 * SEC, &mut out);
-        assert_eq!((out[1].meta.proto, out[1].reason), (6, EndReason::Evicted));
+        assert_eq!((out[1].meta.src_port, out[1].reason), (9, EndReason::Evicted));
+        // Only established flows left (the UDP flow answered): the one idle the longest, the
+        // TCP flow, goes.
+        t.update(&udp(8, 8, 10, 10), 60, 42 * SEC, &mut out);
+        t.update(&udp(11, 11, 8, 8), 60, 43 * SEC, &mut out);
+        assert_eq!((out[2].meta.proto, out[2].reason), (6, EndReason::Evicted));
     }
 
     #[test]

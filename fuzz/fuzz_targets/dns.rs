@@ -8,7 +8,6 @@ use detect::app::AppEvent;
 #[path = "common.rs"]
 mod common;
 
-
 #[cfg(fuzzing)]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));
 

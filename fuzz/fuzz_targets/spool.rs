@@ -10,8 +10,11 @@ pub fn run(data: &[u8]) {
     use export::sink::spool::{entry_bytes, Peek, Spool};
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir()
-        .join(format!("sw-fuzz-spool-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let dir = std::env::temp_dir().join(format!(
+        "sw-fuzz-spool-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     let _ = std::fs::create_dir_all(&dir);
     // The first byte picks a read position to leave beside it (an orderly stop's).
     if let Some((&b, rest)) = data.split_first() {

@@ -23,7 +23,7 @@ pub fn run(data: &[u8]) {
             Chunk::Gap(n) => n as u64,
             Chunk::Skipped(n) => n,
         };
-        if delivered % 3 == 0 {
+        if delivered.is_multiple_of(3) {
             ask * 7
         } else {
             0

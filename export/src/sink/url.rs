@@ -254,7 +254,9 @@ mod test {
         );
         assert_eq!(parse("out/eve.json").unwrap().name, "file:out/eve.json");
         assert_eq!(parse("-").unwrap().target, Target::Stdout);
-        for bad in ["smtp://x", "syslog+tcp://h:99999", "file:///x?rotate=1", "syslog+udp://h?format=xml", "file://", "-?name"] {
+        for bad in
+            ["smtp://x", "syslog+tcp://h:99999", "file:///x?rotate=1", "syslog+udp://h?format=xml", "file://", "-?name"]
+        {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }
