@@ -15,7 +15,7 @@ need=()
 pkgs=(dpdk dpdk-dev libdpdk-dev pkg-config clang libclang-dev)
 # Hyperscan, the rules' prefilter (x86-64 only in Debian; elsewhere Aho-Corasick is used).
 if [ "$(dpkg --print-architecture)" = "amd64" ]; then pkgs+=(libhyperscan-dev); fi
-if [ "${1:-}" = "--test" ]; then pkgs+=(rsyslog rsyslog-gnutls nfdump redis-server redis-tools openssl); fi
+if [ "${1:-}" = "--test" ]; then pkgs+=(rsyslog rsyslog-gnutls nfdump redis-server redis-tools openssl iproute2 python3); fi
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done

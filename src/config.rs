@@ -57,6 +57,7 @@ pub struct Config {
     pub export: ExportTable,
     pub stats: StatsConfig,
     pub metrics: MetricsConfig,
+    pub afpacket: AfPacketTable,
     pub rules: RulesTable,
     pub ioc: IocTable,
     pub behaviour: BehaviourTable,
@@ -618,6 +619,45 @@ impl Default for StatsConfig {
     }
 }
 
+/// `[afpacket]`: live capture with Linux AF_PACKET rings (TPACKET_V3) instead of DPDK ports,
+/// for hosts without a DPDK-capable NIC. Workers: `capture.cores` (one each), else
+/// `capture.workers` on cores 0.., else one per core.
+///
+/// ```toml
+/// [afpacket]
+/// interfaces = ["eth1"]
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AfPacketTable {
+    /// Interfaces to capture from; every worker reads each through the fanout group.
+    pub interfaces: Vec<String>,
+    /// Bytes per ring block (a power of two, at least 4096). Default 1 MiB.
+    pub block_size: u32,
+    /// Blocks per ring (per worker and interface). Default 64.
+    pub block_count: u32,
+    /// The most of a frame kept (the rest is cut; the wire length is still counted).
+    /// Default 16384.
+    pub frame_size: u32,
+    /// A partly filled block is handed over after this long (milliseconds). Default 10.
+    pub block_timeout_ms: u32,
+    /// Promiscuous mode. Default true.
+    pub promiscuous: bool,
+}
+
+impl Default for AfPacketTable {
+    fn default() -> Self {
+        AfPacketTable {
+            interfaces: Vec::new(),
+            block_size: 1 << 20,
+            block_count: 64,
+            frame_size: 16384,
+            block_timeout_ms: 10,
+            promiscuous: true,
+        }
+    }
+}
+
 /// `[metrics]`: the Prometheus endpoint.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -787,6 +827,21 @@ impl Config {
         }
         if df.timeout == 0 {
             p.push("defrag.timeout: must be at least 1 second".into());
+        }
+        let af = &self.afpacket;
+        if !af.interfaces.is_empty() {
+            if !self.capture.ports.is_empty() {
+                p.push("afpacket.interfaces: capture.ports is set too; `run` takes one source".into());
+            }
+            if !af.block_size.is_power_of_two() || af.block_size < 4096 {
+                p.push(format!("afpacket.block_size: {} is not a power of two of at least 4096", af.block_size));
+            }
+            if af.frame_size < 64 || af.frame_size > af.block_size {
+                p.push(format!("afpacket.frame_size: {} is outside 64..=block_size", af.frame_size));
+            }
+            if af.block_count == 0 {
+                p.push("afpacket.block_count: must be at least 1".into());
+            }
         }
         if let Some(a) = self.metrics.listen.as_deref().filter(|a| !a.is_empty()) {
             if a.parse::<std::net::SocketAddr>().is_err() {

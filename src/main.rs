@@ -466,6 +466,35 @@ fn replay_export(cfg: &Config) -> export::ExportConfig {
     export::ExportConfig { blocking: true, ..cfg.export_config() }
 }
 
+/// `run` on AF_PACKET rings (`[afpacket] interfaces`).
+#[cfg(feature = "dpdk")]
+fn run_afpacket(cfg: &Config, out: Vec<export::SinkSpec>, stop: Arc<AtomicBool>) -> Result<capture::RunSummary> {
+    let af = &cfg.afpacket;
+    let ncpu = capture::pin::available_cores().len().max(1);
+    let cores = cfg
+        .capture
+        .cores
+        .clone()
+        .unwrap_or_else(|| (0..cfg.capture.workers.unwrap_or(ncpu).max(1)).map(|i| i % ncpu).collect());
+    let rc = capture::afpacket::AfPacketRunConfig {
+        interfaces: af.interfaces.clone(),
+        cores,
+        ring: dpdk_sys::afpacket::RingConfig {
+            block_size: af.block_size,
+            block_count: af.block_count,
+            frame_size: af.frame_size,
+            retire_ms: af.block_timeout_ms,
+            fanout_group: None,
+            promiscuous: af.promiscuous,
+        },
+        flow: cfg.flow_config(),
+        export: cfg.export_config(),
+        stats_interval: (cfg.stats.interval_secs > 0).then(|| std::time::Duration::from_secs(cfg.stats.interval_secs)),
+        metrics: Some(cfg.metrics.listen.clone().unwrap_or_else(|| "127.0.0.1:9477".into())),
+    };
+    Ok(capture::afpacket::run_afpacket(&rc, out, stop)?)
+}
+
 /// SIGINT/SIGTERM set the stop flag; a second one exits at once.
 fn install_signals() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
@@ -639,8 +668,11 @@ pub(crate) fn dedup_cores(mut v: Vec<usize>) -> Vec<usize> {
 
 #[cfg(feature = "dpdk")]
 fn run_dpdk(cfg: &Config, out: Vec<export::SinkSpec>, stop: Arc<AtomicBool>) -> Result<capture::RunSummary> {
+    if !cfg.afpacket.interfaces.is_empty() {
+        return run_afpacket(cfg, out, stop);
+    }
     if cfg.capture.ports.is_empty() {
-        bail!("capture.ports: no port configured; `run` captures from DPDK ports");
+        bail!("capture.ports: no port configured; `run` captures from DPDK ports (or set afpacket.interfaces)");
     }
     let memory = cfg.dpdk.memory_mb;
     let mut eal = eal_base(cfg, &cfg.dpdk.file_prefix, memory, cfg.dpdk.hugepages);

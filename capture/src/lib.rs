@@ -10,6 +10,8 @@
 //! burst and a stats reporter reads.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "dpdk")]
+pub mod afpacket;
 pub mod counters;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
