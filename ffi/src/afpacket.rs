@@ -151,7 +151,8 @@ impl Ring {
         let s = fd.as_raw_fd();
         setsockopt(s, libc::SOL_PACKET, PACKET_VERSION, &TPACKET_V3, "PACKET_VERSION TPACKET_V3")?;
         let page = 4096u32;
-        if !cfg.block_size.is_power_of_two() || cfg.block_size % page != 0 || cfg.frame_size > cfg.block_size {
+        if !cfg.block_size.is_power_of_two() || !cfg.block_size.is_multiple_of(page) || cfg.frame_size > cfg.block_size
+        {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "ring block size: a power of two of pages, at least a frame",
@@ -354,8 +355,8 @@ impl<'a> Block<'a> {
             let tci = rd32(b, h + 32)? as u16;
             let tpid = rd16(b, h + 36)?;
             let data = b.get(h + mac..h + mac + snap)?;
-            let vlan = (status & TP_STATUS_VLAN_VALID != 0)
-                .then(|| (if status & TP_STATUS_VLAN_TPID_VALID != 0 && tpid != 0 { tpid } else { 0x8100 }, tci));
+            let tpid = if status & TP_STATUS_VLAN_TPID_VALID != 0 && tpid != 0 { tpid } else { 0x8100 };
+            let vlan = (status & TP_STATUS_VLAN_VALID != 0).then_some((tpid, tci));
             if next == 0 {
                 left = 0;
             } else {

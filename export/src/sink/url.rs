@@ -84,8 +84,10 @@ fn pct_decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
+            // On bytes: what follows a '%' may be any character.
+            let hex = |c: u8| (c as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
                 i += 3;
                 continue;
             }
@@ -254,6 +256,8 @@ mod test {
         );
         assert_eq!(parse("out/eve.json").unwrap().name, "file:out/eve.json");
         assert_eq!(parse("-").unwrap().target, Target::Stdout);
+        // A '%' before a character that is not a hex digit stays as it is (found by fuzzing).
+        assert_eq!(parse("-?name=%Ӟ").unwrap().name, "%Ӟ");
         for bad in
             ["smtp://x", "syslog+tcp://h:99999", "file:///x?rotate=1", "syslog+udp://h?format=xml", "file://", "-?name"]
         {
