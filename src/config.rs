@@ -58,6 +58,7 @@ pub struct Config {
     pub stats: StatsConfig,
     pub metrics: MetricsConfig,
     pub afpacket: AfPacketTable,
+    pub alert_capture: AlertCaptureTable,
     pub rules: RulesTable,
     pub ioc: IocTable,
     pub behaviour: BehaviourTable,
@@ -658,6 +659,45 @@ impl Default for AfPacketTable {
     }
 }
 
+/// `[alert_capture]`: the packets of flows a rule alerted on (and a few from before the
+/// alert), to rotating pcapng files per worker.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertCaptureTable {
+    /// Default false.
+    pub enabled: bool,
+    /// Where the files go (`alerts-wWORKER-SEQ.pcapng`). Default "/var/log/spinewatch/pcap".
+    pub dir: PathBuf,
+    /// Packets of the flow written from before the alert. Default 16.
+    pub packets_before: usize,
+    /// Packets written per alerting flow at most. Default 10000.
+    pub max_flow_packets: u64,
+    /// Packets each worker keeps for `packets_before` (× snaplen bytes of memory). Default 2048.
+    pub ring_packets: usize,
+    /// Bytes kept of each packet. Default 4096.
+    pub snaplen: usize,
+    /// A file is closed past this size. Default 64 MiB.
+    pub file_bytes: u64,
+    /// Files kept per worker; the oldest go. Default 16.
+    pub files: usize,
+}
+
+impl Default for AlertCaptureTable {
+    fn default() -> Self {
+        let d = capture::alertpcap::AlertCaptureConfig::default();
+        AlertCaptureTable {
+            enabled: false,
+            dir: d.dir,
+            packets_before: d.packets_before,
+            max_flow_packets: d.max_flow_packets,
+            ring_packets: d.ring_packets,
+            snaplen: d.snaplen,
+            file_bytes: d.file_bytes,
+            files: d.files,
+        }
+    }
+}
+
 /// `[metrics]`: the Prometheus endpoint.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -828,6 +868,18 @@ impl Config {
         if df.timeout == 0 {
             p.push("defrag.timeout: must be at least 1 second".into());
         }
+        let ac = &self.alert_capture;
+        if ac.enabled {
+            if ac.ring_packets == 0 || ac.snaplen < 64 || ac.files == 0 || ac.file_bytes < 4096 {
+                p.push("alert_capture: ring_packets, files must be at least 1, snaplen at least 64, file_bytes at least 4096".into());
+            }
+            if ac.packets_before > ac.ring_packets {
+                p.push(format!(
+                    "alert_capture.packets_before: {} is more than ring_packets ({})",
+                    ac.packets_before, ac.ring_packets
+                ));
+            }
+        }
         let af = &self.afpacket;
         if !af.interfaces.is_empty() {
             if !self.capture.ports.is_empty() {
@@ -901,6 +953,20 @@ impl Config {
             }
         }
         Ok(v)
+    }
+
+    /// Triggered capture, when enabled.
+    pub fn alert_capture(&self) -> Option<capture::alertpcap::AlertCaptureConfig> {
+        let a = &self.alert_capture;
+        a.enabled.then(|| capture::alertpcap::AlertCaptureConfig {
+            dir: a.dir.clone(),
+            packets_before: a.packets_before,
+            max_flow_packets: a.max_flow_packets,
+            ring_packets: a.ring_packets,
+            snaplen: a.snaplen,
+            file_bytes: a.file_bytes,
+            files: a.files,
+        })
     }
 
     pub fn flow_config(&self) -> detect::FlowConfig {

@@ -367,7 +367,13 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             let cores = cfg.capture.cores.clone().unwrap_or_else(|| (0..workers).map(|i| i % ncpu).collect());
             let summary = match source {
                 Source::File => {
-                    let fc = FileRunConfig { workers, cores, flow: cfg.flow_config(), export: replay_export(&cfg) };
+                    let fc = FileRunConfig {
+                        workers,
+                        cores,
+                        flow: cfg.flow_config(),
+                        export: replay_export(&cfg),
+                        alert_capture: cfg.alert_capture(),
+                    };
                     capture::file::run_files(&pcaps, &fc, out, stop)?
                 }
                 Source::Dpdk => replay_dpdk(&cfg, workers, &cores, &pcaps, out, stop)?,
@@ -491,6 +497,7 @@ fn run_afpacket(cfg: &Config, out: Vec<export::SinkSpec>, stop: Arc<AtomicBool>)
         export: cfg.export_config(),
         stats_interval: (cfg.stats.interval_secs > 0).then(|| std::time::Duration::from_secs(cfg.stats.interval_secs)),
         metrics: Some(cfg.metrics.listen.clone().unwrap_or_else(|| "127.0.0.1:9477".into())),
+        alert_capture: cfg.alert_capture(),
     };
     Ok(capture::afpacket::run_afpacket(&rc, out, stop)?)
 }
@@ -575,6 +582,7 @@ pub(crate) fn dpdk_run_config(
         stats_interval: (cfg.stats.interval_secs > 0).then(|| std::time::Duration::from_secs(cfg.stats.interval_secs)),
         metrics: cfg.metrics.listen.clone(),
         stats_file: cfg.stats.file.clone(),
+        alert_capture: cfg.alert_capture(),
     }
 }
 

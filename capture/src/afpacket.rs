@@ -24,6 +24,8 @@ pub struct AfPacketRunConfig {
     pub export: ExportConfig,
     pub stats_interval: Option<Duration>,
     pub metrics: Option<String>,
+    /// Triggered packet capture (None: off).
+    pub alert_capture: Option<crate::alertpcap::AlertCaptureConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +62,13 @@ pub fn run_afpacket(
     }
     tracing::info!(interfaces = ?cfg.interfaces, workers = n, "AF_PACKET rings open");
     let (export, batchers) = export::spawn(&out, n, &cfg.export).map_err(AfPacketError::Export)?;
+    let (capture_writer, mut captures) = match &cfg.alert_capture {
+        Some(c) => {
+            let (w, v) = crate::alertpcap::start(c, n).map_err(AfPacketError::Export)?;
+            (Some(w), v.into_iter().map(Some).collect())
+        }
+        None => (None, (0..n).map(|_| None).collect::<Vec<_>>()),
+    };
     let stats = shared_stats(n);
     let mut live = crate::metrics::Live::new(stats.clone(), cfg.flow.capacity as u64);
     live.sinks = export.sink_counters().to_vec();
@@ -80,6 +89,9 @@ pub fn run_afpacket(
         let mut handles = Vec::with_capacity(n);
         for (i, (mut mine, batcher)) in rings.into_iter().zip(batchers).enumerate() {
             let mut core = WorkerCore::new(i, cfg.flow.clone(), batcher, stats.clone());
+            if let Some(c) = captures[i].take() {
+                core.set_alert_capture(c);
+            }
             let cpu = cfg.cores.get(i).copied();
             let stop = stop.clone();
             let h = std::thread::Builder::new()
@@ -177,6 +189,7 @@ pub fn run_afpacket(
         }
         workers.push(core.finish(end));
     }
+    let alert_capture = capture_writer.map(|w| w.finish());
     let (exporter, export_error) = export.join().map_err(AfPacketError::Export)?;
     let input_packets = ports.iter().map(|p| p.ipackets).sum();
     Ok(RunSummary {
@@ -187,5 +200,6 @@ pub fn run_afpacket(
         export_error: export_error.map(|e| e.to_string()),
         elapsed_secs: elapsed,
         input_packets,
+        alert_capture,
     })
 }

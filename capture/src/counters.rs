@@ -110,6 +110,8 @@ pub struct RunSummary {
     pub elapsed_secs: f64,
     /// Packets the source read (file) or the NIC reported (DPDK).
     pub input_packets: u64,
+    /// Triggered packet capture, when it was on.
+    pub alert_capture: Option<crate::alertpcap::AlertCaptureStats>,
 }
 
 impl RunSummary {
@@ -292,6 +294,18 @@ impl RunSummary {
                 s,
                 "  merged behaviours    alerts {} (evidence over every worker: scans, floods, brute force, DNS tunnels; keys not tracked {})",
                 self.exporter.spanning_alerts, self.exporter.sketch_keys_dropped
+            );
+        }
+        if let Some(c) = &self.alert_capture {
+            let _ = writeln!(
+                s,
+                "  alert capture        flows {} packets {} (dropped {}) in {} files, {} bytes, in {}",
+                c.flows,
+                c.packets,
+                c.dropped,
+                c.files,
+                c.bytes,
+                c.dir.display()
             );
         }
         if let Some(err) = &self.export_error {

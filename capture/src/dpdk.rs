@@ -48,6 +48,8 @@ pub struct DpdkRunConfig {
     pub metrics: Option<String>,
     /// A file the periodic stats are appended to as JSON lines (every `stats_interval`).
     pub stats_file: Option<std::path::PathBuf>,
+    /// Triggered packet capture (None: off).
+    pub alert_capture: Option<crate::alertpcap::AlertCaptureConfig>,
     /// How much of the pipeline workers run (`Full` except in `spinewatch bench`).
     pub stage: Stage,
     /// Benchmark mode: measure for `duration` after `warmup`, then stop.
@@ -238,6 +240,13 @@ pub fn run_dpdk_bench(
 
     let n = plans.len();
     let (export, batchers) = dpdk_export(out, n, &cfg.export)?;
+    let (capture_writer, mut captures) = match &cfg.alert_capture {
+        Some(c) => {
+            let (w, v) = crate::alertpcap::start(c, n).map_err(DpdkRunError::Export)?;
+            (Some(w), v.into_iter().map(Some).collect())
+        }
+        None => (None, (0..n).map(|_| None).collect::<Vec<_>>()),
+    };
     let stats = shared_stats(n);
     let mut live = crate::metrics::Live::new(stats.clone(), cfg.flow.capacity as u64);
     live.sinks = export.sink_counters().to_vec();
@@ -293,6 +302,9 @@ pub fn run_dpdk_bench(
                 .map(|&(pi, q)| port_queues[pi][q as usize].take().expect("each queue goes to one worker"))
                 .collect();
             let mut core = WorkerCore::new(i, cfg.flow.clone(), batcher, stats.clone());
+            if let Some(c) = captures[i].take() {
+                core.set_alert_capture(c);
+            }
             let expected = cfg.expected_per_worker.as_ref().map(|v| v.get(i).copied().unwrap_or(0));
             let (eal, stop, done, measuring) = (&eal, stop.clone(), done.clone(), &measuring);
             let measure = cfg.bench.is_some();
@@ -572,6 +584,7 @@ pub fn run_dpdk_bench(
     }
     let end = cores.iter().map(|c| c.now()).max().unwrap_or(0);
     let workers: Vec<_> = cores.into_iter().map(|c| c.finish(end)).collect();
+    let alert_capture = capture_writer.map(|w| w.finish());
     let (exporter, export_error) = export.join().map_err(DpdkRunError::Export)?;
     drop(ports);
     drop(pool);
@@ -585,6 +598,7 @@ pub fn run_dpdk_bench(
         export_error: export_error.map(|e| e.to_string()),
         elapsed_secs: elapsed,
         input_packets,
+        alert_capture,
     };
     Ok((summary, report))
 }

@@ -28,6 +28,8 @@ pub struct FileRunConfig {
     pub cores: Vec<usize>,
     pub flow: FlowConfig,
     pub export: ExportConfig,
+    /// Triggered packet capture (None: off).
+    pub alert_capture: Option<crate::alertpcap::AlertCaptureConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +62,13 @@ pub fn run_files(
         readers.push(PcapReader::open(p)?);
     }
     let (export, batchers) = export::spawn(&out, n, &cfg.export).map_err(FileRunError::Export)?;
+    let (capture_writer, mut captures) = match &cfg.alert_capture {
+        Some(c) => {
+            let (w, v) = crate::alertpcap::start(c, n).map_err(FileRunError::Export)?;
+            (Some(w), v.into_iter().map(Some).collect())
+        }
+        None => (None, (0..n).map(|_| None).collect::<Vec<_>>()),
+    };
     let stats = shared_stats(n);
     let mut txs = Vec::with_capacity(n);
     let mut backs = Vec::with_capacity(n);
@@ -81,6 +90,9 @@ pub fn run_files(
         let mut handles = Vec::with_capacity(n);
         for (i, ((rx, btx), batcher)) in worker_ends.into_iter().zip(batchers).enumerate() {
             let mut core = WorkerCore::new(i, cfg.flow.clone(), batcher, stats.clone());
+            if let Some(c) = captures[i].take() {
+                core.set_alert_capture(c);
+            }
             let pin = cfg.cores.get(i % cfg.cores.len().max(1)).copied();
             let h = std::thread::Builder::new()
                 .name(format!("sw-worker-{i}"))
@@ -160,6 +172,7 @@ pub fn run_files(
     // reason (timeout or shutdown) does not depend on which worker held it.
     let end = cores.iter().map(|c| c.now()).max().unwrap_or(0);
     let workers = cores.into_iter().map(|c| c.finish(end)).collect();
+    let alert_capture = capture_writer.map(|w| w.finish());
     let (exporter, export_error) = export.join().map_err(FileRunError::Export)?;
     if let Some(e) = read_error {
         tracing::error!("{e}; the packets before it were processed");
@@ -173,5 +186,6 @@ pub fn run_files(
         export_error: export_error.map(|e| e.to_string()),
         elapsed_secs: elapsed,
         input_packets,
+        alert_capture,
     })
 }

@@ -12,6 +12,7 @@
 
 #[cfg(feature = "dpdk")]
 pub mod afpacket;
+pub mod alertpcap;
 pub mod counters;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;

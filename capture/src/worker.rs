@@ -58,6 +58,39 @@ pub struct WorkerCore {
     pub received: u64,
     pub received_bytes: u64,
     pub bursts: u64,
+    /// Triggered packet capture, when configured.
+    capture: Option<crate::alertpcap::AlertCapture>,
+}
+
+/// The batcher, with every packet also shown to the triggered capture.
+struct Tapped<'a> {
+    b: &'a mut Batcher,
+    cap: &'a mut crate::alertpcap::AlertCapture,
+}
+
+impl detect::flow::RecordSink for Tapped<'_> {
+    #[inline]
+    fn emit(&mut self, rec: &detect::flow::FlowRecord) {
+        self.b.emit(rec)
+    }
+    #[inline]
+    fn emit_event(&mut self, meta: &detect::EventMeta, ev: &detect::AppEvent<'_>) {
+        self.b.emit_event(meta, ev)
+    }
+    #[inline]
+    fn emit_alert(&mut self, meta: &detect::EventMeta, a: &detect::flow::AlertInfo<'_>) {
+        self.b.emit_alert(meta, a)
+    }
+    fn emit_sketch(&mut self, s: detect::rules::sketch::WindowSketch) {
+        self.b.emit_sketch(s)
+    }
+    fn wants_packets(&self) -> bool {
+        true
+    }
+    #[inline]
+    fn packet(&mut self, data: &[u8], wire_len: u32, ts: Micros, flow: u64, alerted: bool) {
+        self.cap.packet(data, wire_len, ts, flow, alerted)
+    }
 }
 
 impl WorkerCore {
@@ -73,7 +106,13 @@ impl WorkerCore {
             received: 0,
             received_bytes: 0,
             bursts: 0,
+            capture: None,
         }
+    }
+
+    /// Turns on triggered packet capture for this worker.
+    pub fn set_alert_capture(&mut self, c: crate::alertpcap::AlertCapture) {
+        self.capture = Some(c);
     }
 
     /// One burst of frames `(data, wire_len, ts)`: decode and flow update. No allocation, no
@@ -103,7 +142,10 @@ impl WorkerCore {
             Stage::Rx => frames.for_each(drop),
             Stage::Decode => self.engine.decode_only(frames),
             Stage::Flow => self.engine.process_burst(frames, &mut self.discard),
-            Stage::Full => self.engine.process_burst(frames, &mut self.batcher),
+            Stage::Full => match self.capture.as_mut() {
+                Some(cap) => self.engine.process_burst(frames, &mut Tapped { b: &mut self.batcher, cap }),
+                None => self.engine.process_burst(frames, &mut self.batcher),
+            },
         }
     }
 
@@ -119,6 +161,9 @@ impl WorkerCore {
             self.engine.end_burst(clock, &mut self.batcher);
         }
         self.batcher.tick(mono_ms);
+        if let Some(c) = self.capture.as_mut() {
+            c.tick(mono_ms);
+        }
         let s = &self.stats[self.id];
         let (c, f) = self.engine.counters_ref();
         s.publish(c, f, &self.batcher.stats, self.engine.gauges());
@@ -137,6 +182,9 @@ impl WorkerCore {
         // Every live flow's record must reach the exporter: wait for it rather than drop.
         self.batcher.set_blocking(true);
         self.engine.flush(end, &mut self.batcher);
+        if let Some(c) = self.capture.take() {
+            c.finish();
+        }
         let engine = self.engine.counters();
         let export = self.batcher.finish();
         self.stats[self.id].publish(&engine, &engine.flows, &export, self.engine.gauges());

@@ -145,6 +145,7 @@ impl Engine {
         I: IntoIterator<Item = (&'a [u8], u32, Micros)>,
     {
         self.table.refresh_rules();
+        let tap = sink.wants_packets();
         let mut it = frames.into_iter();
         let mut datas: [&[u8]; CHUNK] = [&[]; CHUNK];
         loop {
@@ -191,6 +192,11 @@ impl Engine {
             std::hint::black_box(touched);
             for (s, data) in self.chunk[..n].iter().zip(&datas[..n]) {
                 account(&mut self.table, &mut self.defrag, &mut self.counters, &mut self.now, s, data, sink);
+                if tap {
+                    let on_flow = s.is_ip && s.result.is_ok();
+                    let alerted = on_flow && self.table.alerted(&s.key, s.hash);
+                    sink.packet(data, s.wire_len, s.ts, if on_flow { s.hash } else { 0 }, alerted);
+                }
             }
             if n < CHUNK {
                 break;

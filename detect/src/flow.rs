@@ -429,6 +429,14 @@ pub trait RecordSink {
     fn emit_alert(&mut self, _meta: &EventMeta, _alert: &AlertInfo<'_>) {}
     /// A finished window of this worker's behaviour evidence, for the aggregator.
     fn emit_sketch(&mut self, _sketch: crate::rules::sketch::WindowSketch) {}
+    /// Whether the sink wants every packet after its flow update ([`RecordSink::packet`]);
+    /// asked once per burst.
+    fn wants_packets(&self) -> bool {
+        false
+    }
+    /// A packet once its flow is updated: its flow's hash (0 when it is on no flow: not IP, a
+    /// fragment, undecodable) and whether a rule has alerted on that flow (triggered capture).
+    fn packet(&mut self, _data: &[u8], _wire_len: u32, _ts: Micros, _flow: u64, _alerted: bool) {}
 }
 
 /// Collects flow records; app-layer events are only counted (`AppCounters::events` has them).
@@ -788,6 +796,11 @@ impl FlowTable {
     // ---- index -----------------------------------------------------------------------------
 
     #[inline]
+    /// Whether a rule alerted on the live flow of `key` (`hash` its [`key_hash`]).
+    pub fn alerted(&self, key: &FlowKey, hash: u64) -> bool {
+        self.find(key, hash).is_some_and(|s| self.flows[s as usize].app_bits & ALERTED != 0)
+    }
+
     fn find(&self, key: &FlowKey, hash: u64) -> Option<u32> {
         let tag = hash >> 32;
         let mut i = hash as usize & self.mask;
