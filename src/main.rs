@@ -1,4 +1,5 @@
 //! The `spinewatch` binary: CLI, config loading and wiring of capture → detect → export.
+#![forbid(unsafe_code)]
 
 mod bench;
 mod config;

@@ -4,6 +4,7 @@
 //!
 //! Output is a list of `(timestamp µs, frame)`; writing it to a file is the caller's business
 //! (`capture::pcap::PcapWriter`).
+#![forbid(unsafe_code)]
 
 use std::net::IpAddr;
 
