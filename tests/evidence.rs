@@ -33,28 +33,20 @@ fn alerting_flows_are_written_whole_and_replay_to_the_same_alerts() {
         .unwrap();
     assert!(out.status.success());
     let rules = format!("{}/configs/rules/demo.rules", env!("CARGO_MANIFEST_DIR"));
-    let dir = d.path("pcap");
-    let cfg = d.path("c.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[alert_capture]\nenabled = true\ndir = \"{}\"\npackets_before = 65536\nring_packets = 65536\nsnaplen = 9216\n\
-             file_bytes = 16384\nfiles = 3\n[behaviour]\nenabled = false\n",
+    // The capture replayed with the rules and `[alert_capture]` into `dir` (`extra`: more keys).
+    let run = |dir: &std::path::Path, extra: &str| -> Run {
+        let cfg = d.path("c.toml");
+        let keys = "packets_before = 65536\nring_packets = 65536\nsnaplen = 9216\n";
+        let text = format!(
+            "[alert_capture]\nenabled = true\ndir = \"{}\"\n{keys}{extra}[behaviour]\nenabled = false\n",
             dir.display()
-        ),
-    )
-    .unwrap();
-    let orig = replay(&[
-        "--config",
-        cfg.to_str().unwrap(),
-        "--source",
-        "file",
-        "--workers",
-        "2",
-        "--rules",
-        &rules,
-        pcap.to_str().unwrap(),
-    ]);
+        );
+        std::fs::write(&cfg, text).unwrap();
+        let c = cfg.to_str().unwrap();
+        replay(&["--config", c, "--source", "file", "--workers", "2", "--rules", &rules, pcap.to_str().unwrap()])
+    };
+    let dir = d.path("pcap");
+    let orig = run(&dir, "file_bytes = 16384\nfiles = 3\n");
     let alerts: Vec<&serde_json::Value> = orig.of_type("alert").collect();
     assert!(alerts.len() >= 10, "{}", orig.stderr);
     let line = orig.stderr.lines().find(|l| l.contains("alert capture")).expect("an alert capture line");
@@ -74,25 +66,9 @@ fn alerting_flows_are_written_whole_and_replay_to_the_same_alerts() {
     }
     // The kept files only hold the latest flows: check the whole capture with files big enough.
     let dir2 = d.path("pcap2");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[alert_capture]\nenabled = true\ndir = \"{}\"\npackets_before = 65536\nring_packets = 65536\nsnaplen = 9216\n[behaviour]\nenabled = false\n",
-            dir2.display()
-        ),
-    )
-    .unwrap();
-    let orig = replay(&[
-        "--config",
-        cfg.to_str().unwrap(),
-        "--source",
-        "file",
-        "--workers",
-        "2",
-        "--rules",
-        &rules,
-        pcap.to_str().unwrap(),
-    ]);
+    let orig = run(&dir2, "");
+    let line = orig.stderr.lines().find(|l| l.contains("alert capture")).expect("an alert capture line");
+    assert!(line.contains("(dropped 0)"), "{line}");
     let mut evidence: Vec<String> =
         std::fs::read_dir(&dir2).unwrap().map(|e| e.unwrap().path().to_string_lossy().into_owned()).collect();
     evidence.sort();

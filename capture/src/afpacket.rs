@@ -62,28 +62,13 @@ pub fn run_afpacket(
     }
     tracing::info!(interfaces = ?cfg.interfaces, workers = n, "AF_PACKET rings open");
     let (export, batchers) = export::spawn(&out, n, &cfg.export).map_err(AfPacketError::Export)?;
-    let (capture_writer, mut captures) = match &cfg.alert_capture {
-        Some(c) => {
-            let (w, v) = crate::alertpcap::start(c, n).map_err(AfPacketError::Export)?;
-            (Some(w), v.into_iter().map(Some).collect())
-        }
-        None => (None, (0..n).map(|_| None).collect::<Vec<_>>()),
-    };
+    let (capture_writer, mut captures) =
+        crate::alertpcap::start_if(cfg.alert_capture.as_ref(), n).map_err(AfPacketError::Export)?;
     let stats = shared_stats(n);
     let mut live = crate::metrics::Live::new(stats.clone(), cfg.flow.capacity as u64);
     live.sinks = export.sink_counters().to_vec();
     let live = Arc::new(live);
-    let _metrics =
-        cfg.metrics.as_deref().filter(|a| !a.is_empty()).and_then(|a| match crate::metrics::serve(a, live.clone()) {
-            Ok(s) => {
-                tracing::info!(addr = %s.addr, "metrics at http://{}/metrics", s.addr);
-                Some(s)
-            }
-            Err(e) => {
-                tracing::error!("metrics: cannot listen on {a}: {e}; running without the endpoint");
-                None
-            }
-        });
+    let _metrics = crate::metrics::serve_if(cfg.metrics.as_deref(), &live);
     let started = Instant::now();
     let results: Vec<(WorkerCore, Vec<Ring>)> = std::thread::scope(|s| -> Result<_, AfPacketError> {
         let mut handles = Vec::with_capacity(n);

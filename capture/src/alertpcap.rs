@@ -273,6 +273,21 @@ impl Writer {
     }
 }
 
+/// [`start`] when `cfg` says so: the writer, and a capture for each of `workers` (all None
+/// when off).
+pub fn start_if(
+    cfg: Option<&AlertCaptureConfig>,
+    workers: usize,
+) -> std::io::Result<(Option<Writer>, Vec<Option<AlertCapture>>)> {
+    match cfg {
+        Some(c) => {
+            let (w, v) = start(c, workers)?;
+            Ok((Some(w), v.into_iter().map(Some).collect()))
+        }
+        None => Ok((None, (0..workers).map(|_| None).collect())),
+    }
+}
+
 /// Starts the writer and one [`AlertCapture`] per worker. The directory is made now, so a bad
 /// one fails the start.
 pub fn start(cfg: &AlertCaptureConfig, workers: usize) -> std::io::Result<(Writer, Vec<AlertCapture>)> {

@@ -240,13 +240,8 @@ pub fn run_dpdk_bench(
 
     let n = plans.len();
     let (export, batchers) = dpdk_export(out, n, &cfg.export)?;
-    let (capture_writer, mut captures) = match &cfg.alert_capture {
-        Some(c) => {
-            let (w, v) = crate::alertpcap::start(c, n).map_err(DpdkRunError::Export)?;
-            (Some(w), v.into_iter().map(Some).collect())
-        }
-        None => (None, (0..n).map(|_| None).collect::<Vec<_>>()),
-    };
+    let (capture_writer, mut captures) =
+        crate::alertpcap::start_if(cfg.alert_capture.as_ref(), n).map_err(DpdkRunError::Export)?;
     let stats = shared_stats(n);
     let mut live = crate::metrics::Live::new(stats.clone(), cfg.flow.capacity as u64);
     live.sinks = export.sink_counters().to_vec();
@@ -256,17 +251,7 @@ pub fn run_dpdk_bench(
         .map(|p| Arc::new(crate::metrics::PortLive { name: p.name.clone(), ..Default::default() }))
         .collect();
     let live = Arc::new(live);
-    let _metrics =
-        cfg.metrics.as_deref().filter(|a| !a.is_empty()).and_then(|a| match crate::metrics::serve(a, live.clone()) {
-            Ok(s) => {
-                tracing::info!(addr = %s.addr, "metrics at http://{}/metrics", s.addr);
-                Some(s)
-            }
-            Err(e) => {
-                tracing::error!("metrics: cannot listen on {a}: {e}; running without the endpoint");
-                None
-            }
-        });
+    let _metrics = crate::metrics::serve_if(cfg.metrics.as_deref(), &live);
     let mut stats_file = match &cfg.stats_file {
         Some(p) => Some(
             std::fs::OpenOptions::new()

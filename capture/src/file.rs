@@ -62,13 +62,8 @@ pub fn run_files(
         readers.push(PcapReader::open(p)?);
     }
     let (export, batchers) = export::spawn(&out, n, &cfg.export).map_err(FileRunError::Export)?;
-    let (capture_writer, mut captures) = match &cfg.alert_capture {
-        Some(c) => {
-            let (w, v) = crate::alertpcap::start(c, n).map_err(FileRunError::Export)?;
-            (Some(w), v.into_iter().map(Some).collect())
-        }
-        None => (None, (0..n).map(|_| None).collect::<Vec<_>>()),
-    };
+    let (capture_writer, mut captures) =
+        crate::alertpcap::start_if(cfg.alert_capture.as_ref(), n).map_err(FileRunError::Export)?;
     let stats = shared_stats(n);
     let mut txs = Vec::with_capacity(n);
     let mut backs = Vec::with_capacity(n);

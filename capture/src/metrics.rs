@@ -228,6 +228,22 @@ impl Drop for Server {
     }
 }
 
+/// [`serve`] when `listen` is set and not empty; a failure is logged and the run goes on
+/// without the endpoint (a sensor keeps capturing if its metrics port is taken).
+pub fn serve_if(listen: Option<&str>, live: &Arc<Live>) -> Option<Server> {
+    let a = listen.filter(|a| !a.is_empty())?;
+    match serve(a, live.clone()) {
+        Ok(s) => {
+            tracing::info!(addr = %s.addr, "metrics at http://{}/metrics", s.addr);
+            Some(s)
+        }
+        Err(e) => {
+            tracing::error!("metrics: cannot listen on {a}: {e}; running without the endpoint");
+            None
+        }
+    }
+}
+
 /// Binds `listen` and serves `live`.
 pub fn serve(listen: &str, live: Arc<Live>) -> io::Result<Server> {
     let l = TcpListener::bind(listen)?;

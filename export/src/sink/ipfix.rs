@@ -18,7 +18,7 @@
 use super::net::{connect_udp, Conn};
 use super::{Chunk, Transport};
 use detect::flow::{EndReason, FlowRecord, FlowState};
-use std::io::{self, Write};
+use std::io;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
@@ -175,11 +175,7 @@ impl IpfixTransport {
             return Ok(());
         }
         let c = self.conn.as_mut().ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
-        if c.peer_closed() {
-            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "the collector closed the connection"));
-        }
-        c.write_all(buf)?;
-        c.flush()
+        c.send_all(buf)
     }
 }
 
@@ -271,11 +267,6 @@ impl Transport for IpfixTransport {
             c.shutdown();
         }
         self.udp = None;
-    }
-
-    fn finish(&mut self) -> io::Result<()> {
-        self.disconnect();
-        Ok(())
     }
 }
 

@@ -83,6 +83,7 @@ pub trait Transport: Send {
     fn disconnect(&mut self) {}
     /// The end of the run: flush and close.
     fn finish(&mut self) -> io::Result<()> {
+        self.disconnect();
         Ok(())
     }
     /// Whether an error is for good (a file that cannot be written): the sink then counts

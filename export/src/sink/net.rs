@@ -142,6 +142,15 @@ impl Conn {
         closed
     }
 
+    /// Writes `buf` whole, after checking the peer is still there ([`Conn::peer_closed`]).
+    pub fn send_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        if self.peer_closed() {
+            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "the collector closed the connection"));
+        }
+        self.write_all(buf)?;
+        self.flush()
+    }
+
     /// Reads what the peer sent (Redis replies).
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {

@@ -132,11 +132,6 @@ impl Transport for RedisTransport {
             c.shutdown();
         }
     }
-
-    fn finish(&mut self) -> io::Result<()> {
-        self.disconnect();
-        Ok(())
-    }
 }
 
 #[cfg(test)]

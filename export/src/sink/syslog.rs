@@ -144,16 +144,12 @@ impl Transport for SyslogTransport {
             return Ok(());
         }
         let conn = self.conn.as_mut().ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
-        if conn.peer_closed() {
-            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "the collector closed the connection"));
-        }
         self.buf.clear();
         for m in c.messages() {
             let _ = write!(self.buf, "{} ", m.len());
             self.buf.extend_from_slice(m);
         }
-        conn.write_all(&self.buf)?;
-        conn.flush()
+        conn.send_all(&self.buf)
     }
 
     fn disconnect(&mut self) {
@@ -161,11 +157,6 @@ impl Transport for SyslogTransport {
             c.shutdown();
         }
         self.udp = None;
-    }
-
-    fn finish(&mut self) -> io::Result<()> {
-        self.disconnect();
-        Ok(())
     }
 }
 
