@@ -203,10 +203,7 @@ impl Spool {
         loop {
             let Some(seg) = self.segments.front() else { return Ok(Peek::Empty) };
             if seg.entries == 0 {
-                // Read to its end: gone, unless it is the segment being written.
-                if self.segments.len() == 1 && self.writer.is_some() && seg.bytes < SEGMENT_BYTES {
-                    return Ok(Peek::Empty);
-                }
+                // Read to its end: gone (the next append starts a new segment).
                 self.drop_oldest();
                 continue;
             }
@@ -246,8 +243,9 @@ impl Spool {
         seg.read_at += bytes;
         seg.entries = seg.entries.saturating_sub(1);
         seg.records = seg.records.saturating_sub(records as u64);
-        let done = seg.entries == 0 && !(self.segments.len() == 1 && self.writer.is_some());
-        if done {
+        // Read to its end: gone, so an empty spool has no segment and the sink goes back to its
+        // memory queue.
+        if seg.entries == 0 {
             self.drop_oldest();
         }
     }
@@ -361,6 +359,14 @@ mod test {
             s.advance(pos, c.records, entry_bytes(&c));
         }
         assert_eq!(tags, [1, 2, 3, 4]);
+        assert!(s.is_empty());
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 0, "a spool read to its end leaves no file");
+        // And takes more after that.
+        s.append(&chunk(9, 1)).unwrap();
+        assert!(!s.is_empty());
+        let Peek::Entry(pos, c) = s.peek().unwrap() else { panic!("empty") };
+        assert_eq!(c.data[0], 9);
+        s.advance(pos, c.records, entry_bytes(&c));
         assert!(s.is_empty());
         let _ = fs::remove_dir_all(&d);
     }
