@@ -127,11 +127,19 @@ pub fn run_afpacket(
                         }));
                         true
                     };
+                    // The kernel's counters are 32-bit and reset at each read: read them often.
+                    let mut next_stats = Instant::now();
                     while !stop.load(Ordering::Relaxed) {
                         for ring in mine.iter_mut() {
                             take(ring, &mut core, wait);
                         }
                         core.end_burst(Some(now_us()), started.elapsed().as_millis() as u64);
+                        if Instant::now() >= next_stats {
+                            for ring in mine.iter_mut() {
+                                let _ = ring.stats();
+                            }
+                            next_stats += Duration::from_secs(1);
+                        }
                     }
                     // What the kernel still holds: the blocks it retires within a few ms.
                     let t0 = Instant::now();
@@ -168,7 +176,7 @@ pub fn run_afpacket(
         for (k, r) in mine.iter_mut().enumerate() {
             if let Ok(st) = r.stats() {
                 // The kernel's count includes what it dropped: what reached the ring is the rest.
-                ports[k].ipackets += st.packets - st.drops;
+                ports[k].ipackets += st.packets.saturating_sub(st.drops);
                 ports[k].imissed += st.drops;
             }
         }

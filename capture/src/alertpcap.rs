@@ -160,7 +160,7 @@ impl AlertCapture {
                         self.flows.pop_front();
                     }
                     self.shared.flows.fetch_add(1, Relaxed);
-                    let n = self.ring.len();
+                    let n = if self.cfg.packets_before == 0 { 0 } else { self.ring.len() };
                     let mut before: Vec<usize> = Vec::new();
                     for k in 1..=n {
                         let i = (self.next + n - k) % n;
@@ -172,14 +172,20 @@ impl AlertCapture {
                         }
                     }
                     let mut written = 0;
+                    // Within the flow's budget: the newest of the ring's packets and this one.
+                    let room = self.cfg.max_flow_packets.saturating_sub(1) as usize;
+                    before.truncate(room);
                     for &i in before.iter().rev() {
                         let (_, t, w, _) = self.ring[i];
                         let d = self.slot(i).to_vec();
                         self.write(&d, w, t);
                         written += 1;
                     }
-                    self.write(&data[..snap], wire_len, ts);
-                    self.flows.push_back((flow, written + 1));
+                    if self.cfg.max_flow_packets > 0 {
+                        self.write(&data[..snap], wire_len, ts);
+                        written += 1;
+                    }
+                    self.flows.push_back((flow, written));
                 }
             }
         }

@@ -148,6 +148,24 @@ pub fn render(l: &Live) -> String {
     o
 }
 
+/// A JSON string (names come from the configuration).
+fn json_str(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
 /// One JSON object with the same figures (the periodic stats line).
 pub fn render_json(l: &Live) -> String {
     let g = |a: &AtomicU64| a.load(Relaxed);
@@ -182,9 +200,9 @@ pub fn render_json(l: &Live) -> String {
     for (i, p) in l.ports.iter().enumerate() {
         let _ = write!(
             o,
-            "{}{{\"port\":{:?},\"ipackets\":{},\"imissed\":{},\"ierrors\":{},\"rx_nombuf\":{}}}",
+            "{}{{\"port\":{},\"ipackets\":{},\"imissed\":{},\"ierrors\":{},\"rx_nombuf\":{}}}",
             if i > 0 { "," } else { "" },
-            p.name,
+            json_str(&p.name),
             g(&p.ipackets),
             g(&p.imissed),
             g(&p.ierrors),
@@ -195,8 +213,9 @@ pub fn render_json(l: &Live) -> String {
     for (i, (n, c)) in l.sinks.iter().enumerate() {
         let _ = write!(
             o,
-            "{}{{\"sink\":{n:?},\"records\":{},\"sent\":{},\"spooled\":{},\"replayed\":{},\"dropped\":{},\"lost\":{},\"errors\":{},\"queue_bytes\":{},\"spool_bytes\":{}}}",
+            "{}{{\"sink\":{},\"records\":{},\"sent\":{},\"spooled\":{},\"replayed\":{},\"dropped\":{},\"lost\":{},\"errors\":{},\"queue_bytes\":{},\"spool_bytes\":{}}}",
             if i > 0 { "," } else { "" },
+            json_str(n),
             g(&c.records),
             g(&c.sent),
             g(&c.spooled),

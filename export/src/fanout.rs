@@ -245,6 +245,7 @@ impl Fanout {
                             c.data.truncate(start);
                             continue;
                         }
+                        cef::finish_line(&mut c.data, body);
                         c.end_message();
                     } else {
                         if nlines == 0 {
@@ -274,13 +275,21 @@ impl Fanout {
             if f.chunk.is_empty() {
                 continue;
             }
-            // The next chunk starts at its full size: growing it by doubling would copy it.
+            // Under load the next chunk starts at its full size (growing one by doubling copies
+            // it); at a trickle it starts small, and a chunk queued with room to spare gives it
+            // back, since a sink whose peer is down holds its chunks for a while.
+            let busy = f.chunk.data.len() >= CHUNK_BYTES / 2;
             let next = Chunk {
-                data: Vec::with_capacity(f.chunk.data.capacity().max(CHUNK_BYTES + (64 << 10))),
-                ends: Vec::with_capacity(f.chunk.ends.capacity()),
+                data: Vec::with_capacity(if busy { CHUNK_BYTES + (64 << 10) } else { 64 << 10 }),
+                ends: Vec::with_capacity(if busy { f.chunk.ends.capacity() } else { 256 }),
                 records: 0,
             };
-            let c = Arc::new(std::mem::replace(&mut f.chunk, next));
+            let mut full = std::mem::replace(&mut f.chunk, next);
+            if full.data.capacity() > 2 * full.data.len() + (64 << 10) {
+                full.data.shrink_to_fit();
+                full.ends.shrink_to_fit();
+            }
+            let c = Arc::new(full);
             for &i in &f.sinks {
                 self.sinks[i].push(c.clone());
             }

@@ -24,6 +24,8 @@ const TP_STATUS_USER: u32 = 1;
 const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
 const TP_STATUS_VLAN_TPID_VALID: u32 = 1 << 6;
 const ETH_P_ALL: u16 = 0x0003;
+/// Where a block's bytes are taken from: past `version`, `offset_to_priv` and `block_status`.
+const AFTER_STATUS: usize = 12;
 
 #[repr(C)]
 struct TpacketReq3 {
@@ -259,8 +261,11 @@ impl Ring {
         let i = self.cur;
         self.cur = (self.cur + 1) % self.block_count;
         // SAFETY: the kernel handed block `i` over (status USER, read with Acquire): until we
-        // set it back to KERNEL, in Block's drop, it does not write it.
-        let bytes = unsafe { std::slice::from_raw_parts(self.map.add(i * self.block_size), self.block_size) };
+        // set it back to KERNEL, in Block's drop, it does not write it. The slice starts after
+        // the status word (offset 8..12), which stays reachable only through the atomic.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(self.map.add(i * self.block_size + AFTER_STATUS), self.block_size - AFTER_STATUS)
+        };
         Ok(Some(Block { bytes, status: self.status(i) }))
     }
 
@@ -299,8 +304,10 @@ impl Drop for Ring {
     }
 }
 
-/// A block the kernel handed over; given back when dropped.
+/// A block the kernel handed over; given back when dropped. Its packets borrow it, so none
+/// outlives the hand-back.
 pub struct Block<'a> {
+    /// The block from offset [`AFTER_STATUS`] on.
     bytes: &'a [u8],
     status: &'a AtomicU32,
 }
@@ -332,12 +339,13 @@ fn rd16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
 }
 
-impl<'a> Block<'a> {
+impl Block<'_> {
     /// The block's packets, in order (a malformed header ends the walk).
-    pub fn packets(&self) -> impl Iterator<Item = Packet<'a>> + '_ {
-        let b = self.bytes;
-        let n = rd32(b, 12).unwrap_or(0);
-        let mut at = rd32(b, 16).unwrap_or(0) as usize;
+    pub fn packets(&self) -> impl Iterator<Item = Packet<'_>> + '_ {
+        let b: &[u8] = self.bytes;
+        // num_pkts at 12 and offset_to_first_pkt at 16 of the block; offsets here are from 12.
+        let n = rd32(b, 12 - AFTER_STATUS).unwrap_or(0);
+        let mut at = (rd32(b, 16 - AFTER_STATUS).unwrap_or(0) as usize).saturating_sub(AFTER_STATUS);
         let mut left = n;
         std::iter::from_fn(move || {
             if left == 0 {

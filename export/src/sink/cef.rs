@@ -33,11 +33,10 @@ fn header_field(out: &mut Vec<u8>, b: &[u8]) {
     }
 }
 
-/// Appends ` key=value` with the value escaped for an extension (`\`, `=`, line breaks).
+/// Appends ` key=value` with the value escaped for an extension (`\`, `=`, line breaks);
+/// [`finish_line`] takes the space off the first one.
 fn ext(out: &mut Vec<u8>, key: &str, v: &[u8]) {
-    if out.last() != Some(&b'|') {
-        out.push(b' ');
-    }
+    out.push(b' ');
     out.extend_from_slice(key.as_bytes());
     out.push(b'=');
     for ch in String::from_utf8_lossy(v).chars() {
@@ -55,10 +54,25 @@ fn ext(out: &mut Vec<u8>, key: &str, v: &[u8]) {
 }
 
 fn ext_num(out: &mut Vec<u8>, key: &str, v: u64) {
-    if out.last() != Some(&b'|') {
-        out.push(b' ');
-    }
+    out.push(b' ');
     let _ = write!(out, "{key}={v}");
+}
+
+/// Ends the CEF line that starts at `start`: the extensions begin right after the header's
+/// seventh `|` (escaped ones, `\|`, not counted), without the space [`ext`] put before each.
+pub fn finish_line(out: &mut Vec<u8>, start: usize) {
+    let (mut pipes, mut i) = (0, start);
+    while i < out.len() && pipes < 7 {
+        match out[i] {
+            b'\\' => i += 1,
+            b'|' => pipes += 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    if pipes == 7 && out.get(i) == Some(&b' ') {
+        out.remove(i);
+    }
 }
 
 fn labelled(out: &mut Vec<u8>, key: &str, label: &str, v: &[u8]) {
@@ -258,9 +272,17 @@ mod test {
         let mut o = Vec::new();
         head(&mut o, "1:2:3", b"a|b\\c", 5);
         ext(&mut o, "cs1", b"x=y\\z\nw");
+        finish_line(&mut o, 0);
         assert_eq!(
             String::from_utf8(o).unwrap(),
             format!("CEF:0|spinewatch|spinewatch|{VERSION}|1:2:3|a\\|b\\\\c|5|cs1=x\\=y\\\\z\\nw")
         );
+        // A value ending in '|' does not swallow the next key's space.
+        let mut o = Vec::new();
+        head(&mut o, "http", b"x", 1);
+        ext(&mut o, "request", b"/a|");
+        ext(&mut o, "requestMethod", b"GET");
+        finish_line(&mut o, 0);
+        assert!(String::from_utf8(o).unwrap().ends_with("|1|request=/a| requestMethod=GET"));
     }
 }

@@ -297,7 +297,7 @@ impl Sink {
         let sh = &*self.shared;
         sh.c.records.fetch_add(c.records as u64, Relaxed);
         let mut st = sh.lock();
-        let size = c.data.len() + 4 * c.ends.len();
+        let size = cost(&c);
         loop {
             if st.failed {
                 sh.c.lost.fetch_add(c.records as u64, Relaxed);
@@ -316,7 +316,7 @@ impl Sink {
                 continue;
             }
             if let Some(sp) = sh.spool(&mut st) {
-                match sp.append(&c).and_then(|d| sp.flush().map(|_| d)) {
+                match sp.append(&c) {
                     Ok(dropped) => {
                         sh.c.spooled.fetch_add(c.records as u64, Relaxed);
                         sh.c.dropped.fetch_add(dropped, Relaxed);
@@ -331,7 +331,7 @@ impl Sink {
             }
             // No spool: the oldest in memory makes room.
             if let Some((_, old)) = st.mem.pop_front() {
-                st.mem_bytes -= old.data.len() + 4 * old.ends.len();
+                st.mem_bytes -= cost(&old);
                 sh.c.dropped.fetch_add(old.records as u64, Relaxed);
             }
         }
@@ -408,25 +408,36 @@ fn next(sh: &Shared) -> Next {
     }
 }
 
-/// The chunk was sent: take it off the queue or the spool.
+/// What a chunk counts against the memory queue: what it holds in memory.
+fn cost(c: &Chunk) -> usize {
+    c.data.capacity() + 4 * c.ends.capacity()
+}
+
+/// The chunk was sent: take it off the queue or the spool. A chunk that was dropped meanwhile
+/// (to make room) was counted as dropped; it went to the peer after all, so it counts as sent.
 fn commit(sh: &Shared, n: &Next) {
     let mut st = sh.lock();
-    match n {
+    let (present, records) = match n {
         Next::Mem(seq, c) => {
-            if st.mem.front().is_some_and(|(s, _)| s == seq) {
+            let present = st.mem.front().is_some_and(|(s, _)| s == seq);
+            if present {
                 st.mem.pop_front();
-                st.mem_bytes -= c.data.len() + 4 * c.ends.len();
+                st.mem_bytes -= cost(c);
             }
-            sh.room.notify_all();
+            (present, c.records)
         }
         Next::Spooled(pos, c) => {
-            if let Some(sp) = st.spool.as_mut() {
-                sp.advance(*pos, c.records, spool::entry_bytes(c));
-            }
+            let present = st.spool.as_mut().is_some_and(|sp| sp.advance(*pos, c.records, spool::entry_bytes(c)));
             sh.c.replayed.fetch_add(c.records as u64, Relaxed);
+            (present, c.records)
         }
-        _ => {}
+        _ => return,
+    };
+    sh.c.sent.fetch_add(records as u64, Relaxed);
+    if !present {
+        let _ = sh.c.dropped.fetch_update(Relaxed, Relaxed, |d| Some(d.saturating_sub(records as u64)));
     }
+    sh.room.notify_all();
     sh.gauges(&st);
 }
 
@@ -531,12 +542,16 @@ fn sink_run(sh: &Shared, mut t: Box<dyn Transport>) {
             Next::Mem(_, c) | Next::Spooled(_, c) => c.clone(),
             _ => unreachable!("handled above"),
         };
-        match t.send(&c).and_then(|_| t.tick()) {
-            Ok(()) => {
-                sh.c.sent.fetch_add(c.records as u64, Relaxed);
+        // A tick's failure (a rotation, a template refresh) does not undo a chunk that went out.
+        match t
+            .send(&c)
+            .map(|_| {
                 sh.c.bytes.fetch_add(c.data.len() as u64, Relaxed);
                 commit(sh, &n);
-            }
+            })
+            .and_then(|_| t.tick())
+        {
+            Ok(()) => {}
             Err(e) => {
                 if t.is_fatal(&e) {
                     // This chunk is still queued (counted lost) or spooled (left).
@@ -561,19 +576,24 @@ fn sink_run(sh: &Shared, mut t: Box<dyn Transport>) {
     if st.failed {
         return;
     }
+    // The memory queue was due before the spool: it goes in front of it.
     let rest: Vec<_> = st.mem.drain(..).map(|(_, c)| c).collect();
     st.mem_bytes = 0;
+    let rest_records: u64 = rest.iter().map(|c| c.records as u64).sum();
     let mut dropped = 0;
-    for c in rest {
+    if !rest.is_empty() {
         match sh.spool(&mut st) {
-            Some(sp) => match sp.append(&c) {
+            Some(sp) => match sp.prepend(&rest) {
                 Ok(d) => {
                     dropped += d;
-                    sh.c.spooled.fetch_add(c.records as u64, Relaxed);
+                    sh.c.spooled.fetch_add(rest_records, Relaxed);
                 }
-                Err(_) => dropped += c.records as u64,
+                Err(e) => {
+                    tracing::error!(sink = %sh.name, "spool write failed: {e}");
+                    dropped += rest_records;
+                }
             },
-            None => dropped += c.records as u64,
+            None => dropped += rest_records,
         }
     }
     if dropped > 0 {

@@ -125,20 +125,36 @@ impl Conn {
         }
     }
 
-    /// Whether the peer closed its side (or sent anything, which a syslog or IPFIX collector
-    /// does only to close: a TLS close_notify). Checked before writing, so what is written
-    /// next does not go into a connection the peer has already left.
-    pub fn peer_closed(&self) -> bool {
-        let s = self.socket();
-        if s.set_nonblocking(true).is_err() {
+    /// Whether the peer closed its side (or sent something on plain TCP, which a syslog or
+    /// IPFIX collector does only to close). Over TLS what the server sent is taken in by
+    /// rustls first (TLS 1.3 session tickets come after the handshake): only a close_notify,
+    /// an alert or the end of the stream count. Checked before writing, so what is written next
+    /// does not go into a connection the peer has already left.
+    pub fn peer_closed(&mut self) -> bool {
+        if self.socket().set_nonblocking(true).is_err() {
             return true;
         }
-        let mut b = [0u8; 1];
-        let closed = match s.peek(&mut b) {
-            Ok(_) => true,
-            Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+        let closed = match self {
+            Conn::Tcp(s) => {
+                let mut b = [0u8; 1];
+                match s.peek(&mut b) {
+                    Ok(_) => true,
+                    Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+                }
+            }
+            Conn::Tls(s) => {
+                let mut b = [0u8; 4096];
+                loop {
+                    match s.read(&mut b) {
+                        Ok(0) => break true,
+                        Ok(_) => continue,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
+                        Err(_) => break true,
+                    }
+                }
+            }
         };
-        let _ = s.set_nonblocking(false);
+        let _ = self.socket().set_nonblocking(false);
         closed
     }
 

@@ -69,6 +69,9 @@ impl RedisTransport {
 /// incomplete.
 fn parse_reply(b: &[u8]) -> Option<(usize, Option<String>)> {
     let eol = b.windows(2).position(|w| w == b"\r\n")?;
+    if eol == 0 {
+        return Some((2, Some("an empty reply line".into())));
+    }
     let line = &b[1..eol];
     match b.first()? {
         b'-' => Some((eol + 2, Some(String::from_utf8_lossy(line).into_owned()))),
@@ -145,5 +148,6 @@ mod test {
         assert_eq!(parse_reply(b"$15\r\n1700000000000-0\r\n"), Some((22, None)));
         assert_eq!(parse_reply(b"$15\r\n1700000000000-"), None);
         assert_eq!(parse_reply(b"-WRONGTYPE x\r\n").unwrap().1.as_deref(), Some("WRONGTYPE x"));
+        assert!(parse_reply(b"\r\n+OK\r\n").unwrap().1.is_some());
     }
 }

@@ -17,6 +17,8 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 const MAGIC: u32 = 0x5357_5350; // "SWSP"
+/// Segment ids start here, so that [`Spool::prepend`] has room below.
+const FIRST_ID: u64 = 1_000_000_000;
 /// A segment is closed once it holds this much.
 pub const SEGMENT_BYTES: u64 = 8 << 20;
 /// The longest entry read back (a chunk is far smaller; anything longer is corruption).
@@ -129,8 +131,9 @@ impl Spool {
         self.total_bytes
     }
 
-    /// Appends a chunk. Returns the records of the oldest segments removed to stay within
-    /// the spool's size (dropped).
+    /// Appends a chunk, written through to the file. Returns the records of the oldest segments
+    /// removed to stay within the spool's size (dropped). On an error nothing of the chunk stays
+    /// (the file is cut back to its last whole entry) and the next append starts a new segment.
     pub fn append(&mut self, c: &Chunk) -> io::Result<u64> {
         let need_new = match self.segments.back() {
             None => true,
@@ -138,42 +141,74 @@ impl Spool {
         };
         if need_new {
             self.finish_writer()?;
-            let id = self.segments.back().map_or(0, |s| s.id + 1);
+            let id = self.segments.back().map_or(FIRST_ID, |s| s.id + 1);
             let path = self.dir.join(format!("{id:012}.spool"));
             let f = OpenOptions::new().create(true).append(true).open(&path)?;
+            let at = f.metadata()?.len();
             self.writer = Some(BufWriter::with_capacity(1 << 16, f));
-            self.segments.push_back(Segment { id, path, bytes: 0, entries: 0, records: 0, read_at: 0 });
+            self.segments.push_back(Segment { id, path, bytes: at, entries: 0, records: 0, read_at: at });
         }
+        let head = entry_head(c);
         let w = self.writer.as_mut().expect("a writer was just opened");
-        let mut head = Vec::with_capacity(16 + 4 * c.ends.len());
-        for v in [MAGIC, c.records, c.ends.len() as u32, c.data.len() as u32] {
-            head.extend_from_slice(&v.to_le_bytes());
-        }
-        for e in &c.ends {
-            head.extend_from_slice(&e.to_le_bytes());
-        }
-        w.write_all(&head)?;
-        w.write_all(&c.data)?;
-        let n = (head.len() + c.data.len()) as u64;
+        let written = w.write_all(&head).and_then(|_| w.write_all(&c.data)).and_then(|_| w.flush());
         let seg = self.segments.back_mut().expect("a segment is open");
+        if let Err(e) = written {
+            if let Some(w) = self.writer.take() {
+                let (f, _) = w.into_parts();
+                let _ = f.set_len(seg.bytes);
+            }
+            return Err(e);
+        }
+        let n = (head.len() + c.data.len()) as u64;
         seg.bytes += n;
         seg.entries += 1;
         seg.records += c.records as u64;
         self.total_bytes += n;
+        Ok(self.trim())
+    }
+
+    /// Drops the oldest segments while the spool is over its size (never the one being
+    /// written); returns their records.
+    fn trim(&mut self) -> u64 {
         let mut dropped = 0;
-        // Over the size: the oldest segments go, never the one being written.
         while self.total_bytes > self.max_bytes && self.segments.len() > 1 {
             dropped += self.drop_oldest();
         }
-        Ok(dropped)
+        dropped
     }
 
-    /// Flushes what was appended so the reader sees it.
-    pub fn flush(&mut self) -> io::Result<()> {
-        match self.writer.as_mut() {
-            Some(w) => w.flush(),
-            None => Ok(()),
+    /// Puts chunks before everything spooled (older records: a sink's memory queue at the end
+    /// of a run, which was due before its spool). Returns the records dropped to stay within
+    /// the size.
+    pub fn prepend(&mut self, chunks: &[std::sync::Arc<Chunk>]) -> io::Result<u64> {
+        if chunks.is_empty() {
+            return Ok(0);
         }
+        if self.segments.is_empty() {
+            let mut d = 0;
+            for c in chunks {
+                d += self.append(c)?;
+            }
+            return Ok(d);
+        }
+        let id = self.segments.front().map_or(FIRST_ID, |s| s.id).saturating_sub(1);
+        let path = self.dir.join(format!("{id:012}.spool"));
+        let mut w = BufWriter::new(OpenOptions::new().create_new(true).write(true).open(&path)?);
+        let (mut bytes, mut records) = (0u64, 0u64);
+        for c in chunks {
+            let head = entry_head(c);
+            if let Err(e) = w.write_all(&head).and_then(|_| w.write_all(&c.data)) {
+                drop(w);
+                let _ = fs::remove_file(&path);
+                return Err(e);
+            }
+            bytes += (head.len() + c.data.len()) as u64;
+            records += c.records as u64;
+        }
+        w.flush()?;
+        self.segments.push_front(Segment { id, path, bytes, entries: chunks.len() as u64, records, read_at: 0 });
+        self.total_bytes += bytes;
+        Ok(self.trim())
     }
 
     fn finish_writer(&mut self) -> io::Result<()> {
@@ -207,11 +242,6 @@ impl Spool {
                 self.drop_oldest();
                 continue;
             }
-            if self.segments.len() == 1 {
-                if let Err(e) = self.flush() {
-                    return Err((e, 0));
-                }
-            }
             let seg = self.segments.front().expect("checked above");
             let (id, at) = (seg.id, seg.read_at);
             match self.read_entry(id, at) {
@@ -234,11 +264,12 @@ impl Spool {
         read_chunk(f)
     }
 
-    /// The entry at `pos` was sent: move past it.
-    pub fn advance(&mut self, pos: SpoolPos, records: u32, bytes: u64) {
-        let Some(seg) = self.segments.front_mut() else { return };
+    /// The entry at `pos` was sent: move past it. False if it is no longer there (its segment
+    /// was dropped meanwhile, its records counted as dropped).
+    pub fn advance(&mut self, pos: SpoolPos, records: u32, bytes: u64) -> bool {
+        let Some(seg) = self.segments.front_mut() else { return false };
         if seg.id != pos.segment || seg.read_at != pos.offset {
-            return;
+            return false;
         }
         seg.read_at += bytes;
         seg.entries = seg.entries.saturating_sub(1);
@@ -248,7 +279,19 @@ impl Spool {
         if seg.entries == 0 {
             self.drop_oldest();
         }
+        true
     }
+}
+
+fn entry_head(c: &Chunk) -> Vec<u8> {
+    let mut head = Vec::with_capacity(16 + 4 * c.ends.len());
+    for v in [MAGIC, c.records, c.ends.len() as u32, c.data.len() as u32] {
+        head.extend_from_slice(&v.to_le_bytes());
+    }
+    for e in &c.ends {
+        head.extend_from_slice(&e.to_le_bytes());
+    }
+    head
 }
 
 /// The bytes an entry takes in a segment.
@@ -387,14 +430,33 @@ mod test {
     }
 
     #[test]
+    fn prepended_chunks_come_first_and_stay_first_across_a_restart() {
+        let d = tmp("prepend");
+        let (mut s, _) = Spool::open(&d, 1 << 30).unwrap();
+        s.append(&chunk(3, 1)).unwrap();
+        s.append(&chunk(4, 1)).unwrap();
+        s.prepend(&[std::sync::Arc::new(chunk(1, 1)), std::sync::Arc::new(chunk(2, 1))]).unwrap();
+        s.close().unwrap();
+        drop(s);
+        let (mut s, held) = Spool::open(&d, 1 << 30).unwrap();
+        assert_eq!(held, 4);
+        let mut tags = Vec::new();
+        while let Peek::Entry(pos, c) = s.peek().unwrap() {
+            tags.push(c.data[0]);
+            assert!(s.advance(pos, c.records, entry_bytes(&c)));
+        }
+        assert_eq!(tags, [1, 2, 3, 4]);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
     fn a_torn_entry_is_cut_at_open() {
         let d = tmp("torn");
         let (mut s, _) = Spool::open(&d, 1 << 30).unwrap();
         s.append(&chunk(1, 2)).unwrap();
         s.append(&chunk(2, 2)).unwrap();
-        s.flush().unwrap();
         drop(s);
-        let p = d.join(format!("{:012}.spool", 0));
+        let p = d.join(format!("{FIRST_ID:012}.spool"));
         let len = fs::metadata(&p).unwrap().len();
         OpenOptions::new().write(true).open(&p).unwrap().set_len(len - 3).unwrap();
         let (_, held) = Spool::open(&d, 1 << 30).unwrap();
