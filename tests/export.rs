@@ -250,6 +250,11 @@ fn syslog_to_rsyslog_over_tcp_tls_and_udp() {
     let tls_lines = settled_lines(&got.with_extension("log.tls"));
     let n = sink_counters(&summary, "tls");
     assert_eq!((n["sent"], tls_lines.len() as u64), (n["records"], n["records"]), "{summary}");
+    // One connection throughout: what the server sends after the handshake (TLS 1.3 session
+    // tickets) is not taken for the collector closing.
+    for name in ["tls", "mtls", "tcp"] {
+        assert_eq!(sink_counters(&summary, name)["errors"], 0, "{summary}");
+    }
     assert!(tls_lines.iter().all(|l| l.contains(" CEF:0|spinewatch|spinewatch|")));
     for a in &alerts {
         let sid = a["alert"]["signature_id"].as_u64().unwrap();
@@ -277,6 +282,71 @@ fn syslog_to_rsyslog_over_tcp_tls_and_udp() {
     assert!(!udp_lines.is_empty());
     let tls_set: std::collections::HashSet<&String> = tls_lines.iter().collect();
     assert!(udp_lines.iter().all(|l| tls_set.contains(l)), "a UDP message differs from its TLS copy");
+}
+
+/// Syslog over TLS 1.3 to `openssl s_server`, which sends session tickets after the handshake:
+/// the sink must take them in and keep its one connection (a sink that took any byte from the
+/// server for the collector closing reconnected before every batch).
+#[test]
+fn syslog_over_tls13_keeps_its_connection_through_session_tickets() {
+    let d = TempDir::new("tls13");
+    certs(&d);
+    let port = free_port();
+    let got = d.path("s_server.out");
+    let out = std::fs::File::create(&got).unwrap();
+    let mut server = Daemon(
+        Command::new("openssl")
+            .args(["s_server", "-quiet", "-tls1_3", "-accept", &port.to_string(), "-naccept", "1"])
+            .args(["-cert", d.path("server.pem").to_str().unwrap(), "-key", d.path("server.key").to_str().unwrap()])
+            // Kept open: s_server closes the connection at the end of its stdin.
+            .stdin(Stdio::piped())
+            .stdout(out)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_tcp_tls(port);
+    let pcap = capture(&d, "150");
+    let summary = replay_with(
+        "[export]\nspool_dir = \"\"\neve = \"none\"\n",
+        &d,
+        &[
+            "--export",
+            &format!("syslog+tls://127.0.0.1:{port}?name=tls13&ca={}", d.path("ca.pem").display()),
+            pcap.to_str().unwrap(),
+        ],
+    );
+    let n = sink_counters(&summary, "tls13");
+    assert_eq!((n["sent"], n["errors"]), (n["records"], 0), "{summary}");
+    std::thread::sleep(Duration::from_millis(300));
+    server.stop();
+    // Octet-counted frames: as many messages as records.
+    let b = std::fs::read(&got).unwrap();
+    let (mut at, mut msgs) = (0, 0u64);
+    while at < b.len() {
+        let sp = b[at..].iter().position(|&c| c == b' ').unwrap();
+        let len: usize = std::str::from_utf8(&b[at..at + sp]).unwrap().parse().unwrap();
+        at += sp + 1 + len;
+        msgs += 1;
+    }
+    assert_eq!(msgs, n["records"]);
+}
+
+/// Waits for a TLS server to listen (a probe connection counts as s_server's one accept, so
+/// only the port is checked, through /proc/net/tcp and tcp6).
+fn wait_tcp_tls(port: u16) {
+    let hex = format!(":{port:04X} ");
+    let t0 = Instant::now();
+    loop {
+        let t = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default()
+            + &std::fs::read_to_string("/proc/net/tcp6").unwrap_or_default();
+        if t.lines().any(|l| l.split_whitespace().nth(1).is_some_and(|a| a.ends_with(hex.trim())) && l.contains(" 0A "))
+        {
+            return;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// `nfdump -r` of what nfcapd received: `proto|src|sport|dst|dport|pkts|bytes|out pkts|out bytes`.
