@@ -946,10 +946,14 @@ impl Config {
         for u in export_flags {
             v.push(export::sink::url::parse(u).map_err(|m| format!("--export {u}: {m}"))?);
         }
-        let mut names = std::collections::HashSet::new();
+        let (mut names, mut dirs) = (std::collections::HashSet::new(), std::collections::HashSet::new());
         for s in &v {
             if !names.insert(s.name.clone()) {
                 return Err(format!("two sinks named {:?}: give one a `name`", s.name));
+            }
+            // Each network sink spools in a directory named after it.
+            if !s.is_local() && !dirs.insert(export::fanout::dir_name(&s.name)) {
+                return Err(format!("sink {:?} would share its spool directory with another: give one a `name`", s.name));
             }
         }
         Ok(v)

@@ -41,7 +41,7 @@ impl Default for SinkDefaults {
 }
 
 /// A spool directory name from a sink name.
-fn dir_name(name: &str) -> String {
+pub fn dir_name(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
 }
 
