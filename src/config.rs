@@ -953,7 +953,10 @@ impl Config {
             }
             // Each network sink spools in a directory named after it.
             if !s.is_local() && !dirs.insert(export::fanout::dir_name(&s.name)) {
-                return Err(format!("sink {:?} would share its spool directory with another: give one a `name`", s.name));
+                return Err(format!(
+                    "sink {:?} would share its spool directory with another: give one a `name`",
+                    s.name
+                ));
             }
         }
         Ok(v)

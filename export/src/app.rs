@@ -124,7 +124,7 @@ pub fn write_event(out: &mut Vec<u8>, m: &EventMeta, ev: &AppEvent<'_>) -> usize
                 o.out.extend_from_slice(b"true");
             }
             o.str("serial", t.serial());
-            o.str("fingerprint", t.fingerprint());
+            o.str("fingerprint", t.fingerprint().as_ref().map(|f| &f[..]));
             o.str("sni", t.sni());
             let version = if t.has_server_hello {
                 detect::app::tls::parser::version_name(t.version)
@@ -168,14 +168,14 @@ pub fn write_event(out: &mut Vec<u8>, m: &EventMeta, ev: &AppEvent<'_>) -> usize
             out.extend_from_slice(b",\"tx_id\":0,\"ssh\":{");
             let mut first = true;
             for (name, side) in [("client", s.side(0)), ("server", s.side(1))] {
-                let Some(SshSide { proto_version, software_version, hassh }) = side else { continue };
+                let Some(side @ SshSide { proto_version, software_version, hassh }) = side else { continue };
                 let _ = write!(out, "{}\"{name}\":{{\"proto_version\":", if first { "" } else { "," });
                 first = false;
                 write_str(out, proto_version);
                 key_str(out, "software_version", software_version);
-                if let Some((string, hash)) = hassh {
+                if let (Some(string), Some(hash)) = (hassh, side.hassh_hash()) {
                     out.extend_from_slice(b",\"hassh\":{\"hash\":");
-                    write_str(out, hash);
+                    write_str(out, &hash);
                     key_str(out, "string", string);
                     out.push(b'}');
                 }

@@ -239,8 +239,8 @@ pub fn write_ssh(out: &mut Vec<u8>, m: &EventMeta, s: &detect::app::ssh::SshStat
     context(out, m, AppProto::Ssh);
     if let Some(c) = s.side(0) {
         labelled(out, "cs6", "client_software", c.software_version);
-        if let Some((_, h)) = c.hassh {
-            labelled(out, "cs5", "hassh", h);
+        if let Some(h) = c.hassh_hash() {
+            labelled(out, "cs5", "hassh", &h);
         }
     }
     if let Some(sv) = s.side(1) {

@@ -64,7 +64,6 @@ struct Side {
     software: Vec<u8>,
     has_banner: bool,
     hassh: Vec<u8>,
-    hassh_hash: Vec<u8>,
 }
 
 /// One side of an SSH session as logged.
@@ -72,8 +71,20 @@ struct Side {
 pub struct SshSide<'a> {
     pub proto_version: &'a [u8],
     pub software_version: &'a [u8],
-    /// The HASSH string and its MD5, when the KEXINIT was seen.
-    pub hassh: Option<(&'a [u8], &'a [u8])>,
+    /// The HASSH string, when the KEXINIT was seen; [`SshSide::hassh_hash`] gives its MD5.
+    pub hassh: Option<&'a [u8]>,
+}
+
+impl SshSide<'_> {
+    /// The HASSH: the MD5 of the HASSH string, in lower-case hex. Computed when read (by the
+    /// exporter), not on the packet path.
+    pub fn hassh_hash(&self) -> Option<[u8; 32]> {
+        self.hassh.map(|h| {
+            let mut o = [0u8; 32];
+            hex_lower(&mut o, &Md5::digest(h));
+            o
+        })
+    }
 }
 
 /// Per-flow SSH state.
@@ -91,7 +102,6 @@ impl SshState {
             s.proto.clear();
             s.software.clear();
             s.hassh.clear();
-            s.hassh_hash.clear();
             s.has_banner = false;
         }
         self.logged = false;
@@ -111,12 +121,7 @@ impl SshState {
             a.phase = b.phase;
             a.has_banner = b.has_banner;
             a.buf.clear();
-            for (x, y) in [
-                (&mut a.proto, &b.proto),
-                (&mut a.software, &b.software),
-                (&mut a.hassh, &b.hassh),
-                (&mut a.hassh_hash, &b.hassh_hash),
-            ] {
+            for (x, y) in [(&mut a.proto, &b.proto), (&mut a.software, &b.software), (&mut a.hassh, &b.hassh)] {
                 x.clear();
                 x.extend_from_slice(y);
             }
@@ -130,7 +135,7 @@ impl SshState {
         s.has_banner.then(|| SshSide {
             proto_version: &s.proto,
             software_version: &s.software,
-            hassh: (!s.hassh.is_empty()).then_some((&s.hassh[..], &s.hassh_hash[..])),
+            hassh: (!s.hassh.is_empty()).then_some(&s.hassh[..]),
         })
     }
 
@@ -233,10 +238,6 @@ impl SshState {
                                         }
                                         h.extend_from_slice(l[k]);
                                     }
-                                    let d = Md5::digest(&h[..]);
-                                    s.hassh_hash.clear();
-                                    s.hassh_hash.resize(2 * d.len(), 0);
-                                    hex_lower(&mut s.hassh_hash, &d);
                                 }
                                 None => c.malformed += 1,
                             }
@@ -298,7 +299,7 @@ mod test {
                         "{} {} {:?} {:?}",
                         String::from_utf8_lossy(cl.proto_version),
                         String::from_utf8_lossy(cl.software_version),
-                        cl.hassh.map(|h| String::from_utf8_lossy(h.0).to_string()),
+                        cl.hassh.map(|h| String::from_utf8_lossy(h).to_string()),
                         s.side(1).map(|s| String::from_utf8_lossy(s.software_version).to_string())
                     ));
                 }

@@ -152,8 +152,13 @@ impl TlsInfo {
     pub fn serial(&self) -> Option<&[u8]> {
         self.get(self.serial)
     }
-    pub fn fingerprint(&self) -> Option<&[u8]> {
-        self.get(self.fingerprint)
+    /// The server certificate's SHA-1 as Suricata writes it (`aa:bb:...`), computed when asked
+    /// (by the exporter): the parser only keeps the certificate.
+    pub fn fingerprint(&self) -> Option<[u8; 59]> {
+        let der = self.get(self.fingerprint)?;
+        let mut o = Vec::with_capacity(59);
+        hex(&mut o, &sha1::Sha1::digest(der), Some(b':'), false);
+        o.try_into().ok()
     }
     pub fn not_before(&self) -> Option<&[u8]> {
         self.get(self.not_before)
@@ -371,8 +376,8 @@ impl TlsInfo {
         self.subject = self.field(|o| x509::write_name(o, c.subject));
         self.issuer = self.field(|o| x509::write_name(o, c.issuer));
         self.serial = self.field(|o| hex(o, c.serial, Some(b':'), true));
-        let fp = sha1::Sha1::digest(der);
-        self.fingerprint = self.field(|o| hex(o, &fp, Some(b':'), false));
+        // The certificate itself: its SHA-1 is taken when the fingerprint is read.
+        self.fingerprint = self.field(|o| o.extend_from_slice(der));
         let mut t = Vec::new();
         if x509::write_time(&mut t, &c.not_before) {
             self.not_before = self.field(|o| o.extend_from_slice(&t));
