@@ -498,6 +498,7 @@ fn run_afpacket(cfg: &Config, out: Vec<export::SinkSpec>, stop: Arc<AtomicBool>)
         export: cfg.export_config(),
         stats_interval: (cfg.stats.interval_secs > 0).then(|| std::time::Duration::from_secs(cfg.stats.interval_secs)),
         metrics: Some(cfg.metrics.listen.clone().unwrap_or_else(|| "127.0.0.1:9477".into())),
+        stats_file: cfg.stats.file.clone(),
         alert_capture: cfg.alert_capture(),
     };
     Ok(capture::afpacket::run_afpacket(&rc, out, stop)?)

@@ -75,10 +75,12 @@ fn af_packet_on_a_veth_pair_gives_the_records_of_a_replay() {
     assert!(out.status.success());
     let eve = d.path("eve.json");
     let cfg = d.path("af.toml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     std::fs::write(
         &cfg,
         format!(
-            "[capture]\ncores = [0, 1]\n[afpacket]\ninterfaces = [\"{}\"]\n[export]\neve = \"{}\"\n[metrics]\nlisten = \"\"\n[behaviour]\nenabled = false\n",
+            "[capture]\ncores = [0, 1]\n[afpacket]\ninterfaces = [\"{}\"]\n[export]\neve = \"{}\"\n\
+             [metrics]\nlisten = \"127.0.0.1:{port}\"\n[behaviour]\nenabled = false\n",
             v.near,
             eve.display()
         ),
@@ -106,7 +108,20 @@ fn af_packet_on_a_veth_pair_gives_the_records_of_a_replay() {
         .unwrap();
     assert!(sent.status.success(), "{}", String::from_utf8_lossy(&sent.stderr));
     let n: u64 = String::from_utf8_lossy(&sent.stdout).trim().parse().unwrap();
-    std::thread::sleep(Duration::from_millis(1000));
+    std::thread::sleep(Duration::from_millis(1500));
+    // The interface's kernel counters on the metrics endpoint (read each second).
+    let metrics = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(s, "GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+        let mut o = String::new();
+        s.read_to_string(&mut o).unwrap();
+        o
+    };
+    let row = format!("spinewatch_port_ipackets_total{{port=\"{}\"}} ", v.near);
+    let seen: u64 =
+        metrics.lines().find_map(|l| l.strip_prefix(&row)).unwrap_or_else(|| panic!("{metrics}")).parse().unwrap();
+    assert!(seen >= n, "{seen} packets on the port, {n} sent");
     assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

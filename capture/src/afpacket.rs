@@ -24,6 +24,8 @@ pub struct AfPacketRunConfig {
     pub export: ExportConfig,
     pub stats_interval: Option<Duration>,
     pub metrics: Option<String>,
+    /// A file the periodic stats are appended to as JSON lines.
+    pub stats_file: Option<std::path::PathBuf>,
     /// Triggered packet capture (None: off).
     pub alert_capture: Option<crate::alertpcap::AlertCaptureConfig>,
 }
@@ -67,7 +69,18 @@ pub fn run_afpacket(
     let stats = shared_stats(n);
     let mut live = crate::metrics::Live::new(stats.clone(), cfg.flow.capacity as u64);
     live.sinks = export.sink_counters().to_vec();
+    live.ports = cfg
+        .interfaces
+        .iter()
+        .map(|i| Arc::new(crate::metrics::PortLive { name: i.clone(), ..Default::default() }))
+        .collect();
     let live = Arc::new(live);
+    let mut stats_file = match &cfg.stats_file {
+        Some(p) => Some(std::fs::OpenOptions::new().create(true).append(true).open(p).map_err(|e| {
+            AfPacketError::Ring(std::io::Error::new(e.kind(), format!("stats file {}: {e}", p.display())))
+        })?),
+        None => None,
+    };
     let _metrics = crate::metrics::serve_if(cfg.metrics.as_deref(), &live);
     let started = Instant::now();
     let results: Vec<(WorkerCore, Vec<Ring>)> = std::thread::scope(|s| -> Result<_, AfPacketError> {
@@ -79,6 +92,7 @@ pub fn run_afpacket(
             }
             let cpu = cfg.cores.get(i).copied();
             let stop = stop.clone();
+            let live = live.clone();
             let h = std::thread::Builder::new()
                 .name(format!("sw-worker-{i}"))
                 .spawn_scoped(s, move || {
@@ -135,8 +149,16 @@ pub fn run_afpacket(
                         }
                         core.end_burst(Some(now_us()), started.elapsed().as_millis() as u64);
                         if Instant::now() >= next_stats {
-                            for ring in mine.iter_mut() {
-                                let _ = ring.stats();
+                            // The kernel's counts since the last read go to the interface's
+                            // live counters (every worker adds its own ring's).
+                            for (ring, port) in mine.iter_mut().zip(&live.ports) {
+                                let before = ring.totals();
+                                if let Ok(st) = ring.stats() {
+                                    let dp = st.packets - before.packets;
+                                    let dd = st.drops - before.drops;
+                                    port.ipackets.fetch_add(dp.saturating_sub(dd), Ordering::Relaxed);
+                                    port.imissed.fetch_add(dd, Ordering::Relaxed);
+                                }
                             }
                             next_stats += Duration::from_secs(1);
                         }
@@ -158,10 +180,9 @@ pub fn run_afpacket(
         let mut next = Instant::now() + cfg.stats_interval.unwrap_or(Duration::from_secs(3600));
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(50));
+            live.export_queue.store(export.queued_batches() as u64, Ordering::Relaxed);
             if cfg.stats_interval.is_some() && Instant::now() >= next {
-                let p: u64 = stats.iter().map(|w| w.packets.load(Ordering::Relaxed)).sum();
-                let f: u64 = stats.iter().map(|w| w.flows_active.load(Ordering::Relaxed)).sum();
-                tracing::info!(packets = p, flows_active = f, "stats");
+                crate::metrics::report(&live, stats_file.as_mut());
                 next += cfg.stats_interval.unwrap_or_default();
             }
         }

@@ -495,30 +495,7 @@ pub fn run_dpdk_bench(
                 next_refresh += Duration::from_secs(1);
             }
             if cfg.stats_interval.is_some() && Instant::now() >= next_report {
-                if let Some(f) = stats_file.as_mut() {
-                    use std::io::Write as _;
-                    if let Err(e) = writeln!(f, "{}", crate::metrics::render_json(&live)) {
-                        tracing::error!("stats file: {e}");
-                    }
-                }
-                let p: u64 = stats.iter().map(|w| w.packets.load(Ordering::Relaxed)).sum();
-                let f: u64 = stats.iter().map(|w| w.flows_active.load(Ordering::Relaxed)).sum();
-                let r: u64 = stats.iter().map(|w| w.records.load(Ordering::Relaxed)).sum();
-                tracing::info!(packets = p, flows_active = f, records = r, "stats");
-                for (name, c) in export.sink_counters() {
-                    let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-                    tracing::info!(
-                        sink = %name,
-                        records = g(&c.records),
-                        sent = g(&c.sent),
-                        spooled = g(&c.spooled),
-                        replayed = g(&c.replayed),
-                        dropped = g(&c.dropped),
-                        lost = g(&c.lost),
-                        errors = g(&c.errors),
-                        "sink stats"
-                    );
-                }
+                crate::metrics::report(&live, stats_file.as_mut());
                 next_report += cfg.stats_interval.unwrap_or_default();
             }
         }

@@ -231,6 +231,34 @@ pub fn render_json(l: &Live) -> String {
     o
 }
 
+/// The periodic report of a live run: the stats log lines (workers, then each sink) and, when
+/// `file` is open, the JSON object appended to it.
+pub fn report(live: &Live, file: Option<&mut std::fs::File>) {
+    if let Some(f) = file {
+        if let Err(e) = writeln!(f, "{}", render_json(live)) {
+            tracing::error!("stats file: {e}");
+        }
+    }
+    let g = |a: &AtomicU64| a.load(Relaxed);
+    let p: u64 = live.workers.iter().map(|w| g(&w.packets)).sum();
+    let f: u64 = live.workers.iter().map(|w| g(&w.flows_active)).sum();
+    let r: u64 = live.workers.iter().map(|w| g(&w.records)).sum();
+    tracing::info!(packets = p, flows_active = f, records = r, "stats");
+    for (name, c) in &live.sinks {
+        tracing::info!(
+            sink = %name,
+            records = g(&c.records),
+            sent = g(&c.sent),
+            spooled = g(&c.spooled),
+            replayed = g(&c.replayed),
+            dropped = g(&c.dropped),
+            lost = g(&c.lost),
+            errors = g(&c.errors),
+            "sink stats"
+        );
+    }
+}
+
 /// The endpoint's thread: answers `GET /metrics` (anything else: 404) until `done`.
 pub struct Server {
     done: Arc<AtomicBool>,

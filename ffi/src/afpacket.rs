@@ -269,6 +269,11 @@ impl Ring {
         Ok(Some(Block { bytes, status: self.status(i) }))
     }
 
+    /// The counters as last read by [`Ring::stats`] (no system call).
+    pub fn totals(&self) -> RingStats {
+        self.stats
+    }
+
     /// The kernel's counters, added up since the ring opened (the kernel resets them at each
     /// read).
     #[allow(unsafe_code)]
