@@ -148,22 +148,11 @@ pub fn render(l: &Live) -> String {
     o
 }
 
-/// A JSON string (names come from the configuration).
+/// A JSON string (names come from the configuration), written as EVE writes strings.
 fn json_str(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
+    let mut o = Vec::with_capacity(s.len() + 2);
+    export::app::write_str(&mut o, s.as_bytes());
+    String::from_utf8_lossy(&o).into_owned()
 }
 
 /// One JSON object with the same figures (the periodic stats line).
