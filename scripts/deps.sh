@@ -2,7 +2,7 @@
 # Installs what spinewatch needs on Debian 12 / Ubuntu, only what is missing.
 #   scripts/deps.sh          build deps: DPDK 22.11 (dev), pkg-config, clang/libclang (bindgen),
 #                            Hyperscan (dev, on x86-64)
-#   scripts/deps.sh --test   also the receivers the export tests start (rsyslog with TLS, nfdump's
+#   scripts/deps.sh --test   also the receivers the export tests start (rsyslog with TLS and RELP, nfdump's
 #                            nfcapd, redis-server, openssl) and Suricata 7 from
 #                            bookworm-backports (the side-by-side test)
 set -euo pipefail
@@ -15,7 +15,7 @@ need=()
 pkgs=(dpdk dpdk-dev libdpdk-dev pkg-config clang libclang-dev)
 # Hyperscan, the rules' prefilter (x86-64 only in Debian; elsewhere Aho-Corasick is used).
 if [ "$(dpkg --print-architecture)" = "amd64" ]; then pkgs+=(libhyperscan-dev); fi
-if [ "${1:-}" = "--test" ]; then pkgs+=(rsyslog rsyslog-gnutls nfdump redis-server redis-tools openssl iproute2 python3); fi
+if [ "${1:-}" = "--test" ]; then pkgs+=(rsyslog rsyslog-gnutls rsyslog-relp nfdump redis-server redis-tools openssl iproute2 python3); fi
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done

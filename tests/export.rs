@@ -1,7 +1,7 @@
 //! SIEM export against real receivers that the tests start on loopback: rsyslog (TCP, TLS,
-//! UDP), nfcapd/nfdump (IPFIX over UDP), redis-server (list and stream), and a collector
+//! UDP, RELP), nfcapd/nfdump (IPFIX over UDP), redis-server (list and stream), and a collector
 //! outage in the middle of a stream. The receivers come from Debian's packages (rsyslog,
-//! rsyslog-gnutls, nfdump, redis-server, openssl), which `scripts/deps.sh --test` installs.
+//! rsyslog-gnutls, rsyslog-relp, nfdump, redis-server, openssl), which `scripts/deps.sh --test` installs.
 
 mod common;
 use common::*;
@@ -76,10 +76,11 @@ fn certs(d: &TempDir) {
 }
 
 /// rsyslogd in the foreground writing `MSGID MSG` lines from TCP `tcp`, TLS `tls` (with the
-/// certificates of [`certs`]), TLS requiring a client certificate `mtls` and UDP `udp` inputs
-/// (0: none) to `out` with the extension `.tcp`, `.tls`, `.mtls` or `.udp`.
-fn rsyslog(d: &TempDir, tag: &str, ports: [u16; 4], out: &Path) -> Daemon {
-    let [tcp, tls, mtls, udp] = ports;
+/// certificates of [`certs`]), TLS requiring a client certificate `mtls`, UDP `udp`, RELP
+/// `relp` and RELP over TLS requiring a client certificate `relptls` inputs (0: none) to `out`
+/// with the extension `.tcp`, `.tls`, `.mtls`, `.udp`, `.relp` or `.relptls`.
+fn rsyslog(d: &TempDir, tag: &str, ports: [u16; 6], out: &Path) -> Daemon {
+    let [tcp, tls, mtls, udp, relp, relptls] = ports;
     need("rsyslogd");
     let dir = d.0.join(format!("rs-{tag}"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -93,7 +94,9 @@ fn rsyslog(d: &TempDir, tag: &str, ports: [u16; 4], out: &Path) -> Daemon {
     }
     conf += ")\nmodule(load=\"imtcp\")\ntemplate(name=\"raw\" type=\"string\" string=\"%msgid% %msg%\\n\")\n";
     let out = out.display();
-    for (kind, port) in [("tcp", tcp), ("tls", tls), ("mtls", mtls), ("udp", udp)] {
+    let mut relp_loaded = false;
+    for (kind, port) in [("tcp", tcp), ("tls", tls), ("mtls", mtls), ("udp", udp), ("relp", relp), ("relptls", relptls)]
+    {
         if port == 0 {
             continue;
         }
@@ -101,6 +104,16 @@ fn rsyslog(d: &TempDir, tag: &str, ports: [u16; 4], out: &Path) -> Daemon {
             "tcp" => format!("input(type=\"imtcp\" port=\"{port}\" ruleset=\"{kind}\")\n"),
             "tls" => format!("input(type=\"imtcp\" port=\"{port}\" ruleset=\"{kind}\" streamDriver.name=\"gtls\" streamDriver.mode=\"1\" streamDriver.authMode=\"anon\")\n"),
             "mtls" => format!("input(type=\"imtcp\" port=\"{port}\" ruleset=\"{kind}\" streamDriver.name=\"gtls\" streamDriver.mode=\"1\" streamDriver.authMode=\"x509/certvalid\")\n"),
+            "relp" | "relptls" => {
+                let load = if relp_loaded { "" } else { "module(load=\"imrelp\")\n" };
+                relp_loaded = true;
+                let tls = if kind == "relptls" {
+                    format!(" tls=\"on\" tls.cacert=\"{p}/ca.pem\" tls.mycert=\"{p}/server.pem\" tls.myprivkey=\"{p}/server.key\" tls.authmode=\"certvalid\"")
+                } else {
+                    String::new()
+                };
+                format!("{load}input(type=\"imrelp\" port=\"{port}\" ruleset=\"{kind}\"{tls})\n")
+            }
             _ => format!("module(load=\"imudp\")\ninput(type=\"imudp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"{kind}\" rcvbufSize=\"16m\")\n"),
         };
         conf +=
@@ -115,7 +128,7 @@ fn rsyslog(d: &TempDir, tag: &str, ports: [u16; 4], out: &Path) -> Daemon {
         .spawn()
         .unwrap();
     let d = Daemon(child);
-    for port in [tcp, tls, mtls].into_iter().filter(|&p| p > 0) {
+    for port in [tcp, tls, mtls, relp, relptls].into_iter().filter(|&p| p > 0) {
         wait_tcp(port);
     }
     if udp > 0 {
@@ -190,12 +203,13 @@ fn sink_counters(summary: &str, name: &str) -> BTreeMap<String, u64> {
 }
 
 #[test]
-fn syslog_to_rsyslog_over_tcp_tls_and_udp() {
+fn syslog_to_rsyslog_over_tcp_tls_udp_and_relp() {
     let d = TempDir::new("syslog");
     certs(&d);
     let (tcp, tls, mtls, udp) = (free_port(), free_port(), free_port(), free_udp_port());
+    let (relp, relptls) = (free_port(), free_port());
     let got = d.path("rsyslog.log");
-    let _rs = rsyslog(&d, "a", [tcp, tls, mtls, udp], &got);
+    let _rs = rsyslog(&d, "a", [tcp, tls, mtls, udp, relp, relptls], &got);
     let pcap = capture(&d, "300");
     let eve = d.path("eve.json");
     let ca = d.path("ca.pem");
@@ -218,6 +232,15 @@ fn syslog_to_rsyslog_over_tcp_tls_and_udp() {
             "--export",
             &format!(
                 "syslog+tls://127.0.0.1:{mtls}?name=mtls&ca={}&cert={}&key={}",
+                ca.display(),
+                d.path("client.pem").display(),
+                d.path("client.key").display()
+            ),
+            "--export",
+            &format!("syslog+relp://127.0.0.1:{relp}?name=relp"),
+            "--export",
+            &format!(
+                "syslog+relp+tls://127.0.0.1:{relptls}?name=relptls&ca={}&cert={}&key={}",
                 ca.display(),
                 d.path("client.pem").display(),
                 d.path("client.key").display()
@@ -273,6 +296,18 @@ fn syslog_to_rsyslog_over_tcp_tls_and_udp() {
         .collect();
     via_mtls.sort();
     assert!(via_mtls == want, "rsyslog's mutual-TLS lines differ from the EVE file ({} lines)", via_mtls.len());
+    // Over RELP, plain and over TLS with a client certificate, EVE: every line, exactly once,
+    // each one answered by the collector.
+    for kind in ["relp", "relptls"] {
+        let mut lines: Vec<String> = settled_lines(&got.with_extension(format!("log.{kind}")))
+            .into_iter()
+            .map(|l| l.split_once(' ').unwrap().1.to_owned())
+            .collect();
+        lines.sort();
+        assert!(lines == want, "rsyslog's {kind} lines differ from the EVE file ({} lines)", lines.len());
+        let n = sink_counters(&summary, kind);
+        assert_eq!((n["sent"], n["errors"]), (n["records"], 0), "{summary}");
+    }
     // Over UDP, the same CEF messages: UDP has no back-pressure and a collector's socket
     // buffer overflows under a burst (rsyslog counts those drops, not the sender), so only
     // what arrived is checked: whole messages, each one of the TLS sink's.
@@ -596,13 +631,17 @@ fn redis_list_and_stream_get_every_record() {
     assert!(stream == want, "the stream differs from EVE");
 }
 
+/// The collector stops mid-stream and comes back: over RELP, where the collector answers each
+/// message once it has taken it, it gets every record exactly once. (Over plain TCP or TLS
+/// syslog what its kernel accepted but it never read when it stopped is lost unseen: RELP is
+/// the transport for a collector that must not lose anything.)
 #[test]
 fn collector_outage_mid_stream_loses_nothing() {
     need("mkfifo");
     let d = TempDir::new("outage");
     let port = free_port();
     let got = d.path("rsyslog.log");
-    let mut rs = rsyslog(&d, "1", [port, 0, 0, 0], &got);
+    let mut rs = rsyslog(&d, "1", [0, 0, 0, 0, port, 0], &got);
     // The capture comes through a FIFO over about 8 s, so records stream out while the
     // collector goes down and comes back.
     let pcap = capture(&d, "3000");
@@ -631,16 +670,16 @@ fn collector_outage_mid_stream_loses_nothing() {
     let child = Command::new(bin())
         .args(["replay", "--config", cfg.to_str().unwrap(), "--source", "file", "--workers", "1", "--eve"])
         .arg(&eve)
-        .args(["--export", &format!("syslog+tcp://127.0.0.1:{port}?name=siem"), fifo.to_str().unwrap()])
+        .args(["--export", &format!("syslog+relp://127.0.0.1:{port}?name=siem"), fifo.to_str().unwrap()])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(2000));
-    let before = std::fs::read_to_string(got.with_extension("log.tcp")).map(|s| s.lines().count()).unwrap_or(0);
+    let before = std::fs::read_to_string(got.with_extension("log.relp")).map(|s| s.lines().count()).unwrap_or(0);
     rs.stop();
     std::thread::sleep(Duration::from_millis(3000));
-    let _rs2 = rsyslog(&d, "2", [port, 0, 0, 0], &got);
+    let _rs2 = rsyslog(&d, "2", [0, 0, 0, 0, port, 0], &got);
     let out = child.wait_with_output().unwrap();
     feeder.join().unwrap();
     let summary = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -648,7 +687,7 @@ fn collector_outage_mid_stream_loses_nothing() {
     assert!(summary.contains("accounting           balanced"), "{summary}");
     let c = sink_counters(&summary, "siem");
     let mut want: Vec<String> = std::fs::read_to_string(&eve).unwrap().lines().map(str::to_owned).collect();
-    let mut have: Vec<String> = settled_lines(&got.with_extension("log.tcp"))
+    let mut have: Vec<String> = settled_lines(&got.with_extension("log.relp"))
         .into_iter()
         .map(|l| l.split_once(' ').unwrap().1.to_owned())
         .collect();
@@ -676,7 +715,7 @@ fn records_left_in_the_spool_go_first_in_the_next_run() {
     assert_eq!((c["sent"], c["left"], c["records"]), (0, 19, 19), "{first}");
     // The collector is back: the next run sends the 19 left, then its own 19.
     let got = d.path("rsyslog.log");
-    let _rs = rsyslog(&d, "s", [port, 0, 0, 0], &got);
+    let _rs = rsyslog(&d, "s", [port, 0, 0, 0, 0, 0], &got);
     let second = replay_with(&conf, &d, &["--export", &url, pcap.to_str().unwrap()]);
     let c = sink_counters(&second, "siem");
     assert_eq!((c["recovered"], c["sent"], c["left"], c["records"]), (19, 38, 0, 19), "{second}");

@@ -57,6 +57,10 @@ fn start(spec: &SinkSpec, d: &SinkDefaults, blocking: bool) -> io::Result<Sink> 
                 .map_err(|e| io::Error::new(e.kind(), format!("opening {}: {e}", path.display())))?;
             Box::new(f)
         }
+        Target::Syslog { addr, proto: syslog::Proto::Relp(tls), .. } => Box::new(
+            sink::relp::RelpTransport::new(addr, tls.as_ref())
+                .map_err(|e| io::Error::new(e.kind(), format!("sink {}: {e}", spec.name)))?,
+        ),
         Target::Syslog { addr, proto, .. } => Box::new(
             syslog::SyslogTransport::new(addr, proto.clone())
                 .map_err(|e| io::Error::new(e.kind(), format!("sink {}: {e}", spec.name)))?,

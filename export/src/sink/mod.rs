@@ -18,6 +18,7 @@ pub mod file;
 pub mod ipfix;
 pub mod net;
 pub mod redis;
+pub mod relp;
 pub mod spool;
 pub mod syslog;
 pub mod url;

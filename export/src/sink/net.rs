@@ -66,6 +66,13 @@ impl TlsOptions {
     }
 }
 
+/// A TLS sink's client configuration (the files read now, so a bad one fails the start) and
+/// the name the server's certificate must carry (`server_name`, else the host of `addr`).
+pub fn tls_setup(addr: &str, o: &TlsOptions) -> io::Result<(Arc<rustls::ClientConfig>, String)> {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_matches(['[', ']']);
+    Ok((o.client_config()?, o.server_name.clone().unwrap_or_else(|| host.to_string())))
+}
+
 /// `host:port` resolved, the first address that answers.
 pub fn connect_tcp(addr: &str) -> io::Result<TcpStream> {
     let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{addr}: no address"));

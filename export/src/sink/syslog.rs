@@ -7,7 +7,7 @@
 //! Severity: alerts warning (4), everything else informational (6); the facility is the
 //! sink's (default local5, as Suricata's syslog output).
 
-use super::net::{connect_udp, Conn, TlsOptions};
+use super::net::{connect_udp, tls_setup, Conn, TlsOptions};
 use super::{Chunk, Transport};
 use std::io::{self, Write};
 use std::net::UdpSocket;
@@ -82,6 +82,8 @@ pub enum Proto {
     Udp,
     Tcp,
     Tls(TlsOptions),
+    /// RELP ([`super::relp`]), plain or over TLS.
+    Relp(Option<TlsOptions>),
 }
 
 pub struct SyslogTransport {
@@ -99,10 +101,7 @@ impl SyslogTransport {
     /// Reads the TLS files now, so a bad one fails the start.
     pub fn new(addr: &str, proto: Proto) -> io::Result<SyslogTransport> {
         let tls = match &proto {
-            Proto::Tls(o) => {
-                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_matches(['[', ']']);
-                Some((o.client_config()?, o.server_name.clone().unwrap_or_else(|| host.to_string())))
-            }
+            Proto::Tls(o) => Some(tls_setup(addr, o)?),
             _ => None,
         };
         Ok(SyslogTransport {
@@ -126,6 +125,7 @@ impl Transport for SyslogTransport {
                 let (cfg, name) = self.tls.as_ref().expect("set up in new");
                 self.conn = Some(Conn::tls(&self.addr, cfg, name)?);
             }
+            Proto::Relp(_) => unreachable!("RELP has its own transport"),
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! | `-`, `stdout:` | EVE lines on stdout |
 //! | `file:///PATH`, or a plain path | EVE lines appended to PATH (`rotate_bytes`, `rotate_secs`, `fsync=never\|rotate\|always`) |
 //! | `syslog+udp://HOST[:514]`, `syslog+tcp://HOST[:514]`, `syslog+tls://HOST[:6514]` | RFC 5424 (`format=eve\|cef`, `facility=local5`; TLS: `ca`, `cert`, `key`, `server_name`) |
+//! | `syslog+relp://HOST[:2514]`, `syslog+relp+tls://HOST[:2514]` | RFC 5424 over RELP: each message acknowledged by the collector (rsyslog's imrelp); the same options |
 //! | `ipfix+udp://HOST[:4739]`, `ipfix+tcp://HOST[:4739]` | IPFIX flow records (`domain=N`, the observation domain) |
 //! | `redis://HOST[:6379]/KEY` | EVE JSON pushed to a list (`mode=list`, RPUSH) or a stream (`mode=stream`, XADD) |
 //!
@@ -171,17 +172,24 @@ pub fn parse(url: &str) -> Result<SinkSpec, String> {
             };
             (Target::File { path: PathBuf::from(pct_decode(rest)), opts }, Format::Eve)
         }
-        "syslog+udp" | "syslog+tcp" | "syslog+tls" | "syslog" => {
-            let tls = scheme == "syslog+tls";
-            let addr = host_port(rest.trim_end_matches('/'), if tls { 6514 } else { 514 })?;
+        "syslog+udp" | "syslog+tcp" | "syslog+tls" | "syslog" | "syslog+relp" | "syslog+relp+tls" => {
+            let port = match scheme {
+                "syslog+tls" => 6514,
+                "syslog+relp" | "syslog+relp+tls" => 2514,
+                _ => 514,
+            };
+            let addr = host_port(rest.trim_end_matches('/'), port)?;
+            let mut tls = || TlsOptions {
+                ca: get("ca").map(PathBuf::from),
+                cert: get("cert").map(PathBuf::from),
+                key: get("key").map(PathBuf::from),
+                server_name: get("server_name"),
+            };
             let proto = match scheme {
                 "syslog+tcp" => Proto::Tcp,
-                "syslog+tls" => Proto::Tls(TlsOptions {
-                    ca: get("ca").map(PathBuf::from),
-                    cert: get("cert").map(PathBuf::from),
-                    key: get("key").map(PathBuf::from),
-                    server_name: get("server_name"),
-                }),
+                "syslog+tls" => Proto::Tls(tls()),
+                "syslog+relp" => Proto::Relp(None),
+                "syslog+relp+tls" => Proto::Relp(Some(tls())),
                 _ => Proto::Udp,
             };
             let facility = match get("facility") {
@@ -210,7 +218,7 @@ pub fn parse(url: &str) -> Result<SinkSpec, String> {
         }
         s => {
             return Err(format!(
-                "unknown scheme {s:?} (file, stdout, syslog+udp, syslog+tcp, syslog+tls, ipfix+udp, ipfix+tcp, redis)"
+                "unknown scheme {s:?} (file, stdout, syslog+udp, syslog+tcp, syslog+tls, syslog+relp, syslog+relp+tls, ipfix+udp, ipfix+tcp, redis)"
             ))
         }
     };
@@ -241,6 +249,14 @@ mod test {
             parse("syslog+udp://10.0.0.1").unwrap().target,
             Target::Syslog { addr: "10.0.0.1:514".into(), proto: Proto::Udp, facility: 21 }
         );
+        assert_eq!(
+            parse("syslog+relp://10.0.0.1").unwrap().target,
+            Target::Syslog { addr: "10.0.0.1:2514".into(), proto: Proto::Relp(None), facility: 21 }
+        );
+        let s = parse("syslog+relp+tls://siem.example?ca=/etc/ca.pem&format=cef").unwrap();
+        assert_eq!(s.format, Format::SyslogCef);
+        let Target::Syslog { addr, proto: Proto::Relp(Some(t)), .. } = s.target else { panic!("{s:?}") };
+        assert_eq!((addr.as_str(), t.ca), ("siem.example:2514", Some(PathBuf::from("/etc/ca.pem"))));
         assert_eq!(
             parse("ipfix+tcp://[::1]?domain=7").unwrap().target,
             Target::Ipfix { addr: "[::1]:4739".into(), tcp: true, domain: 7 }
