@@ -353,7 +353,11 @@ fn syslog_over_tls13_keeps_its_connection_through_session_tickets() {
     );
     let n = sink_counters(&summary, "tls13");
     assert_eq!((n["sent"], n["errors"]), (n["records"], 0), "{summary}");
-    std::thread::sleep(Duration::from_millis(300));
+    // s_server ends once its one connection has closed (-naccept 1), having written all it read.
+    let t0 = Instant::now();
+    while server.0.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     server.stop();
     // Octet-counted frames: as many messages as records.
     let b = std::fs::read(&got).unwrap();
@@ -695,10 +699,25 @@ fn collector_outage_mid_stream_loses_nothing() {
     assert!(c["spooled"] > 0 && c["replayed"] == c["spooled"], "{summary}");
     assert!(c["errors"] > 0, "the outage was seen: {summary}");
     assert_eq!(c["sent"], c["records"]);
+    // Nothing lost: every EVE line reached the collector, and nothing else did. RELP delivers
+    // at least once: a message the collector took whose answer died with the connection is sent
+    // again, so a repeat is possible, at most once per message in flight (128) at the stop.
     want.sort();
     have.sort();
-    assert_eq!(have.len(), want.len(), "collector got {} of {} records", have.len(), want.len());
-    assert!(have == want, "the records the collector got differ from EVE");
+    let mut once = have.clone();
+    once.dedup();
+    let mut want_once = want.clone();
+    want_once.dedup();
+    assert!(
+        once == want_once,
+        "the records the collector got differ from EVE ({} distinct of {})",
+        once.len(),
+        want_once.len()
+    );
+    assert!(have.len() >= want.len());
+    let repeats = have.len() - want.len();
+    assert!(repeats <= 128, "{repeats} records repeated");
+    eprintln!("outage: {} records, all received, {repeats} repeated", want.len());
 }
 
 #[test]

@@ -174,6 +174,11 @@ impl Conn {
         self.flush()
     }
 
+    /// How long a read may wait (None: for ever).
+    pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.socket().set_read_timeout(d)
+    }
+
     /// Reads what the peer sent (Redis replies).
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {

@@ -12,16 +12,20 @@
 //!
 //! A chunk whose sending fails part way resumes after the messages the collector answered: the
 //! transport remembers how far a chunk went (by its content), and when the sink hands it the
-//! same chunk again after reconnecting, it starts there. So a collector that stops mid-chunk
-//! gets every message exactly once while the run lasts; a chunk left to the next run (the
-//! collector did not come back in time) is sent whole then, which may repeat the part that
-//! went (at least once).
+//! same chunk again after reconnecting, it starts there. Before giving up on a broken
+//! connection it reads the answers already on their way. Delivery is at least once, as RELP's:
+//! a message the collector took but whose answer was lost with the connection is sent again,
+//! and so is a chunk left to the next run (the collector did not come back in time), whole. A
+//! message the collector refuses (`500`) fails the chunk, which resumes at that message after
+//! reconnecting, as omrelp retries; what followed it in flight is sent again. An answer may take
+//! [`ANSWER_WAIT`] (a collector with a full queue answers late).
 
 use super::net::{tls_setup, Conn, TlsOptions};
 use super::{Chunk, Transport};
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Messages in flight before the answers are waited for (librelp's default window).
 pub const WINDOW: usize = 128;
@@ -29,6 +33,11 @@ pub const WINDOW: usize = 128;
 const TXNR_MAX: u32 = 999_999_999;
 /// The longest answer frame read (an `open` answer carries the collector's offers).
 const MAX_ANSWER: usize = 64 << 10;
+/// How long an answer may take: a collector whose queue is full answers late, and one taken
+/// for dead too early gets what it had already read again (omrelp waits 90 s).
+const ANSWER_WAIT: Duration = Duration::from_secs(30);
+/// After the connection broke: how long the answers that were already on their way are read.
+const LAST_ANSWERS_WAIT: Duration = Duration::from_secs(1);
 
 const OFFERS: &str = concat!(
     "relp_version=0\nrelp_software=spinewatch,",
@@ -45,8 +54,6 @@ pub struct RelpTransport {
     rx: Vec<u8>,
     /// A chunk cut by a failure: its fingerprint and how many of its messages were answered.
     resume: Option<(u64, usize)>,
-    /// Messages the collector refused (`500`), and its last reason.
-    pub refused: u64,
 }
 
 /// One frame read from the collector.
@@ -137,7 +144,6 @@ impl RelpTransport {
             out: Vec::with_capacity(1 << 20),
             rx: Vec::new(),
             resume: None,
-            refused: 0,
         })
     }
 
@@ -156,9 +162,11 @@ impl RelpTransport {
         out.push(b'\n');
     }
 
-    /// Reads until one whole frame is buffered; calls `f` on it and drops it.
-    fn read_frame<T>(&mut self, f: impl FnOnce(&Frame<'_>) -> io::Result<T>) -> io::Result<T> {
+    /// Reads until one whole frame is buffered, for at most `wait`; calls `f` on it and drops
+    /// it.
+    fn read_frame<T>(&mut self, wait: Duration, f: impl FnOnce(&Frame<'_>) -> io::Result<T>) -> io::Result<T> {
         let mut tmp = [0u8; 16 << 10];
+        let t0 = Instant::now();
         loop {
             if let Some((fr, used)) = parse_frame(&self.rx).map_err(broken)? {
                 if fr.command == b"serverclose" {
@@ -168,7 +176,12 @@ impl RelpTransport {
                 self.rx.drain(..used);
                 return r;
             }
+            let left = wait.saturating_sub(t0.elapsed());
+            if left.is_zero() {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "the RELP collector did not answer in time"));
+            }
             let c = self.conn.as_mut().ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+            c.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
             let k = c.read(&mut tmp)?;
             if k == 0 {
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the collector closed the connection"));
@@ -179,8 +192,8 @@ impl RelpTransport {
 
     /// Reads the answer to transaction `txnr`: Ok(Ok(())) for 200, Ok(Err(reason)) for a
     /// refusal.
-    fn answer(&mut self, txnr: u32) -> io::Result<Result<(), String>> {
-        self.read_frame(|fr| {
+    fn answer(&mut self, txnr: u32, wait: Duration) -> io::Result<Result<(), String>> {
+        self.read_frame(wait, |fr| {
             if fr.command != b"rsp" {
                 return Err(broken(format!("RELP: {:?} where an answer was due", String::from_utf8_lossy(fr.command))));
             }
@@ -205,28 +218,22 @@ impl RelpTransport {
     }
 
     /// Sends messages `from..` of `c`; on failure, the messages answered so far (counted from
-    /// the chunk's start) go with the error. The answers that arrived before the connection
-    /// broke are read first: a collector that stops answers what it took, then closes.
+    /// the chunk's start) go with the error. The answers that were on their way when the
+    /// connection broke are read first: a collector that stops answers what it took, then
+    /// closes. A message the collector refuses (`500`) is a failure too: the chunk resumes at
+    /// it after reconnecting (as omrelp does), so nothing refused counts as sent.
     fn send_from(&mut self, c: &Chunk, from: usize) -> Result<(), (io::Error, usize)> {
         // (txnr, message index) in flight, oldest first; answers come in order.
         let mut flight: VecDeque<(u32, usize)> = VecDeque::with_capacity(WINDOW);
-        let mut refusal = None;
-        let r = self.send_window(c, from, &mut flight, &mut refusal);
-        if let Some(why) = refusal {
-            tracing::warn!(addr = %self.addr, "the RELP collector refused messages: {why} ({} so far)", self.refused);
-        }
-        let Err(e) = r else { return Ok(()) };
-        if !matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) {
+        let Err(e) = self.send_window(c, from, &mut flight) else { return Ok(()) };
+        // (Not after a protocol error, nor a refusal: the refused message stays first.)
+        if !matches!(e.kind(), io::ErrorKind::InvalidData | io::ErrorKind::Other) {
             while let Some(&(t, _)) = flight.front() {
-                match self.answer(t) {
+                match self.answer(t, LAST_ANSWERS_WAIT) {
                     Ok(Ok(())) => {
                         flight.pop_front();
                     }
-                    Ok(Err(_)) => {
-                        self.refused += 1;
-                        flight.pop_front();
-                    }
-                    Err(_) => break,
+                    Ok(Err(_)) | Err(_) => break,
                 }
             }
         }
@@ -234,13 +241,7 @@ impl RelpTransport {
         Err((e, done))
     }
 
-    fn send_window(
-        &mut self,
-        c: &Chunk,
-        from: usize,
-        flight: &mut VecDeque<(u32, usize)>,
-        refusal: &mut Option<String>,
-    ) -> io::Result<()> {
+    fn send_window(&mut self, c: &Chunk, from: usize, flight: &mut VecDeque<(u32, usize)>) -> io::Result<()> {
         self.out.clear();
         let mut start = 0usize;
         for (i, &end) in c.ends.iter().enumerate() {
@@ -255,31 +256,29 @@ impl RelpTransport {
             if flight.len() >= WINDOW {
                 self.write_out()?;
                 while flight.len() > WINDOW / 2 {
-                    self.take_answer(flight, refusal)?;
+                    self.take_answer(flight)?;
                 }
             }
         }
         self.write_out()?;
         while !flight.is_empty() {
-            self.take_answer(flight, refusal)?;
+            self.take_answer(flight)?;
         }
         Ok(())
     }
 
-    /// Reads the answer to the oldest message in flight.
-    fn take_answer(&mut self, flight: &mut VecDeque<(u32, usize)>, refusal: &mut Option<String>) -> io::Result<()> {
+    /// Reads the answer to the oldest message in flight; a refusal is an error (the message
+    /// stays in flight).
+    fn take_answer(&mut self, flight: &mut VecDeque<(u32, usize)>) -> io::Result<()> {
         let (t, _) = flight[0];
-        if let Err(why) = self.answer(t)? {
-            self.refused += 1;
-            refusal.get_or_insert(why);
+        if let Err(why) = self.answer(t, ANSWER_WAIT)? {
+            return Err(io::Error::other(format!("the RELP collector refused a message: {why}")));
         }
         flight.pop_front();
         Ok(())
     }
-}
 
-impl Transport for RelpTransport {
-    fn connect(&mut self) -> io::Result<()> {
+    fn open_session(&mut self) -> io::Result<()> {
         self.rx.clear();
         self.conn = Some(match &self.tls {
             Some((cfg, name)) => Conn::tls(&self.addr, cfg, name)?,
@@ -290,7 +289,7 @@ impl Transport for RelpTransport {
         self.out.clear();
         Self::frame(&mut self.out, t, "open", OFFERS.as_bytes());
         self.write_out()?;
-        let offers = self.read_frame(|fr| {
+        let offers = self.read_frame(ANSWER_WAIT, |fr| {
             if fr.command != b"rsp" || fr.txnr != t {
                 return Err(broken("RELP: no answer to open".into()));
             }
@@ -310,6 +309,16 @@ impl Transport for RelpTransport {
             return Err(broken("RELP: the collector does not take the syslog command".into()));
         }
         Ok(())
+    }
+}
+
+impl Transport for RelpTransport {
+    fn connect(&mut self) -> io::Result<()> {
+        let r = self.open_session();
+        if r.is_err() {
+            self.disconnect();
+        }
+        r
     }
 
     fn send(&mut self, c: &Chunk) -> io::Result<()> {
@@ -341,7 +350,7 @@ impl Transport for RelpTransport {
             Self::frame(&mut self.out, t, "close", b"");
             // The answer is a courtesy: everything was answered already.
             if self.write_out().is_ok() {
-                let _ = self.answer(t);
+                let _ = self.answer(t, LAST_ANSWERS_WAIT);
             }
         }
         self.disconnect();
@@ -405,6 +414,12 @@ mod test {
     /// connection at the next one; the second connection answers everything. Returns the
     /// messages it took.
     fn collector(l: TcpListener, take: usize) -> std::thread::JoinHandle<Vec<String>> {
+        collector_with(l, take, false)
+    }
+
+    /// [`collector`], answering the message after the first `take` with a refusal (`500`) when
+    /// `refuse`, before it stops.
+    fn collector_with(l: TcpListener, take: usize, refuse: bool) -> std::thread::JoinHandle<Vec<String>> {
         std::thread::spawn(move || {
             let mut got = Vec::new();
             for conn in 0..2 {
@@ -430,6 +445,9 @@ mod test {
                         }
                         b"syslog" => {
                             if conn == 0 && got.len() == take {
+                                if refuse {
+                                    writeln!(s, "{txnr} rsp 9 500 full!").unwrap();
+                                }
                                 // Stops as a collector does: what it answered goes out,
                                 // then its end of the connection closes.
                                 s.shutdown(std::net::Shutdown::Write).unwrap();
@@ -477,6 +495,42 @@ mod test {
         let got = h.join().unwrap();
         let want: Vec<String> = c.messages().map(|m| String::from_utf8(m.to_vec()).unwrap()).collect();
         assert_eq!(got, want, "every message once, in order");
+    }
+
+    #[test]
+    fn a_refused_message_is_sent_again_not_counted_as_sent() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let h = collector_with(l, 40, true);
+        let mut t = RelpTransport::new(&addr, None).unwrap();
+        let c = chunk(100);
+        t.connect().unwrap();
+        let e = t.send(&c).unwrap_err();
+        assert!(e.to_string().contains("refused a message: 500 full!"), "{e}");
+        t.disconnect();
+        t.connect().unwrap();
+        t.send(&c).unwrap();
+        t.finish().unwrap();
+        let got = h.join().unwrap();
+        let want: Vec<String> = c.messages().map(|m| String::from_utf8(m.to_vec()).unwrap()).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_collector_that_does_not_answer_open_fails_the_connect() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let h = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut b = [0u8; 256];
+            let _ = s.read(&mut b).unwrap();
+            s.write_all(b"1 rsp 10 500 no way\n").unwrap();
+        });
+        let mut t = RelpTransport::new(&addr, None).unwrap();
+        let e = t.connect().unwrap_err();
+        assert!(e.to_string().contains("refused the session: 500 no way"), "{e}");
+        assert!(t.conn.is_none());
+        h.join().unwrap();
     }
 
     #[test]
