@@ -143,7 +143,7 @@ pub fn write_event(out: &mut Vec<u8>, m: &EventMeta, ev: &AppEvent<'_>) -> usize
                 }
             }
             if let Some(j) = t.ja4() {
-                key_str(out, "ja4", j);
+                key_str(out, "ja4", &j);
             }
             if t.client_alpns().next().is_some() {
                 out.extend_from_slice(b",\"client_alpns\":[");

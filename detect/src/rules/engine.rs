@@ -1123,7 +1123,7 @@ impl Matcher {
                         hit(self, K::Ja3s, i.hash(K::Ja3s, &h));
                     }
                     if let Some(h) = t.ja4() {
-                        hit(self, K::Ja4, i.hash(K::Ja4, h));
+                        hit(self, K::Ja4, i.hash(K::Ja4, &h));
                     }
                 }
             }

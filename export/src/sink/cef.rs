@@ -226,7 +226,7 @@ pub fn write_tls(out: &mut Vec<u8>, m: &EventMeta, t: &detect::app::tls::TlsInfo
         labelled(out, "cs3", "sni", s);
     }
     if let Some(j) = t.ja4() {
-        labelled(out, "cs4", "ja4", j);
+        labelled(out, "cs4", "ja4", &j);
     }
     if let Some(s) = t.subject() {
         labelled(out, "cs5", "subject", s);

@@ -61,6 +61,10 @@ pub struct TlsInfo {
     not_after: Span,
 }
 
+/// JA4's length, and its part before the first hash (`t13d1516h2`).
+pub const JA4_LEN: usize = 36;
+const JA4_PREFIX: usize = 10;
+
 /// Appends `v` in decimal (JA3 strings are built per handshake; `write!` costs several times
 /// this).
 fn dec(out: &mut Vec<u8>, v: u16) {
@@ -76,11 +80,6 @@ fn dec(out: &mut Vec<u8>, v: u16) {
         }
     }
     out.extend_from_slice(&buf[i..]);
-}
-
-/// Appends `v` as four lower-case hex digits.
-fn hex4(out: &mut Vec<u8>, v: u16) {
-    hex(out, &v.to_be_bytes(), None, false);
 }
 
 fn hex(out: &mut Vec<u8>, bytes: &[u8], sep: Option<u8>, upper: bool) {
@@ -134,8 +133,46 @@ impl TlsInfo {
     pub fn ja3s_hash(&self) -> Option<[u8; 32]> {
         self.ja3s().map(md5_hex)
     }
-    pub fn ja4(&self) -> Option<&[u8]> {
-        self.get(self.ja4)
+    /// JA4, computed when asked from the inputs the ClientHello left (see
+    /// [`TlsInfo::client_hello`]).
+    pub fn ja4(&self) -> Option<[u8; JA4_LEN]> {
+        let b = self.get(self.ja4)?;
+        let mut out = [0u8; JA4_LEN];
+        let (head, mut rest) = b.split_at_checked(JA4_PREFIX)?;
+        out[..JA4_PREFIX].copy_from_slice(head);
+        let mut list = || -> Option<&[u8]> {
+            let n = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+            let (l, r) = rest.get(4..)?.split_at_checked(2 * n)?;
+            rest = r;
+            Some(l)
+        };
+        let (ciphers, exts, sigalgs) = (list()?, list()?, list()?);
+        // The first 12 hex digits of the SHA-256 of the comma-joined hex list(s), or zeros when
+        // the (first) list is empty.
+        let hash = |lists: &[&[u8]], out: &mut [u8]| {
+            if lists[0].is_empty() {
+                out.fill(b'0');
+                return;
+            }
+            let mut h = sha2::Sha256::new();
+            for (k, l) in lists.iter().enumerate().filter(|(_, l)| !l.is_empty()) {
+                if k > 0 {
+                    h.update(b"_");
+                }
+                for (i, x) in l.chunks_exact(2).enumerate() {
+                    let mut t = [b',', 0, 0, 0, 0];
+                    hex_lower(&mut t[1..], x);
+                    h.update(if i == 0 { &t[1..] } else { &t[..] });
+                }
+            }
+            hex_lower(out, &h.finalize()[..6]);
+        };
+        out[JA4_PREFIX] = b'_';
+        hash(&[ciphers], &mut out[JA4_PREFIX + 1..JA4_PREFIX + 13]);
+        out[JA4_PREFIX + 13] = b'_';
+        let sig: &[u8] = if sigalgs.len() >= 2 { sigalgs } else { &[] };
+        hash(&[exts, sig], &mut out[JA4_PREFIX + 14..]);
+        Some(out)
     }
     pub fn client_alpns(&self) -> impl Iterator<Item = &[u8]> {
         self.alpns[..self.alpn_count as usize].iter().filter_map(|s| self.get(*s))
@@ -262,7 +299,11 @@ impl TlsInfo {
             o.push(b',');
             join(o, &mut formats.iter().map(|&f| f as u16));
         });
-        // JA4 (FoxIO): t<version><d|i><ciphers><extensions><alpn>_<sha256 ciphers>_<sha256 exts_sigalgs>
+        // JA4 (FoxIO): t<version><d|i><ciphers><extensions><alpn>_<sha256 ciphers>_<sha256 exts_sigalgs>.
+        // Its inputs are kept here (the prefix, then the sorted cipher and extension lists and
+        // the signature algorithms, each as a count and big-endian u16s); the hashes are taken
+        // when it is read ([`TlsInfo::ja4`]: by the exporter, or by detection with a JA4
+        // indicator), not on the packet path.
         let version = if max_version != 0 { max_version } else { h.version };
         let vs = match version {
             0x0304 => "13",
@@ -276,9 +317,9 @@ impl TlsInfo {
             0xfefc => "d3",
             _ => "00",
         };
-        // The lists are sorted and joined in the session's scratch buffers (kept between
-        // flows): no allocation per handshake.
-        let Scratch { list, text } = scratch;
+        // The lists are sorted in the session's scratch buffer (kept between flows): no
+        // allocation per handshake.
+        let Scratch { list, .. } = scratch;
         let alpn: [u8; 2] = match self.client_alpns().next() {
             None | Some([]) => *b"00",
             Some(a) => {
@@ -290,54 +331,31 @@ impl TlsInfo {
                 }
             }
         };
-        // The first 12 hex digits of the SHA-256 of `text`, or zeros when the list is empty.
-        let trunc = |text: &[u8], empty: bool| -> [u8; 12] {
-            let mut o = *b"000000000000";
-            if !empty {
-                hex_lower(&mut o, &sha2::Sha256::digest(text)[..6]);
-            }
-            o
-        };
-        let join = |text: &mut Vec<u8>, list: &[u16]| {
-            for (i, &x) in list.iter().enumerate() {
-                if i > 0 {
-                    text.push(b',');
-                }
-                hex4(text, x);
-            }
-        };
-        list.clear();
-        list.extend(u16s(h.ciphers).filter(|c| !is_grease(*c)));
-        let n_ciphers = list.len().min(99);
-        list.sort_unstable();
-        text.clear();
-        join(text, list);
-        let cipher_hash = trunc(text, list.is_empty());
-        list.clear();
-        list.extend(ext_types());
-        let n_exts = list.len();
-        list.retain(|&e| e != ext::SERVER_NAME && e != ext::ALPN);
-        list.sort_unstable();
-        let no_exts = list.is_empty();
-        text.clear();
-        join(text, list);
-        if sigalgs.len() >= 2 {
-            text.push(b'_');
-            list.clear();
-            list.extend(u16s(sigalgs));
-            join(text, list);
-        }
-        let ext_hash = trunc(text, no_exts);
         // 'd' for a domain name, 'i' for none or an IP address (FoxIO's JA4 spec).
         let has_sni =
             self.sni().is_some_and(|n| std::str::from_utf8(n).map_or(true, |n| n.parse::<std::net::IpAddr>().is_err()));
+        let n_ciphers = u16s(h.ciphers).filter(|c| !is_grease(*c)).count();
+        let n_exts = ext_types().count();
         self.ja4 = self.field(|o| {
-            let _ = write!(o, "t{vs}{}{n_ciphers:02}{:02}", if has_sni { 'd' } else { 'i' }, n_exts.min(99));
+            let _ = write!(o, "t{vs}{}{:02}{:02}", if has_sni { 'd' } else { 'i' }, n_ciphers.min(99), n_exts.min(99));
             o.extend_from_slice(&alpn);
-            o.push(b'_');
-            o.extend_from_slice(&cipher_hash);
-            o.push(b'_');
-            o.extend_from_slice(&ext_hash);
+            let put = |o: &mut Vec<u8>, list: &[u16]| {
+                o.extend_from_slice(&(list.len() as u32).to_be_bytes());
+                for x in list {
+                    o.extend_from_slice(&x.to_be_bytes());
+                }
+            };
+            list.clear();
+            list.extend(u16s(h.ciphers).filter(|c| !is_grease(*c)));
+            list.sort_unstable();
+            put(o, list);
+            list.clear();
+            list.extend(ext_types().filter(|&e| e != ext::SERVER_NAME && e != ext::ALPN));
+            list.sort_unstable();
+            put(o, list);
+            list.clear();
+            list.extend(u16s(sigalgs));
+            put(o, list);
         });
     }
 
@@ -403,7 +421,6 @@ struct Dir {
 #[derive(Debug, Default)]
 struct Scratch {
     list: Vec<u16>,
-    text: Vec<u8>,
 }
 
 /// Per-flow TLS state.
@@ -438,7 +455,6 @@ impl TlsState {
         crate::app::trim_vec(&mut self.info.chain, keep);
         crate::app::trim_vec(&mut self.info.certs, keep);
         crate::app::trim_vec(&mut self.scratch.list, keep);
-        crate::app::trim_vec(&mut self.scratch.text, keep);
     }
 
     /// Whether both directions are past their cleartext handshake (nothing more to read).
