@@ -1058,23 +1058,6 @@ impl FlowTable {
         0
     }
 
-    /// [`FlowTable::touch_flow`], then the flow's app-layer session when it has one, so the
-    /// update finds its streams and parser state in cache.
-    #[inline]
-    pub fn touch_flow_and_app(&self, hash: u64) -> u64 {
-        let e = self.index[hash as usize & self.mask];
-        if e >> 32 == hash >> 32 {
-            if let Some(f) = self.flows.get((e as u32).wrapping_sub(1) as usize) {
-                let x = f.last ^ f.pkts[0] ^ f.first_seen[0];
-                if wants_packets(f.app) && f.app_bits & APP_SKIP == 0 {
-                    return x ^ self.app.touch(f.app);
-                }
-                return x;
-            }
-        }
-        0
-    }
-
     /// [`FlowTable::update`] with the key and hash already computed.
     #[allow(clippy::too_many_arguments)]
     #[inline]

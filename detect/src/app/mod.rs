@@ -291,13 +291,6 @@ fn on_dns_port(sp: u16, dp: u16) -> bool {
     sp == 53 || dp == 53
 }
 
-impl Parsers {
-    #[inline]
-    fn touch(&self) -> u64 {
-        self.http.touch()
-    }
-}
-
 impl AppLayer {
     pub fn new(cfg: AppConfig) -> Self {
         AppLayer {
@@ -311,16 +304,6 @@ impl AppLayer {
 
     pub fn enabled(&self) -> bool {
         self.cfg.enabled
-    }
-
-    /// Loads the cache lines a packet of session `sid` touches first (both streams' heads and
-    /// the parsers' per-direction state), for [`crate::flow::FlowTable::touch_app`].
-    #[inline]
-    pub fn touch(&self, sid: u32) -> u64 {
-        match self.sessions.get(sid as usize) {
-            Some(s) => s.streams[0].touch() ^ s.streams[1].touch() ^ s.p.touch(),
-            None => 0,
-        }
     }
 
     /// Whether session `sid` has out-of-order bytes buffered in either direction.

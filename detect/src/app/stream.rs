@@ -179,12 +179,6 @@ impl Stream {
         self.started = true;
     }
 
-    /// One load of this stream's hot fields (for prefetching).
-    #[inline]
-    pub fn touch(&self) -> u64 {
-        self.delivered ^ self.next as u64
-    }
-
     #[inline]
     pub fn has_ooo(&self) -> bool {
         !self.ooo.is_empty()

@@ -292,12 +292,6 @@ impl HttpState {
         }
     }
 
-    /// One load of the per-direction state (for prefetching).
-    #[inline]
-    pub fn touch(&self) -> u64 {
-        self.dirs[0].body ^ self.dirs[1].body
-    }
-
     pub fn reset(&mut self) {
         for d in &mut self.dirs {
             d.phase = Phase::Head;
