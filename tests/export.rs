@@ -213,6 +213,15 @@ fn syslog_to_rsyslog_over_tcp_tls_udp_and_relp() {
     let pcap = capture(&d, "300");
     let eve = d.path("eve.json");
     let ca = d.path("ca.pem");
+    // A TLS sink URL with the CA and the client certificate.
+    let with_client_cert = |scheme: &str, port: u16, name: &str| {
+        format!(
+            "{scheme}://127.0.0.1:{port}?name={name}&ca={}&cert={}&key={}",
+            ca.display(),
+            d.path("client.pem").display(),
+            d.path("client.key").display()
+        )
+    };
     let summary = replay_with(
         "[export]\nspool_dir = \"\"\n",
         &d,
@@ -230,21 +239,11 @@ fn syslog_to_rsyslog_over_tcp_tls_udp_and_relp() {
             "--export",
             &format!("syslog+udp://127.0.0.1:{udp}?name=udp&format=cef"),
             "--export",
-            &format!(
-                "syslog+tls://127.0.0.1:{mtls}?name=mtls&ca={}&cert={}&key={}",
-                ca.display(),
-                d.path("client.pem").display(),
-                d.path("client.key").display()
-            ),
+            &with_client_cert("syslog+tls", mtls, "mtls"),
             "--export",
             &format!("syslog+relp://127.0.0.1:{relp}?name=relp"),
             "--export",
-            &format!(
-                "syslog+relp+tls://127.0.0.1:{relptls}?name=relptls&ca={}&cert={}&key={}",
-                ca.display(),
-                d.path("client.pem").display(),
-                d.path("client.key").display()
-            ),
+            &with_client_cert("syslog+relp+tls", relptls, "relptls"),
             pcap.to_str().unwrap(),
         ],
     );

@@ -479,40 +479,35 @@ mod test {
         c
     }
 
-    #[test]
-    fn a_chunk_cut_by_the_collector_resumes_after_what_it_answered() {
+    /// Sends a chunk of `n` messages to [`collector_with`]`(take, refuse)`: the first attempt
+    /// fails, the second (after reconnecting) goes through. Returns the first attempt's error,
+    /// what the collector took and the chunk's messages.
+    fn send_across_a_break(n: usize, take: usize, refuse: bool) -> (io::Error, Vec<String>, Vec<String>) {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap().to_string();
-        let h = collector(l, 300);
+        let h = collector_with(l, take, refuse);
         let mut t = RelpTransport::new(&addr, None).unwrap();
-        let c = chunk(1000);
+        let c = chunk(n);
         t.connect().unwrap();
-        assert!(t.send(&c).is_err(), "the collector left after 300 messages");
+        let e = t.send(&c).unwrap_err();
         t.disconnect();
         t.connect().unwrap();
         t.send(&c).unwrap();
         t.finish().unwrap();
-        let got = h.join().unwrap();
-        let want: Vec<String> = c.messages().map(|m| String::from_utf8(m.to_vec()).unwrap()).collect();
+        let want = c.messages().map(|m| String::from_utf8(m.to_vec()).unwrap()).collect();
+        (e, h.join().unwrap(), want)
+    }
+
+    #[test]
+    fn a_chunk_cut_by_the_collector_resumes_after_what_it_answered() {
+        let (_, got, want) = send_across_a_break(1000, 300, false);
         assert_eq!(got, want, "every message once, in order");
     }
 
     #[test]
     fn a_refused_message_is_sent_again_not_counted_as_sent() {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap().to_string();
-        let h = collector_with(l, 40, true);
-        let mut t = RelpTransport::new(&addr, None).unwrap();
-        let c = chunk(100);
-        t.connect().unwrap();
-        let e = t.send(&c).unwrap_err();
+        let (e, got, want) = send_across_a_break(100, 40, true);
         assert!(e.to_string().contains("refused a message: 500 full!"), "{e}");
-        t.disconnect();
-        t.connect().unwrap();
-        t.send(&c).unwrap();
-        t.finish().unwrap();
-        let got = h.join().unwrap();
-        let want: Vec<String> = c.messages().map(|m| String::from_utf8(m.to_vec()).unwrap()).collect();
         assert_eq!(got, want);
     }
 
