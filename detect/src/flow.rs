@@ -531,7 +531,7 @@ struct Flow {
     app_proto: AppProto,
     /// The flow came through a tunnel: its [`TunnelRec`] is in the table's side array.
     tunneled: bool,
-    /// [`APP_OOO`], [`APP_SKIP`], [`APP_SKIP_DIR1`].
+    /// [`APP_OOO`], [`APP_SKIP`], [`APP_SKIP_DIR1`], [`ALERTED`], [`NO_ADDR_RULES`].
     app_bits: u8,
 }
 
@@ -547,6 +547,10 @@ const APP_SKIP: u8 = 2;
 const APP_SKIP_DIR1: u8 = 4;
 /// A rule alerted on the flow (kept across app-layer updates).
 const ALERTED: u8 = 8;
+/// The flow's addresses index no rule in the rule set's address index (learnt at its first
+/// inspected packet; cleared on every flow when the rules are reloaded): its packets skip the
+/// lookups.
+const NO_ADDR_RULES: u8 = 16;
 
 const _: () = assert!(std::mem::size_of::<Flow>() == 192);
 
@@ -1238,7 +1242,11 @@ impl FlowTable {
             // A new flow: its addresses against the indicators, once.
             self.matcher.on_flow_start(set, &h, &mut out);
         }
-        self.matcher.on_packet(set, &h, payload, slot, now, &mut out);
+        let mut no_addr = f.app_bits & NO_ADDR_RULES != 0;
+        self.matcher.on_packet(set, &h, payload, slot, now, &mut no_addr, &mut out);
+        if no_addr {
+            self.flows[slot as usize].app_bits |= NO_ADDR_RULES;
+        }
         if alerted {
             self.flows[slot as usize].app_bits |= ALERTED;
         }
@@ -1257,6 +1265,10 @@ impl FlowTable {
         self.rules_generation = g;
         self.rules = Some(set).filter(|r| !r.is_empty());
         self.matcher.reset_state();
+        // What a flow learnt of the old rules' address index does not hold for the new ones.
+        for f in &mut self.flows {
+            f.app_bits &= !NO_ADDR_RULES;
+        }
         self.rule_reloads += 1;
     }
 
@@ -1379,7 +1391,9 @@ impl FlowTable {
         let f = &mut self.flows[slot as usize];
         f.app = sid;
         f.app_proto = proto;
-        f.app_bits = (f.app_bits & ALERTED) | if ooo { APP_OOO } else { 0 } | if alerted { ALERTED } else { 0 };
+        f.app_bits = (f.app_bits & (ALERTED | NO_ADDR_RULES))
+            | if ooo { APP_OOO } else { 0 }
+            | if alerted { ALERTED } else { 0 };
         if let Some((next, end)) = fast {
             // The stream must be where the tracker is: the fast path counts from there.
             if !ooo && wants_packets(sid) && next == f.tcp.next_seq[dir] {
@@ -1554,6 +1568,48 @@ mod test {
     }
 
     const SEC: u64 = 1_000_000;
+
+    /// Counts alerts by sid.
+    #[derive(Default)]
+    struct Alerts(Vec<u32>);
+
+    impl RecordSink for Alerts {
+        fn emit(&mut self, _: &FlowRecord) {}
+        fn emit_event(&mut self, _: &EventMeta, _: &AppEvent<'_>) {}
+        fn emit_alert(&mut self, _: &EventMeta, a: &AlertInfo<'_>) {
+            self.0.push(a.set.rules[a.rule as usize].sid);
+        }
+    }
+
+    fn rule_set(text: &str) -> crate::rules::RuleSet {
+        use crate::rules::{parse_classifications, Loader, Vars, DEFAULT_CLASSIFICATION};
+        let (classes, _) = parse_classifications(DEFAULT_CLASSIFICATION);
+        let mut l = Loader::default();
+        l.add_text(text, "t", &Vars::default(), &classes);
+        assert_eq!(l.report.rejected, 0, "{:?}", l.report.failures);
+        crate::rules::RuleSet::new(l.rules)
+    }
+
+    #[test]
+    fn what_a_flow_learnt_of_the_address_index_is_forgotten_at_a_reload() {
+        // Rules on public address lists are found through the address index; a flow whose
+        // addresses index none skips the lookups from its second packet, until the rules change.
+        let rules = SharedRules::new(rule_set("alert ip any any -> 198.51.100.77 any (msg:\"other\"; sid:1;)"));
+        let slot = rules.0.clone().unwrap();
+        let mut t = FlowTable::new(FlowConfig { rules, ..FlowConfig::default() });
+        t.refresh_rules();
+        let mut d = udp(1, 5000, 2, 53);
+        d.set_v4([10, 0, 0, 1], [203, 0, 113, 9]);
+        let mut a = Alerts::default();
+        t.update(&d, 60, SEC, &mut a);
+        t.update(&d, 60, 2 * SEC, &mut a);
+        assert!(a.0.is_empty());
+        slot.replace(std::sync::Arc::new(rule_set("alert ip any any -> 203.0.113.9 any (msg:\"it\"; sid:2;)")));
+        t.refresh_rules();
+        t.update(&d, 60, 3 * SEC, &mut a);
+        t.update(&d, 60, 4 * SEC, &mut a);
+        assert_eq!(a.0, [2, 2], "the new rule matches the flow's next packets");
+    }
 
     #[test]
     fn test_index_survives_churn() {

@@ -1131,8 +1131,20 @@ impl Matcher {
         }
     }
 
-    /// Inspects one packet of flow `slot` (its payload may be empty).
-    pub fn on_packet(&mut self, set: &RuleSet, h: &Hdr, payload: &[u8], slot: u32, now: u64, out: &mut dyn FnMut(Hit)) {
+    /// Inspects one packet of flow `slot` (its payload may be empty). `no_addr_rules` says the
+    /// flow's addresses index no rule (known from an earlier packet of the flow under this rule
+    /// set: the lookups are skipped); it is set when the lookups find none.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_packet(
+        &mut self,
+        set: &RuleSet,
+        h: &Hdr,
+        payload: &[u8],
+        slot: u32,
+        now: u64,
+        no_addr_rules: &mut bool,
+        out: &mut dyn FnMut(Hit),
+    ) {
         if set.behave.enabled && h.proto == 6 && !payload.is_empty() {
             use super::behave::{ftp_payload, telnet_prompt, Behaviour as B};
             let fired = if h.to_server && h.dport == 21 && ftp_payload(payload) {
@@ -1156,12 +1168,15 @@ impl Matcher {
             self.prefilter(set, if h.to_server { PAYLOAD_TS } else { PAYLOAD_TC }, payload);
         }
         let ix = &set.pkt_index;
-        if !ix.by_addr.is_empty() {
+        if !ix.by_addr.is_empty() && !*no_addr_rules {
+            let mut any = false;
             for a in [h.src, h.dst] {
                 for &r in ix.by_addr.get(a) {
+                    any = true;
                     self.add(r);
                 }
             }
+            *no_addr_rules = !any;
         }
         let c = class(h.proto);
         if let Some(ports) = ix.by_port.get(c).filter(|p| !p.is_empty()) {
@@ -1495,7 +1510,7 @@ mod test {
     fn hits(s: &RuleSet, h: &Hdr, payload: &[u8]) -> Vec<u32> {
         let mut m = Matcher::default();
         let mut v = Vec::new();
-        m.on_packet(s, h, payload, 1, 0, &mut |x| v.push(s.rules[x.rule as usize].sid));
+        m.on_packet(s, h, payload, 1, 0, &mut false, &mut |x| v.push(s.rules[x.rule as usize].sid));
         v
     }
 
@@ -1587,7 +1602,7 @@ alert tcp any any -> any any (msg:"df"; content:"D"; detection_filter:track by_d
         let mut m = Matcher::default();
         let run = |p: &[u8], slot: u32, m: &mut Matcher| {
             let mut v = Vec::new();
-            m.on_packet(&s, &h, p, slot, 1_000_000, &mut |x| v.push(s.rules[x.rule as usize].sid));
+            m.on_packet(&s, &h, p, slot, 1_000_000, &mut false, &mut |x| v.push(s.rules[x.rule as usize].sid));
             v
         };
         assert_eq!(run(b"RETR", 1, &mut m), Vec::<u32>::new());
