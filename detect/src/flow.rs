@@ -1581,20 +1581,12 @@ mod test {
         }
     }
 
-    fn rule_set(text: &str) -> crate::rules::RuleSet {
-        use crate::rules::{parse_classifications, Loader, Vars, DEFAULT_CLASSIFICATION};
-        let (classes, _) = parse_classifications(DEFAULT_CLASSIFICATION);
-        let mut l = Loader::default();
-        l.add_text(text, "t", &Vars::default(), &classes);
-        assert_eq!(l.report.rejected, 0, "{:?}", l.report.failures);
-        crate::rules::RuleSet::new(l.rules)
-    }
-
     #[test]
     fn what_a_flow_learnt_of_the_address_index_is_forgotten_at_a_reload() {
         // Rules on public address lists are found through the address index; a flow whose
         // addresses index none skips the lookups from its second packet, until the rules change.
-        let rules = SharedRules::new(rule_set("alert ip any any -> 198.51.100.77 any (msg:\"other\"; sid:1;)"));
+        let rules =
+            SharedRules::new(crate::rules::test_set("alert ip any any -> 198.51.100.77 any (msg:\"other\"; sid:1;)"));
         let slot = rules.0.clone().unwrap();
         let mut t = FlowTable::new(FlowConfig { rules, ..FlowConfig::default() });
         t.refresh_rules();
@@ -1604,7 +1596,9 @@ mod test {
         t.update(&d, 60, SEC, &mut a);
         t.update(&d, 60, 2 * SEC, &mut a);
         assert!(a.0.is_empty());
-        slot.replace(std::sync::Arc::new(rule_set("alert ip any any -> 203.0.113.9 any (msg:\"it\"; sid:2;)")));
+        slot.replace(std::sync::Arc::new(crate::rules::test_set(
+            "alert ip any any -> 203.0.113.9 any (msg:\"it\"; sid:2;)",
+        )));
         t.refresh_rules();
         t.update(&d, 60, 3 * SEC, &mut a);
         t.update(&d, 60, 4 * SEC, &mut a);

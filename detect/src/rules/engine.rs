@@ -1482,15 +1482,7 @@ impl Matcher {
 #[cfg(test)]
 mod test {
     use super::*;
-    use crate::rules::{parse_classifications, Loader, Vars, DEFAULT_CLASSIFICATION};
-
-    fn set(text: &str) -> RuleSet {
-        let (classes, _) = parse_classifications(DEFAULT_CLASSIFICATION);
-        let mut l = Loader::default();
-        l.add_text(text, "t", &Vars::default(), &classes);
-        assert_eq!(l.report.rejected, 0, "{:?}", l.report.failures);
-        RuleSet::new(l.rules)
-    }
+    use crate::rules::test_set as set;
 
     fn hdr() -> Hdr {
         Hdr {

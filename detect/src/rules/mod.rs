@@ -15,6 +15,17 @@ pub use engine::{compile_check, Hdr, Hit, MatchCounters, Matcher, RuleSet};
 pub use load::{Failure, LoadReport, Loader, DEFAULT_CLASSIFICATION};
 pub use parse::{parse_classifications, parse_rule, Classifications, Reject};
 
+/// The rule set of `text` with the default classifications and no variables (tests: every rule
+/// must load).
+#[cfg(test)]
+pub(crate) fn test_set(text: &str) -> RuleSet {
+    let (classes, _) = parse_classifications(DEFAULT_CLASSIFICATION);
+    let mut l = Loader::default();
+    l.add_text(text, "t", &Vars::default(), &classes);
+    assert_eq!(l.report.rejected, 0, "{:?}", l.report.failures);
+    RuleSet::new(l.rules)
+}
+
 /// What a rule does when it matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
