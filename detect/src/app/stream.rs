@@ -58,13 +58,6 @@ impl Default for StreamLimits {
     }
 }
 
-/// A skip shorter than this is not handed to the flow table's fast path. Any skip is: setting
-/// it up is a few bits on the flow, and every segment passed over saves a session call; with
-/// IMIX-sized segments even a 1 KB body is many segments (2048 here, two full-size segments'
-/// worth, left 28% of the IMIX capture's in-order segments going through sessions for
-/// nothing; 1 took the app layer's cost from 30% to 23%, `benches/app-cost`).
-pub const FAST_SKIP_MIN: u64 = 1;
-
 /// Reassembly counters (per worker).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StreamCounters {
@@ -199,15 +192,18 @@ impl Stream {
     }
 
     /// Where the body the parser skips ends, when the flow table may pass over its segments
-    /// itself (see [`crate::app::AppLayer::fast_sync`]): nothing buffered, no FIN seen, the
-    /// skip long enough to be worth it and within the depth limit.
+    /// itself (see [`crate::app::AppLayer::fast_sync`]): nothing buffered, no FIN seen, a skip
+    /// announced and within the depth limit. Any skip, however short: setting it up is a few
+    /// bits on the flow, and every segment passed over saves a session call (with IMIX-sized
+    /// segments even a 1 KB body is many segments; a 2 KiB minimum left 28% of the IMIX
+    /// capture's in-order segments going through sessions for nothing).
     #[inline]
     pub fn fast_skip(&self, depth: u32) -> Option<u32> {
         if !self.started
             || self.done
             || !self.ooo.is_empty()
             || self.fin.is_some()
-            || self.skip < FAST_SKIP_MIN
+            || self.skip == 0
             || self.skip >= 1 << 30
             || (depth != 0 && self.delivered + self.skip > depth as u64)
         {
