@@ -147,8 +147,8 @@ impl TlsInfo {
             Some(l)
         };
         let (ciphers, exts, sigalgs) = (list()?, list()?, list()?);
-        // The first 12 hex digits of the SHA-256 of the comma-joined hex list(s), or zeros when
-        // the (first) list is empty.
+        // The first 12 hex digits of the SHA-256 of the comma-joined hex list(s), the non-empty
+        // ones joined by '_', or zeros when the first list is empty.
         let hash = |lists: &[&[u8]], out: &mut [u8]| {
             if lists[0].is_empty() {
                 out.fill(b'0');
@@ -170,8 +170,7 @@ impl TlsInfo {
         out[JA4_PREFIX] = b'_';
         hash(&[ciphers], &mut out[JA4_PREFIX + 1..JA4_PREFIX + 13]);
         out[JA4_PREFIX + 13] = b'_';
-        let sig: &[u8] = if sigalgs.len() >= 2 { sigalgs } else { &[] };
-        hash(&[exts, sig], &mut out[JA4_PREFIX + 14..]);
+        hash(&[exts, sigalgs], &mut out[JA4_PREFIX + 14..]);
         Some(out)
     }
     pub fn client_alpns(&self) -> impl Iterator<Item = &[u8]> {
