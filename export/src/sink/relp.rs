@@ -129,6 +129,12 @@ fn fingerprint(c: &Chunk) -> u64 {
     h
 }
 
+/// An answer's refusal: None when its status is `200`, else its status line.
+fn refusal(data: &[u8]) -> Option<String> {
+    let line = data.split(|&b| b == b'\n').next().unwrap_or_default();
+    (!line.starts_with(b"200")).then(|| String::from_utf8_lossy(line).into_owned())
+}
+
 fn broken(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
@@ -200,12 +206,7 @@ impl RelpTransport {
             if fr.txnr != txnr {
                 return Err(broken(format!("RELP: the answer to {} where {txnr}'s was due", fr.txnr)));
             }
-            let line = fr.data.split(|&b| b == b'\n').next().unwrap_or_default();
-            if line.starts_with(b"200") {
-                Ok(Ok(()))
-            } else {
-                Ok(Err(String::from_utf8_lossy(line).into_owned()))
-            }
+            Ok(refusal(fr.data).map_or(Ok(()), Err))
         })
     }
 
@@ -243,13 +244,7 @@ impl RelpTransport {
 
     fn send_window(&mut self, c: &Chunk, from: usize, flight: &mut VecDeque<(u32, usize)>) -> io::Result<()> {
         self.out.clear();
-        let mut start = 0usize;
-        for (i, &end) in c.ends.iter().enumerate() {
-            let m = &c.data[start..end as usize];
-            start = end as usize;
-            if i < from {
-                continue;
-            }
+        for (i, m) in c.messages().enumerate().skip(from) {
             let t = self.next_txnr();
             Self::frame(&mut self.out, t, "syslog", m);
             flight.push_back((t, i));
@@ -295,15 +290,12 @@ impl RelpTransport {
             }
             Ok(fr.data.to_vec())
         })?;
-        let mut lines = offers.split(|&b| b == b'\n');
-        let status = lines.next().unwrap_or_default();
-        if !status.starts_with(b"200") {
-            return Err(broken(format!(
-                "RELP: the collector refused the session: {}",
-                String::from_utf8_lossy(status)
-            )));
+        if let Some(why) = refusal(&offers) {
+            return Err(broken(format!("RELP: the collector refused the session: {why}")));
         }
-        let syslog = lines
+        let syslog = offers
+            .split(|&b| b == b'\n')
+            .skip(1)
             .any(|l| l.strip_prefix(b"commands=").is_some_and(|c| c.split(|&b| b == b',').any(|c| c == b"syslog")));
         if !syslog {
             return Err(broken("RELP: the collector does not take the syslog command".into()));
