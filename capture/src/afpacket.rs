@@ -75,12 +75,7 @@ pub fn run_afpacket(
         .map(|i| Arc::new(crate::metrics::PortLive { name: i.clone(), ..Default::default() }))
         .collect();
     let live = Arc::new(live);
-    let mut stats_file = match &cfg.stats_file {
-        Some(p) => Some(std::fs::OpenOptions::new().create(true).append(true).open(p).map_err(|e| {
-            AfPacketError::Ring(std::io::Error::new(e.kind(), format!("stats file {}: {e}", p.display())))
-        })?),
-        None => None,
-    };
+    let mut stats_file = crate::metrics::open_stats_file(cfg.stats_file.as_deref()).map_err(AfPacketError::Ring)?;
     let _metrics = crate::metrics::serve_if(cfg.metrics.as_deref(), &live);
     let started = Instant::now();
     let results: Vec<(WorkerCore, Vec<Ring>)> = std::thread::scope(|s| -> Result<_, AfPacketError> {

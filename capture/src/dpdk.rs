@@ -252,16 +252,8 @@ pub fn run_dpdk_bench(
         .collect();
     let live = Arc::new(live);
     let _metrics = crate::metrics::serve_if(cfg.metrics.as_deref(), &live);
-    let mut stats_file = match &cfg.stats_file {
-        Some(p) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|e| DpdkRunError::Config(format!("stats file {}: {e}", p.display())))?,
-        ),
-        None => None,
-    };
+    let mut stats_file =
+        crate::metrics::open_stats_file(cfg.stats_file.as_deref()).map_err(|e| DpdkRunError::Config(e.to_string()))?;
     let tsc_hz = dpdk_sys::tsc_hz(&eal).max(1);
     let epoch_us = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
     let tsc0 = dpdk_sys::tsc();

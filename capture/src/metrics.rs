@@ -220,6 +220,18 @@ pub fn render_json(l: &Live) -> String {
     o
 }
 
+/// The stats file of a live run, opened for appending (None: no file); the error names it.
+pub fn open_stats_file(path: Option<&std::path::Path>) -> std::io::Result<Option<std::fs::File>> {
+    path.map(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("stats file {}: {e}", p.display())))
+    })
+    .transpose()
+}
+
 /// The periodic report of a live run: the stats log lines (workers, then each sink) and, when
 /// `file` is open, the JSON object appended to it.
 pub fn report(live: &Live, file: Option<&mut std::fs::File>) {
