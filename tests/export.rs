@@ -151,6 +151,13 @@ fn settled_lines(p: &Path) -> Vec<String> {
     std::fs::read_to_string(p).unwrap_or_default().lines().map(str::to_owned).collect()
 }
 
+/// The messages rsyslog wrote to `p` (`MSGID MSG` lines), without their MSGID, sorted.
+fn sorted_messages(p: &Path) -> Vec<String> {
+    let mut v: Vec<String> = settled_lines(p).into_iter().map(|l| l.split_once(' ').unwrap().1.to_owned()).collect();
+    v.sort();
+    v
+}
+
 /// A datacenter capture with the attack scenarios, so the demo rules alert.
 fn capture(d: &TempDir, flows: &str) -> std::path::PathBuf {
     let p = d.path("dc.pcap");
@@ -289,20 +296,12 @@ fn syslog_to_rsyslog_over_tcp_tls_udp_and_relp() {
     let flows = eve_lines.iter().filter(|l| l.contains("\"event_type\":\"flow\"")).count();
     assert_eq!(tls_lines.iter().filter(|l| l.starts_with("flow CEF:")).count(), flows);
     // Over TLS with a client certificate (the collector requires one), EVE: every line.
-    let mut via_mtls: Vec<String> = settled_lines(&got.with_extension("log.mtls"))
-        .into_iter()
-        .map(|l| l.split_once(' ').unwrap().1.to_owned())
-        .collect();
-    via_mtls.sort();
+    let via_mtls = sorted_messages(&got.with_extension("log.mtls"));
     assert!(via_mtls == want, "rsyslog's mutual-TLS lines differ from the EVE file ({} lines)", via_mtls.len());
     // Over RELP, plain and over TLS with a client certificate, EVE: every line, exactly once,
     // each one answered by the collector.
     for kind in ["relp", "relptls"] {
-        let mut lines: Vec<String> = settled_lines(&got.with_extension(format!("log.{kind}")))
-            .into_iter()
-            .map(|l| l.split_once(' ').unwrap().1.to_owned())
-            .collect();
-        lines.sort();
+        let lines = sorted_messages(&got.with_extension(format!("log.{kind}")));
         assert!(lines == want, "rsyslog's {kind} lines differ from the EVE file ({} lines)", lines.len());
         let n = sink_counters(&summary, kind);
         assert_eq!((n["sent"], n["errors"]), (n["records"], 0), "{summary}");
@@ -690,10 +689,7 @@ fn collector_outage_mid_stream_loses_nothing() {
     assert!(summary.contains("accounting           balanced"), "{summary}");
     let c = sink_counters(&summary, "siem");
     let mut want: Vec<String> = std::fs::read_to_string(&eve).unwrap().lines().map(str::to_owned).collect();
-    let mut have: Vec<String> = settled_lines(&got.with_extension("log.relp"))
-        .into_iter()
-        .map(|l| l.split_once(' ').unwrap().1.to_owned())
-        .collect();
+    let have = sorted_messages(&got.with_extension("log.relp"));
     assert!(before > 0 && before < want.len(), "the outage must come mid-stream: {before} of {} before it", want.len());
     assert!(c["spooled"] > 0 && c["replayed"] == c["spooled"], "{summary}");
     assert!(c["errors"] > 0, "the outage was seen: {summary}");
@@ -702,7 +698,6 @@ fn collector_outage_mid_stream_loses_nothing() {
     // at least once: a message the collector took whose answer died with the connection is sent
     // again, so a repeat is possible, at most once per message in flight (128) at the stop.
     want.sort();
-    have.sort();
     let mut once = have.clone();
     once.dedup();
     let mut want_once = want.clone();
