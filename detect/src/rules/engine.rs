@@ -16,9 +16,7 @@ use std::collections::HashMap;
 /// Buffers × {plain, dot-prefixed}.
 const N_BUF: usize = Buf::COUNT;
 const N_PRE: usize = N_BUF * 2;
-/// The packet payload's prefilters, by direction (after the buffers').
-const PAYLOAD_TS: usize = N_PRE;
-const PAYLOAD_TC: usize = N_PRE + 1;
+// (The packet payload's prefilters come after the buffers': see `PayloadGroups`.)
 
 /// Most steps one verification may take (content retries after relative failures), as
 /// Suricata's inspection recursion limit.
@@ -52,6 +50,90 @@ struct Prefilter {
     ext: Option<Box<dyn LiteralScanner>>,
     /// Pattern id → the rules it is the fast pattern of.
     pat_rules: Vec<Vec<u32>>,
+}
+
+/// Which prefilter a packet's payload is scanned with: rule groups, as Suricata's. Payload
+/// rules are split by the direction they allow and their protocol class, and for TCP and UDP
+/// by the server's port (a to-server packet's destination port, a to-client one's source
+/// port) when they name a few ports: a packet is scanned for the patterns of the rules of its
+/// port and of the rules of any port only. ET Open's SMB, FTP, Oracle... rules stay out of an
+/// HTTP flow's scans, and its UDP and ICMP rules out of every TCP packet's.
+///
+/// A packet is scanned once: a port with rules of its own has a prefilter with the wide
+/// rules and its own (a second scan per packet cost as much as the smaller database saved).
+/// Those copies of the wide database take time to compile (some 100 ms each for ET Open's
+/// thousand patterns), so only the ports with the most rules of their own get one
+/// ([`OWN_GROUP_MIN`], [`OWN_GROUPS_MAX`]); the rules of the others go to the wide group.
+#[derive(Debug, Default)]
+struct PayloadGroups {
+    /// [to server, to client][protocol class ([`class`])].
+    by: [[PortGroups; 4]; 2],
+}
+
+#[derive(Debug, Default)]
+struct PortGroups {
+    /// The prefilter of the rules of any port (None: no payload rule here at all).
+    wide: Option<u32>,
+    /// The ports with a group of their own, sorted, with its prefilter.
+    ports: Vec<(u16, u32)>,
+}
+
+impl PayloadGroups {
+    /// The prefilter for a packet's payload, if any payload rule may apply to it.
+    #[inline]
+    fn prefilter(&self, h: &Hdr) -> Option<u32> {
+        let g = &self.by[!h.to_server as usize][class(h.proto)];
+        let port = if h.to_server { h.dport } else { h.sport };
+        match g.ports.binary_search_by_key(&port, |e| e.0) {
+            Ok(i) => Some(g.ports[i].1),
+            Err(_) => g.wide,
+        }
+    }
+}
+
+/// A port's rules get a group of their own from this many rules ...
+const OWN_GROUP_MIN: usize = 24;
+/// ... for this many ports at most (the ones with the most rules) per direction and protocol.
+const OWN_GROUPS_MAX: usize = 8;
+
+/// The payload rules (pattern, rule) of one direction and protocol class while the set is
+/// compiled: those of any port, and those of each port named.
+#[derive(Debug, Default, Clone)]
+struct GroupRules {
+    wide: Patterns,
+    ports: std::collections::BTreeMap<u16, Patterns>,
+}
+
+/// (pattern, rule) pairs a prefilter is compiled from.
+type Patterns = Vec<(Vec<u8>, u32)>;
+
+/// The protocol classes a rule's header allows ([`class`]).
+fn classes(r: &Rule) -> Vec<usize> {
+    match (r.proto.ip_protos(), r.ip_proto) {
+        // `ip_proto:N` narrows an `ip` rule to N's class.
+        (None, Some(Num::Eq(n))) if n < 256 => vec![class(n as u8)],
+        (Some(p), _) => {
+            let mut c: Vec<usize> = p.iter().map(|&x| class(x)).collect();
+            c.dedup();
+            c
+        }
+        (None, _) => (0..4).collect(),
+    }
+}
+
+/// The server ports a payload rule is grouped under in direction `to_server` (the ones a
+/// packet's server port must be among), or None: any port.
+fn group_ports(r: &Rule, to_server: bool, class: usize) -> Option<Vec<u16>> {
+    if class > 1 {
+        return None;
+    }
+    let (server, client) = if to_server { (&r.dport, &r.sport) } else { (&r.sport, &r.dport) };
+    let mut v = few_ports(server)?;
+    if r.bidirectional {
+        // Either end may be the server.
+        v.extend(few_ports(client)?);
+    }
+    Some(v)
 }
 
 /// A flowbit operation with its name as a small id.
@@ -108,16 +190,7 @@ fn few_ports(p: &PortMatch) -> Option<Vec<u16>> {
 
 impl HeaderIndex {
     fn add(&mut self, r: &Rule, i: u32) {
-        let classes: Vec<usize> = match (r.proto.ip_protos(), r.ip_proto) {
-            // `ip_proto:N` narrows an `ip` rule to N's class.
-            (None, Some(Num::Eq(n))) if n < 256 => vec![class(n as u8)],
-            (Some(p), _) => {
-                let mut c: Vec<usize> = p.iter().map(|&x| class(x)).collect();
-                c.dedup();
-                c
-            }
-            (None, _) => (0..4).collect(),
-        };
+        let classes = classes(r);
         // Only lists of public addresses (host lists, IP reputation feeds such as Spamhaus
         // DROP) index a rule by address: a list reaching into private space ($HOME_NET's
         // RFC 1918 ranges) would make it a candidate for most packets.
@@ -184,6 +257,7 @@ pub struct RuleSet {
     /// $HOME_NET (inside vs outside, for the behaviours).
     pub home: IpMatch,
     pre: Vec<Prefilter>,
+    payload: PayloadGroups,
     /// Packet rules without a content to prefilter on.
     pkt_index: HeaderIndex,
     /// Transaction rules without a content, per app protocol.
@@ -242,10 +316,11 @@ impl RuleSet {
         };
         // Pass rules first (Suricata's action order), then flowbit setters.
         rules.sort_by_key(|r| (r.action != Action::Pass, !sets(r)));
-        let mut pats: Vec<Vec<(Vec<u8>, u32)>> = vec![Vec::new(); N_PRE + 2];
+        let mut pats: Vec<Vec<(Vec<u8>, u32)>> = vec![Vec::new(); N_PRE];
+        let mut groups: [[GroupRules; 4]; 2] = Default::default();
         let mut s = RuleSet {
             scanner: "aho-corasick",
-            pre: (0..N_PRE + 2).map(|_| Prefilter::default()).collect(),
+            pre: (0..N_PRE).map(|_| Prefilter::default()).collect(),
             dotted: vec![false; N_BUF],
             ..RuleSet::default()
         };
@@ -284,14 +359,24 @@ impl RuleSet {
                 }
             }
             match fast_content(r) {
-                // Packet payload patterns go to the automaton of each direction the rule allows
-                // (a packet is scanned by its direction's only).
+                // Packet payload patterns go to the groups of each direction and protocol class
+                // the rule allows, under its ports (a packet is scanned by its group's only).
                 Some((Buf::Payload, _, c)) => {
-                    if r.flow.to_server != Some(false) {
-                        pats[PAYLOAD_TS].push((c.pattern.clone(), i));
-                    }
-                    if r.flow.to_server != Some(true) {
-                        pats[PAYLOAD_TC].push((c.pattern.clone(), i));
+                    for (d, to_server) in [(0, true), (1, false)] {
+                        if r.flow.to_server == Some(!to_server) {
+                            continue;
+                        }
+                        for k in classes(r) {
+                            let g = &mut groups[d][k];
+                            match group_ports(r, to_server, k) {
+                                Some(ports) => {
+                                    for p in ports {
+                                        g.ports.entry(p).or_default().push((c.pattern.clone(), i));
+                                    }
+                                }
+                                None => g.wide.push((c.pattern.clone(), i)),
+                            }
+                        }
                     }
                 }
                 Some((b, dot, c)) => pats[b as usize * 2 + dot as usize].push((c.pattern.clone(), i)),
@@ -315,41 +400,12 @@ impl RuleSet {
             s.bits.push(bits);
         }
         for (k, list) in pats.into_iter().enumerate() {
-            if list.is_empty() {
-                continue;
+            s.pre[k] = s.compile_prefilter(list, scanner);
+        }
+        for (d, by_class) in groups.into_iter().enumerate() {
+            for (k, g) in by_class.into_iter().enumerate() {
+                s.payload.by[d][k] = s.compile_group(g, scanner);
             }
-            // One automaton entry per distinct pattern (case folded: candidates are verified).
-            let mut uniq: HashMap<Vec<u8>, usize> = HashMap::new();
-            let mut patterns: Vec<Vec<u8>> = Vec::new();
-            let mut pat_rules: Vec<Vec<u32>> = Vec::new();
-            for (p, r) in list {
-                let lp = p.to_ascii_lowercase();
-                let j = *uniq.entry(lp.clone()).or_insert_with(|| {
-                    patterns.push(lp);
-                    pat_rules.push(Vec::new());
-                    patterns.len() - 1
-                });
-                pat_rules[j].push(r);
-            }
-            if let Some(ext) = scanner.and_then(|f| f(&patterns)) {
-                s.pre[k] = Prefilter { ac: None, ext: Some(ext), pat_rules };
-                s.scanner = "hyperscan";
-                continue;
-            }
-            // A DFA when it fits (the fastest scan), else the library's choice.
-            let ac = AhoCorasickBuilder::new()
-                .ascii_case_insensitive(true)
-                .match_kind(MatchKind::Standard)
-                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-                .build(&patterns)
-                .or_else(|_| {
-                    AhoCorasickBuilder::new()
-                        .ascii_case_insensitive(true)
-                        .match_kind(MatchKind::Standard)
-                        .build(&patterns)
-                })
-                .ok();
-            s.pre[k] = Prefilter { ac, ext: None, pat_rules };
         }
         s.pkt_index.by_addr.build();
         s.ioc_rules = rules.len();
@@ -431,6 +487,83 @@ impl RuleSet {
     /// The pseudo-rule a behaviour alerts with.
     pub fn behaviour_rule(&self, b: super::behave::Behaviour) -> u32 {
         (self.behave_rules + b as usize) as u32
+    }
+
+    /// One prefilter over `list` (pattern, rule); a default (empty) one without patterns.
+    fn compile_prefilter(&mut self, list: Vec<(Vec<u8>, u32)>, scanner: Option<&ScannerFactory>) -> Prefilter {
+        if list.is_empty() {
+            return Prefilter::default();
+        }
+        // One automaton entry per distinct pattern (case folded: candidates are verified).
+        let mut uniq: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut patterns: Vec<Vec<u8>> = Vec::new();
+        let mut pat_rules: Vec<Vec<u32>> = Vec::new();
+        for (p, r) in list {
+            let lp = p.to_ascii_lowercase();
+            let j = *uniq.entry(lp.clone()).or_insert_with(|| {
+                patterns.push(lp);
+                pat_rules.push(Vec::new());
+                patterns.len() - 1
+            });
+            pat_rules[j].push(r);
+        }
+        if let Some(ext) = scanner.and_then(|f| f(&patterns)) {
+            self.scanner = "hyperscan";
+            return Prefilter { ac: None, ext: Some(ext), pat_rules };
+        }
+        // A DFA when it fits (the fastest scan), else the library's choice.
+        let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(&patterns)
+            .or_else(|_| {
+                AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).build(&patterns)
+            })
+            .ok();
+        Prefilter { ac, ext: None, pat_rules }
+    }
+
+    /// The prefilters of one direction and protocol class: one for the rules of any port (and
+    /// of the ports without a group of their own), one per port group. Appended to `pre`.
+    fn compile_group(&mut self, g: GroupRules, scanner: Option<&ScannerFactory>) -> PortGroups {
+        let mut out = PortGroups::default();
+        // Ports naming the same rules are one group (139 and 445, ...).
+        let mut sets: Vec<(Vec<u32>, Patterns, Vec<u16>)> = Vec::new();
+        for (port, list) in g.ports {
+            let mut rules: Vec<u32> = list.iter().map(|e| e.1).collect();
+            rules.sort_unstable();
+            rules.dedup();
+            match sets.iter_mut().find(|s| s.0 == rules) {
+                Some(s) => s.2.push(port),
+                None => sets.push((rules, list, vec![port])),
+            }
+        }
+        // The most rules first (ties: the lowest port); beyond the few that get a group,
+        // they join the wide rules.
+        sets.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.2[0].cmp(&b.2[0])));
+        let own = sets.iter().take(OWN_GROUPS_MAX).take_while(|s| s.0.len() >= OWN_GROUP_MIN).count();
+        let mut wide = g.wide;
+        for (_, list, _) in sets.drain(own..) {
+            wide.extend(list);
+        }
+        if wide.is_empty() && sets.is_empty() {
+            return out;
+        }
+        for (_, list, ports) in sets {
+            let mut all = wide.clone();
+            all.extend(list);
+            let p = self.compile_prefilter(all, scanner);
+            self.pre.push(p);
+            out.ports.extend(ports.into_iter().map(|p| (p, (self.pre.len() - 1) as u32)));
+        }
+        out.ports.sort_unstable();
+        if !wide.is_empty() {
+            let p = self.compile_prefilter(wide, scanner);
+            out.wide = Some(self.pre.len() as u32);
+            self.pre.push(p);
+        }
+        out
     }
 
     /// The rules loaded (the IOC pseudo-rules left out).
@@ -1164,8 +1297,8 @@ impl Matcher {
             return;
         }
         self.begin(set);
-        if !payload.is_empty() {
-            self.prefilter(set, if h.to_server { PAYLOAD_TS } else { PAYLOAD_TC }, payload);
+        if let (false, Some(k)) = (payload.is_empty(), set.payload.prefilter(h)) {
+            self.prefilter(set, k as usize, payload);
         }
         let ix = &set.pkt_index;
         if !ix.by_addr.is_empty() && !*no_addr_rules {
@@ -1504,6 +1637,45 @@ mod test {
         let mut v = Vec::new();
         m.on_packet(s, h, payload, 1, 0, &mut false, &mut |x| v.push(s.rules[x.rule as usize].sid));
         v
+    }
+
+    #[test]
+    fn payload_rule_groups_scan_a_packet_for_its_ports_rules_only() {
+        // 30 rules on port 445 make a group of their own; one on 21 joins the wide rules.
+        let mut text = String::new();
+        for i in 0..30 {
+            text += &format!("alert tcp any any -> any 445 (msg:\"smb{i}\"; content:\"smb{i}x\"; sid:{};)\n", 100 + i);
+        }
+        text += r#"alert tcp any any -> any 21 (msg:"ftp"; content:"USER x"; sid:1;)
+alert tcp any any -> any any (msg:"any"; content:"evil"; sid:2;)
+alert tcp any 80 -> any any (msg:"from 80"; flow:to_client; content:"evil"; sid:3;)
+alert tcp any any <> any 8080 (msg:"bidir"; content:"evil"; sid:4;)
+alert udp any any -> any any (msg:"udp"; content:"evil"; sid:5;)
+alert ip any any -> any any (msg:"ip"; content:"evil"; sid:6;)
+"#;
+        let s = set(&text);
+        let g = &s.payload.by[0][0];
+        assert_eq!(g.ports.iter().map(|e| e.0).collect::<Vec<_>>(), [445], "one own group");
+        assert!(g.wide.is_some() && s.payload.by[0][1].wide.is_some());
+        let h = hdr();
+        let sorted = |mut v: Vec<u32>| {
+            v.sort();
+            v
+        };
+        // Port 80, to the server: the wide rules (port 21's among them), never port 445's.
+        assert_eq!(sorted(hits(&s, &h, b"evil smb0x")), [2, 6]);
+        assert_eq!(hits(&s, &h, b"USER x"), [] as [u32; 0], "port 21's rule is verified and fails");
+        let smb = Hdr { dport: 445, ..h };
+        assert_eq!(sorted(hits(&s, &smb, b"evil smb0x smb29x")), [2, 6, 100, 129]);
+        assert_eq!(hits(&s, &Hdr { dport: 21, ..h }, b"USER x"), [1]);
+        // The to-client group is chosen by the source (server) port.
+        let back = Hdr { to_server: false, ..h.reversed() };
+        assert_eq!(sorted(hits(&s, &back, b"evil")), [2, 3, 6]);
+        // `<>`: either end's port.
+        assert_eq!(sorted(hits(&s, &Hdr { dport: 8080, ..h }, b"evil")), [2, 4, 6]);
+        assert_eq!(sorted(hits(&s, &Hdr { sport: 8080, dport: 9, ..h }, b"evil")), [2, 4, 6]);
+        assert_eq!(sorted(hits(&s, &Hdr { proto: 17, ..h }, b"evil")), [5, 6]);
+        assert_eq!(sorted(hits(&s, &Hdr { proto: 1, is_icmp: true, ..h }, b"evil")), [6]);
     }
 
     #[test]
