@@ -13,10 +13,10 @@ use crate::app::{AppEvent, AppProto};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use std::collections::HashMap;
 
-/// Buffers × {plain, dot-prefixed}.
+/// Buffers × {plain, dot-prefixed}; the packet payload's prefilters come after them
+/// ([`PayloadGroups`]).
 const N_BUF: usize = Buf::COUNT;
 const N_PRE: usize = N_BUF * 2;
-// (The packet payload's prefilters come after the buffers': see `PayloadGroups`.)
 
 /// Most steps one verification may take (content retries after relative failures), as
 /// Suricata's inspection recursion limit.
@@ -124,6 +124,7 @@ fn classes(r: &Rule) -> Vec<usize> {
 /// The server ports a payload rule is grouped under in direction `to_server` (the ones a
 /// packet's server port must be among), or None: any port.
 fn group_ports(r: &Rule, to_server: bool, class: usize) -> Option<Vec<u16>> {
+    // Only TCP's and UDP's (classes 0 and 1) have ports.
     if class > 1 {
         return None;
     }
@@ -316,7 +317,7 @@ impl RuleSet {
         };
         // Pass rules first (Suricata's action order), then flowbit setters.
         rules.sort_by_key(|r| (r.action != Action::Pass, !sets(r)));
-        let mut pats: Vec<Vec<(Vec<u8>, u32)>> = vec![Vec::new(); N_PRE];
+        let mut pats: Vec<Patterns> = vec![Vec::new(); N_PRE];
         let mut groups: [[GroupRules; 4]; 2] = Default::default();
         let mut s = RuleSet {
             scanner: "aho-corasick",
@@ -362,11 +363,12 @@ impl RuleSet {
                 // Packet payload patterns go to the groups of each direction and protocol class
                 // the rule allows, under its ports (a packet is scanned by its group's only).
                 Some((Buf::Payload, _, c)) => {
+                    let rule_classes = classes(r);
                     for (d, to_server) in [(0, true), (1, false)] {
                         if r.flow.to_server == Some(!to_server) {
                             continue;
                         }
-                        for k in classes(r) {
+                        for &k in &rule_classes {
                             let g = &mut groups[d][k];
                             match group_ports(r, to_server, k) {
                                 Some(ports) => {
@@ -490,7 +492,7 @@ impl RuleSet {
     }
 
     /// One prefilter over `list` (pattern, rule); a default (empty) one without patterns.
-    fn compile_prefilter(&mut self, list: Vec<(Vec<u8>, u32)>, scanner: Option<&ScannerFactory>) -> Prefilter {
+    fn compile_prefilter(&mut self, list: Patterns, scanner: Option<&ScannerFactory>) -> Prefilter {
         if list.is_empty() {
             return Prefilter::default();
         }
