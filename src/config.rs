@@ -309,6 +309,7 @@ impl Default for AppTable {
 /// max_datagrams = 4096     # datagrams in reassembly per worker
 /// max_bytes = 33554432     # fragment bytes buffered per worker
 /// timeout = 60             # seconds a datagram may take (Suricata's defrag.timeout)
+/// handoff_ring = 256       # datagrams in flight from one worker to another (their flow's)
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -321,12 +322,21 @@ pub struct DefragTable {
     pub max_bytes: usize,
     /// Seconds a datagram may take to complete. Default 60.
     pub timeout: u32,
+    /// Slots of the ring from each worker to each other, for reassembled datagrams whose flow
+    /// the other worker owns; past it they are dropped, counted. Default 256.
+    pub handoff_ring: usize,
 }
 
 impl Default for DefragTable {
     fn default() -> Self {
         let d = detect::defrag::DefragConfig::default();
-        DefragTable { enabled: d.enabled, max_datagrams: d.max_datagrams, max_bytes: d.max_bytes, timeout: d.timeout }
+        DefragTable {
+            enabled: d.enabled,
+            max_datagrams: d.max_datagrams,
+            max_bytes: d.max_bytes,
+            timeout: d.timeout,
+            handoff_ring: d.handoff_ring,
+        }
     }
 }
 
@@ -868,6 +878,9 @@ impl Config {
         if df.timeout == 0 {
             p.push("defrag.timeout: must be at least 1 second".into());
         }
+        if df.handoff_ring == 0 || df.handoff_ring > 65_536 {
+            p.push(format!("defrag.handoff_ring: {} is not in 1..=65536", df.handoff_ring));
+        }
         let ac = &self.alert_capture;
         if ac.enabled {
             if ac.ring_packets == 0 || ac.snaplen < 64 || ac.files == 0 || ac.file_bytes < 4096 {
@@ -993,6 +1006,7 @@ impl Config {
                 max_datagrams: self.defrag.max_datagrams,
                 max_bytes: self.defrag.max_bytes,
                 timeout: self.defrag.timeout,
+                handoff_ring: self.defrag.handoff_ring,
             },
             rules: self.compiled_rules.clone(),
         }

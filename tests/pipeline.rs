@@ -306,3 +306,41 @@ fn output_failure_is_counted_not_silent() {
     assert!(err.contains("accounting           balanced"), "{err}");
     assert!(err.contains("19 records not written"), "{err}");
 }
+
+/// Flows whose large packets arrive as IPv4 and IPv6 fragments out of order (DNS responses,
+/// HTTP response segments), mixed with the many-flows capture: a NIC's RSS, and the file
+/// source, send the fragments to the worker of their address pair, which hands each datagram to
+/// the worker of its flow. One record per flow, and the same output, whatever the worker count
+/// and source.
+#[test]
+fn fragmented_flows_give_the_same_records_with_any_worker_count() {
+    let d = TempDir::new("frag-workers");
+    let mut pkts = pcapgen::frag::fragmented_flows(7, 120);
+    let end = pkts.last().unwrap().0;
+    pkts.extend(pcapgen::many_flows(5, 300, 6, pcapgen::SizeMix::Imix).into_iter().map(|(t, f)| (t - T0 + end + 1, f)));
+    let p = d.path("frag.pcap");
+    write_pcap(&p, &pkts);
+    let one = replay(&["--source", "file", "--workers", "1", p.to_str().unwrap()]);
+    assert_eq!(one.flows().count(), 120 + 300, "one record per flow: {}", one.stderr);
+    assert_eq!(one.of_type("dns").filter(|e| e["dns"]["type"] == "answer").count(), 60, "every fragmented answer");
+    assert_eq!(one.of_type("http").filter(|e| e["http"]["status"] == 200).count(), 60);
+    assert!(one.flows().all(|f| f["flow"]["pkts_toserver"].as_u64() > Some(0)));
+    let mut runs = Vec::new();
+    for n in ["2", "4"] {
+        runs.push((format!("file, {n} workers"), replay(&["--source", "file", "--workers", n, p.to_str().unwrap()])));
+    }
+    #[cfg(feature = "dpdk")]
+    for n in ["1", "2", "4"] {
+        runs.push((format!("dpdk, {n} workers"), replay(&["--source", "dpdk", "--workers", n, p.to_str().unwrap()])));
+    }
+    for (what, r) in &runs {
+        assert_same_lines(r, &one, &format!("{what} against 1 worker"));
+        if !what.ends_with(" 1 workers") {
+            assert!(counter(&r.stderr, "hand-offs") > 0, "{what}: no datagram was handed over: {}", r.stderr);
+            assert!(r.stderr.contains("(late 0), 0 dropped"), "{what}: {}", r.stderr);
+            for l in r.stderr.lines().filter(|l| l.contains("hand-offs") || l.trim_start().starts_with("worker ")) {
+                eprintln!("{what}: {}", l.trim());
+            }
+        }
+    }
+}

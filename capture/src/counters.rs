@@ -38,6 +38,12 @@ pub struct WorkerStats {
     /// Times the export channel was full, and the largest backlog (batches).
     pub export_channel_full: AtomicU64,
     pub export_backlog_peak: AtomicU64,
+    /// Reassembled datagrams handed to the worker owning their flow, taken from other workers,
+    /// dropped because the ring was full, and taken after a later packet (order not kept).
+    pub handoffs_sent: AtomicU64,
+    pub handoffs_received: AtomicU64,
+    pub handoffs_dropped: AtomicU64,
+    pub handoffs_late: AtomicU64,
 }
 
 pub type SharedStats = Arc<[CachePadded<WorkerStats>]>;
@@ -68,6 +74,15 @@ impl WorkerStats {
         self.alerts.store(b.alerts, Relaxed);
         self.export_channel_full.store(b.channel_full, Relaxed);
         self.export_backlog_peak.store(b.backlog_peak, Relaxed);
+    }
+
+    /// The hand-off counters (see [`detect::shard`]), once per burst.
+    #[inline]
+    pub fn publish_shard(&self, h: &detect::shard::ShardCounters) {
+        self.handoffs_sent.store(h.sent, Relaxed);
+        self.handoffs_received.store(h.received, Relaxed);
+        self.handoffs_dropped.store(h.ring_full, Relaxed);
+        self.handoffs_late.store(h.late, Relaxed);
     }
 }
 
@@ -152,6 +167,8 @@ impl RunSummary {
             && self.input_packets == t.packets + self.left_in_rings()
             && self.input_packets >= t.packets
             && e.records == self.exporter.records + e.dropped
+            // Every datagram handed over reached its worker.
+            && t.shard.sent == t.shard.received
             && self.exporter.sinks.iter().all(|s| s.balanced())
     }
 
@@ -207,6 +224,14 @@ impl RunSummary {
                 df.invalid,
                 df.decode_errors,
                 df.pending
+            );
+        }
+        let h = &t.shard;
+        if h.sent + h.ring_full + h.received > 0 {
+            let _ = writeln!(
+                s,
+                "  hand-offs            {} datagrams to their flow's worker, {} taken (late {}), {} dropped: ring full",
+                h.sent, h.received, h.late, h.ring_full
             );
         }
         let _ = writeln!(s, "  flows created        {}", t.flows.created);

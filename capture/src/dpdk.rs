@@ -198,6 +198,11 @@ pub fn run_dpdk_bench(
     })?;
     tracing::info!(mbufs = n_mbufs, cache = cfg.mempool_cache, "mbuf pool created");
 
+    // Datagrams reassembled on one worker go to the worker owning their flow when the queues
+    // are fed by our own flow hash (net_pcap reading the split capture); a device's RSS picks
+    // queues by its Toeplitz hash, which the workers do not compute yet: there a datagram stays
+    // on the worker that reassembled it.
+    let mut hand_off = true;
     for ((port, info), (spec, &desc)) in ports.iter_mut().zip(&infos).zip(cfg.ports.iter().zip(&descs)) {
         let nq = spec.cores.len() as u16;
         let hf = info.rss_offloads & dpdk_sys::rss_hf_default();
@@ -211,6 +216,9 @@ pub fn run_dpdk_bench(
         } else {
             0
         };
+        if nq > 1 && (rss != 0 || info.driver != "net_pcap") {
+            hand_off = false;
+        }
         let mut offloads = 0;
         if rss != 0 && info.rx_offload_capa & dpdk_sys::rx_offload_rss_hash() != 0 {
             offloads |= dpdk_sys::rx_offload_rss_hash();
@@ -239,6 +247,22 @@ pub fn run_dpdk_bench(
     }
 
     let n = plans.len();
+    if n > 1 && !hand_off {
+        tracing::info!(
+            "RSS by the device: a datagram reassembled from fragments stays on the worker that received them"
+        );
+    }
+    let mut shards = detect::shard::mesh(if hand_off { n } else { 1 }, cfg.flow.defrag.handoff_ring);
+    // A replay of split files on their own timestamps: the queues carry no common order, so the
+    // workers keep packet-time order between them (a datagram reassembled on one worker
+    // reaches its flow's before any later packet).
+    if cfg.expected_per_worker.is_some() && cfg.hw_timestamps && hand_off && n > 1 {
+        let gate = detect::shard::Gate::new(n);
+        for s in shards.iter_mut() {
+            s.set_gate(gate.clone());
+        }
+    }
+    let mut shards = shards.into_iter();
     let (export, batchers) = dpdk_export(out, n, &cfg.export)?;
     let (capture_writer, mut captures) =
         crate::alertpcap::start_if(cfg.alert_capture.as_ref(), n).map_err(DpdkRunError::Export)?;
@@ -281,6 +305,9 @@ pub fn run_dpdk_bench(
             let mut core = WorkerCore::new(i, cfg.flow.clone(), batcher, stats.clone());
             if let Some(c) = captures[i].take() {
                 core.set_alert_capture(c);
+            }
+            if let Some(sh) = shards.next() {
+                core.set_shard(sh);
             }
             let expected = cfg.expected_per_worker.as_ref().map(|v| v.get(i).copied().unwrap_or(0));
             let (eal, stop, done, measuring) = (&eal, stop.clone(), done.clone(), &measuring);
@@ -414,6 +441,8 @@ pub fn run_dpdk_bench(
                             }
                         }
                     }
+                    // The other workers stop waiting for this one.
+                    core.input_done();
                     let wb = hist.map(|h| {
                         let ns = |c: u64| (c as u128 * 1_000_000_000 / tsc_hz as u128) as u64;
                         WorkerBench {

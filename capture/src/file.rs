@@ -12,7 +12,7 @@ use crossbeam_channel::bounded;
 use detect::FlowConfig;
 use export::ExportConfig;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -44,8 +44,8 @@ pub enum FileRunError {
 
 struct PacketBatch {
     data: Vec<u8>,
-    /// (offset, captured length, wire length, timestamp)
-    meta: Vec<(u32, u32, u32, u64)>,
+    /// (offset, captured length, wire length, timestamp, position in the input)
+    meta: Vec<(u32, u32, u32, u64, u64)>,
 }
 
 /// Replays `paths` in order through `cfg.workers` workers, writing EVE to `out`.
@@ -65,6 +65,10 @@ pub fn run_files(
     let (capture_writer, mut captures) =
         crate::alertpcap::start_if(cfg.alert_capture.as_ref(), n).map_err(FileRunError::Export)?;
     let stats = shared_stats(n);
+    let mut shards = detect::shard::mesh(n, cfg.flow.defrag.handoff_ring).into_iter();
+    // The last input position each worker has processed (the reader waits on it after a
+    // fragment: see below).
+    let processed: Vec<Arc<AtomicU64>> = (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect();
     let mut txs = Vec::with_capacity(n);
     let mut backs = Vec::with_capacity(n);
     let mut worker_ends = Vec::with_capacity(n);
@@ -88,6 +92,10 @@ pub fn run_files(
             if let Some(c) = captures[i].take() {
                 core.set_alert_capture(c);
             }
+            if let Some(sh) = shards.next() {
+                core.set_shard(sh);
+            }
+            let done = processed[i].clone();
             let pin = cfg.cores.get(i % cfg.cores.len().max(1)).copied();
             let h = std::thread::Builder::new()
                 .name(format!("sw-worker-{i}"))
@@ -101,12 +109,13 @@ pub fn run_files(
                     }
                     while let Ok(mut b) = rx.recv() {
                         let data = &b.data;
-                        core.burst(
-                            b.meta
-                                .iter()
-                                .map(|&(off, len, wire, ts)| (&data[off as usize..(off + len) as usize], wire, ts)),
-                        );
+                        core.burst_numbered(b.meta.iter().map(|&(off, len, wire, ts, seq)| {
+                            (&data[off as usize..(off + len) as usize], wire, ts, seq)
+                        }));
                         core.end_burst(None, started.elapsed().as_millis() as u64);
+                        if let Some(&(.., seq)) = b.meta.last() {
+                            done.store(seq, Ordering::Release);
+                        }
                         b.data.clear();
                         b.meta.clear();
                         let _ = btx.send(b);
@@ -118,6 +127,11 @@ pub fn run_files(
         }
         // The reader: this thread.
         let mut cur: Vec<Option<PacketBatch>> = (0..n).map(|_| None).collect();
+        // The last fragment dispatched and its worker: before any later packet goes to another
+        // worker, that worker has processed the fragment, so a datagram it completed and handed
+        // over is in the owner's ring before the owner sees a later packet (the same order as one
+        // worker). Only fragments pay for this wait.
+        let mut frag_at: Option<(usize, u64)> = None;
         'files: for r in readers.iter_mut() {
             loop {
                 if stop.load(Ordering::Relaxed) {
@@ -132,7 +146,24 @@ pub fn run_files(
                     }
                 };
                 input_packets += 1;
-                let w = detect::hash::dispatch(rec.data, n);
+                let seq = input_packets;
+                let (w, is_frag) = detect::hash::dispatch_frag(rec.data, n);
+                if let Some((a, fseq)) = frag_at {
+                    if a != w {
+                        if let Some(b) = cur[a].take() {
+                            if txs[a].send(b).is_err() {
+                                break 'files;
+                            }
+                        }
+                        while processed[a].load(Ordering::Acquire) < fseq && !stop.load(Ordering::Relaxed) {
+                            std::thread::yield_now();
+                        }
+                        frag_at = None;
+                    }
+                }
+                if is_frag {
+                    frag_at = Some((w, seq));
+                }
                 let b = match &mut cur[w] {
                     Some(b) => b,
                     slot => slot.insert(backs[w].recv().expect("worker batches come back until the worker ends")),
@@ -143,7 +174,7 @@ pub fn run_files(
                 // pkt_len): the same on both paths.
                 // Counted bytes: the captured length as in the file (a rewritten link header
                 // does not change it).
-                b.meta.push((off, rec.data.len() as u32, rec.cap_len, rec.ts));
+                b.meta.push((off, rec.data.len() as u32, rec.cap_len, rec.ts, seq));
                 if b.meta.len() == BATCH {
                     let full = cur[w].take().expect("batch present");
                     if txs[w].send(full).is_err() {

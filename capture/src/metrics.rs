@@ -62,7 +62,7 @@ pub fn render(l: &Live) -> String {
         }
     };
     type Getter = fn(&crate::counters::WorkerStats) -> &AtomicU64;
-    let worker_metrics: [(&str, &str, &str, Getter); 21] = [
+    let worker_metrics: [(&str, &str, &str, Getter); 25] = [
         ("received_packets_total", "counter", "Frames the worker took from its queues.", |w| &w.received),
         ("received_bytes_total", "counter", "Bytes of the frames the worker took.", |w| &w.received_bytes),
         ("packets_total", "counter", "Packets the worker processed.", |w| &w.packets),
@@ -86,6 +86,18 @@ pub fn render(l: &Live) -> String {
         }),
         ("export_channel_full_total", "counter", "Times the export channel was full.", |w| &w.export_channel_full),
         ("export_backlog_peak", "gauge", "Most batches a worker held back at once.", |w| &w.export_backlog_peak),
+        ("handoffs_sent_total", "counter", "Reassembled datagrams handed to the worker owning their flow.", |w| {
+            &w.handoffs_sent
+        }),
+        ("handoffs_received_total", "counter", "Datagrams taken from other workers onto a flow.", |w| {
+            &w.handoffs_received
+        }),
+        ("handoffs_dropped_total", "counter", "Datagrams dropped: the ring to their worker was full.", |w| {
+            &w.handoffs_dropped
+        }),
+        ("handoffs_late_total", "counter", "Datagrams taken after a later packet of this worker.", |w| {
+            &w.handoffs_late
+        }),
     ];
     for (name, kind, help, get) in worker_metrics {
         let mut rows = l.workers.iter().enumerate().map(|(i, w)| (format!("{{worker=\"{i}\"}}"), get(w).load(Relaxed)));

@@ -110,6 +110,32 @@ impl WorkerCore {
         }
     }
 
+    /// Joins the worker mesh (see [`detect::shard`]).
+    pub fn set_shard(&mut self, shard: detect::shard::Shard) {
+        self.engine.set_shard(shard);
+    }
+
+    /// One burst of frames `(data, wire_len, ts, seq)` numbered by their position in the input
+    /// (the file source): hand-offs from other workers take their exact place among them.
+    #[inline]
+    pub fn burst_numbered<'a, I: IntoIterator<Item = (&'a [u8], u32, Micros, u64)>>(&mut self, frames: I) {
+        self.stage = Stage::Full;
+        let (received, bytes) = (&mut self.received, &mut self.received_bytes);
+        let frames = frames.into_iter().inspect(|f| {
+            *received += 1;
+            *bytes += f.1 as u64;
+        });
+        match self.capture.as_mut() {
+            Some(cap) => self.engine.process_numbered(frames, &mut Tapped { b: &mut self.batcher, cap }),
+            None => self.engine.process_numbered(frames, &mut self.batcher),
+        }
+    }
+
+    /// This worker will take no more packets (a replay's end): the others need not wait for it.
+    pub fn input_done(&self) {
+        self.engine.input_done();
+    }
+
     /// Turns on triggered packet capture for this worker.
     pub fn set_alert_capture(&mut self, c: crate::alertpcap::AlertCapture) {
         self.capture = Some(c);
@@ -167,6 +193,7 @@ impl WorkerCore {
         let s = &self.stats[self.id];
         let (c, f) = self.engine.counters_ref();
         s.publish(c, f, &self.batcher.stats, self.engine.gauges());
+        s.publish_shard(&self.engine.shard_counters());
         s.bursts.store(self.bursts, std::sync::atomic::Ordering::Relaxed);
         s.received.store(self.received, std::sync::atomic::Ordering::Relaxed);
         s.received_bytes.store(self.received_bytes, std::sync::atomic::Ordering::Relaxed);
@@ -188,6 +215,7 @@ impl WorkerCore {
         let engine = self.engine.counters();
         let export = self.batcher.finish();
         self.stats[self.id].publish(&engine, &engine.flows, &export, self.engine.gauges());
+        self.stats[self.id].publish_shard(&engine.shard);
         WorkerSummary {
             id: self.id,
             core: self.core,

@@ -39,11 +39,20 @@ pub struct DefragConfig {
     pub max_bytes: usize,
     /// Seconds a datagram may take to complete.
     pub timeout: u32,
+    /// Slots in the ring from each worker to each other for datagrams whose flow the other
+    /// owns ([`crate::shard`]).
+    pub handoff_ring: usize,
 }
 
 impl Default for DefragConfig {
     fn default() -> Self {
-        DefragConfig { enabled: true, max_datagrams: 4096, max_bytes: 32 << 20, timeout: 60 }
+        DefragConfig {
+            enabled: true,
+            max_datagrams: 4096,
+            max_bytes: 32 << 20,
+            timeout: 60,
+            handoff_ring: crate::shard::DEFAULT_RING,
+        }
     }
 }
 

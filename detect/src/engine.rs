@@ -40,6 +40,8 @@ pub struct EngineCounters {
     pub rules: u64,
     /// Reloaded rule sets the worker took.
     pub rule_reloads: u64,
+    /// Datagrams handed to (or taken from) the worker that owns their flow.
+    pub shard: crate::shard::ShardCounters,
 }
 
 impl EngineCounters {
@@ -71,6 +73,7 @@ impl EngineCounters {
         self.detect.add(&o.detect);
         self.rules = self.rules.max(o.rules);
         self.rule_reloads = self.rule_reloads.max(o.rule_reloads);
+        self.shard.add(&o.shard);
     }
 }
 
@@ -88,6 +91,8 @@ struct Pending {
     is_ip: bool,
     wire_len: u32,
     ts: Micros,
+    /// The packet's position in the input (0: not numbered).
+    seq: u64,
 }
 
 impl Default for Pending {
@@ -101,6 +106,7 @@ impl Default for Pending {
             is_ip: false,
             wire_len: 0,
             ts: 0,
+            seq: 0,
         }
     }
 }
@@ -113,6 +119,8 @@ pub struct Engine {
     chunk: [Pending; CHUNK],
     /// The packet clock: the latest timestamp seen.
     now: Micros,
+    /// The rings to the other workers (None: one worker, or hand-offs off).
+    shard: Option<crate::shard::Shard>,
 }
 
 impl Engine {
@@ -123,7 +131,14 @@ impl Engine {
             counters: EngineCounters::default(),
             chunk: [Pending::default(); CHUNK],
             now: 0,
+            shard: None,
         }
+    }
+
+    /// Joins the worker mesh: reassembled datagrams whose flow another worker owns go there,
+    /// and theirs come here.
+    pub fn set_shard(&mut self, shard: crate::shard::Shard) {
+        self.shard = (shard.n > 1).then_some(shard);
     }
 
     /// Processes one frame: `data` is what was captured, `wire_len` the frame's length (bytes
@@ -144,18 +159,34 @@ impl Engine {
         S: RecordSink,
         I: IntoIterator<Item = (&'a [u8], u32, Micros)>,
     {
+        self.process_numbered(frames.into_iter().map(|(d, l, t)| (d, l, t, 0)), sink)
+    }
+
+    /// [`Engine::process_burst`] for frames `(data, wire_len, ts, seq)` that carry their position
+    /// in the input (1-based, increasing over the whole input and every worker): hand-offs from
+    /// other workers then take their exact place in this worker's packet order.
+    #[inline]
+    pub fn process_numbered<'a, S, I>(&mut self, frames: I, sink: &mut S)
+    where
+        S: RecordSink,
+        I: IntoIterator<Item = (&'a [u8], u32, Micros, u64)>,
+    {
         self.table.refresh_rules();
+        if let Some(sh) = self.shard.as_mut() {
+            sh.poll();
+        }
         let tap = sink.wants_packets();
         let mut it = frames.into_iter();
         let mut datas: [&[u8]; CHUNK] = [&[]; CHUNK];
         loop {
             let mut n = 0;
             while n < CHUNK {
-                let Some((data, wire_len, ts)) = it.next() else { break };
+                let Some((data, wire_len, ts, seq)) = it.next() else { break };
                 datas[n] = data;
                 let slot = &mut self.chunk[n];
                 slot.wire_len = wire_len;
                 slot.ts = ts;
+                slot.seq = seq;
                 slot.result = decode_into(data, wire_len as usize, &mut slot.d);
                 slot.is_ip = false;
                 if slot.result.is_ok() {
@@ -185,7 +216,23 @@ impl Engine {
             }
             std::hint::black_box(touched);
             for (s, data) in self.chunk[..n].iter().zip(&datas[..n]) {
-                account(&mut self.table, &mut self.defrag, &mut self.counters, &mut self.now, s, data, sink);
+                if let Some(sh) = self.shard.as_mut() {
+                    sh.sync(s.ts);
+                    if sh.holding() {
+                        apply_due(&mut self.table, sh, &mut self.now, Some((s.seq, s.ts)), sink);
+                    }
+                    sh.mark(s.seq, s.ts);
+                }
+                account(
+                    &mut self.table,
+                    &mut self.defrag,
+                    self.shard.as_mut(),
+                    &mut self.counters,
+                    &mut self.now,
+                    s,
+                    data,
+                    sink,
+                );
                 if tap {
                     let on_flow = s.is_ip && s.result.is_ok();
                     let alerted = on_flow && self.table.alerted(&s.key, s.hash);
@@ -229,6 +276,16 @@ impl Engine {
             if n > self.now {
                 self.now = n;
             }
+            // A live clock: what the other workers handed over up to now is due.
+            if let Some(sh) = self.shard.as_mut() {
+                sh.poll();
+                if sh.holding() {
+                    apply_due(&mut self.table, sh, &mut self.now, Some((0, n)), sink);
+                }
+            }
+        }
+        if let Some(sh) = &self.shard {
+            sh.publish(self.now);
         }
         self.table.expire(self.now, sink);
         if self.defrag.enabled() {
@@ -238,6 +295,11 @@ impl Engine {
 
     /// Ends every live flow at `end` (the end of input, or the stop time).
     pub fn flush<S: RecordSink>(&mut self, end: Micros, sink: &mut S) {
+        // Every worker has stopped: what they handed over goes to its flows first, in order.
+        if let Some(sh) = self.shard.as_mut() {
+            sh.poll();
+            apply_due(&mut self.table, sh, &mut self.now, None, sink);
+        }
         let end = end.max(self.now);
         self.table.flush_all(end, sink);
     }
@@ -268,7 +330,24 @@ impl Engine {
         c.detect = self.table.matcher.counters;
         c.rules = self.table.rules_len() as u64;
         c.rule_reloads = self.table.rule_reloads;
+        if let Some(sh) = &self.shard {
+            c.shard = sh.counters;
+        }
         c
+    }
+
+    /// This worker's input is done: the others need not wait for it (see
+    /// [`crate::shard::Gate`]).
+    pub fn input_done(&self) {
+        if let Some(sh) = &self.shard {
+            sh.publish(u64::MAX);
+        }
+    }
+
+    /// The hand-offs' counters (zero without a mesh).
+    #[inline]
+    pub fn shard_counters(&self) -> crate::shard::ShardCounters {
+        self.shard.as_ref().map(|s| s.counters).unwrap_or_default()
     }
 
     pub fn flow_table(&self) -> &FlowTable {
@@ -312,6 +391,7 @@ fn outer_flow<S: RecordSink>(table: &mut FlowTable, s: &Pending, data: &[u8], no
 fn account<S: RecordSink>(
     table: &mut FlowTable,
     defrag: &mut Defrag,
+    shard: Option<&mut crate::shard::Shard>,
     c: &mut EngineCounters,
     now: &mut Micros,
     s: &Pending,
@@ -346,7 +426,7 @@ fn account<S: RecordSink>(
                 c.fragments += 1;
                 outer_flow(table, s, data, *now, sink);
                 if defrag.enabled() {
-                    reassemble(table, defrag, s, data, *now, sink);
+                    reassemble(table, defrag, shard, s, data, *now, sink);
                 }
             }
             // ARP and the like inside a UDP tunnel: on the tunnel's flow.
@@ -379,6 +459,7 @@ fn quoted_flow(table: &mut FlowTable, s: &Pending, now: Micros) -> bool {
 fn reassemble<S: RecordSink>(
     table: &mut FlowTable,
     defrag: &mut Defrag,
+    shard: Option<&mut crate::shard::Shard>,
     s: &Pending,
     data: &[u8],
     now: Micros,
@@ -396,5 +477,41 @@ fn reassemble<S: RecordSink>(
     let bytes = if d.tunnel.depth > 0 { ip_len } else { link + ip_len };
     let (key, lo) = FlowKey::from_decoded(d);
     let hash = key_hash(&key);
+    if let Some(sh) = shard {
+        let to = sh.owner(hash);
+        if to != sh.me {
+            // Its flow lives on another worker (a full ring is counted there).
+            sh.send(to, d, r.packet, bytes, now, s.seq);
+            return;
+        }
+    }
     table.update_keyed(&key, lo, hash, d, payload, bytes, now, sink);
+}
+
+/// Applies the hand-offs due before an own packet at `at` = (seq, ts) (`None`: all of them, the
+/// end of the input), each on its own time.
+#[cold]
+fn apply_due<S: RecordSink>(
+    table: &mut FlowTable,
+    sh: &mut crate::shard::Shard,
+    now: &mut Micros,
+    at: Option<(u64, Micros)>,
+    sink: &mut S,
+) {
+    loop {
+        let h = match at {
+            Some((seq, ts)) => sh.next_due(seq, ts),
+            None => sh.next_any(),
+        };
+        let Some(h) = h else { break };
+        let d = &h.d;
+        if h.ts > *now {
+            *now = h.ts;
+        }
+        let off = (d.payload_offset as usize).min(h.packet.len());
+        let payload = &h.packet[off..(off + d.payload_len as usize).min(h.packet.len())];
+        let (key, lo) = FlowKey::from_decoded(d);
+        table.update_keyed(&key, lo, key_hash(&key), d, payload, h.bytes, h.ts, sink);
+        sh.recycle(h);
+    }
 }

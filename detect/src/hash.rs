@@ -66,6 +66,18 @@ pub fn dispatch(frame: &[u8], n: usize) -> usize {
     }
 }
 
+/// [`dispatch`], and whether the frame is an IP fragment (its datagram's flow may belong to
+/// another worker: see [`crate::shard`]).
+pub fn dispatch_frag(frame: &[u8], n: usize) -> (usize, bool) {
+    if n <= 1 {
+        return (0, false);
+    }
+    match decode(frame) {
+        Ok(d) => (worker_of(dispatch_hash(&d), n), d.kind == Kind::Fragment),
+        Err(_) => (0, false),
+    }
+}
+
 /// The hash [`dispatch`] uses for a decoded frame.
 pub fn dispatch_hash(d: &Decoded) -> u64 {
     match d.kind {

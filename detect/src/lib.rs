@@ -12,6 +12,7 @@ pub mod engine;
 pub mod flow;
 pub mod hash;
 pub mod rules;
+pub mod shard;
 pub mod time;
 pub mod wire;
 

@@ -8,7 +8,13 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));
 
 /// One input (also run by `tests/fuzz.rs` on stable Rust).
 pub fn run(data: &[u8]) {
-    let mut df = Defrag::new(DefragConfig { enabled: true, max_datagrams: 4, max_bytes: 70_000, timeout: 1 });
+    let mut df = Defrag::new(DefragConfig {
+        enabled: true,
+        max_datagrams: 4,
+        max_bytes: 70_000,
+        timeout: 1,
+        ..DefragConfig::default()
+    });
     let mut t = 0;
     for op in data.chunks_exact(5) {
         let off = u16::from_be_bytes([op[0], op[1]]) & 0x1fff;

@@ -464,6 +464,7 @@ mod test {
     }
 }
 
+pub mod frag;
 pub mod traffic;
 
 /// Tunnel encapsulations of an inner Ethernet frame (as [`ip_frame`] and [`TcpSession`] build

@@ -120,3 +120,24 @@ pub fn counter(stderr: &str, label: &str) -> u64 {
         .unwrap_or_else(|| panic!("no '{label}' in {stderr}"));
     line.trim_start()[label.len()..].split_whitespace().next().unwrap().parse().unwrap()
 }
+
+/// Asserts two runs wrote the same lines (in any order); on a difference, shows only the lines
+/// one of them lacks (at most 5 each).
+pub fn assert_same_lines(a: &Run, b: &Run, what: &str) {
+    let (x, y) = (sorted_lines(a), sorted_lines(b));
+    if x == y {
+        return;
+    }
+    let only = |p: &[String], q: &[String]| -> Vec<String> {
+        let q: std::collections::HashSet<&String> = q.iter().collect();
+        p.iter().filter(|l| !q.contains(l)).take(5).map(|l| l.chars().take(600).collect()).collect()
+    };
+    panic!(
+        "{what}: {} vs {} lines\nonly in the first:\n{}\nonly in the second:\n{}\nstderr of the first:\n{}",
+        x.len(),
+        y.len(),
+        only(&x, &y).join("\n"),
+        only(&y, &x).join("\n"),
+        a.stderr
+    );
+}
