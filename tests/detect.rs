@@ -410,6 +410,7 @@ fn behaviours_fire_on_attacks_and_stay_silent_on_the_benign_mix() {
     let attacks = gen(&["--flows", "200", "--attacks", "all"], "a.pcap");
     let one = alerts(&attacks, "1");
     assert_eq!(one, alerts(&attacks, "2"));
+    assert_eq!(one, alerts(&attacks, "4"));
     let s = |x: &str| x.to_string();
     assert_eq!(
         one,

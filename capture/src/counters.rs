@@ -317,8 +317,11 @@ impl RunSummary {
         if self.exporter.spanning_alerts > 0 || self.exporter.sketch_keys_dropped > 0 {
             let _ = writeln!(
                 s,
-                "  merged behaviours    alerts {} (evidence over every worker: scans, floods, brute force, DNS tunnels; keys not tracked {})",
-                self.exporter.spanning_alerts, self.exporter.sketch_keys_dropped
+                "  merged behaviours    alerts {} (evidence over every worker: scans, floods, brute force, DNS tunnels; keys not tracked {}; windows judged before every worker's part {}, parts after {})",
+                self.exporter.spanning_alerts,
+                self.exporter.sketch_keys_dropped,
+                self.exporter.sketch_windows_early,
+                self.exporter.sketch_late
             );
         }
         if let Some(c) = &self.alert_capture {

@@ -288,6 +288,7 @@ impl Engine {
             sh.publish(self.now);
         }
         self.table.expire(self.now, sink);
+        self.table.roll_behaviour(self.now, sink);
         if self.defrag.enabled() {
             self.defrag.expire(self.now);
         }

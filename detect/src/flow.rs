@@ -23,6 +23,7 @@
 use crate::app::{wants_packets, AppConfig, AppEvent, AppLayer, AppProto, TcpSeg, NO_SESSION};
 use crate::decode::{Decoded, Kind, TunnelKind};
 use crate::hash::key_hash;
+use crate::rules::sketch::WindowSketch;
 use crate::rules::{Hdr, Matcher, RuleSet};
 use crate::time::{secs, Micros, MICROS_PER_SEC};
 use crate::wire::TcpFlags;
@@ -439,6 +440,26 @@ pub trait RecordSink {
     fn packet(&mut self, _data: &[u8], _wire_len: u32, _ts: Micros, _flow: u64, _alerted: bool) {}
 }
 
+/// This worker's behaviour evidence for the window of `now`: a window it leaves goes to the
+/// aggregator, even empty (the aggregator judges a window once every worker has left it).
+fn roll_sketch<'m, S: RecordSink>(
+    matcher: &'m mut Matcher,
+    sp: &crate::rules::sketch::SketchConfig,
+    now: Micros,
+    sink: &mut S,
+) -> &'m mut WindowSketch {
+    let w = now / (sp.window_secs.max(1) * 1_000_000);
+    let sk = matcher.sketch(sp);
+    if !sk.started {
+        sk.start(w, *sp);
+    } else if w > sk.window {
+        let done = std::mem::take(sk);
+        sink.emit_sketch(done);
+        sk.start(w, *sp);
+    }
+    sk
+}
+
 /// Collects flow records; app-layer events are only counted (`AppCounters::events` has them).
 impl RecordSink for Vec<FlowRecord> {
     fn emit(&mut self, rec: &FlowRecord) {
@@ -686,7 +707,7 @@ fn event_out<S: RecordSink>(
     };
     if let (true, AppEvent::Dns { msg, .. }) = (set.behave.enabled && set.behave.spanning.enabled, ev) {
         if !msg.is_response() {
-            let sk = matcher.sketch(&set.behave.spanning);
+            let sk = roll_sketch(matcher, &set.behave.spanning, ts, sink);
             msg.for_each_question_name(|q, name| sk.dns_query(h.src, name, q.rrtype));
         }
     }
@@ -1219,17 +1240,8 @@ impl FlowTable {
         if first && set.behave.enabled && sp.enabled {
             // A new flow goes into the window's behaviour evidence; a finished window goes to
             // the aggregator.
-            let w = now / (sp.window_secs.max(1) * 1_000_000);
             let syn = d.tcp_flags & (TcpFlags::SYN | TcpFlags::ACK) == TcpFlags::SYN;
-            let sk = self.matcher.sketch(sp);
-            if sk.window != w {
-                if !sk.is_empty() {
-                    let done = std::mem::take(sk);
-                    sink.emit_sketch(done);
-                }
-                self.matcher.sketch(sp).start(w, *sp);
-            }
-            self.matcher.sketch(sp).new_flow(h.src, h.dst, h.dport, h.proto, syn, now);
+            roll_sketch(&mut self.matcher, sp, now, sink).new_flow(h.src, h.dst, h.dport, h.proto, syn, now);
         }
         let mut alerted = false;
         let mut out = |hit: crate::rules::Hit| {
@@ -1442,9 +1454,23 @@ impl FlowTable {
         done
     }
 
+    /// Once a burst: a behaviour window this worker's clock has left goes to the aggregator,
+    /// even when no new flow came to close it.
+    #[inline]
+    pub fn roll_behaviour<S: RecordSink>(&mut self, now: Micros, sink: &mut S) {
+        if let Some(set) = self.rules.as_ref().filter(|s| s.behave.enabled && s.behave.spanning.enabled) {
+            roll_sketch(&mut self.matcher, &set.behave.spanning, now, sink);
+        }
+    }
+
     /// Ends every live flow: `timeout` for those expired by `end`, `shutdown` for the rest.
     pub fn flush_all<S: RecordSink>(&mut self, end: Micros, sink: &mut S) {
-        if let Some(sk) = self.matcher.take_sketch() {
+        // The last of this worker's behaviour evidence, marked so: the aggregator stops
+        // waiting for it.
+        if let Some(set) = self.rules.as_ref().filter(|s| s.behave.enabled && s.behave.spanning.enabled) {
+            let sp = set.behave.spanning;
+            let mut sk = self.matcher.take_sketch().unwrap_or(WindowSketch { cfg: sp, ..WindowSketch::default() });
+            sk.last = true;
             sink.emit_sketch(sk);
         }
         for c in 0..CLASSES {

@@ -370,6 +370,11 @@ pub struct ExportStats {
     pub spanning_alerts: u64,
     /// Behaviour evidence keys lost to full sketch maps.
     pub sketch_keys_dropped: u64,
+    /// Behaviour windows judged before every worker had handed its part over (a worker more
+    /// than [`detect::rules::sketch::MAX_PENDING_WINDOWS`] windows behind), and parts that came
+    /// after their window was judged.
+    pub sketch_windows_early: u64,
+    pub sketch_late: u64,
     /// CPU time of the export thread (nanoseconds; each sink's is in its stats).
     pub cpu_ns: u64,
     pub sinks: Vec<SinkStats>,
@@ -394,7 +399,7 @@ pub(crate) fn export_loop(mut out: Fanout, rx: Receiver<Batch>, returns: Vec<Sen
             }
             for sk in batch.sketches.drain(..) {
                 let a = agg.get_or_insert_with(|| detect::rules::sketch::Aggregator::new(sk.cfg, workers));
-                for f in a.add(sk) {
+                for f in a.add(batch.worker, sk) {
                     out.add(Item::Finding(&f, a.window_end(f.window)));
                     stats.spanning_alerts += 1;
                 }
@@ -423,6 +428,8 @@ pub(crate) fn export_loop(mut out: Fanout, rx: Receiver<Batch>, returns: Vec<Sen
             stats.spanning_alerts += 1;
         }
         stats.sketch_keys_dropped = a.dropped;
+        stats.sketch_windows_early = a.judged_early;
+        stats.sketch_late = a.late;
     }
     stats.lines = out.lines;
     stats.bytes = out.bytes;

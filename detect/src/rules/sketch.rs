@@ -155,6 +155,10 @@ pub struct WindowSketch {
     pub starts: Vec<((u128, u128, u16), u64)>,
     /// Keys not tracked because a map was full.
     pub dropped: u64,
+    /// The worker's last sketch: its input is done.
+    pub last: bool,
+    /// The sketch belongs to a window the worker has entered (a fresh one has not).
+    pub started: bool,
 }
 
 fn bounded<'a, K: std::hash::Hash + Eq, V: Default>(
@@ -236,7 +240,7 @@ impl WindowSketch {
     /// A fresh sketch for `window`, judged with `cfg`.
     pub fn start(&mut self, window: u64, cfg: SketchConfig) {
         let workers = self.workers;
-        *self = WindowSketch { window, cfg, workers, ..WindowSketch::default() };
+        *self = WindowSketch { window, cfg, workers, started: true, ..WindowSketch::default() };
     }
 
     fn merge(&mut self, o: WindowSketch) {
@@ -369,49 +373,105 @@ impl Spanning {
     }
 }
 
+/// Windows the aggregator holds open waiting for a worker that lags behind; past it the oldest
+/// is judged without it (counted in [`Aggregator::judged_early`]).
+pub const MAX_PENDING_WINDOWS: usize = 32;
+
 /// Merges the workers' sketches window by window and judges a window once every worker has
-/// handed its sketch over (or at the end).
+/// moved past it (each worker hands over every window it leaves, even an empty one, and its
+/// last at the end of its input), so that a detection is judged once on the evidence of every
+/// worker, whatever their number and however far apart their clocks are.
 #[derive(Debug)]
 pub struct Aggregator {
     cfg: SketchConfig,
     workers: usize,
-    pending: HashMap<u64, (WindowSketch, usize)>,
+    pending: HashMap<u64, WindowSketch>,
+    /// Per worker: the latest window it has left, and whether its input is done.
+    left: Vec<Option<u64>>,
+    finished: Vec<bool>,
+    /// Every window below this one has been judged.
+    judged_below: u64,
+    /// What was reported, per window (a late sketch of a window judged early adds to it
+    /// without repeating an alert).
+    reported: std::collections::HashSet<(u8, u64, Option<u128>, Option<u128>, Option<u16>)>,
     /// Flow start times per (source, destination, port) over windows (the last
     /// [`MAX_STARTS`]), and the keys already reported as beacons.
     history: HashMap<(u128, u128, u16), Vec<u64>>,
     beacons: std::collections::HashSet<(u128, u128, u16)>,
     /// Keys lost to full maps, over the run.
     pub dropped: u64,
+    /// Windows judged before every worker had handed its part over (a worker lagging more than
+    /// [`MAX_PENDING_WINDOWS`] windows), and sketches that came after their window was judged.
+    pub judged_early: u64,
+    pub late: u64,
 }
 
 impl Aggregator {
     pub fn new(cfg: SketchConfig, workers: usize) -> Self {
+        let workers = workers.max(1);
         Aggregator {
             cfg,
-            workers: workers.max(1),
+            workers,
             pending: HashMap::default(),
+            left: vec![None; workers],
+            finished: vec![false; workers],
+            judged_below: 0,
+            reported: Default::default(),
             history: HashMap::default(),
             beacons: Default::default(),
             dropped: 0,
+            judged_early: 0,
+            late: 0,
         }
     }
 
-    /// One worker's sketch of a window; the findings of windows now complete: every worker
-    /// has handed it over, or a worker is already two windows further (an idle worker has
-    /// nothing to add).
-    pub fn add(&mut self, s: WindowSketch) -> Vec<Finding> {
+    /// Worker `worker`'s sketch of a window it has left (or its last, `s.last`); the findings
+    /// of the windows now complete.
+    pub fn add(&mut self, worker: usize, s: WindowSketch) -> Vec<Finding> {
+        let worker = worker.min(self.workers - 1);
         let w = s.window;
-        let e = self.pending.entry(w).or_insert_with(|| (WindowSketch { window: w, ..WindowSketch::default() }, 0));
-        e.0.merge(s);
-        e.1 += 1;
-        let mut done: Vec<u64> =
-            self.pending.iter().filter(|(&k, v)| v.1 >= self.workers || k + 2 <= w).map(|(&k, _)| k).collect();
-        done.sort_unstable();
+        if s.last {
+            self.finished[worker] = true;
+        } else {
+            self.left[worker] = Some(self.left[worker].map_or(w, |l| l.max(w)));
+        }
         let mut out = Vec::new();
-        for k in done {
-            if let Some((m, _)) = self.pending.remove(&k) {
+        if !s.is_empty() || s.dropped > 0 {
+            if w < self.judged_below {
+                // Its window was judged without it: judged again with what it adds.
+                self.late += 1;
+                out.extend(self.judge(s));
+            } else {
+                let e = self.pending.entry(w).or_insert_with(|| WindowSketch { window: w, ..WindowSketch::default() });
+                e.merge(s);
+            }
+        }
+        // The windows every worker has left (or all of them once every input is done).
+        let frontier = (0..self.workers)
+            .filter(|&i| !self.finished[i])
+            .map(|i| self.left[i])
+            .try_fold(u64::MAX, |m, l| l.map(|l| m.min(l)));
+        let mut ready: Vec<u64> = self.pending.keys().copied().filter(|&k| frontier.is_some_and(|f| k <= f)).collect();
+        ready.sort_unstable();
+        let mut keys: Vec<u64> = self.pending.keys().copied().filter(|k| !ready.contains(k)).collect();
+        keys.sort_unstable();
+        let over = keys.len().saturating_sub(MAX_PENDING_WINDOWS);
+        self.judged_early += over as u64;
+        ready.extend(keys.into_iter().take(over));
+        ready.sort_unstable();
+        for k in ready {
+            if let Some(m) = self.pending.remove(&k) {
                 out.extend(self.judge(m));
             }
+            self.judged_below = self.judged_below.max(k + 1);
+        }
+        if let Some(f) = frontier {
+            self.judged_below = self.judged_below.max(f.saturating_add(1));
+        }
+        // What was reported for windows long judged is not needed any more.
+        if self.reported.len() > 4 * MAX_KEYS {
+            let keep = self.judged_below.saturating_sub(MAX_PENDING_WINDOWS as u64);
+            self.reported.retain(|r| r.1 >= keep);
         }
         out
     }
@@ -432,7 +492,7 @@ impl Aggregator {
         ws.sort_unstable();
         let mut out = Vec::new();
         for w in ws {
-            if let Some((m, _)) = self.pending.remove(&w) {
+            if let Some(m) = self.pending.remove(&w) {
                 out.extend(self.judge(m));
             }
         }
@@ -515,8 +575,9 @@ impl Aggregator {
                 out.push(f(Spanning::Beacon, Some(k.0), Some(k.1), Some(k.2), n, None));
             }
         }
-        // Deterministic order (maps iterate in any order).
+        // Deterministic order (maps iterate in any order); once per window and key.
         out.sort_by_key(|a| (a.kind as u8, a.src, a.dst, a.port));
+        out.retain(|a| self.reported.insert((a.kind as u8, a.window, a.src, a.dst, a.port)));
         out
     }
 }
@@ -552,9 +613,9 @@ mod test {
             let w = if p % 2 == 0 { &mut w0 } else { &mut w1 };
             w.new_flow(1, 2, p, 6, true, p as u64);
         }
-        assert!(Aggregator::new(cfg, 1).add(w0.clone()).is_empty(), "one worker's half is below the threshold");
-        assert!(agg.add(w0).is_empty(), "waits for the other worker");
-        let f = agg.add(w1);
+        assert!(Aggregator::new(cfg, 1).add(0, w0.clone()).is_empty(), "one worker's half is below the threshold");
+        assert!(agg.add(0, w0).is_empty(), "waits for the other worker");
+        let f = agg.add(1, w1);
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!((f[0].kind, f[0].src, f[0].dst), (Spanning::VerticalScan, Some(1), Some(2)));
         assert!(agg.finish().is_empty());
@@ -577,7 +638,7 @@ mod test {
             s.new_flow(11, 12, 8443, 6, true, i * 30_000_000 + (1_000_000 + jitter) as u64);
             s.new_flow(21, 22, 8443, 6, true, [1, 3, 4, 10, 11, 19, 30, 31, 40, 57][i as usize] * 1_000_000);
         }
-        let f = Aggregator::new(cfg, 1).add(s);
+        let f = Aggregator::new(cfg, 1).add(0, s);
         let kinds: Vec<(Spanning, Option<u128>)> = f.iter().map(|x| (x.kind, x.src.or(x.dst))).collect();
         assert_eq!(
             kinds,
@@ -593,7 +654,7 @@ mod test {
             s.dns_query(9, format!("x{i:04}abcdef.t.exfil.example.").as_bytes(), 1);
         }
         s.dns_query(9, b"localhost", 1);
-        let f = Aggregator::new(SketchConfig::default(), 1).add(s);
+        let f = Aggregator::new(SketchConfig::default(), 1).add(0, s);
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].domain.as_deref(), Some("exfil.example"));
         // TXT volume alone (few distinct names).
@@ -601,7 +662,7 @@ mod test {
         for i in 0..250 {
             s.dns_query(9, format!("q{}.txt.example", i % 5).as_bytes(), 16);
         }
-        let f = Aggregator::new(SketchConfig::default(), 1).add(s);
+        let f = Aggregator::new(SketchConfig::default(), 1).add(0, s);
         assert_eq!((f.len(), f[0].domain.as_deref()), (1, Some("txt.example")));
         let mut s = WindowSketch::default();
         for i in 0..(MAX_KEYS as u128 + 10) {
