@@ -373,6 +373,9 @@ impl Spanning {
     }
 }
 
+/// A finding's identity: (kind, window, source, destination, port).
+type Reported = (u8, u64, Option<u128>, Option<u128>, Option<u16>);
+
 /// Windows the aggregator holds open waiting for a worker that lags behind; past it the oldest
 /// is judged without it (counted in [`Aggregator::judged_early`]).
 pub const MAX_PENDING_WINDOWS: usize = 32;
@@ -393,7 +396,7 @@ pub struct Aggregator {
     judged_below: u64,
     /// What was reported, per window (a late sketch of a window judged early adds to it
     /// without repeating an alert).
-    reported: std::collections::HashSet<(u8, u64, Option<u128>, Option<u128>, Option<u16>)>,
+    reported: std::collections::HashSet<Reported>,
     /// Flow start times per (source, destination, port) over windows (the last
     /// [`MAX_STARTS`]), and the keys already reported as beacons.
     history: HashMap<(u128, u128, u16), Vec<u64>>,
