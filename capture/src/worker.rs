@@ -115,8 +115,9 @@ impl WorkerCore {
         self.engine.set_shard(shard);
     }
 
-    /// One burst of frames `(data, wire_len, ts, seq)` numbered by their position in the input
-    /// (the file source): hand-offs from other workers take their exact place among them.
+    /// One burst of frames `(data, wire_len, ts, seq)` through the whole pipeline, numbered by
+    /// their position in the input (the file source; 0: not numbered): hand-offs from other
+    /// workers take their exact place among them.
     #[inline]
     pub fn burst_numbered<'a, I: IntoIterator<Item = (&'a [u8], u32, Micros, u64)>>(&mut self, frames: I) {
         self.stage = Stage::Full;
@@ -158,6 +159,9 @@ impl WorkerCore {
     /// One burst through the first stages only (see [`Stage`]).
     #[inline]
     pub fn burst_stage<'a, I: IntoIterator<Item = (&'a [u8], u32, Micros)>>(&mut self, stage: Stage, frames: I) {
+        if stage == Stage::Full {
+            return self.burst_numbered(frames.into_iter().map(|(d, l, t)| (d, l, t, 0)));
+        }
         self.stage = stage;
         let (received, bytes) = (&mut self.received, &mut self.received_bytes);
         let frames = frames.into_iter().inspect(|f| {
@@ -167,11 +171,8 @@ impl WorkerCore {
         match stage {
             Stage::Rx => frames.for_each(drop),
             Stage::Decode => self.engine.decode_only(frames),
-            Stage::Flow => self.engine.process_burst(frames, &mut self.discard),
-            Stage::Full => match self.capture.as_mut() {
-                Some(cap) => self.engine.process_burst(frames, &mut Tapped { b: &mut self.batcher, cap }),
-                None => self.engine.process_burst(frames, &mut self.batcher),
-            },
+            // Flow (Full went to burst_numbered above).
+            Stage::Flow | Stage::Full => self.engine.process_burst(frames, &mut self.discard),
         }
     }
 

@@ -356,6 +356,13 @@ impl Engine {
     }
 }
 
+/// The L4 payload of `packet` as `d` decoded it (cut to what was captured).
+#[inline]
+fn payload_of<'a>(d: &Decoded, packet: &'a [u8]) -> &'a [u8] {
+    let off = (d.payload_offset as usize).min(packet.len());
+    &packet[off..(off + d.payload_len as usize).min(packet.len())]
+}
+
 /// The outermost UDP packet of a VXLAN or GENEVE frame, as a plain UDP packet.
 fn outer_udp(t: &crate::decode::Tunnel) -> Decoded {
     Decoded {
@@ -409,8 +416,7 @@ fn account<S: RecordSink>(
             Kind::Ip if s.d.quoted.valid && quoted_flow(table, s, *now) => c.flow_packets += 1,
             Kind::Ip => {
                 let before = table.len();
-                let off = (s.d.payload_offset as usize).min(data.len());
-                let payload = &data[off..(off + s.d.payload_len as usize).min(data.len())];
+                let payload = payload_of(&s.d, data);
                 let t = &s.d.tunnel;
                 // An inner flow counts its inner IP packets' bytes, as Suricata does.
                 let bytes = if t.depth > 0 { t.inner_len + t.inner_link as u32 } else { s.wire_len };
@@ -472,8 +478,7 @@ fn reassemble<S: RecordSink>(
     if d.kind != Kind::Ip {
         return;
     }
-    let off = (d.payload_offset as usize).min(r.packet.len());
-    let payload = &r.packet[off..(off + d.payload_len as usize).min(r.packet.len())];
+    let payload = payload_of(d, r.packet);
     let ip_len = r.packet.len() as u32;
     let bytes = if d.tunnel.depth > 0 { ip_len } else { link + ip_len };
     let (key, lo) = FlowKey::from_decoded(d);
@@ -509,8 +514,7 @@ fn apply_due<S: RecordSink>(
         if h.ts > *now {
             *now = h.ts;
         }
-        let off = (d.payload_offset as usize).min(h.packet.len());
-        let payload = &h.packet[off..(off + d.payload_len as usize).min(h.packet.len())];
+        let payload = payload_of(d, &h.packet);
         let (key, lo) = FlowKey::from_decoded(d);
         table.update_keyed(&key, lo, key_hash(&key), d, payload, h.bytes, h.ts, sink);
         sh.recycle(h);

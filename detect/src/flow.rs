@@ -705,9 +705,9 @@ fn event_out<S: RecordSink>(
         app: ev.proto(),
         ..Hdr::default()
     };
-    if let (true, AppEvent::Dns { msg, .. }) = (set.behave.enabled && set.behave.spanning.enabled, ev) {
+    if let (Some(sp), AppEvent::Dns { msg, .. }) = (set.behave.spanning(), ev) {
         if !msg.is_response() {
-            let sk = roll_sketch(matcher, &set.behave.spanning, ts, sink);
+            let sk = roll_sketch(matcher, sp, ts, sink);
             msg.for_each_question_name(|q, name| sk.dns_query(h.src, name, q.rrtype));
         }
     }
@@ -1236,8 +1236,7 @@ impl FlowTable {
             is_icmp: matches!(d.proto, 1 | 58),
         };
         let first = f.pkts[0] + f.pkts[1] == 1;
-        let sp = &set.behave.spanning;
-        if first && set.behave.enabled && sp.enabled {
+        if let Some(sp) = set.behave.spanning().filter(|_| first) {
             // A new flow goes into the window's behaviour evidence; a finished window goes to
             // the aggregator.
             let syn = d.tcp_flags & (TcpFlags::SYN | TcpFlags::ACK) == TcpFlags::SYN;
@@ -1458,8 +1457,8 @@ impl FlowTable {
     /// even when no new flow came to close it.
     #[inline]
     pub fn roll_behaviour<S: RecordSink>(&mut self, now: Micros, sink: &mut S) {
-        if let Some(set) = self.rules.as_ref().filter(|s| s.behave.enabled && s.behave.spanning.enabled) {
-            roll_sketch(&mut self.matcher, &set.behave.spanning, now, sink);
+        if let Some(sp) = self.rules.as_ref().and_then(|s| s.behave.spanning()) {
+            roll_sketch(&mut self.matcher, sp, now, sink);
         }
     }
 
@@ -1467,8 +1466,7 @@ impl FlowTable {
     pub fn flush_all<S: RecordSink>(&mut self, end: Micros, sink: &mut S) {
         // The last of this worker's behaviour evidence, marked so: the aggregator stops
         // waiting for it.
-        if let Some(set) = self.rules.as_ref().filter(|s| s.behave.enabled && s.behave.spanning.enabled) {
-            let sp = set.behave.spanning;
+        if let Some(&sp) = self.rules.as_ref().and_then(|s| s.behave.spanning()) {
             let mut sk = self.matcher.take_sketch().unwrap_or(WindowSketch { cfg: sp, ..WindowSketch::default() });
             sk.last = true;
             sink.emit_sketch(sk);

@@ -57,13 +57,7 @@ pub fn worker_of(hash: u64, n: usize) -> usize {
 /// The worker (or queue) index of a frame among `n`. Frames that do not decode, non-IP frames
 /// and fragments go by their addresses alone, or to worker 0 when they have none.
 pub fn dispatch(frame: &[u8], n: usize) -> usize {
-    if n <= 1 {
-        return 0;
-    }
-    match decode(frame) {
-        Ok(d) => worker_of(dispatch_hash(&d), n),
-        Err(_) => 0,
-    }
+    dispatch_frag(frame, n).0
 }
 
 /// [`dispatch`], and whether the frame is an IP fragment (its datagram's flow may belong to

@@ -53,6 +53,10 @@ impl Handoff {
             self.ts <= ts
         }
     }
+
+    fn seq_ts(&self) -> (u64, Micros) {
+        (self.seq, self.ts)
+    }
 }
 
 /// What a worker's hand-offs did.
@@ -322,12 +326,6 @@ impl Shard {
         if let Some(ib) = self.inbox.get_mut(h.from).and_then(|i| i.as_mut()) {
             let _ = ib.back.push(h);
         }
-    }
-}
-
-impl Handoff {
-    fn seq_ts(&self) -> (u64, Micros) {
-        (self.seq, self.ts)
     }
 }
 

@@ -97,6 +97,14 @@ impl Default for BehaviourConfig {
     }
 }
 
+impl BehaviourConfig {
+    /// The settings of the detectors judged on merged evidence, when they are on.
+    #[inline]
+    pub fn spanning(&self) -> Option<&super::sketch::SketchConfig> {
+        (self.enabled && self.spanning.enabled).then_some(&self.spanning)
+    }
+}
+
 /// User-Agent fragments of scanners and exploit tools (lower case).
 const SCANNER_UAS: &[&[u8]] = &[
     b"sqlmap",

@@ -454,15 +454,13 @@ impl Aggregator {
             .filter(|&i| !self.finished[i])
             .map(|i| self.left[i])
             .try_fold(u64::MAX, |m, l| l.map(|l| m.min(l)));
-        let mut ready: Vec<u64> = self.pending.keys().copied().filter(|&k| frontier.is_some_and(|f| k <= f)).collect();
-        ready.sort_unstable();
-        let mut keys: Vec<u64> = self.pending.keys().copied().filter(|k| !ready.contains(k)).collect();
+        // Judged: the windows up to the frontier, then the oldest others past the bound.
+        let mut keys: Vec<u64> = self.pending.keys().copied().collect();
         keys.sort_unstable();
-        let over = keys.len().saturating_sub(MAX_PENDING_WINDOWS);
+        let complete = keys.iter().take_while(|&&k| frontier.is_some_and(|f| k <= f)).count();
+        let over = (keys.len() - complete).saturating_sub(MAX_PENDING_WINDOWS);
         self.judged_early += over as u64;
-        ready.extend(keys.into_iter().take(over));
-        ready.sort_unstable();
-        for k in ready {
+        for &k in &keys[..complete + over] {
             if let Some(m) = self.pending.remove(&k) {
                 out.extend(self.judge(m));
             }
