@@ -146,6 +146,8 @@ impl RunSummary {
             t.alerts += w.export.alerts;
             t.sent += w.export.sent;
             t.dropped += w.export.dropped;
+            t.candidates += w.export.candidates;
+            t.candidates_dropped += w.export.candidates_dropped;
             t.channel_full += w.export.channel_full;
             t.backlog_peak = t.backlog_peak.max(w.export.backlog_peak);
         }
@@ -167,6 +169,8 @@ impl RunSummary {
             && self.input_packets == t.packets + self.left_in_rings()
             && self.input_packets >= t.packets
             && e.records == self.exporter.records + e.dropped
+            // Every thresholded match was decided, or lost with a dropped batch.
+            && e.candidates == self.exporter.thresholds.candidates + e.candidates_dropped
             // Every datagram handed over reached its worker.
             && t.shard.sent == t.shard.received
             && self.exporter.sinks.iter().all(|s| s.balanced())
@@ -249,11 +253,19 @@ impl RunSummary {
         );
         if t.rules > 0 || t.detect.alerts > 0 {
             let m = &t.detect;
+            let th = &self.exporter.thresholds;
             let _ = writeln!(
                 s,
-                "  detection            {} rules: alerts {} (matches {}, indicator matches {}, behavioural {}, suppressed by thresholds {}, candidates verified {}, step limit {}, threshold trackers evicted {}, reloads taken {})",
-                t.rules, m.alerts, m.matches, m.ioc_matches, m.behaviour, m.suppressed, m.candidates, m.step_limit, m.threshold_evicted, t.rule_reloads
+                "  detection            {} rules: alerts {} (matches {}, indicator matches {}, behavioural {}, thresholded {}, candidates verified {}, step limit {}, reloads taken {})",
+                t.rules, m.alerts + th.alerts, m.matches, m.ioc_matches, m.behaviour, th.alerts, m.candidates, m.step_limit, t.rule_reloads
             );
+            if m.tracked > 0 {
+                let _ = writeln!(
+                    s,
+                    "  thresholds           {} matches of thresholded rules decided across workers: {} alerted, {} suppressed (lost with dropped batches {}; trackers evicted {}; decided before every worker's time {}, after a later one {})",
+                    th.candidates, th.alerts, th.suppressed, e.candidates_dropped, th.evicted, th.early, th.late
+                );
+            }
         }
         let a = &t.app;
         let ids = |p: detect::AppProto| a.identified[p as usize];

@@ -84,6 +84,9 @@ impl detect::flow::RecordSink for Tapped<'_> {
     fn emit_sketch(&mut self, s: detect::rules::sketch::WindowSketch) {
         self.b.emit_sketch(s)
     }
+    fn mark(&mut self, now: Micros) {
+        self.b.mark(now)
+    }
     fn wants_packets(&self) -> bool {
         true
     }

@@ -289,6 +289,7 @@ impl Engine {
         }
         self.table.expire(self.now, sink);
         self.table.roll_behaviour(self.now, sink);
+        sink.mark(self.now);
         if self.defrag.enabled() {
             self.defrag.expire(self.now);
         }
@@ -409,6 +410,7 @@ fn account<S: RecordSink>(
     if s.ts > *now {
         *now = s.ts;
     }
+    table.seq = s.seq;
     c.packets += 1;
     c.bytes += s.wire_len as u64;
     match &s.result {
@@ -516,6 +518,7 @@ fn apply_due<S: RecordSink>(
         }
         let payload = payload_of(d, &h.packet);
         let (key, lo) = FlowKey::from_decoded(d);
+        table.seq = h.seq;
         table.update_keyed(&key, lo, key_hash(&key), d, payload, h.bytes, h.ts, sink);
         sh.recycle(h);
     }

@@ -126,6 +126,10 @@ pub struct AlertInfo<'a> {
     pub to_server: bool,
     /// An indicator match: the indicator (index into the set's `iocs.entries`).
     pub ioc: Option<u32>,
+    /// A thresholded rule's match: its track, and the input position of the packet it matched
+    /// on (`u64::MAX`: when the flow ended). A candidate for the threshold merger, not yet an
+    /// alert.
+    pub tracked: Option<(crate::rules::threshold::TrackKey, u64)>,
 }
 
 impl Default for FlowConfig {
@@ -384,6 +388,9 @@ pub struct FlowRecord {
     pub app_proto: AppProto,
     /// A rule alerted on the flow.
     pub alerted: bool,
+    /// A thresholded rule matched on it: whether that alerted is the threshold merger's to
+    /// say (the exporter completes `alerted`).
+    pub tracked: bool,
 }
 
 /// A flow's id and tuple, oriented from the initiator (as Suricata orients `src`/`dest` of flow
@@ -430,6 +437,9 @@ pub trait RecordSink {
     fn emit_alert(&mut self, _meta: &EventMeta, _alert: &AlertInfo<'_>) {}
     /// A finished window of this worker's behaviour evidence, for the aggregator.
     fn emit_sketch(&mut self, _sketch: crate::rules::sketch::WindowSketch) {}
+    /// The worker's watermark, once per burst: its later thresholded matches are at packet
+    /// time `now` or later (the threshold merger waits for every worker's).
+    fn mark(&mut self, _now: Micros) {}
     /// Whether the sink wants every packet after its flow update ([`RecordSink::packet`]);
     /// asked once per burst.
     fn wants_packets(&self) -> bool {
@@ -552,7 +562,7 @@ struct Flow {
     app_proto: AppProto,
     /// The flow came through a tunnel: its [`TunnelRec`] is in the table's side array.
     tunneled: bool,
-    /// [`APP_OOO`], [`APP_SKIP`], [`APP_SKIP_DIR1`], [`ALERTED`], [`NO_ADDR_RULES`].
+    /// [`APP_OOO`], [`APP_SKIP`], [`APP_SKIP_DIR1`], [`ALERTED`], [`NO_ADDR_RULES`], [`TRACKED`].
     app_bits: u8,
 }
 
@@ -568,6 +578,8 @@ const APP_SKIP: u8 = 2;
 const APP_SKIP_DIR1: u8 = 4;
 /// A rule alerted on the flow (kept across app-layer updates).
 const ALERTED: u8 = 8;
+/// A thresholded rule matched on the flow (a candidate: the merger decides whether it alerted).
+const TRACKED: u8 = 32;
 /// The flow's addresses index no rule in the rule set's address index (learnt at its first
 /// inspected packet; cleared on every flow when the rules are reloaded): its packets skip the
 /// lookups.
@@ -687,7 +699,8 @@ fn event_out<S: RecordSink>(
     slot: u32,
     ts: Micros,
     tunnel: Option<TunnelRec>,
-    alerted: &mut bool,
+    seq: u64,
+    alerted: &mut u8,
     ev: &AppEvent<'_>,
 ) {
     let meta = f.event_meta(ts, tunnel);
@@ -711,14 +724,36 @@ fn event_out<S: RecordSink>(
             msg.for_each_question_name(|q, name| sk.dns_query(h.src, name, q.rrtype));
         }
     }
-    matcher.on_event(set, &h, ev, slot, ts, &mut |hit| {
-        *alerted = true;
+    matcher.on_event(set, &h, ev, slot, &mut |hit| {
+        *alerted |= hit_bit(&hit);
         let m = oriented_meta(meta, hit.to_server);
-        sink.emit_alert(
-            &m,
-            &AlertInfo { set, rule: hit.rule, app_proto: ev.proto(), to_server: hit.to_server, ioc: hit.ioc },
-        );
+        sink.emit_alert(&m, &AlertInfo::of(set, &hit, ev.proto(), seq));
     });
+}
+
+/// The flow bit a hit sets: [`ALERTED`], or [`TRACKED`] for a thresholded rule's candidate.
+#[inline]
+fn hit_bit(hit: &crate::rules::Hit) -> u8 {
+    if hit.tracked.is_some() {
+        TRACKED
+    } else {
+        ALERTED
+    }
+}
+
+impl<'a> AlertInfo<'a> {
+    /// A rule's hit on a flow of `app_proto`, on the packet at input position `seq`.
+    #[inline]
+    pub fn of(set: &'a Arc<RuleSet>, hit: &crate::rules::Hit, app_proto: AppProto, seq: u64) -> Self {
+        AlertInfo {
+            set,
+            rule: hit.rule,
+            app_proto,
+            to_server: hit.to_server,
+            ioc: hit.ioc,
+            tracked: hit.tracked.map(|k| (k, seq)),
+        }
+    }
 }
 
 /// A zeroed vector whose pages are really written now (a `vec![0; n]` may map lazily-zeroed
@@ -761,6 +796,9 @@ pub struct FlowTable {
     /// Rule sets taken after a reload.
     pub rule_reloads: u64,
     pub matcher: Matcher,
+    /// The input position of the packet being processed (0: the source numbers none): the
+    /// order of a thresholded match among every worker's ([`crate::rules::threshold`]).
+    pub seq: u64,
 }
 
 impl FlowTable {
@@ -775,6 +813,7 @@ impl FlowTable {
             timeout_us[g * 3 + 2] = secs(t.closed);
         }
         FlowTable {
+            seq: 0,
             flows: vec![Flow::EMPTY; cap],
             free: (0..cap as u32).rev().collect(),
             index: prefaulted_zeros(index_len),
@@ -821,9 +860,11 @@ impl FlowTable {
     // ---- index -----------------------------------------------------------------------------
 
     #[inline]
-    /// Whether a rule alerted on the live flow of `key` (`hash` its [`key_hash`]).
+    /// Whether a rule alerted on the live flow of `key` (`hash` its [`key_hash`]), or a
+    /// thresholded rule matched on it (the triggered capture keeps those flows too: whether
+    /// they alerted is decided later, across workers).
     pub fn alerted(&self, key: &FlowKey, hash: u64) -> bool {
-        self.find(key, hash).is_some_and(|s| self.flows[s as usize].app_bits & ALERTED != 0)
+        self.find(key, hash).is_some_and(|s| self.flows[s as usize].app_bits & (ALERTED | TRACKED) != 0)
     }
 
     fn find(&self, key: &FlowKey, hash: u64) -> Option<u32> {
@@ -950,6 +991,7 @@ impl FlowTable {
             icmp,
             app_proto: f.app_proto,
             alerted: f.app_bits & ALERTED != 0,
+            tracked: f.app_bits & TRACKED != 0,
         }
     }
 
@@ -972,10 +1014,12 @@ impl FlowTable {
             let f = &self.flows[slot as usize];
             let last = f.last;
             let tunnel = self.tunnel_of(slot);
-            let mut alerted = false;
+            let mut alerted = 0;
             let (rules, matcher) = (&self.rules, &mut self.matcher);
-            let emit =
-                &mut |ev: &AppEvent<'_>| event_out(sink, rules, matcher, f, slot, last, tunnel, &mut alerted, ev);
+            // Matches when a flow ends come after its packets' at the same time.
+            let emit = &mut |ev: &AppEvent<'_>| {
+                event_out(sink, rules, matcher, f, slot, last, tunnel, u64::MAX, &mut alerted, ev)
+            };
             if let Some(sd) = f.skip_dir() {
                 self.app.fast_sync(sid, &mut proto, ports, sd, f.tcp.next_seq[sd], emit);
             }
@@ -983,9 +1027,7 @@ impl FlowTable {
             let f = &mut self.flows[slot as usize];
             f.app = sid;
             f.app_proto = proto;
-            if alerted {
-                f.app_bits |= ALERTED;
-            }
+            f.app_bits |= alerted;
         }
         self.matcher.flow_ended(slot);
         self.detect_flow_end(slot, sink);
@@ -1242,25 +1284,23 @@ impl FlowTable {
             let syn = d.tcp_flags & (TcpFlags::SYN | TcpFlags::ACK) == TcpFlags::SYN;
             roll_sketch(&mut self.matcher, sp, now, sink).new_flow(h.src, h.dst, h.dport, h.proto, syn, now);
         }
-        let mut alerted = false;
+        let mut alerted = 0;
+        let seq = self.seq;
         let mut out = |hit: crate::rules::Hit| {
-            alerted = true;
+            alerted |= hit_bit(&hit);
             let meta = oriented_meta(f.event_meta(now, tunnel), hit.to_server);
-            let a = AlertInfo { set, rule: hit.rule, app_proto: f.app_proto, to_server: hit.to_server, ioc: hit.ioc };
-            sink.emit_alert(&meta, &a);
+            sink.emit_alert(&meta, &AlertInfo::of(set, &hit, f.app_proto, seq));
         };
         if first {
             // A new flow: its addresses against the indicators, once.
             self.matcher.on_flow_start(set, &h, &mut out);
         }
         let mut no_addr = f.app_bits & NO_ADDR_RULES != 0;
-        self.matcher.on_packet(set, &h, payload, slot, now, &mut no_addr, &mut out);
+        self.matcher.on_packet(set, &h, payload, slot, &mut no_addr, &mut out);
         if no_addr {
             self.flows[slot as usize].app_bits |= NO_ADDR_RULES;
         }
-        if alerted {
-            self.flows[slot as usize].app_bits |= ALERTED;
-        }
+        self.flows[slot as usize].app_bits |= alerted;
     }
 
     /// Takes a reloaded rule set, if there is one (called once per burst: one atomic load).
@@ -1299,7 +1339,10 @@ impl FlowTable {
         if crate::rules::behave::exfiltration(&set.behave, out_bytes, in_bytes, leaves) {
             let meta = f.event_meta(f.last, self.tunnel_of(slot));
             let rule = set.behaviour_rule(crate::rules::behave::Behaviour::Exfiltration);
-            sink.emit_alert(&meta, &AlertInfo { set, rule, app_proto: f.app_proto, to_server: true, ioc: None });
+            sink.emit_alert(
+                &meta,
+                &AlertInfo { set, rule, app_proto: f.app_proto, to_server: true, ioc: None, tracked: None },
+            );
             self.matcher.counters.alerts += 1;
             self.matcher.counters.behaviour += 1;
             self.flows[slot as usize].app_bits |= ALERTED;
@@ -1332,7 +1375,8 @@ impl FlowTable {
         }
         let ports = (f.key.lo_port, f.key.hi_port);
         let mut fast = None;
-        let mut alerted = false;
+        let mut alerted = 0;
+        let seq = self.seq;
         // `dir` is 0 from the initiator; the tracker's next_seq is indexed the same way.
         match d.proto {
             6 => {
@@ -1367,7 +1411,7 @@ impl FlowTable {
                     let tunnel = self.tunnel_of(slot);
                     let (rules, matcher) = (&self.rules, &mut self.matcher);
                     self.app.fast_sync(sid, &mut proto, ports, sd, pre_next[sd], &mut |ev| {
-                        event_out(sink, rules, matcher, f, slot, now, tunnel, &mut alerted, ev)
+                        event_out(sink, rules, matcher, f, slot, now, tunnel, seq, &mut alerted, ev)
                     });
                 }
                 let mut isn_next = f.tcp.next_seq;
@@ -1383,7 +1427,7 @@ impl FlowTable {
                 let tunnel = self.tunnel_of(slot);
                 let (rules, matcher) = (&self.rules, &mut self.matcher);
                 fast = self.app.tcp(&mut sid, &mut proto, dir, ports, &seg, &mut |ev| {
-                    event_out(sink, rules, matcher, f, slot, now, tunnel, &mut alerted, ev)
+                    event_out(sink, rules, matcher, f, slot, now, tunnel, seq, &mut alerted, ev)
                 });
             }
             17 => {
@@ -1393,7 +1437,7 @@ impl FlowTable {
                 let tunnel = self.tunnel_of(slot);
                 let (rules, matcher) = (&self.rules, &mut self.matcher);
                 self.app.udp(&mut sid, &mut proto, dir, ports, payload, &mut |ev| {
-                    event_out(sink, rules, matcher, f, slot, now, tunnel, &mut alerted, ev)
+                    event_out(sink, rules, matcher, f, slot, now, tunnel, seq, &mut alerted, ev)
                 });
             }
             _ => return,
@@ -1402,9 +1446,7 @@ impl FlowTable {
         let f = &mut self.flows[slot as usize];
         f.app = sid;
         f.app_proto = proto;
-        f.app_bits = (f.app_bits & (ALERTED | NO_ADDR_RULES))
-            | if ooo { APP_OOO } else { 0 }
-            | if alerted { ALERTED } else { 0 };
+        f.app_bits = (f.app_bits & (ALERTED | TRACKED | NO_ADDR_RULES)) | if ooo { APP_OOO } else { 0 } | alerted;
         if let Some((next, end)) = fast {
             // The stream must be where the tracker is: the fast path counts from there.
             if !ooo && wants_packets(sid) && next == f.tcp.next_seq[dir] {

@@ -76,6 +76,15 @@ pub struct BatchEvent {
     pub body: EventBody,
 }
 
+/// A thresholded rule's match on its way to the threshold merger: an alert if the merger says
+/// so ([`detect::rules::threshold`]).
+#[derive(Debug)]
+pub struct Candidate {
+    pub order: detect::rules::threshold::Order,
+    pub key: detect::rules::threshold::TrackKey,
+    pub ev: BatchEvent,
+}
+
 /// Emptied event bodies, kept with their buffers for the next events.
 #[derive(Debug, Default)]
 struct Spares {
@@ -93,6 +102,11 @@ pub struct Batch {
     pub events: Vec<BatchEvent>,
     /// Finished windows of the worker's behaviour evidence, for the aggregator.
     pub sketches: Vec<detect::rules::sketch::WindowSketch>,
+    /// Matches of thresholded rules, for the merger.
+    pub candidates: Vec<Candidate>,
+    /// The worker's watermark when the batch was sealed: its later candidates are at this
+    /// packet time or later (`u64::MAX`: its last batch).
+    pub mark: detect::time::Micros,
     spares: Spares,
 }
 
@@ -104,6 +118,8 @@ impl Batch {
             records: Vec::with_capacity(cap),
             events: Vec::new(),
             sketches: Vec::new(),
+            candidates: Vec::new(),
+            mark: 0,
             spares: Spares::default(),
         }
     }
@@ -114,12 +130,18 @@ impl Batch {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0 && self.sketches.is_empty()
+        self.len() == 0 && self.sketches.is_empty() && self.candidates.is_empty()
+    }
+
+    /// What fills it: records, events and candidates.
+    fn fill(&self) -> usize {
+        self.len() + self.candidates.len()
     }
 
     pub fn clear(&mut self) {
         self.records.clear();
         self.sketches.clear();
+        self.candidates.clear();
         let sp = &mut self.spares;
         for e in self.events.drain(..) {
             match e.body {
@@ -193,10 +215,21 @@ pub struct BatcherStats {
     pub sent: u64,
     /// Records dropped because the backlog was full.
     pub dropped: u64,
+    /// Candidates of thresholded rules handed over, and those lost with a dropped batch.
+    pub candidates: u64,
+    pub candidates_dropped: u64,
     /// Times the channel was full.
     pub channel_full: u64,
     /// Largest backlog seen, in batches.
     pub backlog_peak: u64,
+}
+
+impl BatcherStats {
+    /// A batch nothing can take: its records and candidates are dropped.
+    fn lost(&mut self, b: &Batch) {
+        self.dropped += b.len() as u64;
+        self.candidates_dropped += b.candidates.len() as u64;
+    }
 }
 
 /// The worker side: collects records into preallocated batches and hands them over without
@@ -208,6 +241,9 @@ pub struct Batcher {
     pool: Vec<Batch>,
     cur: Batch,
     cur_since_ms: Option<u64>,
+    /// The worker's watermark ([`Batch::mark`]), and the one its last sealed batch carried.
+    mark: detect::time::Micros,
+    sent_mark: detect::time::Micros,
     backlog: VecDeque<Batch>,
     cfg: ExportConfig,
     blocking: bool,
@@ -215,6 +251,20 @@ pub struct Batcher {
 }
 
 impl Batcher {
+    /// Whether the current batch has something to send: records, or a watermark that moved
+    /// (the threshold merger waits on every worker's).
+    fn pending(&self) -> bool {
+        !self.cur.is_empty() || self.mark > self.sent_mark
+    }
+
+    /// The batch to send: the current one, stamped with the watermark.
+    fn take_cur(&mut self, fresh: Batch) -> Batch {
+        self.cur.mark = self.mark;
+        self.sent_mark = self.mark;
+        self.cur_since_ms = None;
+        std::mem::replace(&mut self.cur, fresh)
+    }
+
     fn take_empty(&mut self) -> Option<Batch> {
         if let Some(b) = self.pool.pop() {
             return Some(b);
@@ -238,7 +288,7 @@ impl Batcher {
         match self.tx.send(b) {
             Ok(()) => self.stats.sent += n,
             // The exporter is gone: nothing can take them.
-            Err(e) => self.stats.dropped += e.0.len() as u64,
+            Err(e) => self.stats.lost(&e.0),
         }
     }
 
@@ -258,14 +308,13 @@ impl Batcher {
                 Err(_) => Batch::new(self.worker, self.cfg.batch_size),
             },
         };
-        let full = std::mem::replace(&mut self.cur, fresh);
-        self.cur_since_ms = None;
+        let full = self.take_cur(fresh);
         self.send_blocking(full);
     }
 
     /// Moves the current batch to the backlog and starts a new one.
     fn seal(&mut self) {
-        if self.cur.is_empty() {
+        if !self.pending() {
             return;
         }
         if self.blocking {
@@ -274,16 +323,15 @@ impl Batcher {
         self.pump();
         if self.backlog.len() < self.cfg.max_backlog_batches {
             if let Some(fresh) = self.take_empty() {
-                let full = std::mem::replace(&mut self.cur, fresh);
+                let full = self.take_cur(fresh);
                 self.backlog.push_back(full);
                 self.stats.backlog_peak = self.stats.backlog_peak.max(self.backlog.len() as u64);
-                self.cur_since_ms = None;
                 self.pump();
                 return;
             }
         }
         // Backlog full (or, impossibly, no empty batch left): drop this batch's records.
-        self.stats.dropped += self.cur.len() as u64;
+        self.stats.lost(&self.cur);
         self.cur.clear();
         self.cur_since_ms = None;
     }
@@ -301,7 +349,7 @@ impl Batcher {
                 }
                 Err(TrySendError::Disconnected(b)) => {
                     // Exporter gone (its sink failed): count as dropped.
-                    self.stats.dropped += b.len() as u64;
+                    self.stats.lost(&b);
                     let mut b = b;
                     b.clear();
                     self.pool.push(b);
@@ -313,7 +361,7 @@ impl Batcher {
     /// Once per burst: sends a batch that is old enough and retries the backlog. `now_ms` is
     /// any monotonic clock in milliseconds.
     pub fn tick(&mut self, now_ms: u64) {
-        if !self.cur.is_empty() {
+        if self.pending() {
             match self.cur_since_ms {
                 None => self.cur_since_ms = Some(now_ms),
                 Some(t) if now_ms.saturating_sub(t) >= self.cfg.batch_max_age_ms => self.seal(),
@@ -327,15 +375,15 @@ impl Batcher {
 
     /// At shutdown: sends everything, waiting for the exporter as long as it takes.
     pub fn finish(mut self) -> BatcherStats {
-        if !self.cur.is_empty() {
-            let cur = std::mem::replace(&mut self.cur, Batch { worker: self.worker, ..Batch::default() });
-            self.backlog.push_back(cur);
-        }
+        // The last batch says the worker is done (even empty: the threshold merger waits for it).
+        self.cur.mark = u64::MAX;
+        let cur = std::mem::replace(&mut self.cur, Batch { worker: self.worker, ..Batch::default() });
+        self.backlog.push_back(cur);
         while let Some(b) = self.backlog.pop_front() {
             let n = b.len() as u64;
             match self.tx.send(b) {
                 Ok(()) => self.stats.sent += n,
-                Err(e) => self.stats.dropped += e.0.len() as u64,
+                Err(e) => self.stats.lost(&e.0),
             }
         }
         self.stats
@@ -346,7 +394,7 @@ impl RecordSink for Batcher {
     #[inline]
     fn emit(&mut self, rec: &FlowRecord) {
         self.stats.records += 1;
-        if self.cur.len() >= self.cfg.batch_size {
+        if self.cur.fill() >= self.cfg.batch_size {
             self.seal();
         }
         self.cur.records.push(*rec);
@@ -356,7 +404,7 @@ impl RecordSink for Batcher {
     fn emit_event(&mut self, meta: &EventMeta, ev: &AppEvent<'_>) {
         self.stats.records += 1;
         self.stats.events += 1;
-        if self.cur.len() >= self.cfg.batch_size {
+        if self.cur.fill() >= self.cfg.batch_size {
             self.seal();
         }
         self.cur.push_event(meta, ev);
@@ -368,23 +416,34 @@ impl RecordSink for Batcher {
     }
 
     #[inline]
+    fn mark(&mut self, now: detect::time::Micros) {
+        self.mark = self.mark.max(now);
+    }
+
+    #[inline]
     fn emit_alert(&mut self, meta: &EventMeta, a: &detect::flow::AlertInfo<'_>) {
+        if self.cur.fill() >= self.cfg.batch_size {
+            self.seal();
+        }
+        if let Some((key, seq)) = a.tracked {
+            // A candidate: not a record until the merger says it alerts.
+            self.stats.candidates += 1;
+            let order = detect::rules::threshold::Order { ts: meta.timestamp, seq, flow: meta.flow_id };
+            let ev = BatchEvent { before: 0, meta: *meta, body: alert_body(a) };
+            self.cur.candidates.push(Candidate { order, key, ev });
+            return;
+        }
         self.stats.records += 1;
         self.stats.events += 1;
         self.stats.alerts += 1;
-        if self.cur.len() >= self.cfg.batch_size {
-            self.seal();
-        }
-        let body = EventBody::Alert {
-            set: a.set.clone(),
-            rule: a.rule,
-            app_proto: a.app_proto,
-            to_server: a.to_server,
-            ioc: a.ioc,
-        };
+        let body = alert_body(a);
         let before = self.cur.records.len() as u32;
         self.cur.events.push(BatchEvent { before, meta: *meta, body });
     }
+}
+
+fn alert_body(a: &detect::flow::AlertInfo<'_>) -> EventBody {
+    EventBody::Alert { set: a.set.clone(), rule: a.rule, app_proto: a.app_proto, to_server: a.to_server, ioc: a.ioc }
 }
 
 /// The export thread.
@@ -444,6 +503,8 @@ pub fn spawn(sinks: &[SinkSpec], workers: usize, cfg: &ExportConfig) -> io::Resu
             pool,
             cur: Batch::new(w, cfg.batch_size),
             cur_since_ms: None,
+            mark: 0,
+            sent_mark: 0,
             backlog: VecDeque::with_capacity(cfg.max_backlog_batches + 1),
             cfg: cfg.clone(),
             blocking: cfg.blocking,

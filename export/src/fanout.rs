@@ -375,6 +375,9 @@ pub struct ExportStats {
     /// after their window was judged.
     pub sketch_windows_early: u64,
     pub sketch_late: u64,
+    /// The thresholded rules' candidates, decided here across workers (their alerts are
+    /// written by this thread, not counted in `records`).
+    pub thresholds: crate::thresholds::ThresholdStats,
     /// CPU time of the export thread (nanoseconds; each sink's is in its stats).
     pub cpu_ns: u64,
     pub sinks: Vec<SinkStats>,
@@ -384,19 +387,29 @@ pub(crate) fn export_loop(mut out: Fanout, rx: Receiver<Batch>, returns: Vec<Sen
     let mut stats = ExportStats::default();
     let workers = returns.len().max(1);
     let mut agg: Option<detect::rules::sketch::Aggregator> = None;
+    let mut thr = crate::thresholds::ThresholdStage::new(workers);
+    let write = |out: &mut Fanout, x: crate::thresholds::Released| match x {
+        crate::thresholds::Released::Alert(e) => out.add(Item::Event(&e)),
+        crate::thresholds::Released::Flow(r) => out.add(Item::Flow(&r)),
+    };
     while let Some(mut batch) = next_batch(&rx) {
         out.stamp();
         loop {
-            let mut ev = batch.events.iter().peekable();
-            for (i, r) in batch.records.iter().enumerate() {
+            thr.take(&mut batch);
+            let Batch { records, events, .. } = &mut batch;
+            let mut ev = events.iter().peekable();
+            for (i, r) in records.iter_mut().enumerate() {
                 while let Some(e) = ev.next_if(|e| e.before as usize <= i) {
                     out.add(Item::Event(e));
                 }
-                out.add(Item::Flow(r));
+                if thr.admit(r) {
+                    out.add(Item::Flow(r));
+                }
             }
             for e in ev {
                 out.add(Item::Event(e));
             }
+            thr.release(false, &mut |x| write(&mut out, x));
             for sk in batch.sketches.drain(..) {
                 let a = agg.get_or_insert_with(|| detect::rules::sketch::Aggregator::new(sk.cfg, workers));
                 for f in a.add(batch.worker, sk) {
@@ -420,7 +433,10 @@ pub(crate) fn export_loop(mut out: Fanout, rx: Receiver<Batch>, returns: Vec<Sen
         }
         out.flush();
     }
-    // The windows some worker never finished (the end of the input).
+    // The candidates and windows no worker can add to now (the end of the input).
+    out.stamp();
+    thr.release(true, &mut |x| write(&mut out, x));
+    stats.thresholds = thr.stats;
     if let Some(mut a) = agg {
         out.stamp();
         for f in a.finish() {

@@ -13,8 +13,10 @@ pub mod batch;
 pub mod eve;
 pub mod fanout;
 pub mod sink;
+pub mod thresholds;
 
 pub use batch::{spawn, Batch, Batcher, BatcherStats, ExportConfig, ExportHandle};
 pub use fanout::{ExportStats, SinkDefaults};
 pub use sink::url::SinkSpec;
 pub use sink::SinkStats;
+pub use thresholds::ThresholdStats;

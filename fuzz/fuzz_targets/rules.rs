@@ -26,5 +26,5 @@ pub fn run(data: &[u8]) {
     let set = RuleSet::new(rules);
     let mut m = Matcher::default();
     let h = Hdr { proto: 6, to_server: true, established: true, sport: 1234, dport: 80, ..Hdr::default() };
-    m.on_packet(&set, &h, data, 1, 0, &mut false, &mut |_| {});
+    m.on_packet(&set, &h, data, 1, &mut false, &mut |_| {});
 }

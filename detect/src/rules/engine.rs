@@ -1,5 +1,6 @@
 //! The compiled rule set ([`RuleSet`]: immutable, shared read-only by the workers) and the
-//! per-worker matcher ([`Matcher`]: candidate marks, flowbits, thresholds).
+//! per-worker matcher ([`Matcher`]: candidate marks, flowbits; thresholded matches go out as
+//! candidates, decided across workers by [`super::threshold`]).
 //!
 //! Each rule is prefiltered on one content (its `fast_pattern`, else its longest), by an
 //! Aho-Corasick automaton per buffer; only the rules whose pattern occurs (and those with no
@@ -621,12 +622,9 @@ pub struct Hit {
     pub to_server: bool,
     /// For an IOC match: the indicator (index into the set's `iocs.entries`).
     pub ioc: Option<u32>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct ThreshState {
-    start: u64,
-    count: u32,
+    /// A rule with a threshold or detection filter: what it is tracked by. Whether it alerts
+    /// is decided across workers ([`super::threshold::Merger`]), not here.
+    pub tracked: Option<super::threshold::TrackKey>,
 }
 
 /// Where a buffer (dot-prefixed or not) is in the matcher's arena, if the inspection has it.
@@ -641,16 +639,14 @@ pub struct MatchCounters {
     pub matches: u64,
     /// Alerts raised.
     pub alerts: u64,
-    /// Matches suppressed by thresholds or detection filters.
-    pub suppressed: u64,
+    /// Matches of thresholded rules handed over as candidates (the exporter decides them).
+    pub tracked: u64,
     /// Verifications cut at the step limit.
     pub step_limit: u64,
     /// Of the alerts, indicator (IOC) matches.
     pub ioc_matches: u64,
     /// Of the alerts, behavioural detections.
     pub behaviour: u64,
-    /// Threshold trackers dropped because the table was full.
-    pub threshold_evicted: u64,
 }
 
 impl MatchCounters {
@@ -658,16 +654,12 @@ impl MatchCounters {
         self.candidates += o.candidates;
         self.matches += o.matches;
         self.alerts += o.alerts;
-        self.suppressed += o.suppressed;
+        self.tracked += o.tracked;
         self.step_limit += o.step_limit;
         self.ioc_matches += o.ioc_matches;
         self.behaviour += o.behaviour;
-        self.threshold_evicted += o.threshold_evicted;
     }
 }
-
-/// The threshold table's bound per worker.
-const MAX_THRESHOLDS: usize = 1 << 16;
 
 /// A worker's matcher.
 #[derive(Debug, Default)]
@@ -681,7 +673,6 @@ pub struct Matcher {
     spans: Vec<Option<(u32, u32)>>,
     /// Flowbits per flow (by flow table slot).
     flowbits: HashMap<u32, Vec<u16>>,
-    thresholds: HashMap<(u32, u128, u128), ThreshState>,
     /// Address-list results of the current inspection: per distinct list, for its two
     /// addresses (the first `memo_x`), 0 unknown / 1 no / 2 yes.
     ip_memo: Vec<u8>,
@@ -1011,7 +1002,6 @@ impl Matcher {
     pub fn reset_state(&mut self) {
         self.scratches.clear();
         self.flowbits.clear();
-        self.thresholds.clear();
         self.marks.clear();
     }
 
@@ -1070,51 +1060,7 @@ impl Matcher {
         true
     }
 
-    /// Thresholds and detection filters: whether this match raises an alert.
-    fn threshold_ok(&mut self, r: &Rule, idx: u32, h: &Hdr, now: u64) -> bool {
-        let mut ok = true;
-        for t in [r.threshold, r.detection_filter].into_iter().flatten() {
-            let key = match t.track {
-                Track::BySrc => (idx, h.src, 0),
-                Track::ByDst => (idx, h.dst, 0),
-                Track::ByRule => (idx, 0, 0),
-                Track::ByBoth => (idx, h.src, h.dst),
-            };
-            let key = (key.0 | (t.kind as u32) << 30, key.1, key.2);
-            let window = t.seconds as u64 * 1_000_000;
-            if self.thresholds.len() >= MAX_THRESHOLDS && !self.thresholds.contains_key(&key) {
-                // Full: trackers whose window has passed go first; else this match is not
-                // tracked (it alerts) and the eviction is counted.
-                self.thresholds.retain(|_, s| now.saturating_sub(s.start) < window);
-                if self.thresholds.len() >= MAX_THRESHOLDS {
-                    self.counters.threshold_evicted += 1;
-                    continue;
-                }
-            }
-            let s = self.thresholds.entry(key).or_insert(ThreshState { start: now, count: 0 });
-            if now.saturating_sub(s.start) >= window {
-                *s = ThreshState { start: now, count: 0 };
-            }
-            s.count += 1;
-            let c = s.count;
-            ok &= match t.kind {
-                ThresholdKind::Limit => c <= t.count,
-                ThresholdKind::Threshold => {
-                    if c >= t.count {
-                        s.count = 0;
-                        true
-                    } else {
-                        false
-                    }
-                }
-                ThresholdKind::Both => c == t.count,
-                ThresholdKind::DetectionFilter => c > t.count,
-            };
-        }
-        ok
-    }
-
-    /// Runs the candidates: header, tests, flowbits, thresholds. `bufs` gives a buffer's
+    /// Runs the candidates: header, tests, flowbits (thresholds: handed over). `bufs` gives a buffer's
     /// bytes (dot-prefixed when asked).
     #[allow(clippy::too_many_arguments)]
     fn run(
@@ -1122,7 +1068,6 @@ impl Matcher {
         set: &RuleSet,
         h: &Hdr,
         slot: u32,
-        now: u64,
         payload_len: Option<usize>,
         bufs: &BufLookup,
         out: &mut dyn FnMut(Hit),
@@ -1200,12 +1145,13 @@ impl Matcher {
             if r.noalert {
                 continue;
             }
-            if !self.threshold_ok(r, ri, &hh, now) {
-                self.counters.suppressed += 1;
-                continue;
+            let tracked = super::threshold::TrackKey::of(r, ri, hh.src, hh.dst);
+            if tracked.is_some() {
+                self.counters.tracked += 1;
+            } else {
+                self.counters.alerts += 1;
             }
-            self.counters.alerts += 1;
-            out(Hit { rule: ri, to_server: hh.to_server, ioc: None });
+            out(Hit { rule: ri, to_server: hh.to_server, ioc: None, tracked });
         }
         self.cands = cands;
     }
@@ -1220,7 +1166,7 @@ impl Matcher {
             for &id in set.iocs.ip(a) {
                 self.counters.alerts += 1;
                 self.counters.ioc_matches += 1;
-                out(Hit { rule, to_server: h.to_server, ioc: Some(id) });
+                out(Hit { rule, to_server: h.to_server, ioc: Some(id), tracked: None });
             }
         }
     }
@@ -1234,7 +1180,7 @@ impl Matcher {
             if let Some(id) = id {
                 m.counters.alerts += 1;
                 m.counters.ioc_matches += 1;
-                out(Hit { rule: set.ioc_rule(kind), to_server: kind != K::Ja3s, ioc: Some(id) });
+                out(Hit { rule: set.ioc_rule(kind), to_server: kind != K::Ja3s, ioc: Some(id), tracked: None });
             }
         };
         match ev {
@@ -1276,7 +1222,6 @@ impl Matcher {
         h: &Hdr,
         payload: &[u8],
         slot: u32,
-        now: u64,
         no_addr_rules: &mut bool,
         out: &mut dyn FnMut(Hit),
     ) {
@@ -1292,7 +1237,7 @@ impl Matcher {
             if let Some((b, to_server)) = fired {
                 self.counters.alerts += 1;
                 self.counters.behaviour += 1;
-                out(Hit { rule: set.behaviour_rule(b), to_server, ioc: None });
+                out(Hit { rule: set.behaviour_rule(b), to_server, ioc: None, tracked: None });
             }
         }
         if set.ioc_rules == 0 {
@@ -1332,7 +1277,7 @@ impl Matcher {
         self.arena.extend_from_slice(payload);
         let n = payload.len();
         let bufs = move |_: &Matcher, b: Buf, _dot: bool, _side: usize| (b == Buf::Payload).then_some((0, n));
-        self.run(set, h, slot, now, Some(payload.len()), &bufs, out);
+        self.run(set, h, slot, Some(payload.len()), &bufs, out);
     }
 
     /// Puts a buffer of one side (0 request, 1 response) in the view.
@@ -1449,7 +1394,6 @@ impl Matcher {
         h: &Hdr,
         ev: &AppEvent<'_>,
         slot: u32,
-        now: u64,
         out: &mut dyn FnMut(Hit),
     ) {
         if set.is_empty() {
@@ -1473,7 +1417,7 @@ impl Matcher {
             for b in fired.into_iter().flatten() {
                 self.counters.alerts += 1;
                 self.counters.behaviour += 1;
-                out(Hit { rule: set.behaviour_rule(b), to_server: true, ioc: None });
+                out(Hit { rule: set.behaviour_rule(b), to_server: true, ioc: None, tracked: None });
             }
         }
         if set.ioc_rules == 0 {
@@ -1488,7 +1432,7 @@ impl Matcher {
                 msg.for_each_question_name(|_, name| {
                     self.view_begin();
                     self.put(Buf::DnsQuery, name, set.dotted[Buf::DnsQuery as usize]);
-                    self.inspect_view(set, h, AppProto::Dns, slot, now, out);
+                    self.inspect_view(set, h, AppProto::Dns, slot, out);
                 });
             }
             AppEvent::Http(t) => {
@@ -1521,7 +1465,7 @@ impl Matcher {
                     code[2] = b'0' + (s % 10) as u8;
                     self.put(Buf::HttpStatCode, &code, false);
                 }
-                self.inspect_view(set, h, AppProto::Http, slot, now, out);
+                self.inspect_view(set, h, AppProto::Http, slot, out);
             }
             AppEvent::Tls(t) => {
                 self.view_begin();
@@ -1541,7 +1485,7 @@ impl Matcher {
                 if let Some(x) = t.ja3s_hash() {
                     self.put(Buf::Ja3sHash, &x, false);
                 }
-                self.inspect_view(set, h, AppProto::Tls, slot, now, out);
+                self.inspect_view(set, h, AppProto::Tls, slot, out);
                 // tls.certs: each certificate of the chain is its own inspection.
                 if set.pre[Buf::TlsCerts as usize * 2].ac.is_some()
                     || set.pre[Buf::TlsCerts as usize * 2].ext.is_some()
@@ -1551,7 +1495,7 @@ impl Matcher {
                     for der in t.certificates() {
                         self.view_begin();
                         self.put(Buf::TlsCerts, der, false);
-                        self.inspect_view(set, h, AppProto::Tls, slot, now, out);
+                        self.inspect_view(set, h, AppProto::Tls, slot, out);
                     }
                     self.certs_view = false;
                 }
@@ -1563,7 +1507,7 @@ impl Matcher {
                         self.view_begin();
                         self.put(Buf::SshSoftware, side.software_version, false);
                         let hh = if dir == 0 { *h } else { h.reversed() };
-                        self.inspect_view(set, &hh, AppProto::Ssh, slot, now, out);
+                        self.inspect_view(set, &hh, AppProto::Ssh, slot, out);
                     }
                 }
             }
@@ -1576,7 +1520,7 @@ impl Matcher {
         self.spans.resize(N_PRE * 2, None);
     }
 
-    fn inspect_view(&mut self, set: &RuleSet, h: &Hdr, app: AppProto, slot: u32, now: u64, out: &mut dyn FnMut(Hit)) {
+    fn inspect_view(&mut self, set: &RuleSet, h: &Hdr, app: AppProto, slot: u32, out: &mut dyn FnMut(Hit)) {
         self.begin(set);
         for k in 0..N_PRE {
             if set.pre[k].ac.is_none() && set.pre[k].ext.is_none() {
@@ -1610,7 +1554,7 @@ impl Matcher {
         let certs_view = self.certs_view;
         self.cands.retain(|&r| set.on_tx[r as usize] && (!certs_view || set.cert_rules[r as usize]));
         let h = Hdr { app, ..*h };
-        self.run(set, &h, slot, now, None, &bufs, out);
+        self.run(set, &h, slot, None, &bufs, out);
     }
 }
 
@@ -1637,7 +1581,7 @@ mod test {
     fn hits(s: &RuleSet, h: &Hdr, payload: &[u8]) -> Vec<u32> {
         let mut m = Matcher::default();
         let mut v = Vec::new();
-        m.on_packet(s, h, payload, 1, 0, &mut false, &mut |x| v.push(s.rules[x.rule as usize].sid));
+        m.on_packet(s, h, payload, 1, &mut false, &mut |x| v.push(s.rules[x.rule as usize].sid));
         v
     }
 
@@ -1768,7 +1712,7 @@ alert tcp any any -> any any (msg:"df"; content:"D"; detection_filter:track by_d
         let mut m = Matcher::default();
         let run = |p: &[u8], slot: u32, m: &mut Matcher| {
             let mut v = Vec::new();
-            m.on_packet(&s, &h, p, slot, 1_000_000, &mut false, &mut |x| v.push(s.rules[x.rule as usize].sid));
+            m.on_packet(&s, &h, p, slot, &mut false, &mut |x| v.push(s.rules[x.rule as usize].sid));
             v
         };
         assert_eq!(run(b"RETR", 1, &mut m), Vec::<u32>::new());
@@ -1777,12 +1721,22 @@ alert tcp any any -> any any (msg:"df"; content:"D"; detection_filter:track by_d
         assert_eq!(run(b"RETR", 2, &mut m), Vec::<u32>::new(), "another flow");
         m.flow_ended(1);
         assert_eq!(run(b"RETR", 1, &mut m), Vec::<u32>::new(), "bits go with the flow");
-        let lim: Vec<usize> = (0..4).map(|_| run(b"L", 3, &mut m).len()).collect();
-        assert_eq!(lim, [1, 1, 0, 0]);
-        let thr: Vec<usize> = (0..6).map(|_| run(b"Q", 3, &mut m).len()).collect();
-        assert_eq!(thr, [0, 0, 1, 0, 0, 1]);
-        let df: Vec<usize> = (0..4).map(|_| run(b"D", 3, &mut m).len()).collect();
-        assert_eq!(df, [0, 0, 1, 1]);
-        assert_eq!(m.counters.suppressed, 2 + 4 + 2);
+        // Thresholded rules: every match goes out with its key, decided in one table.
+        let mut t = super::super::threshold::Thresholds::default();
+        let mut decided = |p: &[u8], n: usize, m: &mut Matcher| -> Vec<bool> {
+            (0..n)
+                .map(|_| {
+                    let mut v = Vec::new();
+                    m.on_packet(&s, &h, p, 3, &mut false, &mut |x| v.push(x));
+                    assert_eq!(v.len(), 1);
+                    let k = v[0].tracked.expect("a thresholded rule's match is a candidate");
+                    t.decide(&s.rules[v[0].rule as usize], k, 1_000_000)
+                })
+                .collect()
+        };
+        assert_eq!(decided(b"L", 4, &mut m), [true, true, false, false]);
+        assert_eq!(decided(b"Q", 6, &mut m), [false, false, true, false, false, true]);
+        assert_eq!(decided(b"D", 4, &mut m), [false, false, true, true]);
+        assert_eq!(m.counters.tracked, 4 + 6 + 4);
     }
 }

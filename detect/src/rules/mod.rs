@@ -9,6 +9,7 @@ pub mod ioc;
 pub mod load;
 pub mod parse;
 pub mod sketch;
+pub mod threshold;
 
 pub use addr::{IpMatch, PortMatch, Vars};
 pub use engine::{compile_check, Hdr, Hit, MatchCounters, Matcher, RuleSet};
