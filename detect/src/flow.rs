@@ -1212,6 +1212,7 @@ impl FlowTable {
         let f = &mut self.flows[slot as usize];
         let dir = f.count(src_is_lo, wire_len, now);
         let pre_next = f.tcp.next_seq;
+        let before = f.state;
         let new_state = match d.proto {
             6 => {
                 f.flags[dir] |= d.tcp_flags;
@@ -1242,7 +1243,11 @@ impl FlowTable {
             self.app_update(slot, dir, d, payload, pre_next, now, sink);
         }
         if self.rules.is_some() {
-            self.detect_packet(slot, dir, d, payload, now, sink);
+            // As Suricata: a TCP packet is on an established flow when the flow was established
+            // before it (the ACK completing the handshake is not; the packet after it is); any
+            // other flow is established from its first packet in the second direction.
+            let established = if d.proto == 6 { before } else { new_state } != FlowState::New;
+            self.detect_packet(slot, dir, d, payload, established, now, sink);
         }
     }
 
@@ -1253,6 +1258,7 @@ impl FlowTable {
         dir: usize,
         d: &Decoded,
         payload: &[u8],
+        established: bool,
         now: Micros,
         sink: &mut S,
     ) {
@@ -1267,8 +1273,8 @@ impl FlowTable {
             dport: d.dst_port,
             proto: d.proto,
             to_server: dir == 0,
-            // As Suricata: a TCP flow stays established through its close.
-            established: f.state != FlowState::New,
+            // (A TCP flow stays established through its close, as in Suricata.)
+            established,
             app: f.app_proto,
             tcp_flags: d.tcp_flags,
             ttl: d.ttl,

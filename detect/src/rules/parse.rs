@@ -319,7 +319,14 @@ fn parse_threshold(v: &str, filter: bool) -> Result<Threshold, Reject> {
                     _ => return Err(syntax(format!("threshold: unknown type {val:?}"))),
                 })
             }
-            "track" => track = Some(parse_track(val)?),
+            "track" => {
+                let t = parse_track(val)?;
+                if filter && matches!(t, Track::ByRule | Track::ByBoth) {
+                    // As Suricata 7, which refuses the rule.
+                    return Err(syntax(format!("detection_filter: track {val} (by_src or by_dst only)")));
+                }
+                track = Some(t)
+            }
             "count" => count = Some(int::<u32>(val, "count")?),
             "seconds" => seconds = Some(int::<u32>(val, "seconds")?),
             _ => return Err(syntax(format!("threshold: unknown part {part:?}"))),
