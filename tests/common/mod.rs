@@ -141,3 +141,14 @@ pub fn assert_same_lines(a: &Run, b: &Run, what: &str) {
         a.stderr
     );
 }
+
+/// Whether `suricata` runs here. Under CI (`CI` set) it must: .ci/run installs it, and a
+/// comparison with it must not pass by being skipped.
+pub fn suricata_available() -> bool {
+    let ok = Command::new("suricata").arg("-V").output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(ok || std::env::var_os("CI").is_none(), "CI must have suricata installed (scripts/deps.sh --test)");
+    if !ok {
+        eprintln!("SKIPPED: `suricata` is not installed (scripts/deps.sh --test installs it)");
+    }
+    ok
+}
