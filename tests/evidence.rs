@@ -1,5 +1,6 @@
 //! Triggered packet capture: the generator's attacks with the demo rules, `[alert_capture]` on.
-//! The pcapng files must hold every packet of every flow that alerted (the ring and
+//! The pcapng files must hold every packet of every flow that alerted, or on which a
+//! thresholded rule matched (the ring and
 //! `packets_before` are large enough here to still hold everything from before the alert; an
 //! HTTP rule alerts when the transaction completes, after the response), replaying them must
 //! raise the same signatures on the same flows, and the files must stay within their bounds.
@@ -82,7 +83,31 @@ fn alerting_flows_are_written_whole_and_replay_to_the_same_alerts() {
     for t in &alerted {
         assert_eq!(got.get(t), want.get(t), "flow {t}");
     }
-    assert_eq!(got.keys().cloned().collect::<BTreeSet<_>>(), alerted);
+    // And the flows a thresholded rule matched without alerting: whether a match alerts is
+    // decided across workers after the worker has seen the packet, so the capture keeps every
+    // flow a rule matched. Those are the alerting flows of the same rules without thresholds.
+    let text = std::fs::read_to_string(&rules).unwrap();
+    let unthresholded: String = text
+        .lines()
+        .map(|l| match l.find("threshold:") {
+            Some(i) => format!("{}{}", &l[..i], &l[i + l[i..].find(';').unwrap() + 1..]),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_ne!(unthresholded, text, "the demo rules have thresholds");
+    let plain = d.path("plain.rules");
+    std::fs::write(&plain, unthresholded).unwrap();
+    let cfg = d.path("plain.toml");
+    std::fs::write(&cfg, "[behaviour]\nenabled = false\n").unwrap();
+    let every = replay(&["--config", cfg.to_str().unwrap(), "--source", "file", "--workers", "2", "--rules"]
+        .into_iter()
+        .chain([plain.to_str().unwrap(), pcap.to_str().unwrap()])
+        .collect::<Vec<_>>());
+    let matched: BTreeSet<String> = every.of_type("alert").filter(|a| a["flow_id"].is_u64()).map(tuple).collect();
+    assert!(matched.len() > alerted.len(), "thresholds suppressed some matches");
+    assert!(alerted.is_subset(&matched));
+    assert_eq!(got.keys().cloned().collect::<BTreeSet<_>>(), matched);
     // The signatures without thresholds alert on the same flows again.
     let sids = |r: &Run| -> BTreeSet<(String, u64)> {
         r.of_type("alert")

@@ -2,6 +2,11 @@
 //! each such flow that came just before the alert, written to rotating pcapng files per worker
 //! (bounded in size), so an analyst has the evidence behind an alert.
 //!
+//! A rule with a `threshold` or `detection_filter` counts as alerting here from its first
+//! match on the flow: whether that match alerts is decided across workers later, off the
+//! packet path ([`detect::rules::threshold`]), when the packets have gone by. So the capture
+//! also keeps flows whose thresholded matches were suppressed (bounded by the same budgets).
+//!
 //! Each worker keeps its last `ring_packets` packets (at most `snaplen` bytes each) in a
 //! preallocated ring. When a packet's flow has alerted, the worker writes that flow's packets
 //! still in the ring (at most `packets_before`, oldest first) the first time, then every later
