@@ -177,3 +177,68 @@ fn nesting_keys_and_mpls() {
     assert_eq!(counter(&r.stderr, "tunnel.too_many_tunnels"), deep.len() as u64);
     assert_eq!(r.flows().count(), 0);
 }
+
+/// Mirrored and tunnelled traffic with many inner flows over few outer tuples: ERSPAN II and
+/// III and GRE from one mirror session, one VXLAN tunnel whose VTEPs use a fixed source port,
+/// and VXLAN whose source port follows the inner flow. ERSPAN and GRE spread over every worker
+/// by inner flow; a UDP tunnel follows its outer flow, which stays one record. Every event is
+/// the same with 1, 2 and 4 workers, file and DPDK.
+#[test]
+fn mirrored_and_tunnelled_flows_spread_and_stay_whole_with_any_worker_count() {
+    let mut inner: Vec<pcapgen::Packet> = pcapgen::many_flows(11, 240, 6, pcapgen::SizeMix::Imix);
+    let end = inner.last().unwrap().0;
+    for k in 0..40u16 {
+        for (i, (_, f)) in inner_session(30000 + k).into_iter().enumerate() {
+            inner.push((end + 1 + k as u64 * 50 + i as u64, f));
+        }
+    }
+    let (mirror, collector) = (ip("192.0.2.10"), ip("192.0.2.20"));
+    let (va, vb) = (ip("192.0.2.30"), ip("192.0.2.40"));
+    let pkts: Vec<pcapgen::Packet> = inner
+        .iter()
+        .map(|(t, f)| {
+            // One encapsulation per inner flow (by its ports, the same both ways).
+            let ports = u16::from_be_bytes([f[34], f[35]]) ^ u16::from_be_bytes([f[36], f[37]]);
+            let fwd = f[26..30] < f[30..34];
+            let (a, b) = if fwd { (va, vb) } else { (vb, va) };
+            let w = match ports % 5 {
+                0 => tunnel::erspan2(f, 7, mirror, collector),
+                1 => tunnel::erspan3(f, 7, mirror, collector, ports % 2 == 0),
+                2 => tunnel::gre(f, Some(9), mirror, collector),
+                3 => tunnel::vxlan(f, 5000, a, b, 49152),
+                _ => tunnel::vxlan(f, 5001, a, b, 50000 + ports % 10000),
+            };
+            (*t, w)
+        })
+        .collect();
+    let d = TempDir::new("tunnel-workers");
+    let p = d.path("t.pcap");
+    write_pcap(&p, &pkts);
+    let one = replay(&["--source", "file", "--workers", "1", p.to_str().unwrap()]);
+    assert_eq!(one.of_type("http").count(), 40, "{}", one.stderr);
+    assert_eq!(one.flows().filter(|e| e["tunnel"].is_object()).count(), 240 + 80, "every inner flow, once");
+    // The fixed-port VXLAN tunnel: one outer flow record (of each direction's tuple).
+    let outer = |r: &Run| r.flows().filter(|e| e["src_port"] == 49152 && e["dest_port"] == 4789).count();
+    assert_eq!(outer(&one), 2);
+    let mut runs = Vec::new();
+    for n in ["2", "4"] {
+        runs.push((format!("file, {n} workers"), replay(&["--source", "file", "--workers", n, p.to_str().unwrap()])));
+    }
+    #[cfg(feature = "dpdk")]
+    for n in ["1", "2", "4"] {
+        runs.push((format!("dpdk, {n} workers"), replay(&["--source", "dpdk", "--workers", n, p.to_str().unwrap()])));
+    }
+    for (what, r) in &runs {
+        assert_same_lines(r, &one, &format!("{what} against 1 worker"));
+        let per: Vec<u64> = r
+            .stderr
+            .lines()
+            .filter(|l| l.trim_start().starts_with("worker "))
+            .map(|l| l.split("packets ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap())
+            .collect();
+        eprintln!("{what}: packets per worker {per:?}");
+        let total: u64 = per.iter().sum();
+        // Every worker takes a share (three fifths of the flows are mirror-session flows).
+        assert!(per.iter().all(|&x| x * 10 > total / per.len() as u64), "{what}: {per:?}");
+    }
+}

@@ -293,6 +293,25 @@ pub struct Tunnel {
     pub inner_link: u8,
 }
 
+impl Tunnel {
+    /// The outermost UDP packet of a VXLAN or GENEVE frame, as a plain UDP packet.
+    pub fn outer_udp(&self) -> Decoded {
+        Decoded {
+            kind: Kind::Ip,
+            ip_version: self.outer_version,
+            src: self.outer_src,
+            dst: self.outer_dst,
+            proto: 17,
+            src_port: self.outer_sport,
+            dst_port: self.outer_dport,
+            vlan: self.outer_vlan,
+            vlan_count: self.outer_vlan_count,
+            payload_len: self.outer_udp_payload,
+            ..Decoded::default()
+        }
+    }
+}
+
 /// Where a fragment's pieces are (`Kind::Fragment` only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Frag {

@@ -364,23 +364,6 @@ fn payload_of<'a>(d: &Decoded, packet: &'a [u8]) -> &'a [u8] {
     &packet[off..(off + d.payload_len as usize).min(packet.len())]
 }
 
-/// The outermost UDP packet of a VXLAN or GENEVE frame, as a plain UDP packet.
-fn outer_udp(t: &crate::decode::Tunnel) -> Decoded {
-    Decoded {
-        kind: Kind::Ip,
-        ip_version: t.outer_version,
-        src: t.outer_src,
-        dst: t.outer_dst,
-        proto: 17,
-        src_port: t.outer_sport,
-        dst_port: t.outer_dport,
-        vlan: t.outer_vlan,
-        vlan_count: t.outer_vlan_count,
-        payload_len: t.outer_udp_payload,
-        ..Decoded::default()
-    }
-}
-
 /// Updates the outer UDP flow of a VXLAN or GENEVE frame (whatever it carries: IP, a fragment,
 /// ARP...). Returns whether there was one.
 #[inline(always)]
@@ -391,7 +374,7 @@ fn outer_flow<S: RecordSink>(table: &mut FlowTable, s: &Pending, data: &[u8], no
     }
     let off = (t.outer_udp_offset as usize).min(data.len());
     let payload = &data[off..(off + t.outer_udp_payload as usize).min(data.len())];
-    table.update_with_payload(&outer_udp(t), payload, s.wire_len, now, sink);
+    table.update_with_payload(&t.outer_udp(), payload, s.wire_len, now, sink);
     true
 }
 
@@ -486,7 +469,9 @@ fn reassemble<S: RecordSink>(
     let (key, lo) = FlowKey::from_decoded(d);
     let hash = key_hash(&key);
     if let Some(sh) = shard {
-        let to = sh.owner(hash);
+        // In a UDP tunnel, every inner flow lives where the tunnel's outer flow does: here
+        // (see [`crate::hash::dispatch_hash`]).
+        let to = if s.d.tunnel.outer_udp_payload != 0 { sh.me } else { sh.owner(hash) };
         if to != sh.me {
             // Its flow lives on another worker (a full ring is counted there).
             sh.send(to, d, r.packet, bytes, now, s.seq);

@@ -73,7 +73,21 @@ pub fn dispatch_frag(frame: &[u8], n: usize) -> (usize, bool) {
 }
 
 /// The hash [`dispatch`] uses for a decoded frame.
+///
+/// A frame in a UDP tunnel (VXLAN, GENEVE) goes by its outer addresses only (the two VTEPs).
+/// Its outer UDP flow is tracked too and must stay on one worker, and so must each inner flow,
+/// whose two directions travel in two outer flows (A:p to B:4789 and B:q to A:4789): hashing the
+/// outer 5-tuple, as a NIC's RSS does, would split them. The cost: one VTEP pair's traffic is on
+/// one worker. A frame in GRE or ERSPAN (a mirror session: one outer tuple for everything) or
+/// IP-in-IP goes by its inner flow, as a NIC with inner-header RSS would spread it: those outer
+/// tunnels have no flow of their own.
 pub fn dispatch_hash(d: &Decoded) -> u64 {
+    if d.tunnel.outer_udp_payload != 0 {
+        let mut o = d.tunnel.outer_udp();
+        o.src_port = 0;
+        o.dst_port = 0;
+        return key_hash(&FlowKey::from_decoded(&o).0);
+    }
     match d.kind {
         Kind::Ip => key_hash(&FlowKey::from_decoded(d).0),
         // Fragments have no ports: spread them by addresses so a datagram's pieces stay together.
