@@ -344,3 +344,56 @@ fn fragmented_flows_give_the_same_records_with_any_worker_count() {
         }
     }
 }
+
+/// The whole EVE output (every event type) of the generator's datacenter mix and of its attack
+/// scenarios, with the demo rules and with ET Open (`../shared/data`), is the same with 1, 2
+/// and 4 workers: records, app-layer events, thresholded and merged alerts.
+#[test]
+fn whole_eve_is_the_same_with_any_worker_count() {
+    let d = TempDir::new("whole-eve");
+    let gen = |name: &str, args: &[&str]| {
+        let p = d.path(name);
+        let out = std::process::Command::new(bin()).arg("gen").args(args).args(["--out", p.to_str().unwrap()]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        p
+    };
+    let dc = gen("dc.pcap", &["--preset", "imix-dc", "--flows", "1500", "--attacks", "all"]);
+    let attacks = gen("attacks.pcap", &["--flows", "300", "--attacks", "all"]);
+    let et = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/et-open/rules");
+    assert!(et.is_dir() || std::env::var_os("CI").is_none(), "CI must have {}", et.display());
+    let mut sets = vec![("demo", vec![format!("{}/configs/rules/demo.rules", env!("CARGO_MANIFEST_DIR"))])];
+    if et.is_dir() {
+        let mut files: Vec<String> = std::fs::read_dir(&et)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "rules"))
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        sets.push(("ET Open", files));
+    } else {
+        eprintln!("SKIPPED the ET Open half: {} is absent", et.display());
+    }
+    for pcap in [&dc, &attacks] {
+        for (name, files) in &sets {
+            let run = |source: &str, n: &str| {
+                let mut args = vec!["--source", source, "--workers", n];
+                for f in files {
+                    args.extend(["--rules", f.as_str()]);
+                }
+                args.push(pcap.to_str().unwrap());
+                replay(&args)
+            };
+            let one = run("file", "1");
+            assert!(one.of_type("alert").count() >= 10, "{name} on {}: {}", pcap.display(), one.stderr);
+            let mut others = vec![("file", "2"), ("file", "4")];
+            if cfg!(feature = "dpdk") {
+                others.push(("dpdk", "4"));
+            }
+            for (source, n) in others {
+                let r = run(source, n);
+                assert_same_lines(&r, &one, &format!("{name} on {}, {source} with {n} workers", pcap.display()));
+            }
+        }
+    }
+}
