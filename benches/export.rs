@@ -60,6 +60,7 @@ fn records() -> Vec<FlowRecord> {
             icmp: None,
             app_proto: if tcp { detect::AppProto::Tls } else { detect::AppProto::Dns },
             alerted: false,
+            tracked: false,
         });
     }
     v

@@ -465,6 +465,7 @@ impl Default for ExportTable {
 /// [rules]
 /// files = ["/etc/spinewatch/local.rules"]   # on top of --rules FILE (repeatable)
 /// classification_file = "/etc/spinewatch/classification.config"   # default: Suricata's
+/// threshold_file = "/etc/spinewatch/threshold.config"   # Suricata's threshold-file format
 /// [rules.address_vars]
 /// HOME_NET = "[10.0.0.0/8,192.168.0.0/16]"  # Suricata's defaults for the rest
 /// [rules.port_vars]
@@ -477,6 +478,8 @@ pub struct RulesTable {
     pub files: Vec<PathBuf>,
     /// classtype → description and priority; default: Suricata's own file (built in).
     pub classification_file: Option<PathBuf>,
+    /// threshold.config: `threshold` / `event_filter` / `suppress` entries over the rules.
+    pub threshold_file: Option<PathBuf>,
     /// Address variables ($HOME_NET...), over Suricata's defaults.
     pub address_vars: std::collections::BTreeMap<String, String>,
     /// Port variables ($HTTP_PORTS...), over Suricata's defaults.
@@ -491,6 +494,7 @@ impl Default for RulesTable {
         RulesTable {
             files: Vec::new(),
             classification_file: None,
+            threshold_file: None,
             address_vars: Default::default(),
             port_vars: Default::default(),
             prefilter: "auto".into(),

@@ -27,6 +27,17 @@ pub fn load(cfg: &Config, config_path: Option<&Path>, extra: &[PathBuf]) -> Resu
         let text = std::fs::read_to_string(f).with_context(|| format!("rule file {}", f.display()))?;
         l.add_text(&text, &f.display().to_string(), &vars, &classes);
     }
+    if let Some(p) = &cfg.rules.threshold_file {
+        let from = config_path.map(|c| format!(" (rules.threshold_file in {})", c.display())).unwrap_or_default();
+        let text = std::fs::read_to_string(p).with_context(|| format!("{}{from}", p.display()))?;
+        let t = detect::rules::threshold::parse_config(&text, &vars)
+            .map_err(|(line, why)| anyhow::anyhow!("{}:{line}: {why}{from}", p.display()))?;
+        for (line, why) in &t.skipped {
+            tracing::warn!("{}:{line}: skipped: {why}", p.display());
+        }
+        let n = detect::rules::threshold::apply_config(&mut l.rules, &t);
+        tracing::info!(entries = t.entries.len(), rules = n, skipped = t.skipped.len(), "threshold file applied");
+    }
     Ok(l)
 }
 

@@ -196,11 +196,16 @@ fn alert_keys(lines: &[Value]) -> BTreeSet<(u64, String)> {
 }
 
 fn suricata_alerts(d: &TempDir, pcap: &std::path::Path, rules: &std::path::Path) -> Vec<Value> {
+    suricata_alerts_with(d, pcap, rules, &[])
+}
+
+fn suricata_alerts_with(d: &TempDir, pcap: &std::path::Path, rules: &std::path::Path, set: &[String]) -> Vec<Value> {
     let logdir = d.path("suricata");
     std::fs::create_dir_all(&logdir).unwrap();
     let out = Command::new("suricata")
         .args(["-r", pcap.to_str().unwrap(), "-k", "none", "-S", rules.to_str().unwrap(), "--runmode", "single"])
         .args(["-l", logdir.to_str().unwrap(), "--set", "app-layer.protocols.tls.ja3-fingerprints=yes"])
+        .args(set.iter().flat_map(|s| ["--set", s.as_str()]))
         .output()
         .expect("suricata runs");
     assert!(out.status.success(), "suricata: {}", String::from_utf8_lossy(&out.stderr));
@@ -561,7 +566,8 @@ alert tcp any any -> any any (msg:"limit both"; flags:S; threshold:type limit,tr
         for source in sources {
             let mut runs = Vec::new();
             for n in ["1", "2", "4"] {
-                let args = ["--source", source, "--workers", n, "--rules", rf.to_str().unwrap(), pcap.to_str().unwrap()];
+                let args =
+                    ["--source", source, "--workers", n, "--rules", rf.to_str().unwrap(), pcap.to_str().unwrap()];
                 runs.push((format!("{source}, {n} workers"), replay(&args)));
             }
             let first = alert_packets(&runs[0].1.events);
@@ -582,7 +588,60 @@ alert tcp any any -> any any (msg:"limit both"; flags:S; threshold:type limit,tr
             let only_ours: Vec<_> = one.iter().filter(|l| !theirs.contains(l)).take(10).collect();
             let only_theirs: Vec<_> = theirs.iter().filter(|l| !one.contains(l)).take(10).collect();
             assert_eq!(one.len(), theirs.len(), "ours only {only_ours:#?}\nSuricata only {only_theirs:#?}");
-            assert!(only_ours.is_empty() && only_theirs.is_empty(), "ours only {only_ours:#?}\nSuricata only {only_theirs:#?}");
+            assert!(
+                only_ours.is_empty() && only_theirs.is_empty(),
+                "ours only {only_ours:#?}\nSuricata only {only_theirs:#?}"
+            );
         }
+    }
+    // A threshold.config over the same rules: suppress (by source, and whole), a threshold
+    // replacing a rule's own, an event_filter replacing a detection_filter.
+    let tf = d.path("threshold.config");
+    std::fs::write(
+        &tf,
+        "suppress gen_id 1, sig_id 612, track by_src, ip [10.66.0.0/16, 10.99.0.9]\n\
+         suppress gen_id 1, sig_id 611\n\
+         threshold gen_id 1, sig_id 617, type limit, track by_dst, count 2, seconds 3600\n\
+         event_filter gen_id 1, sig_id 619, type both, track by_src, count 10, seconds 20\n\
+         rate_filter gen_id 1, sig_id 615, track by_rule, count 10, seconds 1, new_action alert, timeout 5\n",
+    )
+    .unwrap();
+    let cfg = d.path("c.toml");
+    std::fs::write(&cfg, format!("[rules]\nthreshold_file = \"{}\"\n", tf.display())).unwrap();
+    let mut runs = Vec::new();
+    for n in ["1", "2", "4"] {
+        let args =
+            ["--config", cfg.to_str().unwrap(), "--source", "file", "--workers", n, "--rules", rf.to_str().unwrap()];
+        runs.push(replay(&args.into_iter().chain([attacks.to_str().unwrap()]).collect::<Vec<_>>()));
+    }
+    let one = alert_packets(&runs[0].events);
+    let suppressed: u64 = runs[0]
+        .stderr
+        .split("suppressed by threshold.config ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(suppressed > 0, "{}", runs[0].stderr);
+    let plain = alert_packets(
+        &replay(&["--source", "file", "--workers", "1", "--rules", rf.to_str().unwrap(), attacks.to_str().unwrap()])
+            .events,
+    );
+    let count = |v: &[String], sid: &str| v.iter().filter(|l| l.starts_with(sid)).count();
+    assert!(count(&plain, "611 ") > 0 && count(&plain, "617 ") < count(&one, "617 "), "the entries change what alerts");
+    assert!(!one.iter().any(|l| l.starts_with("611 ")), "sid 611 is suppressed");
+    for r in &runs[1..] {
+        assert_eq!(alert_packets(&r.events), one);
+    }
+    if suricata {
+        let dd = TempDir::new("detect-thresholds-suricata-config");
+        let theirs =
+            alert_packets(&suricata_alerts_with(&dd, &attacks, &rf, &[format!("threshold-file={}", tf.display())]));
+        let only_ours: Vec<_> = one.iter().filter(|l| !theirs.contains(l)).take(10).collect();
+        let only_theirs: Vec<_> = theirs.iter().filter(|l| !one.contains(l)).take(10).collect();
+        assert!(one == theirs, "ours only {only_ours:#?}\nSuricata only {only_theirs:#?}");
     }
 }

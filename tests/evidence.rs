@@ -100,10 +100,12 @@ fn alerting_flows_are_written_whole_and_replay_to_the_same_alerts() {
     std::fs::write(&plain, unthresholded).unwrap();
     let cfg = d.path("plain.toml");
     std::fs::write(&cfg, "[behaviour]\nenabled = false\n").unwrap();
-    let every = replay(&["--config", cfg.to_str().unwrap(), "--source", "file", "--workers", "2", "--rules"]
-        .into_iter()
-        .chain([plain.to_str().unwrap(), pcap.to_str().unwrap()])
-        .collect::<Vec<_>>());
+    let every = replay(
+        &["--config", cfg.to_str().unwrap(), "--source", "file", "--workers", "2", "--rules"]
+            .into_iter()
+            .chain([plain.to_str().unwrap(), pcap.to_str().unwrap()])
+            .collect::<Vec<_>>(),
+    );
     let matched: BTreeSet<String> = every.of_type("alert").filter(|a| a["flow_id"].is_u64()).map(tuple).collect();
     assert!(matched.len() > alerted.len(), "thresholds suppressed some matches");
     assert!(alerted.is_subset(&matched));

@@ -353,7 +353,12 @@ fn whole_eve_is_the_same_with_any_worker_count() {
     let d = TempDir::new("whole-eve");
     let gen = |name: &str, args: &[&str]| {
         let p = d.path(name);
-        let out = std::process::Command::new(bin()).arg("gen").args(args).args(["--out", p.to_str().unwrap()]).output().unwrap();
+        let out = std::process::Command::new(bin())
+            .arg("gen")
+            .args(args)
+            .args(["--out", p.to_str().unwrap()])
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         p
     };

@@ -256,8 +256,8 @@ impl RunSummary {
             let th = &self.exporter.thresholds;
             let _ = writeln!(
                 s,
-                "  detection            {} rules: alerts {} (matches {}, indicator matches {}, behavioural {}, thresholded {}, candidates verified {}, step limit {}, reloads taken {})",
-                t.rules, m.alerts + th.alerts, m.matches, m.ioc_matches, m.behaviour, th.alerts, m.candidates, m.step_limit, t.rule_reloads
+                "  detection            {} rules: alerts {} (matches {}, indicator matches {}, behavioural {}, thresholded {}, suppressed by threshold.config {}, candidates verified {}, step limit {}, reloads taken {})",
+                t.rules, m.alerts + th.alerts, m.matches, m.ioc_matches, m.behaviour, th.alerts, m.suppressed, m.candidates, m.step_limit, t.rule_reloads
             );
             if m.tracked > 0 {
                 let _ = writeln!(

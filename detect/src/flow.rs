@@ -1252,6 +1252,7 @@ impl FlowTable {
     }
 
     /// The packet rules on one packet (after the app layer saw it: its protocol is known).
+    #[allow(clippy::too_many_arguments)]
     fn detect_packet<S: RecordSink>(
         &mut self,
         slot: u32,

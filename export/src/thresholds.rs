@@ -13,7 +13,9 @@ use std::sync::Arc;
 /// (a flow record may then say `alerted: false` for a flow whose thresholded rule alerted).
 const MAX_RAISED: usize = 1 << 20;
 
-/// What the stage gives back to be written.
+/// What the stage gives back to be written (moved straight to the writer: boxing the larger
+/// variant would allocate per item).
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Released {
     Alert(BatchEvent),
     Flow(FlowRecord),

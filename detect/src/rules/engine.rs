@@ -641,6 +641,8 @@ pub struct MatchCounters {
     pub alerts: u64,
     /// Matches of thresholded rules handed over as candidates (the exporter decides them).
     pub tracked: u64,
+    /// Matches dropped by a threshold.config `suppress`.
+    pub suppressed: u64,
     /// Verifications cut at the step limit.
     pub step_limit: u64,
     /// Of the alerts, indicator (IOC) matches.
@@ -655,6 +657,7 @@ impl MatchCounters {
         self.matches += o.matches;
         self.alerts += o.alerts;
         self.tracked += o.tracked;
+        self.suppressed += o.suppressed;
         self.step_limit += o.step_limit;
         self.ioc_matches += o.ioc_matches;
         self.behaviour += o.behaviour;
@@ -1145,6 +1148,11 @@ impl Matcher {
             if r.noalert {
                 continue;
             }
+            if r.suppress.iter().any(|x| x.drops(hh.src, hh.dst)) {
+                // A threshold.config `suppress`: no alert, no count towards a threshold.
+                self.counters.suppressed += 1;
+                continue;
+            }
             let tracked = super::threshold::TrackKey::of(r, ri, hh.src, hh.dst);
             if tracked.is_some() {
                 self.counters.tracked += 1;
@@ -1388,14 +1396,7 @@ impl Matcher {
     }
 
     /// Inspects one app-layer event of flow `slot`; `h` is oriented from the client.
-    pub fn on_event(
-        &mut self,
-        set: &RuleSet,
-        h: &Hdr,
-        ev: &AppEvent<'_>,
-        slot: u32,
-        out: &mut dyn FnMut(Hit),
-    ) {
+    pub fn on_event(&mut self, set: &RuleSet, h: &Hdr, ev: &AppEvent<'_>, slot: u32, out: &mut dyn FnMut(Hit)) {
         if set.is_empty() {
             return;
         }

@@ -522,6 +522,8 @@ pub struct Rule {
     pub noalert: bool,
     pub threshold: Option<Threshold>,
     pub detection_filter: Option<Threshold>,
+    /// `suppress` entries of a threshold.config ([`threshold::apply_config`]).
+    pub suppress: Vec<threshold::Suppress>,
 }
 
 impl Rule {

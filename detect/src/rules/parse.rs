@@ -716,6 +716,7 @@ pub fn parse_rule(line: &str, vars: &Vars, classes: &Classifications) -> Result<
         noalert: false,
         threshold: None,
         detection_filter: None,
+        suppress: Vec::new(),
     };
     if proto == Proto::Icmp && !(r.sport.is_any() && r.dport.is_any()) {
         return Err(syntax("ports in an ICMP rule"));

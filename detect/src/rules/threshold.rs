@@ -18,7 +18,8 @@
 //! - `both`: the `count`-th match of a window alerts, once.
 //! - `detection_filter`: every match after the first `count` of a window alerts.
 
-use super::{Rule, ThresholdKind, Track};
+use super::addr::{parse_addresses, IpMatch, Vars};
+use super::{Rule, Threshold, ThresholdKind, Track};
 use crate::time::Micros;
 use std::collections::{BinaryHeap, HashMap};
 
@@ -213,6 +214,192 @@ impl<T> Merger<T> {
     }
 }
 
+/// Which address of an alert a `suppress` entry looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuppressTrack {
+    BySrc,
+    ByDst,
+    ByEither,
+}
+
+/// A threshold.config `suppress` entry on a rule: its alerts are dropped (with `only`: those
+/// whose source, destination or either address is in the list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suppress {
+    pub only: Option<(SuppressTrack, IpMatch)>,
+}
+
+impl Suppress {
+    /// Whether an alert from `src` to `dst` is suppressed.
+    #[inline]
+    pub fn drops(&self, src: u128, dst: u128) -> bool {
+        match &self.only {
+            None => true,
+            Some((SuppressTrack::BySrc, ips)) => ips.matches(src),
+            Some((SuppressTrack::ByDst, ips)) => ips.matches(dst),
+            Some((SuppressTrack::ByEither, ips)) => ips.matches(src) || ips.matches(dst),
+        }
+    }
+}
+
+/// One entry of a threshold.config.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfigEntry {
+    /// `threshold` or `event_filter`: the rules' threshold.
+    Threshold {
+        gid: u32,
+        sid: u32,
+        threshold: Threshold,
+    },
+    Suppress {
+        gid: u32,
+        sid: u32,
+        suppress: Suppress,
+    },
+}
+
+/// A threshold.config (Suricata's `threshold-file`), parsed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ThresholdConfig {
+    pub entries: Vec<ConfigEntry>,
+    /// Lines understood but not applied, with why (`rate_filter`: it changes a rule's action,
+    /// and an IDS only alerts).
+    pub skipped: Vec<(usize, String)>,
+}
+
+/// Splits on commas outside brackets (`ip [10.0.0.0/8,192.168.0.0/16]`).
+fn split_parts(s: &str) -> Vec<&str> {
+    let (mut out, mut depth, mut from) = (Vec::new(), 0i32, 0);
+    for (i, c) in s.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(s[from..i].trim());
+                from = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(s[from..].trim());
+    out
+}
+
+/// Parses a threshold.config: `threshold`, `event_filter` and `suppress` lines as Suricata 7
+/// reads them (`gen_id`, `sig_id`, `type`, `track`, `count`, `seconds`; `suppress` with an
+/// optional `track by_src|by_dst|by_either` and `ip`, which may be a variable or a list).
+/// The first bad line is an error: its number (1-based) and what is wrong.
+pub fn parse_config(text: &str, vars: &Vars) -> Result<ThresholdConfig, (usize, String)> {
+    let mut cfg = ThresholdConfig::default();
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (kind, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        let mut kv: Vec<(&str, &str)> = Vec::new();
+        for part in split_parts(rest) {
+            let (k, v) = part.split_once(char::is_whitespace).map(|(k, v)| (k, v.trim())).unwrap_or((part, ""));
+            kv.push((k, v));
+        }
+        let get = |k: &str| kv.iter().find(|(x, _)| *x == k).map(|(_, v)| *v);
+        let num = |k: &str| -> Result<Option<u32>, (usize, String)> {
+            get(k).map(|v| v.parse::<u32>().map_err(|_| (n, format!("{k}: not a number: {v:?}")))).transpose()
+        };
+        for (k, _) in &kv {
+            let known = ["gen_id", "sig_id", "type", "track", "count", "seconds", "ip", "new_action", "timeout"];
+            if !known.contains(k) {
+                return Err((n, format!("{kind}: unknown part {k:?}")));
+            }
+        }
+        let gid = num("gen_id")?.ok_or((n, format!("{kind}: no gen_id")))?;
+        let sid = num("sig_id")?.ok_or((n, format!("{kind}: no sig_id")))?;
+        match kind {
+            "threshold" | "event_filter" => {
+                let kind_of = match get("type") {
+                    Some("limit") => ThresholdKind::Limit,
+                    Some("threshold") => ThresholdKind::Threshold,
+                    Some("both") => ThresholdKind::Both,
+                    other => return Err((n, format!("{kind}: type must be limit, threshold or both, not {other:?}"))),
+                };
+                let track = match get("track") {
+                    Some("by_src") => Track::BySrc,
+                    Some("by_dst") => Track::ByDst,
+                    Some("by_rule") => Track::ByRule,
+                    Some("by_both") => Track::ByBoth,
+                    other => {
+                        return Err((
+                            n,
+                            format!("{kind}: track must be by_src, by_dst, by_rule or by_both, not {other:?}"),
+                        ))
+                    }
+                };
+                let count = num("count")?.ok_or((n, format!("{kind}: no count")))?;
+                let seconds = num("seconds")?.ok_or((n, format!("{kind}: no seconds")))?;
+                let threshold = Threshold { kind: kind_of, track, count, seconds };
+                cfg.entries.push(ConfigEntry::Threshold { gid, sid, threshold });
+            }
+            "suppress" => {
+                let only = match (get("track"), get("ip")) {
+                    (None, None) => None,
+                    (Some(t), Some(ip)) => {
+                        let t = match t {
+                            "by_src" => SuppressTrack::BySrc,
+                            "by_dst" => SuppressTrack::ByDst,
+                            "by_either" => SuppressTrack::ByEither,
+                            _ => {
+                                return Err((
+                                    n,
+                                    format!("suppress: track must be by_src, by_dst or by_either, not {t:?}"),
+                                ))
+                            }
+                        };
+                        let ips = parse_addresses(ip, vars).map_err(|e| (n, format!("suppress: ip {ip:?}: {e}")))?;
+                        Some((t, ips))
+                    }
+                    _ => return Err((n, "suppress: track and ip go together".into())),
+                };
+                cfg.entries.push(ConfigEntry::Suppress { gid, sid, suppress: Suppress { only } });
+            }
+            "rate_filter" => {
+                cfg.skipped.push((n, "rate_filter changes a rule's action; spinewatch only alerts".into()))
+            }
+            _ => return Err((n, format!("unknown entry {kind:?} (threshold, event_filter, suppress, rate_filter)"))),
+        }
+    }
+    Ok(cfg)
+}
+
+/// Applies a threshold.config to the rules, as Suricata does: an entry for a sid (and gid;
+/// `gen_id 0` is any) replaces the rule's own `threshold` or `detection_filter`; `sig_id 0`
+/// is every rule that has none of its own. `suppress` entries add up. Returns how many rules
+/// an entry changed.
+pub fn apply_config(rules: &mut [Rule], cfg: &ThresholdConfig) -> usize {
+    let mut changed = 0;
+    let hits = |r: &Rule, gid: u32, sid: u32| (gid == 0 || gid == r.gid) && (sid == 0 || sid == r.sid);
+    for r in rules.iter_mut() {
+        let own = r.threshold.is_some() || r.detection_filter.is_some();
+        let mut touched = false;
+        for e in &cfg.entries {
+            match e {
+                ConfigEntry::Threshold { gid, sid, threshold } if hits(r, *gid, *sid) && (*sid != 0 || !own) => {
+                    r.threshold = Some(*threshold);
+                    r.detection_filter = None;
+                    touched = true;
+                }
+                ConfigEntry::Suppress { gid, sid, suppress } if hits(r, *gid, *sid) => {
+                    r.suppress.push(suppress.clone());
+                    touched = true;
+                }
+                _ => {}
+            }
+        }
+        changed += touched as usize;
+    }
+    changed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +430,43 @@ alert tcp any any -> any any (msg:"d"; detection_filter:track by_src,count 2,sec
         assert_eq!(run(1), f(&[1, 3, 5, 7, 9, 12]));
         assert_eq!(run(2), f(&[1, 7, 12]));
         assert_eq!(run(3), f(&[2, 3, 4, 5, 8, 9, 13]));
+    }
+
+    #[test]
+    fn threshold_config_entries_apply_as_suricata() {
+        let mut set = test_set(
+            r#"alert tcp any any -> any any (msg:"a"; threshold:type limit,track by_src,count 5,seconds 9; sid:1;)
+alert tcp any any -> any any (msg:"b"; sid:2;)
+alert tcp any any -> any any (msg:"c"; sid:3;)
+"#,
+        );
+        let text = "# comment\nthreshold gen_id 1, sig_id 1, type both, track by_dst, count 2, seconds 3\n\
+                    event_filter gen_id 0, sig_id 0, type limit, track by_rule, count 1, seconds 60\n\
+                    suppress gen_id 1, sig_id 3, track by_either, ip [10.0.0.0/8, 192.168.1.1]\n\
+                    suppress gen_id 1, sig_id 2\n\
+                    rate_filter gen_id 1, sig_id 2, track by_rule, count 10, seconds 1, new_action drop, timeout 5\n";
+        let cfg = parse_config(text, &Vars::default()).unwrap();
+        assert_eq!(cfg.entries.len(), 4);
+        assert_eq!(cfg.skipped.len(), 1);
+        assert_eq!(apply_config(&mut set.rules, &cfg), 3);
+        let t = |i: usize| set.rules[i].threshold.unwrap();
+        assert_eq!((t(0).kind, t(0).track, t(0).count), (ThresholdKind::Both, Track::ByDst, 2), "sid 1's entry wins");
+        assert_eq!((t(1).kind, t(1).track), (ThresholdKind::Limit, Track::ByRule), "sig_id 0: a rule with none");
+        let s = &set.rules[2].suppress[0];
+        let a = |x: &str| crate::rules::addr::addr_u128(x.parse().unwrap());
+        assert!(s.drops(a("10.1.2.3"), a("172.16.0.1")) && s.drops(a("172.16.0.1"), a("192.168.1.1")));
+        assert!(!s.drops(a("172.16.0.1"), a("172.16.0.2")));
+        assert!(set.rules[1].suppress[0].drops(0, 0));
+        for (bad, why) in [
+            ("threshold gen_id 1, sig_id 1, type limit, track by_src, count 1\n", "no seconds"),
+            ("suppress gen_id 1, sig_id 1, track by_src\n", "go together"),
+            ("limit gen_id 1, sig_id 1\n", "unknown entry"),
+            ("suppress gen_id 1, sig_id x\n", "not a number"),
+        ] {
+            let e = parse_config(&format!("\n{bad}"), &Vars::default()).unwrap_err();
+            assert_eq!(e.0, 2);
+            assert!(e.1.contains(why), "{bad}: {}", e.1);
+        }
     }
 
     #[test]
