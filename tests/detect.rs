@@ -233,11 +233,7 @@ fn same_alerts_as_suricata_on_crafted_traffic_and_generated_attacks() {
 
     let d = TempDir::new("detect-suricata-attacks");
     let pcap = d.path("a.pcap");
-    let st = Command::new(bin())
-        .args(["gen", "--flows", "200", "--attacks", "all", "--out", pcap.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(st.status.success());
+    generate(&pcap, &["--flows", "200", "--attacks", "all"]);
     let rules = d.path("a.rules");
     std::fs::write(
         &rules,
@@ -548,11 +544,7 @@ alert tcp any any -> any any (msg:"limit both"; flags:S; threshold:type limit,tr
     let syns = d.path("syns.pcap");
     write_pcap(&syns, &timed);
     let attacks = d.path("attacks.pcap");
-    let st = Command::new(bin())
-        .args(["gen", "--flows", "300", "--attacks", "all", "--out", attacks.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(st.status.success());
+    generate(&attacks, &["--flows", "300", "--attacks", "all"]);
     let suricata = suricata_available();
     for (pcap, min) in [(&syns, 40), (&attacks, 5000)] {
         // DPDK's queues have no common packet order: matches at the same microsecond are

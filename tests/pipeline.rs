@@ -325,14 +325,7 @@ fn fragmented_flows_give_the_same_records_with_any_worker_count() {
     assert_eq!(one.of_type("dns").filter(|e| e["dns"]["type"] == "answer").count(), 60, "every fragmented answer");
     assert_eq!(one.of_type("http").filter(|e| e["http"]["status"] == 200).count(), 60);
     assert!(one.flows().all(|f| f["flow"]["pkts_toserver"].as_u64() > Some(0)));
-    let mut runs = Vec::new();
-    for n in ["2", "4"] {
-        runs.push((format!("file, {n} workers"), replay(&["--source", "file", "--workers", n, p.to_str().unwrap()])));
-    }
-    #[cfg(feature = "dpdk")]
-    for n in ["1", "2", "4"] {
-        runs.push((format!("dpdk, {n} workers"), replay(&["--source", "dpdk", "--workers", n, p.to_str().unwrap()])));
-    }
+    let runs = runs_at_other_worker_counts(&p);
     for (what, r) in &runs {
         assert_same_lines(r, &one, &format!("{what} against 1 worker"));
         if !what.ends_with(" 1 workers") {
@@ -353,31 +346,14 @@ fn whole_eve_is_the_same_with_any_worker_count() {
     let d = TempDir::new("whole-eve");
     let gen = |name: &str, args: &[&str]| {
         let p = d.path(name);
-        let out = std::process::Command::new(bin())
-            .arg("gen")
-            .args(args)
-            .args(["--out", p.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        generate(&p, args);
         p
     };
     let dc = gen("dc.pcap", &["--preset", "imix-dc", "--flows", "1500", "--attacks", "all"]);
     let attacks = gen("attacks.pcap", &["--flows", "300", "--attacks", "all"]);
-    let et = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/et-open/rules");
-    assert!(et.is_dir() || std::env::var_os("CI").is_none(), "CI must have {}", et.display());
     let mut sets = vec![("demo", vec![format!("{}/configs/rules/demo.rules", env!("CARGO_MANIFEST_DIR"))])];
-    if et.is_dir() {
-        let mut files: Vec<String> = std::fs::read_dir(&et)
-            .unwrap()
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "rules"))
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect();
-        files.sort();
+    if let Some(files) = et_open_files() {
         sets.push(("ET Open", files));
-    } else {
-        eprintln!("SKIPPED the ET Open half: {} is absent", et.display());
     }
     for pcap in [&dc, &attacks] {
         for (name, files) in &sets {

@@ -220,14 +220,7 @@ fn mirrored_and_tunnelled_flows_spread_and_stay_whole_with_any_worker_count() {
     // The fixed-port VXLAN tunnel: one outer flow record (of each direction's tuple).
     let outer = |r: &Run| r.flows().filter(|e| e["src_port"] == 49152 && e["dest_port"] == 4789).count();
     assert_eq!(outer(&one), 2);
-    let mut runs = Vec::new();
-    for n in ["2", "4"] {
-        runs.push((format!("file, {n} workers"), replay(&["--source", "file", "--workers", n, p.to_str().unwrap()])));
-    }
-    #[cfg(feature = "dpdk")]
-    for n in ["1", "2", "4"] {
-        runs.push((format!("dpdk, {n} workers"), replay(&["--source", "dpdk", "--workers", n, p.to_str().unwrap()])));
-    }
+    let runs = runs_at_other_worker_counts(&p);
     for (what, r) in &runs {
         assert_same_lines(r, &one, &format!("{what} against 1 worker"));
         let per: Vec<u64> = r

@@ -424,6 +424,7 @@ mod test {
             icmp: None,
             app_proto: detect::AppProto::Http,
             alerted: false,
+            tracked: false,
         }
     }
 

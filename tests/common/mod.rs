@@ -152,3 +152,44 @@ pub fn suricata_available() -> bool {
     }
     ok
 }
+
+/// ET Open's rule files from `../shared/data` (sorted), or None when they are absent (a
+/// failure under CI, which must have them).
+pub fn et_open_files() -> Option<Vec<String>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/et-open/rules");
+    if !dir.is_dir() {
+        assert!(std::env::var_os("CI").is_none(), "CI must have {}", dir.display());
+        eprintln!("SKIPPED: {} is absent", dir.display());
+        return None;
+    }
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "rules"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    Some(files)
+}
+
+/// `replay` of `pcap` with the file source at 2 and 4 workers and, when built with DPDK, the
+/// DPDK source at 1, 2 and 4: the runs to compare with the file source's one worker.
+pub fn runs_at_other_worker_counts(pcap: &Path) -> Vec<(String, Run)> {
+    let p = pcap.to_str().unwrap();
+    let mut runs = Vec::new();
+    for n in ["2", "4"] {
+        runs.push((format!("file, {n} workers"), replay(&["--source", "file", "--workers", n, p])));
+    }
+    if cfg!(feature = "dpdk") {
+        for n in ["1", "2", "4"] {
+            runs.push((format!("dpdk, {n} workers"), replay(&["--source", "dpdk", "--workers", n, p])));
+        }
+    }
+    runs
+}
+
+/// `spinewatch gen ARGS --out OUT`.
+pub fn generate(out: &Path, args: &[&str]) {
+    let o = Command::new(bin()).arg("gen").args(args).args(["--out", out.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "gen {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
