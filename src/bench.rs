@@ -61,7 +61,7 @@ pub fn run(
         Duration::try_from_secs_f64(v).map_err(|e| anyhow::anyhow!("--{what} {v}: {e}"))
     };
     let (warmup_d, duration_d) = (window("warmup", warmup, 0.0)?, window("duration", duration, 0.001)?);
-    crate::with_split("bench", pcaps, workers, |split| {
+    crate::with_split("bench", pcaps, workers, cfg.flow_config().spread, |split| {
         let total: u64 = split.packets.iter().sum();
         if total == 0 {
             anyhow::bail!("the captures hold no packets");

@@ -92,6 +92,21 @@ pub struct CaptureConfig {
     pub cores: Option<Vec<usize>>,
     /// The ports `run` captures from.
     pub ports: Vec<PortConfig>,
+    /// How packets spread over workers: "flow" (the NIC's symmetric RSS on the 5-tuple,
+    /// fragments by addresses, a reassembled datagram handed to its flow's worker) or
+    /// "addresses" (RSS on the address pair only: a flow and its fragments always together,
+    /// every flow between two hosts on one worker). The file source and a replay's split files
+    /// spread the same way. Default "flow".
+    pub rss: RssMode,
+}
+
+/// `capture.rss`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RssMode {
+    #[default]
+    Flow,
+    Addresses,
 }
 
 impl Default for CaptureConfig {
@@ -105,6 +120,7 @@ impl Default for CaptureConfig {
             workers: None,
             cores: None,
             ports: Vec::new(),
+            rss: RssMode::Flow,
         }
     }
 }
@@ -1011,6 +1027,10 @@ impl Config {
                 max_bytes: self.defrag.max_bytes,
                 timeout: self.defrag.timeout,
                 handoff_ring: self.defrag.handoff_ring,
+            },
+            spread: match self.capture.rss {
+                RssMode::Flow => detect::hash::Spread::Flow,
+                RssMode::Addresses => detect::hash::Spread::Addresses,
             },
             rules: self.compiled_rules.clone(),
         }

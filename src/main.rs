@@ -597,7 +597,7 @@ fn replay_dpdk(
     out: Vec<export::SinkSpec>,
     stop: Arc<AtomicBool>,
 ) -> Result<capture::RunSummary> {
-    with_split("replay", pcaps, workers, |split| {
+    with_split("replay", pcaps, workers, cfg.flow_config().spread, |split| {
         // Replay needs no hugepages and no PCI: size EAL memory to the pool unless configured.
         let memory = if cfg.dpdk.memory_mb > 0 { cfg.dpdk.memory_mb } else { 512 };
         let mut rc = net_pcap_run_config(cfg, "replay", split, false, memory, workers, cores, None, true)?;
@@ -616,11 +616,13 @@ pub(crate) fn with_split<T>(
     what: &str,
     pcaps: &[PathBuf],
     workers: usize,
+    spread: detect::hash::Spread,
     f: impl FnOnce(&capture::split::Split) -> Result<T>,
 ) -> Result<T> {
     let dir = std::env::temp_dir().join(format!("spinewatch-{what}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let result = capture::split::split_captures(pcaps, workers, &dir).map_err(anyhow::Error::from).and_then(|s| f(&s));
+    let result =
+        capture::split::split_captures(pcaps, workers, spread, &dir).map_err(anyhow::Error::from).and_then(|s| f(&s));
     let _ = std::fs::remove_dir_all(&dir);
     result
 }

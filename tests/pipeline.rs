@@ -336,6 +336,22 @@ fn fragmented_flows_give_the_same_records_with_any_worker_count() {
             }
         }
     }
+    // RSS on addresses only (`capture.rss`): a flow and its fragments are on one worker, so
+    // nothing is handed over, and the records are the same.
+    let cfg = d.path("addresses.toml");
+    std::fs::write(&cfg, "[capture]\nrss = \"addresses\"\n").unwrap();
+    let mut sources = vec!["file"];
+    if cfg!(feature = "dpdk") {
+        sources.push("dpdk");
+    }
+    for source in sources {
+        for n in ["2", "4"] {
+            let r =
+                replay(&["--config", cfg.to_str().unwrap(), "--source", source, "--workers", n, p.to_str().unwrap()]);
+            assert_same_lines(&r, &one, &format!("{source}, {n} workers, rss = addresses"));
+            assert!(!r.stderr.contains("hand-offs"), "{source}, {n} workers: {}", r.stderr);
+        }
+    }
 }
 
 /// The whole EVE output (every event type) of the generator's datacenter mix and of its attack

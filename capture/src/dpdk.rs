@@ -205,7 +205,8 @@ pub fn run_dpdk_bench(
     let mut hand_off = true;
     for ((port, info), (spec, &desc)) in ports.iter_mut().zip(&infos).zip(cfg.ports.iter().zip(&descs)) {
         let nq = spec.cores.len() as u16;
-        let hf = info.rss_offloads & dpdk_sys::rss_hf_default();
+        let by_addresses = cfg.flow.spread == detect::hash::Spread::Addresses;
+        let hf = info.rss_offloads & if by_addresses { dpdk_sys::rss_hf_ip() } else { dpdk_sys::rss_hf_default() };
         let rss = if nq > 1 {
             if hf == 0 && info.driver == "net_pcap" {
                 tracing::info!(port = %spec.name, "net_pcap has no RSS: each RX queue reads its own rx_pcap file");
@@ -216,7 +217,8 @@ pub fn run_dpdk_bench(
         } else {
             0
         };
-        if nq > 1 && (rss != 0 || info.driver != "net_pcap") {
+        if nq > 1 && (rss != 0 || info.driver != "net_pcap") || by_addresses {
+            // (By addresses a datagram's flow is where its fragments are: nothing to hand off.)
             hand_off = false;
         }
         let mut offloads = 0;
@@ -247,7 +249,7 @@ pub fn run_dpdk_bench(
     }
 
     let n = plans.len();
-    if n > 1 && !hand_off {
+    if n > 1 && !hand_off && cfg.flow.spread == detect::hash::Spread::Flow {
         tracing::info!(
             "RSS by the device: a datagram reassembled from fragments stays on the worker that received them"
         );

@@ -65,7 +65,9 @@ pub fn run_files(
     let (capture_writer, mut captures) =
         crate::alertpcap::start_if(cfg.alert_capture.as_ref(), n).map_err(FileRunError::Export)?;
     let stats = shared_stats(n);
-    let mut shards = detect::shard::mesh(n, cfg.flow.defrag.handoff_ring).into_iter();
+    // Spread by addresses, a datagram's flow is where its fragments are: no hand-offs.
+    let mesh_n = if cfg.flow.spread == detect::hash::Spread::Flow { n } else { 1 };
+    let mut shards = detect::shard::mesh(mesh_n, cfg.flow.defrag.handoff_ring).into_iter();
     // The last input position each worker has processed (the reader waits on it after a
     // fragment: see below).
     let processed: Vec<Arc<AtomicU64>> = (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect();
@@ -147,7 +149,7 @@ pub fn run_files(
                 };
                 input_packets += 1;
                 let seq = input_packets;
-                let (w, is_frag) = detect::hash::dispatch_frag(rec.data, n);
+                let (w, is_frag) = detect::hash::dispatch_frag(rec.data, n, cfg.flow.spread);
                 if let Some((a, fseq)) = frag_at {
                     if a != w {
                         if let Some(b) = cur[a].take() {

@@ -22,7 +22,12 @@ pub enum SplitError {
 }
 
 /// Writes `dir/queue{i}.pcap` for i in 0..n from `inputs`, in order.
-pub fn split_captures(inputs: &[PathBuf], n: usize, dir: &Path) -> Result<Split, SplitError> {
+pub fn split_captures(
+    inputs: &[PathBuf],
+    n: usize,
+    spread: detect::hash::Spread,
+    dir: &Path,
+) -> Result<Split, SplitError> {
     let n = n.max(1);
     let files: Vec<PathBuf> = (0..n).map(|i| dir.join(format!("queue{i}.pcap"))).collect();
     let mut writers = Vec::with_capacity(n);
@@ -34,7 +39,7 @@ pub fn split_captures(inputs: &[PathBuf], n: usize, dir: &Path) -> Result<Split,
     for input in inputs {
         let mut r = PcapReader::open(input)?;
         while let Some(rec) = r.next_packet()? {
-            let q = detect::hash::dispatch(rec.data, n);
+            let q = detect::hash::dispatch(rec.data, n, spread);
             writers[q]
                 .write(rec.ts, rec.data, rec.orig_len)
                 .map_err(|source| SplitError::Io { path: files[q].clone(), source })?;

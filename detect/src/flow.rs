@@ -55,6 +55,8 @@ pub struct FlowConfig {
     pub app: AppConfig,
     /// IP defragmentation.
     pub defrag: crate::defrag::DefragConfig,
+    /// How the source spreads packets over workers (`capture.rss`).
+    pub spread: crate::hash::Spread,
     /// The rule set the workers inspect with (none: no detection).
     pub rules: SharedRules,
 }
@@ -145,6 +147,7 @@ impl Default for FlowConfig {
             expire_budget: 64,
             app: AppConfig::default(),
             defrag: crate::defrag::DefragConfig::default(),
+            spread: crate::hash::Spread::Flow,
             rules: SharedRules::default(),
         }
     }

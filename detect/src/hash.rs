@@ -54,22 +54,45 @@ pub fn worker_of(hash: u64, n: usize) -> usize {
     (((hash >> 32) * n as u64) >> 32) as usize
 }
 
+/// How packets spread over workers (`capture.rss`), as a NIC's symmetric RSS would spread
+/// them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Spread {
+    /// Fragments by their address pair, every other packet by its 5-tuple; a datagram
+    /// reassembled from fragments is handed to its flow's worker ([`crate::shard`]).
+    #[default]
+    Flow,
+    /// Every packet by its address pair: a flow and its fragments are always together (no
+    /// hand-offs), at the price of a coarser spread (every flow between two hosts on one
+    /// worker).
+    Addresses,
+}
+
 /// The worker (or queue) index of a frame among `n`. Frames that do not decode, non-IP frames
 /// and fragments go by their addresses alone, or to worker 0 when they have none.
-pub fn dispatch(frame: &[u8], n: usize) -> usize {
-    dispatch_frag(frame, n).0
+pub fn dispatch(frame: &[u8], n: usize, spread: Spread) -> usize {
+    dispatch_frag(frame, n, spread).0
 }
 
 /// [`dispatch`], and whether the frame is an IP fragment (its datagram's flow may belong to
 /// another worker: see [`crate::shard`]).
-pub fn dispatch_frag(frame: &[u8], n: usize) -> (usize, bool) {
+pub fn dispatch_frag(frame: &[u8], n: usize, spread: Spread) -> (usize, bool) {
     if n <= 1 {
         return (0, false);
     }
     match decode(frame) {
-        Ok(d) => (worker_of(dispatch_hash(&d), n), d.kind == Kind::Fragment),
+        Ok(d) => (worker_of(dispatch_hash(&d, spread), n), d.kind == Kind::Fragment),
         Err(_) => (0, false),
     }
+}
+
+/// A decoded packet's key without its ports (ICMP: without its type).
+fn addresses_hash(d: &Decoded) -> u64 {
+    let mut d2 = *d;
+    d2.src_port = 0;
+    d2.dst_port = 0;
+    d2.icmp_type = 0;
+    key_hash(&FlowKey::from_decoded(&d2).0)
 }
 
 /// The hash [`dispatch`] uses for a decoded frame.
@@ -80,8 +103,9 @@ pub fn dispatch_frag(frame: &[u8], n: usize) -> (usize, bool) {
 /// outer 5-tuple, as a NIC's RSS does, would split them. The cost: one VTEP pair's traffic is on
 /// one worker. A frame in GRE or ERSPAN (a mirror session: one outer tuple for everything) or
 /// IP-in-IP goes by its inner flow, as a NIC with inner-header RSS would spread it: those outer
-/// tunnels have no flow of their own.
-pub fn dispatch_hash(d: &Decoded) -> u64 {
+/// tunnels have no flow of their own. With [`Spread::Addresses`] every packet goes by its
+/// (inner) addresses.
+pub fn dispatch_hash(d: &Decoded, spread: Spread) -> u64 {
     if d.tunnel.outer_udp_payload != 0 {
         let mut o = d.tunnel.outer_udp();
         o.src_port = 0;
@@ -89,15 +113,9 @@ pub fn dispatch_hash(d: &Decoded) -> u64 {
         return key_hash(&FlowKey::from_decoded(&o).0);
     }
     match d.kind {
-        Kind::Ip => key_hash(&FlowKey::from_decoded(d).0),
+        Kind::Ip if spread == Spread::Flow => key_hash(&FlowKey::from_decoded(d).0),
         // Fragments have no ports: spread them by addresses so a datagram's pieces stay together.
-        Kind::Fragment => {
-            let mut d2 = *d;
-            d2.src_port = 0;
-            d2.dst_port = 0;
-            d2.icmp_type = 0;
-            key_hash(&FlowKey::from_decoded(&d2).0)
-        }
+        Kind::Ip | Kind::Fragment => addresses_hash(d),
         Kind::NonIp => 0,
     }
 }
@@ -114,10 +132,11 @@ mod test {
         let mut r = d;
         core::mem::swap(&mut r.src, &mut r.dst);
         core::mem::swap(&mut r.src_port, &mut r.dst_port);
-        assert_eq!(dispatch_hash(&d), dispatch_hash(&r));
+        assert_eq!(dispatch_hash(&d, Spread::Flow), dispatch_hash(&r, Spread::Flow));
         let mut other = d;
         other.dst_port = 81;
-        assert_ne!(dispatch_hash(&d), dispatch_hash(&other));
+        assert_ne!(dispatch_hash(&d, Spread::Flow), dispatch_hash(&other, Spread::Flow));
+        assert_eq!(dispatch_hash(&d, Spread::Addresses), dispatch_hash(&other, Spread::Addresses));
         for n in 1..9 {
             assert!(worker_of(dispatch_hash(&d), n) < n);
         }

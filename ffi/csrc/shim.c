@@ -33,6 +33,7 @@ int sw_errno(void) { return rte_errno; }
 unsigned sw_lcore_id(void) { return rte_lcore_id(); }
 
 uint64_t sw_rss_hf_default(void) { return RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP; }
+uint64_t sw_rss_hf_ip(void) { return RTE_ETH_RSS_IP; }
 
 uint64_t sw_rx_offload_rss_hash(void) { return RTE_ETH_RX_OFFLOAD_RSS_HASH; }
 

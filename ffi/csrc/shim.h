@@ -34,6 +34,7 @@ int sw_errno(void);
 unsigned sw_lcore_id(void);
 /* RSS hash-type sets: RTE_ETH_RSS_IP | TCP | UDP, from macros bindgen cannot evaluate. */
 uint64_t sw_rss_hf_default(void);
+uint64_t sw_rss_hf_ip(void);
 uint64_t sw_mbuf_f_rx_rss_hash(void);
 uint16_t sw_mbuf_nb_segs(const struct rte_mbuf *m);
 uint64_t sw_rx_offload_rss_hash(void);

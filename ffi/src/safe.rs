@@ -748,6 +748,12 @@ pub fn rss_hf_default() -> u64 {
     unsafe { sys::sw_rss_hf_default() }
 }
 
+/// RSS on the IP addresses only (every packet of two hosts on one queue, fragments with them).
+pub fn rss_hf_ip() -> u64 {
+    // SAFETY: pure function returning a constant.
+    unsafe { sys::sw_rss_hf_ip() }
+}
+
 /// The RX offload flags for the RSS hash and scattered RX.
 pub fn rx_offload_rss_hash() -> u64 {
     // SAFETY: constant.
