@@ -138,7 +138,7 @@ mod test {
         assert_ne!(dispatch_hash(&d, Spread::Flow), dispatch_hash(&other, Spread::Flow));
         assert_eq!(dispatch_hash(&d, Spread::Addresses), dispatch_hash(&other, Spread::Addresses));
         for n in 1..9 {
-            assert!(worker_of(dispatch_hash(&d), n) < n);
+            assert!(worker_of(dispatch_hash(&d, Spread::Flow), n) < n);
         }
     }
 }
