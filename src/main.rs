@@ -412,7 +412,12 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             let reloader = rules::spawn_reloader(&cfg, Some(config.clone()), rule_files, ioc, done.clone())?;
             let out = cfg.sinks(eve.as_deref(), &export).map_err(anyhow::Error::msg)?;
             let stop = install_signals()?;
-            let summary = run_dpdk(&cfg, out, stop)?;
+            // AF_PACKET rings when interfaces are configured (any build), else DPDK ports.
+            let summary = if cfg.afpacket.interfaces.is_empty() {
+                run_dpdk(&cfg, out, stop)?
+            } else {
+                run_afpacket(&cfg, out, stop)?
+            };
             done.store(true, std::sync::atomic::Ordering::Relaxed);
             if let Some(t) = reloader {
                 let _ = t.join();
@@ -474,7 +479,6 @@ fn replay_export(cfg: &Config) -> export::ExportConfig {
 }
 
 /// `run` on AF_PACKET rings (`[afpacket] interfaces`).
-#[cfg(feature = "dpdk")]
 fn run_afpacket(cfg: &Config, out: Vec<export::SinkSpec>, stop: Arc<AtomicBool>) -> Result<capture::RunSummary> {
     let af = &cfg.afpacket;
     let ncpu = capture::pin::available_cores().len().max(1);
@@ -486,7 +490,7 @@ fn run_afpacket(cfg: &Config, out: Vec<export::SinkSpec>, stop: Arc<AtomicBool>)
     let rc = capture::afpacket::AfPacketRunConfig {
         interfaces: af.interfaces.clone(),
         cores,
-        ring: dpdk_sys::afpacket::RingConfig {
+        ring: afpacket_sys::RingConfig {
             block_size: af.block_size,
             block_count: af.block_count,
             frame_size: af.frame_size,
@@ -528,7 +532,7 @@ fn replay_dpdk(
 
 #[cfg(not(feature = "dpdk"))]
 fn run_dpdk(_: &Config, _: Vec<export::SinkSpec>, _: Arc<AtomicBool>) -> Result<capture::RunSummary> {
-    bail!("this spinewatch was built without DPDK (feature \"dpdk\"): `run` needs it")
+    bail!("this spinewatch was built without DPDK (feature \"dpdk\"): `run` needs it, or afpacket.interfaces")
 }
 
 #[cfg(feature = "dpdk")]
@@ -680,9 +684,6 @@ pub(crate) fn dedup_cores(mut v: Vec<usize>) -> Vec<usize> {
 
 #[cfg(feature = "dpdk")]
 fn run_dpdk(cfg: &Config, out: Vec<export::SinkSpec>, stop: Arc<AtomicBool>) -> Result<capture::RunSummary> {
-    if !cfg.afpacket.interfaces.is_empty() {
-        return run_afpacket(cfg, out, stop);
-    }
     if cfg.capture.ports.is_empty() {
         bail!("capture.ports: no port configured; `run` captures from DPDK ports (or set afpacket.interfaces)");
     }

@@ -96,39 +96,34 @@ pub fn build(cfg: &Config, config_path: Option<&Path>, extra: &[PathBuf], iocs: 
 /// The prefilter the config asks for: Hyperscan (through the FFI crate, when this build links
 /// libhs) or None for the built-in Aho-Corasick.
 fn scanner(choice: &str) -> Result<Option<Box<detect::rules::engine::ScannerFactory>>> {
-    #[cfg(feature = "dpdk")]
-    {
-        if choice != "aho-corasick" && dpdk_sys::hs::AVAILABLE {
-            return Ok(Some(Box::new(|pats: &[Vec<u8>]| {
-                let refs: Vec<&[u8]> = pats.iter().map(Vec::as_slice).collect();
-                match dpdk_sys::hs::HsDatabase::literals(&refs, true) {
-                    Ok(db) => Some(Box::new(Hs(db)) as Box<dyn detect::rules::engine::LiteralScanner>),
-                    Err(e) => {
-                        tracing::warn!("Hyperscan could not compile a prefilter ({e}); Aho-Corasick for it");
-                        None
-                    }
+    if choice != "aho-corasick" && hyperscan_sys::AVAILABLE {
+        return Ok(Some(Box::new(|pats: &[Vec<u8>]| {
+            let refs: Vec<&[u8]> = pats.iter().map(Vec::as_slice).collect();
+            match hyperscan_sys::HsDatabase::literals(&refs, true) {
+                Ok(db) => Some(Box::new(Hs(db)) as Box<dyn detect::rules::engine::LiteralScanner>),
+                Err(e) => {
+                    tracing::warn!("Hyperscan could not compile a prefilter ({e}); Aho-Corasick for it");
+                    None
                 }
-            })));
-        }
+            }
+        })));
     }
     if choice == "hyperscan" {
-        anyhow::bail!("rules.prefilter = \"hyperscan\": this build has no Hyperscan (apt-get install libhyperscan-dev, build with DPDK)");
+        anyhow::bail!("rules.prefilter = \"hyperscan\": this build has no Hyperscan (apt-get install libhyperscan-dev, then build again)");
     }
     Ok(None)
 }
 
 /// Hyperscan as the rules' literal scanner.
-#[cfg(feature = "dpdk")]
 #[derive(Debug)]
-struct Hs(dpdk_sys::hs::HsDatabase);
+struct Hs(hyperscan_sys::HsDatabase);
 
-#[cfg(feature = "dpdk")]
 impl detect::rules::engine::LiteralScanner for Hs {
     fn new_scratch(&self) -> Option<detect::rules::engine::Scratch> {
-        dpdk_sys::hs::HsScratch::new(&self.0).ok().map(|s| detect::rules::engine::Scratch(Box::new(s)))
+        hyperscan_sys::HsScratch::new(&self.0).ok().map(|s| detect::rules::engine::Scratch(Box::new(s)))
     }
     fn scan(&self, scratch: &mut detect::rules::engine::Scratch, data: &[u8], hit: &mut dyn FnMut(u32)) {
-        if let Some(s) = scratch.0.downcast_mut::<dpdk_sys::hs::HsScratch>() {
+        if let Some(s) = scratch.0.downcast_mut::<hyperscan_sys::HsScratch>() {
             self.0.scan(s, data, hit);
         }
     }

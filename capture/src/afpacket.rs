@@ -7,8 +7,8 @@
 
 use crate::counters::{shared_stats, PortSummary, RunSummary};
 use crate::worker::WorkerCore;
+use afpacket_sys::{Ring, RingConfig};
 use detect::FlowConfig;
-use dpdk_sys::afpacket::{Ring, RingConfig};
 use export::ExportConfig;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -10,7 +10,6 @@
 //! burst and a stats reporter reads.
 #![forbid(unsafe_code)]
 
-#[cfg(feature = "dpdk")]
 pub mod afpacket;
 pub mod alertpcap;
 pub mod counters;

@@ -15,15 +15,6 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
 
-    // Hyperscan (optional): the literal prefilter for the rules, when libhs is there.
-    println!("cargo::rustc-check-cfg=cfg(has_hyperscan)");
-    if let Ok(hs) = pkg_config::Config::new().atleast_version("5.2").cargo_metadata(false).probe("libhs") {
-        for p in &hs.link_paths {
-            println!("cargo:rustc-link-search=native={}", p.display());
-        }
-        println!("cargo:rustc-cfg=has_hyperscan");
-    }
-
     let lib = match pkg_config::Config::new().atleast_version(MIN_VERSION).cargo_metadata(false).probe("libdpdk") {
         Ok(l) => l,
         Err(e) => panic!(

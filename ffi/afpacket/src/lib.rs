@@ -4,6 +4,10 @@
 //! Suricata's `cluster_flow` with `defrag: yes`), with its ring of blocks mapped into the
 //! process. The kernel fills a block and hands it over ([`Ring::next_block`]); dropping the
 //! [`Block`] gives it back.
+//!
+//! One of spinewatch's FFI crates (the only ones with `unsafe`): every `unsafe` block says why
+//! it is sound in a `// SAFETY:` line.
+#![deny(unsafe_code)]
 
 use std::ffi::CString;
 use std::io;

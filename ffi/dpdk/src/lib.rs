@@ -1,8 +1,9 @@
 //! `dpdk-sys`: bindgen bindings over the system DPDK (>= 22.11), a C shim for the
 //! static-inline functions (`csrc/shim.c`), and a thin safe layer: [`Eal`], [`Mempool`],
-//! [`Port`], [`RxQueue`], [`Burst`], [`Mbuf`]; and Linux AF_PACKET rings ([`afpacket`]).
+//! [`Port`], [`RxQueue`], [`Burst`], [`Mbuf`].
 //!
-//! This is the only crate of spinewatch with `unsafe`. The crate root denies it; only the
+//! With `afpacket-sys` and `hyperscan-sys` beside it in `ffi/`, the only crates of spinewatch
+//! with `unsafe` (one crate per C library). The crate root denies it; only the
 //! generated [`sys`] module and the [`safe`] wrapper opt in, and every `unsafe` block there
 //! says why it is sound in a `// SAFETY:` line.
 #![deny(unsafe_code)]
@@ -16,13 +17,6 @@ pub mod sys {
 
 #[allow(unsafe_code)]
 pub mod safe;
-
-/// AF_PACKET (TPACKET_V3) receive rings, for hosts without a DPDK-capable NIC.
-pub mod afpacket;
-
-/// Hyperscan's literal matcher (when libhs was found at build time).
-#[allow(unsafe_code)]
-pub mod hs;
 
 pub use safe::*;
 

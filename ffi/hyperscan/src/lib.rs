@@ -3,6 +3,9 @@
 //! per-thread scratch ([`HsScratch`]). Only the five functions this needs are declared, by
 //! hand: the ABI is Hyperscan's stable C API. Without libhs at build time every constructor
 //! says so and callers keep their own scanner.
+//!
+//! One of spinewatch's FFI crates (the only ones with `unsafe`): every `unsafe` block says why
+//! it is sound in a `// SAFETY:` line.
 
 use std::fmt;
 
