@@ -106,4 +106,13 @@ fn et_open_loads_with_a_report() {
     eprintln!("ET Open: {loaded} loaded, {rejected} rejected of {lines}: {}", v["reasons"]);
     // The bar: at least 90% of ET Open loads.
     assert!(loaded * 100 >= lines as u64 * 90, "{loaded} of {lines}");
+    // And the README says how much (rounded down to a whole percent).
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let said: u64 = readme
+        .split("ET Open: ")
+        .nth(1)
+        .and_then(|r| r.split('%').next())
+        .and_then(|n| n.trim().parse().ok())
+        .expect("the README says \"ET Open: N% of its rules load\"");
+    assert_eq!(said, loaded * 100 / lines as u64, "README's ET Open figure: {loaded} of {lines} load");
 }
