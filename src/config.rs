@@ -398,62 +398,47 @@ pub struct ExportTable {
 }
 
 /// `[[export.sinks]]`: a URL (as `--export` takes), and its options as keys rather than in
-/// the URL's query, if preferred.
+/// the URL's query, if preferred. The options are the URL's query keys
+/// (`export::sink::url::SCHEMES` declares them per scheme): the table passes them through and
+/// the URL parser refuses what its scheme does not take.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SinkTable {
     pub url: String,
-    pub name: Option<String>,
-    pub format: Option<String>,
-    pub facility: Option<String>,
-    pub ca: Option<String>,
-    pub cert: Option<String>,
-    pub key: Option<String>,
-    pub server_name: Option<String>,
-    pub rotate_bytes: Option<u64>,
-    pub rotate_secs: Option<u64>,
-    pub fsync: Option<String>,
-    pub mode: Option<String>,
-    pub domain: Option<u32>,
-    pub queue_bytes: Option<u64>,
-    pub spool_bytes: Option<u64>,
+    #[serde(flatten)]
+    pub options: std::collections::BTreeMap<String, toml::Value>,
 }
 
 impl SinkTable {
-    /// The URL with the table's keys added to its query.
-    pub fn full_url(&self) -> String {
+    /// The URL with the table's keys added to its query; a key whose value is not a string,
+    /// an integer or a boolean is an error naming it.
+    pub fn full_url(&self) -> Result<String, String> {
         let mut q: Vec<String> = Vec::new();
-        let mut add = |k: &str, v: Option<String>| {
-            if let Some(v) = v {
-                let enc: String = v
-                    .bytes()
-                    .map(|b| match b {
-                        b'&' | b'=' | b'%' | b'?' | b'#' | b' ' => format!("%{b:02X}"),
-                        _ => (b as char).to_string(),
-                    })
-                    .collect();
-                q.push(format!("{k}={enc}"));
-            }
-        };
-        add("name", self.name.clone());
-        add("format", self.format.clone());
-        add("facility", self.facility.clone());
-        add("ca", self.ca.clone());
-        add("cert", self.cert.clone());
-        add("key", self.key.clone());
-        add("server_name", self.server_name.clone());
-        add("rotate_bytes", self.rotate_bytes.map(|v| v.to_string()));
-        add("rotate_secs", self.rotate_secs.map(|v| v.to_string()));
-        add("fsync", self.fsync.clone());
-        add("mode", self.mode.clone());
-        add("domain", self.domain.map(|v| v.to_string()));
-        add("queue_bytes", self.queue_bytes.map(|v| v.to_string()));
-        add("spool_bytes", self.spool_bytes.map(|v| v.to_string()));
+        for (k, v) in &self.options {
+            let v = match v {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(n) => n.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(format!(
+                        "{k}: an option is a string, an integer or a boolean, not {}",
+                        other.type_str()
+                    ))
+                }
+            };
+            let enc: String = v
+                .bytes()
+                .map(|b| match b {
+                    b'&' | b'=' | b'%' | b'?' | b'#' | b' ' => format!("%{b:02X}"),
+                    _ => (b as char).to_string(),
+                })
+                .collect();
+            q.push(format!("{k}={enc}"));
+        }
         if q.is_empty() {
-            return self.url.clone();
+            return Ok(self.url.clone());
         }
         let sep = if self.url.contains('?') { '&' } else { '?' };
-        format!("{}{sep}{}", self.url, q.join("&"))
+        Ok(format!("{}{sep}{}", self.url, q.join("&")))
     }
 }
 
@@ -944,7 +929,7 @@ impl Config {
             }
         }
         for (i, s) in e.sinks.iter().enumerate() {
-            if let Err(m) = export::sink::url::parse(&s.full_url()) {
+            if let Err(m) = s.full_url().and_then(|u| export::sink::url::parse(&u)) {
                 p.push(format!("export.sinks[{i}]: {m}"));
             }
         }
@@ -974,7 +959,11 @@ impl Config {
             v.push(export::sink::url::parse(&e).map_err(|m| format!("EVE output {e}: {m}"))?);
         }
         for (i, s) in self.export.sinks.iter().enumerate() {
-            v.push(export::sink::url::parse(&s.full_url()).map_err(|m| format!("export.sinks[{i}]: {m}"))?);
+            v.push(
+                s.full_url()
+                    .and_then(|u| export::sink::url::parse(&u))
+                    .map_err(|m| format!("export.sinks[{i}]: {m}"))?,
+            );
         }
         for u in export_flags {
             v.push(export::sink::url::parse(u).map_err(|m| format!("--export {u}: {m}"))?);

@@ -242,6 +242,13 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
                 cfg.capture.ports.len(),
                 cfg.flow.capacity
             );
+            // Each configured sink, and the options its scheme takes (keys of its table or of
+            // its URL's query).
+            for (i, t) in cfg.export.sinks.iter().enumerate() {
+                let scheme = t.url.split_once("://").map_or("file", |(s, _)| s);
+                let opts = export::sink::url::options_of(scheme).unwrap_or_default();
+                println!("  export.sinks[{i}] {}: options {}", t.url, opts.join(", "));
+            }
             Ok(0)
         }
         Cmd::Gen {

@@ -289,6 +289,17 @@ fn check_config_names_file_and_keys() {
     let out = std::process::Command::new(bin()).args(["check-config", &unknown]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("test.toml") && err.contains("unknown field `capcity`"), "{err}");
+    // A sink's options are its URL's query keys, declared once per scheme: check-config lists
+    // them, a table key works as the query key does, and one the scheme does not take is
+    // refused with the sink's index and what it takes.
+    let sinks = config(&d, "[[export.sinks]]\nurl = \"file:///tmp/x.json\"\nrotate_bytes = 1000\nfsync = \"rotate\"\n");
+    let out = std::process::Command::new(bin()).args(["check-config", &sinks]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("export.sinks[0] file:///tmp/x.json: options name, queue_bytes, spool_bytes, rotate_bytes, rotate_secs, fsync"), "{text}");
+    let wrong = config(&d, "[[export.sinks]]\nurl = \"redis://127.0.0.1/k\"\nrotate_bytes = 5\n");
+    let out = std::process::Command::new(bin()).args(["check-config", &wrong]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("test.toml") && err.contains("export.sinks[0]: unknown option \"rotate_bytes\" for a redis sink (it takes name, queue_bytes, spool_bytes, mode)"), "{err}");
 }
 
 #[test]

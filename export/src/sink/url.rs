@@ -115,6 +115,37 @@ fn host_port(s: &str, default: u16) -> Result<String, String> {
 }
 
 /// Parses a sink URL (see the module's table).
+/// Options every sink takes.
+const COMMON: &[&str] = &["name", "queue_bytes", "spool_bytes"];
+
+/// Every scheme and the options it takes besides [`COMMON`]: the one declaration of a sink's
+/// options (the URL's query keys and the `[[export.sinks]]` table's keys are the same).
+pub const SCHEMES: &[(&str, &[&str])] = &[
+    ("file", &["rotate_bytes", "rotate_secs", "fsync"]),
+    ("stdout", &[]),
+    ("null", &[]),
+    ("syslog+udp", &["facility", "format"]),
+    ("syslog+tcp", &["facility", "format"]),
+    ("syslog+tls", &["facility", "format", "ca", "cert", "key", "server_name"]),
+    ("syslog+relp", &["facility", "format"]),
+    ("syslog+relp+tls", &["facility", "format", "ca", "cert", "key", "server_name"]),
+    ("ipfix+udp", &["domain"]),
+    ("ipfix+tcp", &["domain"]),
+    ("redis", &["mode"]),
+];
+
+/// The options a scheme takes (with [`COMMON`]); None for an unknown scheme. `syslog` and
+/// `ipfix` alone are their UDP forms.
+pub fn options_of(scheme: &str) -> Option<Vec<&'static str>> {
+    let s = match scheme {
+        "syslog" => "syslog+udp",
+        "ipfix" => "ipfix+udp",
+        s => s,
+    };
+    let (_, own) = SCHEMES.iter().find(|(n, _)| *n == s)?;
+    Some(COMMON.iter().chain(own.iter()).copied().collect())
+}
+
 pub fn parse(url: &str) -> Result<SinkSpec, String> {
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, q),
@@ -217,13 +248,17 @@ pub fn parse(url: &str) -> Result<SinkSpec, String> {
             (Target::Redis { addr: host_port(hp, 6379)?, key, mode }, Format::Eve)
         }
         s => {
-            return Err(format!(
-                "unknown scheme {s:?} (file, stdout, syslog+udp, syslog+tcp, syslog+tls, syslog+relp, syslog+relp+tls, ipfix+udp, ipfix+tcp, redis)"
-            ))
+            let all: Vec<&str> = SCHEMES.iter().map(|(n, _)| *n).collect();
+            return Err(format!("unknown scheme {s:?} ({})", all.join(", ")));
         }
     };
+    let takes = options_of(scheme).unwrap_or_default();
+    debug_assert!(
+        q.iter().zip(&used).all(|((k, _), u)| !u || takes.contains(&k.as_str())),
+        "{scheme}: an option read is not declared"
+    );
     if let Some(i) = used.iter().position(|u| !u) {
-        return Err(format!("unknown option {:?} for a {scheme} sink", q[i].0));
+        return Err(format!("unknown option {:?} for a {scheme} sink (it takes {})", q[i].0, takes.join(", ")));
     }
     let name = name.unwrap_or_else(|| match &target {
         Target::Stdout => "stdout".into(),
