@@ -245,7 +245,7 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             // Each configured sink, and the options its scheme takes (keys of its table or of
             // its URL's query).
             for (i, t) in cfg.export.sinks.iter().enumerate() {
-                let scheme = t.url.split_once("://").map_or("file", |(s, _)| s);
+                let (scheme, _) = export::sink::url::split_scheme(&t.url);
                 let opts = export::sink::url::options_of(scheme).unwrap_or_default();
                 println!("  export.sinks[{i}] {}: options {}", t.url, opts.join(", "));
             }

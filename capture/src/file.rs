@@ -163,7 +163,8 @@ pub fn run_files(
                         frag_at = None;
                     }
                 }
-                if is_frag {
+                // (Without hand-offs a datagram's flow is where its fragments are: no wait.)
+                if is_frag && mesh_n > 1 {
                     frag_at = Some((w, seq));
                 }
                 let b = match &mut cur[w] {

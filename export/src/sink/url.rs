@@ -114,7 +114,6 @@ fn host_port(s: &str, default: u16) -> Result<String, String> {
     }
 }
 
-/// Parses a sink URL (see the module's table).
 /// Options every sink takes.
 const COMMON: &[&str] = &["name", "queue_bytes", "spool_bytes"];
 
@@ -146,6 +145,19 @@ pub fn options_of(scheme: &str) -> Option<Vec<&'static str>> {
     Some(COMMON.iter().chain(own.iter()).copied().collect())
 }
 
+/// A sink URL's scheme and the rest (`-`, `stdout:` and `null:` have no `://`; a bare path is a
+/// file).
+pub fn split_scheme(url: &str) -> (&str, &str) {
+    let base = url.split('?').next().unwrap_or(url);
+    match base.split_once("://") {
+        Some((s, r)) => (s, r),
+        None if base == "-" || base == "stdout:" => ("stdout", ""),
+        None if base == "null:" => ("null", ""),
+        None => ("file", base),
+    }
+}
+
+/// Parses a sink URL (see the module's table).
 pub fn parse(url: &str) -> Result<SinkSpec, String> {
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, q),
@@ -171,12 +183,7 @@ pub fn parse(url: &str) -> Result<SinkSpec, String> {
     }
     let queue_bytes = num("queue_bytes", get("queue_bytes"))?.map(|v| v as usize);
     let spool_bytes = num("spool_bytes", get("spool_bytes"))?;
-    let (scheme, rest) = match base.split_once("://") {
-        Some((s, r)) => (s, r),
-        None if base == "-" || base == "stdout:" => ("stdout", ""),
-        None if base == "null:" => ("null", ""),
-        None => ("file", base),
-    };
+    let (scheme, rest) = split_scheme(base);
     let format_of = |f: Option<String>, dflt: Format| -> Result<Format, String> {
         match f.as_deref() {
             None => Ok(dflt),
