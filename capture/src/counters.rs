@@ -299,15 +299,15 @@ impl RunSummary {
         );
         let _ = writeln!(
             s,
-            "  parser anomalies     dns malformed {} unsolicited {}, http malformed {} head too long {} resyncs {} incomplete {}, tls malformed {} gaps {}, ssh malformed {}",
-            a.dns.malformed_total(),
-            a.dns.unsolicited,
+            "  parser anomalies     http malformed {} head too long {} resyncs {} incomplete {}, tls malformed {} gaps {}, dns malformed {} unsolicited {}, ssh malformed {}",
             a.http.malformed,
             a.http.head_too_long,
             a.http.resyncs,
             a.http.incomplete,
             a.tls.malformed,
             a.tls.gaps,
+            a.dns.malformed_total(),
+            a.dns.unsolicited,
             a.ssh.malformed
         );
         let _ = writeln!(
