@@ -270,46 +270,29 @@ impl RunSummary {
         let a = &t.app;
         let ids = |p: detect::AppProto| a.identified[p as usize];
         let evs = |p: detect::AppProto| a.events[p as usize];
-        use detect::AppProto as P;
+        let _ = write!(s, "  app protocols       ");
+        for p in detect::AppProto::PROTOCOLS {
+            let _ = write!(s, " {} {}", p.name().unwrap_or_default(), ids(p));
+        }
         let _ = writeln!(
             s,
-            "  app protocols        http {} tls {} dns {} ssh {} failed {} (sessions {}, no session {})",
-            ids(P::Http),
-            ids(P::Tls),
-            ids(P::Dns),
-            ids(P::Ssh),
-            ids(P::Failed),
+            " failed {} (sessions {}, no session {})",
+            ids(detect::AppProto::Failed),
             a.sessions,
             a.no_session
         );
-        let _ = writeln!(
-            s,
-            "  app events           {} (http {} tls {} dns {} ssh {})",
-            e.events - e.alerts,
-            evs(P::Http),
-            evs(P::Tls),
-            evs(P::Dns),
-            evs(P::Ssh)
-        );
+        let _ = write!(s, "  app events           {} (", e.events - e.alerts);
+        for (i, p) in detect::AppProto::PROTOCOLS.into_iter().enumerate() {
+            let _ = write!(s, "{}{} {}", if i > 0 { " " } else { "" }, p.name().unwrap_or_default(), evs(p));
+        }
+        let _ = writeln!(s, ")");
         let st = &a.stream;
         let _ = writeln!(
             s,
             "  reassembly           gaps {} (buffer full {}), out of order {}, retransmitted {}, differing {}, out of window {}, depth reached {}, peak buffered {} B; in order {} (of which body segments passed over in the flow table {})",
             st.gaps, st.ooo_overflow, st.ooo_buffered, st.retransmitted, st.overlap_mismatch, st.out_of_window, st.depth_reached, st.ooo_bytes_peak, st.in_order, st.fast_skipped
         );
-        let _ = writeln!(
-            s,
-            "  parser anomalies     http malformed {} head too long {} resyncs {} incomplete {}, tls malformed {} gaps {}, dns malformed {} unsolicited {}, ssh malformed {}",
-            a.http.malformed,
-            a.http.head_too_long,
-            a.http.resyncs,
-            a.http.incomplete,
-            a.tls.malformed,
-            a.tls.gaps,
-            a.dns.malformed_total(),
-            a.dns.unsolicited,
-            a.ssh.malformed
-        );
+        let _ = writeln!(s, "  parser anomalies     {}", a.proto.anomalies());
         let _ = writeln!(
             s,
             "  records exported     {} (dropped {}, channel full {} times, lost to output errors {})",

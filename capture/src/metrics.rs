@@ -163,7 +163,7 @@ pub fn render(l: &Live) -> String {
 /// A JSON string (names come from the configuration), written as EVE writes strings.
 fn json_str(s: &str) -> String {
     let mut o = Vec::with_capacity(s.len() + 2);
-    export::app::write_str(&mut o, s.as_bytes());
+    export::eve::write_str(&mut o, s.as_bytes());
     String::from_utf8_lossy(&o).into_owned()
 }
 

@@ -721,7 +721,7 @@ fn event_out<S: RecordSink>(
         app: ev.proto(),
         ..Hdr::default()
     };
-    if let (Some(sp), AppEvent::Dns { msg, .. }) = (set.behave.spanning(), ev) {
+    if let (Some(sp), AppEvent::Dns(crate::app::dns::DnsEvent { msg, .. })) = (set.behave.spanning(), ev) {
         if !msg.is_response() {
             let sk = roll_sketch(matcher, sp, ts, sink);
             msg.for_each_question_name(|q, name| sk.dns_query(h.src, name, q.rrtype));

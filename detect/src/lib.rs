@@ -6,9 +6,11 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod cef;
 pub mod decode;
 pub mod defrag;
 pub mod engine;
+pub mod eve;
 pub mod flow;
 pub mod hash;
 pub mod rules;

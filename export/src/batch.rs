@@ -3,10 +3,7 @@
 use crate::fanout::{ExportStats, Fanout, SinkDefaults};
 use crate::sink::url::SinkSpec;
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
-use detect::app::http::Tx;
-use detect::app::ssh::SshState;
-use detect::app::tls::TlsInfo;
-use detect::app::AppEvent;
+use detect::app::{AppEvent, OwnedEvent, Spares};
 use detect::flow::{EventMeta, FlowRecord, RecordSink};
 use std::collections::VecDeque;
 use std::io;
@@ -43,18 +40,13 @@ impl Default for ExportConfig {
     }
 }
 
-/// An app-layer event as the batch carries it: a copy of what the parser showed (the exporter
-/// formats it; formatting is several times the copy's cost, and this keeps it off the worker).
+/// What an event in a batch is. (Not boxed: the slots live in batches that are reused, so the
+/// size costs no allocation.)
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum EventBody {
-    /// The message's bytes (re-read by the exporter; they parsed once already).
-    Dns {
-        tx_id: u64,
-        msg: Vec<u8>,
-    },
-    Http(Tx),
-    Tls(TlsInfo),
-    Ssh(SshState),
+    /// An app-layer event, copied ([`OwnedEvent`]).
+    App(OwnedEvent),
     /// A rule matched: the shared rule set and the rule's index (the exporter reads the
     /// rule's fields from there).
     Alert {
@@ -83,15 +75,6 @@ pub struct Candidate {
     pub order: detect::rules::threshold::Order,
     pub key: detect::rules::threshold::TrackKey,
     pub ev: BatchEvent,
-}
-
-/// Emptied event bodies, kept with their buffers for the next events.
-#[derive(Debug, Default)]
-struct Spares {
-    dns: Vec<Vec<u8>>,
-    http: Vec<Tx>,
-    tls: Vec<TlsInfo>,
-    ssh: Vec<SshState>,
 }
 
 /// A batch of records from one worker: flow records and app-layer events.
@@ -145,10 +128,7 @@ impl Batch {
         let sp = &mut self.spares;
         for e in self.events.drain(..) {
             match e.body {
-                EventBody::Dns { msg, .. } => sp.dns.push(msg),
-                EventBody::Http(t) => sp.http.push(t),
-                EventBody::Tls(t) => sp.tls.push(t),
-                EventBody::Ssh(t) => sp.ssh.push(t),
+                EventBody::App(o) => sp.give_back(o),
                 EventBody::Alert { .. } => {}
             }
         }
@@ -156,30 +136,7 @@ impl Batch {
 
     /// Copies an event in, reusing a spare body.
     fn push_event(&mut self, meta: &EventMeta, ev: &AppEvent<'_>) {
-        let sp = &mut self.spares;
-        let body = match ev {
-            AppEvent::Dns { msg, tx_id } => {
-                let mut v = sp.dns.pop().unwrap_or_default();
-                v.clear();
-                v.extend_from_slice(msg.buf);
-                EventBody::Dns { tx_id: *tx_id, msg: v }
-            }
-            AppEvent::Http(t) => {
-                let mut x = sp.http.pop().unwrap_or_default();
-                x.copy_from(t);
-                EventBody::Http(x)
-            }
-            AppEvent::Tls(t) => {
-                let mut x = sp.tls.pop().unwrap_or_default();
-                x.copy_from(t);
-                EventBody::Tls(x)
-            }
-            AppEvent::Ssh(t) => {
-                let mut x = sp.ssh.pop().unwrap_or_default();
-                x.copy_from(t);
-                EventBody::Ssh(x)
-            }
-        };
+        let body = EventBody::App(self.spares.copy(ev));
         self.events.push(BatchEvent { before: self.records.len() as u32, meta: *meta, body });
     }
 }
@@ -187,13 +144,7 @@ impl Batch {
 /// Writes one carried event as EVE lines; returns the line count.
 pub fn write_batch_event(out: &mut Vec<u8>, e: &BatchEvent) -> usize {
     match &e.body {
-        EventBody::Dns { tx_id, msg } => match detect::app::dns::Message::parse(msg) {
-            Ok(m) => crate::app::write_event(out, &e.meta, &AppEvent::Dns { msg: m, tx_id: *tx_id }),
-            Err(_) => 0,
-        },
-        EventBody::Http(t) => crate::app::write_event(out, &e.meta, &AppEvent::Http(t)),
-        EventBody::Tls(t) => crate::app::write_event(out, &e.meta, &AppEvent::Tls(t)),
-        EventBody::Ssh(t) => crate::app::write_event(out, &e.meta, &AppEvent::Ssh(t)),
+        EventBody::App(o) => o.view().map_or(0, |ev| ev.write_eve(out, &e.meta)),
         EventBody::Alert { set, rule, app_proto, to_server, ioc } => {
             let ioc = ioc.and_then(|i| set.iocs.entries.get(i as usize));
             crate::eve::write_alert(out, &e.meta, &set.rules[*rule as usize], *app_proto, *to_server, ioc);

@@ -106,10 +106,7 @@ impl Item<'_> {
             Item::Flow(_) => "flow",
             Item::Finding(..) => "alert",
             Item::Event(e) => match e.body {
-                EventBody::Dns { .. } => "dns",
-                EventBody::Http(_) => "http",
-                EventBody::Tls(_) => "tls",
-                EventBody::Ssh(_) => "ssh",
+                EventBody::App(ref o) => o.proto().name().unwrap_or("app"),
                 EventBody::Alert { .. } => "alert",
             },
         }
@@ -319,14 +316,11 @@ fn write_cef(out: &mut Vec<u8>, it: &Item<'_>) {
         Item::Flow(r) => cef::write_flow(out, r),
         Item::Finding(f, ts) => cef::write_finding(out, f, *ts),
         Item::Event(e) => match &e.body {
-            EventBody::Dns { msg, .. } => {
-                if let Ok(m) = detect::app::dns::Message::parse(msg) {
-                    cef::write_dns(out, &e.meta, &m);
+            EventBody::App(o) => {
+                if let Some(ev) = o.view() {
+                    ev.write_cef(out, &e.meta);
                 }
             }
-            EventBody::Http(t) => cef::write_http(out, &e.meta, t),
-            EventBody::Tls(t) => cef::write_tls(out, &e.meta, t),
-            EventBody::Ssh(s) => cef::write_ssh(out, &e.meta, s),
             EventBody::Alert { set, rule, app_proto, ioc, .. } => {
                 let ioc = ioc.and_then(|i| set.iocs.entries.get(i as usize));
                 cef::write_alert(out, &e.meta, &set.rules[*rule as usize], *app_proto, ioc);

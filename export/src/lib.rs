@@ -8,7 +8,6 @@
 //! allocates nothing.
 #![forbid(unsafe_code)]
 
-pub mod app;
 pub mod batch;
 pub mod eve;
 pub mod fanout;

@@ -28,7 +28,7 @@ pub fn run(data: &[u8]) {
     let mut out = Vec::new();
     let m = common::meta(17, 53);
     let mut emit = |e: &AppEvent<'_>| {
-        export::app::write_event(&mut out, &m, e);
+        e.write_eve(&mut out, &m);
     };
     st.message(data, &mut c, &mut emit);
     let step = 1 + data.first().copied().unwrap_or(0) as usize % 17;

@@ -22,7 +22,7 @@ pub fn run(data: &[u8]) {
     let mut out = Vec::new();
     let m = common::meta(6, 80);
     let mut emit = |e: &AppEvent<'_>| {
-        export::app::write_event(&mut out, &m, e);
+        e.write_eve(&mut out, &m);
     };
     let step = 1 + (ctl & 0x1f) as usize;
     for (i, ch) in rest.chunks(step).enumerate() {

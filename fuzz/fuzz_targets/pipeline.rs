@@ -13,7 +13,7 @@ impl RecordSink for Sink {
     }
     fn emit_event(&mut self, meta: &EventMeta, ev: &AppEvent<'_>) {
         self.0.clear();
-        export::app::write_event(&mut self.0, meta, ev);
+        ev.write_eve(&mut self.0, meta);
     }
 }
 

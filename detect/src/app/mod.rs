@@ -14,13 +14,27 @@
 //! Suricata (payload one way only leaves it unknown); a UDP flow whose first datagram is not DNS
 //! is `failed` at once.
 
+#[macro_use]
+mod registry;
+pub mod protocol;
+
 pub mod dns;
 pub mod http;
 pub mod ssh;
 pub mod stream;
 pub mod tls;
 
+pub use protocol::{Inspect, Protocol, Registered, Wanted};
 use stream::{Budget, Chunk, Stream, StreamCounters, StreamLimits};
+
+// The protocols, one line each (their order: `AppProto`'s numbers, identification, the
+// summary's columns). A protocol is its directory and its line here.
+registry! {
+    Http => http::Http,
+    Tls => tls::Tls,
+    Dns => dns::Dns,
+    Ssh => ssh::Ssh,
+}
 
 /// Capacity a pooled session's buffer may keep between flows; larger ones are shrunk to it.
 pub const KEEP_BUFFER: usize = 4096;
@@ -39,64 +53,6 @@ pub(crate) fn trim_vec<T>(v: &mut Vec<T>, keep: usize) {
 
 /// Bytes per direction looked at to identify the protocol.
 pub const PROBE_BYTES: usize = 16;
-
-/// The application protocol of a flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
-#[repr(u8)]
-pub enum AppProto {
-    /// No payload yet, or no session (not tracked).
-    #[default]
-    Unknown = 0,
-    Http,
-    Tls,
-    Dns,
-    Ssh,
-    /// Payload was seen and no parser recognised it.
-    Failed,
-}
-
-impl AppProto {
-    pub const COUNT: usize = 6;
-    pub const ALL: [AppProto; Self::COUNT] =
-        [AppProto::Unknown, AppProto::Http, AppProto::Tls, AppProto::Dns, AppProto::Ssh, AppProto::Failed];
-
-    /// The EVE name (`None` for unknown: no `app_proto` is written).
-    pub fn name(self) -> Option<&'static str> {
-        Some(match self {
-            AppProto::Unknown => return None,
-            AppProto::Http => "http",
-            AppProto::Tls => "tls",
-            AppProto::Dns => "dns",
-            AppProto::Ssh => "ssh",
-            AppProto::Failed => "failed",
-        })
-    }
-}
-
-/// An application-layer event, borrowed from the parser that made it; the sink formats or copies
-/// what it needs before returning.
-#[derive(Debug, Clone, Copy)]
-pub enum AppEvent<'a> {
-    /// A DNS query or response (by its QR bit), with its transaction id.
-    Dns { msg: dns::Message<'a>, tx_id: u64 },
-    /// A finished HTTP transaction (or one left unfinished at the end of its flow).
-    Http(&'a http::Tx),
-    /// A TLS handshake, logged when it ends (the first application data) or with its flow.
-    Tls(&'a tls::TlsInfo),
-    /// An SSH session's banners and KEXINITs.
-    Ssh(&'a ssh::SshState),
-}
-
-impl AppEvent<'_> {
-    pub fn proto(&self) -> AppProto {
-        match self {
-            AppEvent::Dns { .. } => AppProto::Dns,
-            AppEvent::Http(_) => AppProto::Http,
-            AppEvent::Tls(_) => AppProto::Tls,
-            AppEvent::Ssh(_) => AppProto::Ssh,
-        }
-    }
-}
 
 /// A field kept in a parser's byte store: offset, length, whether it was set.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -174,10 +130,8 @@ pub struct AppCounters {
     /// Events emitted, by [`AppProto`].
     pub events: [u64; AppProto::COUNT],
     pub stream: StreamCounters,
-    pub dns: dns::DnsCounters,
-    pub http: http::HttpCounters,
-    pub tls: tls::TlsCounters,
-    pub ssh: ssh::SshCounters,
+    /// Each protocol's own.
+    pub proto: ProtoCounters,
 }
 
 impl AppCounters {
@@ -189,30 +143,7 @@ impl AppCounters {
             self.events[i] += o.events[i];
         }
         self.stream.add(&o.stream);
-        let (a, b) = (&mut self.dns, &o.dns);
-        a.queries += b.queries;
-        a.responses += b.responses;
-        a.unsolicited += b.unsolicited;
-        for i in 0..4 {
-            a.malformed[i] += b.malformed[i];
-        }
-        let (a, b) = (&mut self.http, &o.http);
-        a.requests += b.requests;
-        a.responses += b.responses;
-        a.head_too_long += b.head_too_long;
-        a.malformed += b.malformed;
-        a.resyncs += b.resyncs;
-        a.incomplete += b.incomplete;
-        let (a, b) = (&mut self.tls, &o.tls);
-        a.client_hellos += b.client_hellos;
-        a.server_hellos += b.server_hellos;
-        a.certificates += b.certificates;
-        a.malformed += b.malformed;
-        a.gaps += b.gaps;
-        let (a, b) = (&mut self.ssh, &o.ssh);
-        a.banners += b.banners;
-        a.kexinits += b.kexinits;
-        a.malformed += b.malformed;
+        self.proto.add(&o.proto);
     }
 }
 
@@ -239,13 +170,10 @@ struct Session {
 #[derive(Debug, Default)]
 #[repr(C)]
 struct Parsers {
-    http: http::HttpState,
     probe: [([u8; PROBE_BYTES], u8, Probe); 2],
     /// Whether a direction saw payload.
     seen: [bool; 2],
-    dns: dns::DnsState,
-    tls: tls::TlsState,
-    ssh: ssh::SshState,
+    states: States,
 }
 
 /// A TCP segment as the app layer needs it.
@@ -283,12 +211,6 @@ pub struct AppLayer {
     free: Vec<u32>,
     budget: Budget,
     pub counters: AppCounters,
-}
-
-/// DNS is identified on port 53 only, as Suricata does: mDNS (5353) and LLMNR (5355) use the
-/// DNS format but are not DNS transactions.
-fn on_dns_port(sp: u16, dp: u16) -> bool {
-    sp == 53 || dp == 53
 }
 
 impl AppLayer {
@@ -351,29 +273,27 @@ impl AppLayer {
             return;
         }
         if *proto == AppProto::Unknown {
-            // No session for what is not DNS.
-            // A flow that starts with a response is not identified (as Suricata): the sensor
-            // missed its start, or it is not a real exchange.
-            let query = payload.get(2).is_some_and(|f| f & 0x80 == 0);
-            if dir == 0 && query && on_dns_port(ports.0, ports.1) && dns::parser::probe(payload) {
-                *proto = AppProto::Dns;
-                self.counters.identified[AppProto::Dns as usize] += 1;
-            } else {
-                *proto = AppProto::Failed;
-                self.counters.identified[AppProto::Failed as usize] += 1;
-                return;
+            // No session for what no protocol claims.
+            match registry_probe_udp(dir, payload, ports) {
+                Some(p) => {
+                    *proto = p;
+                    self.counters.identified[p as usize] += 1;
+                }
+                None => {
+                    *proto = AppProto::Failed;
+                    self.counters.identified[AppProto::Failed as usize] += 1;
+                    return;
+                }
             }
         }
         let Some(i) = self.open(sid) else { return };
         let c = &mut self.counters;
         let s = &mut self.sessions[i].p;
-        if *proto == AppProto::Dns {
-            let events = &mut c.events;
-            s.dns.message(payload, &mut c.dns, &mut |e| {
-                events[e.proto() as usize] += 1;
-                emit(e)
-            });
-        }
+        let events = &mut c.events;
+        s.states.udp_input(*proto, dir, payload, &mut c.proto, &mut |e| {
+            events[e.proto() as usize] += 1;
+            emit(e)
+        });
     }
 
     /// A TCP segment of a flow whose handshake was seen, `dir` 0 from the initiator.
@@ -413,13 +333,7 @@ impl AppLayer {
         streams[dir].segment(seg.seq, seg.payload, seg.claimed, budget, &mut |ch| {
             feed(dir, ch, p, proto, ports, cfg, counters, emit)
         });
-        let done = match proto {
-            AppProto::Tls => p.tls.is_done(),
-            AppProto::Ssh => p.ssh.is_done(),
-            AppProto::Failed => true,
-            _ => false,
-        };
-        if done {
+        if p.states.is_done(*proto) {
             // Nothing more to read: the session goes back to the pool now.
             self.close(sid, proto, ports, emit);
             *sid = FINISHED;
@@ -481,35 +395,11 @@ impl AppLayer {
             events[e.proto() as usize] += 1;
             emit(e)
         };
-        match proto {
-            AppProto::Http => s.http.finish(&mut counters.http, &mut em),
-            AppProto::Tls => s.tls.finish(&mut em),
-            AppProto::Ssh => s.ssh.finish(&mut em),
-            _ => {}
-        }
-        // Only the identified protocol's parser was ever fed (a flow's protocol never changes
-        // once found), so only it needs resetting. A pooled session keeps its buffers for the
-        // next flow, but not big ones: what a hostile flow grew (a 64 KiB handshake) is given
-        // back rather than kept by every session of the pool.
-        match proto {
-            AppProto::Dns => {
-                s.dns.reset();
-                s.dns.trim(KEEP_BUFFER);
-            }
-            AppProto::Http => {
-                s.http.reset();
-                s.http.trim(KEEP_BUFFER);
-            }
-            AppProto::Tls => {
-                s.tls.reset();
-                s.tls.trim(KEEP_BUFFER);
-            }
-            AppProto::Ssh => {
-                s.ssh.reset();
-                s.ssh.trim(KEEP_BUFFER);
-            }
-            AppProto::Unknown | AppProto::Failed => {}
-        }
+        s.states.finish(*proto, &mut counters.proto, &mut em);
+        // A pooled session keeps its buffers for the next flow, but not big ones: what a
+        // hostile flow grew (a 64 KiB handshake) is given back rather than kept by every
+        // session of the pool.
+        s.states.reset(*proto, KEEP_BUFFER);
         s.probe = Default::default();
         s.seen = [false; 2];
         free.push(id);
@@ -563,26 +453,14 @@ fn feed(
         buf[prev..prev + take].copy_from_slice(&data[..take]);
         *len += take as u8;
         let b = &buf[..*len as usize];
-        let http = if dir == 0 { http::parser::probe_request(b) } else { http::parser::probe_response(b) };
-        let dnsp = if on_dns_port(ports.0, ports.1) { dns::probe_tcp(b) } else { Some(false) };
-        let found = [
-            (http, AppProto::Http),
-            (tls::parser::probe(b), AppProto::Tls),
-            (ssh::probe(b), AppProto::Ssh),
-            (dnsp, AppProto::Dns),
-        ]
-        .iter()
-        .find(|(v, _)| *v == Some(true))
-        .map(|x| x.1);
-        match found {
-            Some(p) => {
+        match registry_probe_tcp(dir, b, ports) {
+            Ok(p) => {
                 *proto = p;
                 c.identified[p as usize] += 1;
                 prior.0[..prev].copy_from_slice(&buf[..prev]);
                 prior.1 = prev;
             }
-            None => {
-                let undecided = [http, tls::parser::probe(b), ssh::probe(b), dnsp].contains(&None);
+            Err(undecided) => {
                 if !undecided || *len as usize == PROBE_BYTES {
                     *verdict = Probe::NoMatch;
                     settle(s, proto, c);
@@ -604,22 +482,8 @@ fn feed(
         events[e.proto() as usize] += 1;
         emit(e)
     };
-    let mut parse = |ch: Chunk<'_>| match proto {
-        AppProto::Http => s.http.input(dir, ch, &cfg.http, &mut c.http, &mut em),
-        AppProto::Tls => {
-            s.tls.input(dir, ch, &mut c.tls, &mut em);
-            0
-        }
-        AppProto::Ssh => {
-            s.ssh.input(dir, ch, &mut c.ssh, &mut em);
-            0
-        }
-        AppProto::Dns => {
-            s.dns.tcp_input(dir, ch, &mut c.dns, &mut em);
-            0
-        }
-        _ => 0,
-    };
+    let p = *proto;
+    let mut parse = |ch: Chunk<'_>| s.states.tcp_input(p, dir, ch, cfg, &mut c.proto, &mut em);
     if prior.1 > 0 {
         // Its skip request is for bytes after the prior ones, all in `ch`: what matters is the
         // answer to `ch`.

@@ -10,7 +10,7 @@
 
 use super::addr::Cidr;
 use super::*;
-use crate::app::{AppEvent, AppProto};
+use crate::app::{AppEvent, AppProto, Inspect};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use std::collections::HashMap;
 
@@ -151,7 +151,7 @@ enum Bit {
 /// Why a parsed rule did not compile (counted with the load report's reasons).
 pub fn compile_check(r: &Rule) -> Result<(), Reject> {
     let app_bufs = r.bufs.iter().any(|b| b.buf.app().is_some());
-    if app_bufs && r.bufs.iter().any(|b| b.buf == Buf::Payload) {
+    if app_bufs && r.bufs.iter().any(|b| b.buf == Buf::PAYLOAD) {
         return Err(Reject {
             reason: "payload and app-layer buffers in one rule".into(),
             detail: format!("sid {}", r.sid),
@@ -348,7 +348,7 @@ impl RuleSet {
             let b = intern(&r.dst, &mut s.ip_sets);
             s.ip_lists.push((a, b));
             s.apps.push(r.app());
-            s.cert_rules.push(r.bufs.iter().any(|g| g.buf == Buf::TlsCerts));
+            s.cert_rules.push(r.bufs.iter().any(|g| g.buf.spec().multi));
         }
         for (i, r) in rules.iter().enumerate() {
             let i = i as u32;
@@ -357,13 +357,13 @@ impl RuleSet {
             s.to_client.push(r.flow.to_server == Some(false) || r.bufs.iter().any(|b| b.buf.to_client()));
             for g in &r.bufs {
                 if g.dotprefix {
-                    s.dotted[g.buf as usize] = true;
+                    s.dotted[g.buf.index()] = true;
                 }
             }
             match fast_content(r) {
                 // Packet payload patterns go to the groups of each direction and protocol class
                 // the rule allows, under its ports (a packet is scanned by its group's only).
-                Some((Buf::Payload, _, c)) => {
+                Some((Buf::PAYLOAD, _, c)) => {
                     let rule_classes = classes(r);
                     for (d, to_server) in [(0, true), (1, false)] {
                         if r.flow.to_server == Some(!to_server) {
@@ -382,7 +382,7 @@ impl RuleSet {
                         }
                     }
                 }
-                Some((b, dot, c)) => pats[b as usize * 2 + dot as usize].push((c.pattern.clone(), i)),
+                Some((b, dot, c)) => pats[b.index() * 2 + dot as usize].push((c.pattern.clone(), i)),
                 None if tx => {
                     let a = r.app().unwrap_or(AppProto::Unknown);
                     s.tx_always[a as usize].push(i);
@@ -690,12 +690,6 @@ pub struct Matcher {
     /// Inspecting one certificate of a chain: only `tls.certs` rules.
     certs_view: bool,
     pub counters: MatchCounters,
-}
-
-fn trim(v: &[u8]) -> &[u8] {
-    let s = v.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(v.len());
-    let e = v.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(s, |e| e + 1);
-    &v[s..e.max(s)]
 }
 
 /// The number a byte_test or byte_jump reads: `nbytes` at `offset` (from the previous match when
@@ -1115,7 +1109,7 @@ impl Matcher {
             // The side of a transaction a rule reads: the response's when it is a to-client rule.
             let side = (set.on_tx[ri as usize] && set.to_client[ri as usize]) as usize;
             if let Some(u) = r.urilen {
-                match bufs(self, Buf::HttpUri, false, 0) {
+                match bufs(self, crate::app::http::rules::URI, false, 0) {
                     Some((o, l)) if u.test(self.arena[o..o + l].len() as u64) => {}
                     _ => continue,
                 }
@@ -1191,33 +1185,11 @@ impl Matcher {
                 out(Hit { rule: set.ioc_rule(kind), to_server: kind != K::Ja3s, ioc: Some(id), tracked: None });
             }
         };
-        match ev {
-            AppEvent::Dns { msg, .. } if i.has_domains() && !msg.is_response() => {
-                msg.for_each_question_name(|_, name| hit(self, K::Domain, i.domain(name)));
-            }
-            AppEvent::Http(t) if i.has_domains() => {
-                if let Some(h) = t.hostname() {
-                    hit(self, K::Domain, i.domain(h));
-                }
-            }
-            AppEvent::Tls(t) => {
-                if let (Some(sni), true) = (t.sni(), i.has_domains()) {
-                    hit(self, K::Domain, i.domain(sni));
-                }
-                if i.has_hashes() {
-                    if let Some(h) = t.ja3_hash() {
-                        hit(self, K::Ja3, i.hash(K::Ja3, &h));
-                    }
-                    if let Some(h) = t.ja3s_hash() {
-                        hit(self, K::Ja3s, i.hash(K::Ja3s, &h));
-                    }
-                    if let Some(h) = t.ja4() {
-                        hit(self, K::Ja4, i.hash(K::Ja4, &h));
-                    }
-                }
-            }
-            _ => {}
-        }
+        let want = crate::app::Wanted { domains: i.has_domains(), hashes: i.has_hashes() };
+        ev.indicators(want, &mut |kind, v| {
+            let id = if kind == K::Domain { i.domain(v) } else { i.hash(kind, v) };
+            hit(self, kind, id)
+        });
     }
 
     /// Inspects one packet of flow `slot` (its payload may be empty). `no_addr_rules` says the
@@ -1284,114 +1256,30 @@ impl Matcher {
         self.arena.clear();
         self.arena.extend_from_slice(payload);
         let n = payload.len();
-        let bufs = move |_: &Matcher, b: Buf, _dot: bool, _side: usize| (b == Buf::Payload).then_some((0, n));
+        let bufs = move |_: &Matcher, b: Buf, _dot: bool, _side: usize| (b == Buf::PAYLOAD).then_some((0, n));
         self.run(set, h, slot, Some(payload.len()), &bufs, out);
     }
 
-    /// Puts a buffer of one side (0 request, 1 response) in the view.
-    fn put_side(&mut self, b: Buf, side: usize, v: &[u8], dotted: bool) {
+    /// Puts a buffer of one side (0 request, 1 response) in the view, and its dot-prefixed
+    /// form when a rule asks for it.
+    fn put_side(&mut self, set: &RuleSet, b: Buf, side: usize, v: &[u8]) {
         let off = self.arena.len();
         self.arena.extend_from_slice(v);
-        self.spans[(b as usize * 2) * 2 + side] = Some((off as u32, v.len() as u32));
-        if dotted {
+        self.spans[(b.index() * 2) * 2 + side] = Some((off as u32, v.len() as u32));
+        if b.spec().dotted && set.dotted[b.index()] {
             let off = self.arena.len();
             self.arena.push(b'.');
             self.arena.extend_from_slice(v);
-            self.spans[(b as usize * 2 + 1) * 2 + side] = Some((off as u32, v.len() as u32 + 1));
+            self.spans[(b.index() * 2 + 1) * 2 + side] = Some((off as u32, v.len() as u32 + 1));
         }
     }
 
     /// Puts a buffer that is the same whichever side a rule reads.
-    fn put(&mut self, b: Buf, v: &[u8], dotted: bool) {
-        self.put_side(b, 0, v, dotted);
+    fn put(&mut self, set: &RuleSet, b: Buf, v: &[u8]) {
+        self.put_side(set, b, 0, v);
         for dot in 0..2 {
-            let k = (b as usize * 2 + dot) * 2;
+            let k = (b.index() * 2 + dot) * 2;
             self.spans[k + 1] = self.spans[k];
-        }
-    }
-
-    /// The HTTP buffers of one side, from its raw head and kept body.
-    fn put_http_side(&mut self, set: &RuleSet, side: usize, head: &[u8], body: &[u8]) {
-        let d = &set.dotted;
-        let mut lines = head.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
-        let Some(start) = lines.next() else { return };
-        // (name, value) pairs, values trimmed; repeated names joined with ", " (as libhtp).
-        let mut hdrs: Vec<(&[u8], Vec<u8>)> = Vec::new();
-        for l in lines {
-            let Some(c) = l.iter().position(|&b| b == b':') else { continue };
-            let name = trim(&l[..c]);
-            let value = trim(&l[c + 1..]);
-            match hdrs.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
-                Some((_, v)) => {
-                    v.extend_from_slice(b", ");
-                    v.extend_from_slice(value);
-                }
-                None => hdrs.push((name, value.to_vec())),
-            }
-        }
-        let get = |n: &str| hdrs.iter().find(|(h, _)| h.eq_ignore_ascii_case(n.as_bytes())).map(|(_, v)| v.as_slice());
-        let cookie = if side == 0 { "cookie" } else { "set-cookie" };
-        // http.header: "Name: value\r\n" for each but the cookie; http.start: the start line
-        // and every header, then an empty line; http.header_names: "\r\nName\r\n...\r\n\r\n".
-        let mut h = Vec::new();
-        let mut st = start.to_vec();
-        st.extend_from_slice(b"\r\n");
-        let mut names = b"\r\n".to_vec();
-        for (n, v) in &hdrs {
-            let mut line = n.to_vec();
-            line.extend_from_slice(b": ");
-            line.extend_from_slice(v);
-            line.extend_from_slice(b"\r\n");
-            if !n.eq_ignore_ascii_case(cookie.as_bytes()) {
-                h.extend_from_slice(&line);
-            }
-            st.extend_from_slice(&line);
-            names.extend_from_slice(n);
-            names.extend_from_slice(b"\r\n");
-        }
-        st.extend_from_slice(b"\r\n");
-        names.extend_from_slice(b"\r\n");
-        self.put_side(Buf::HttpHeader, side, &h, false);
-        self.put_side(Buf::HttpStart, side, &st, false);
-        self.put_side(Buf::HttpHeaderNames, side, &names, false);
-        let raw = head.get(start.len()..).unwrap_or(&[]);
-        let raw = raw.strip_prefix(b"\r\n").or_else(|| raw.strip_prefix(b"\n")).unwrap_or(raw);
-        self.put_side(Buf::HttpHeaderRaw, side, raw, false);
-        let mut parts = start.splitn(3, |&b| b == b' ');
-        let (a, _b, c) = (parts.next().unwrap_or(&[]), parts.next().unwrap_or(&[]), parts.next().unwrap_or(&[]));
-        if side == 0 {
-            self.put_side(Buf::HttpRequestLine, side, start, false);
-            self.put_side(Buf::HttpProtocol, side, c, false);
-            if let Some(v) = get("host") {
-                self.put_side(Buf::HttpHostRaw, side, v, d[Buf::HttpHostRaw as usize]);
-            }
-            if !body.is_empty() {
-                self.put_side(Buf::HttpRequestBody, side, body, false);
-            }
-        } else {
-            self.put_side(Buf::HttpResponseLine, side, start, false);
-            self.put_side(Buf::HttpProtocol, side, a, false);
-            self.put_side(Buf::HttpStatMsg, side, c, false);
-            if !body.is_empty() {
-                self.put_side(Buf::FileData, side, body, false);
-            }
-        }
-        for (b, n) in [
-            (Buf::HttpCookie, cookie),
-            (Buf::HttpContentType, "content-type"),
-            (Buf::HttpContentLen, "content-length"),
-            (Buf::HttpReferer, "referer"),
-            (Buf::HttpLocation, "location"),
-            (Buf::HttpAccept, "accept"),
-            (Buf::HttpAcceptEnc, "accept-encoding"),
-            (Buf::HttpAcceptLang, "accept-language"),
-            (Buf::HttpConnection, "connection"),
-            (Buf::HttpServer, "server"),
-        ] {
-            if let Some(v) = get(n) {
-                let v = v.to_vec();
-                self.put_side(b, side, &v, false);
-            }
         }
     }
 
@@ -1424,95 +1312,7 @@ impl Matcher {
         if set.ioc_rules == 0 {
             return;
         }
-        match ev {
-            AppEvent::Dns { msg, .. } => {
-                if msg.is_response() {
-                    return;
-                }
-                // Each question is its own inspection (dns.query is one name).
-                msg.for_each_question_name(|_, name| {
-                    self.view_begin();
-                    self.put(Buf::DnsQuery, name, set.dotted[Buf::DnsQuery as usize]);
-                    self.inspect_view(set, h, AppProto::Dns, slot, out);
-                });
-            }
-            AppEvent::Http(t) => {
-                self.view_begin();
-                let d = &set.dotted;
-                if let Some(u) = t.uri() {
-                    self.put(Buf::HttpUri, u, d[Buf::HttpUri as usize]);
-                    self.put(Buf::HttpUriRaw, u, d[Buf::HttpUriRaw as usize]);
-                }
-                if let Some(m) = t.method() {
-                    self.put(Buf::HttpMethod, m, false);
-                }
-                if let Some(x) = t.hostname() {
-                    self.put(Buf::HttpHost, x, d[Buf::HttpHost as usize]);
-                }
-                if let Some(x) = t.user_agent() {
-                    self.put(Buf::HttpUserAgent, x, false);
-                }
-                if t.has_request {
-                    self.put_http_side(set, 0, t.request_head(), t.request_body());
-                }
-                if t.has_response {
-                    self.put_http_side(set, 1, t.response_head(), t.response_body());
-                }
-                if t.has_response {
-                    let mut code = [0u8; 3];
-                    let s = t.status.min(999);
-                    code[0] = b'0' + (s / 100) as u8;
-                    code[1] = b'0' + (s / 10 % 10) as u8;
-                    code[2] = b'0' + (s % 10) as u8;
-                    self.put(Buf::HttpStatCode, &code, false);
-                }
-                self.inspect_view(set, h, AppProto::Http, slot, out);
-            }
-            AppEvent::Tls(t) => {
-                self.view_begin();
-                let d = &set.dotted;
-                if let Some(x) = t.sni() {
-                    self.put(Buf::TlsSni, x, d[Buf::TlsSni as usize]);
-                }
-                if let Some(x) = t.subject() {
-                    self.put(Buf::TlsCertSubject, x, false);
-                }
-                if let Some(x) = t.issuer() {
-                    self.put(Buf::TlsCertIssuer, x, false);
-                }
-                if let Some(x) = t.ja3_hash() {
-                    self.put(Buf::Ja3Hash, &x, false);
-                }
-                if let Some(x) = t.ja3s_hash() {
-                    self.put(Buf::Ja3sHash, &x, false);
-                }
-                self.inspect_view(set, h, AppProto::Tls, slot, out);
-                // tls.certs: each certificate of the chain is its own inspection.
-                if set.pre[Buf::TlsCerts as usize * 2].ac.is_some()
-                    || set.pre[Buf::TlsCerts as usize * 2].ext.is_some()
-                    || !set.tx_always[AppProto::Tls as usize].is_empty()
-                {
-                    self.certs_view = true;
-                    for der in t.certificates() {
-                        self.view_begin();
-                        self.put(Buf::TlsCerts, der, false);
-                        self.inspect_view(set, h, AppProto::Tls, slot, out);
-                    }
-                    self.certs_view = false;
-                }
-            }
-            AppEvent::Ssh(s) => {
-                // ssh.software is per side: the client's, then the server's.
-                for dir in 0..2 {
-                    if let Some(side) = s.side(dir) {
-                        self.view_begin();
-                        self.put(Buf::SshSoftware, side.software_version, false);
-                        let hh = if dir == 0 { *h } else { h.reversed() };
-                        self.inspect_view(set, &hh, AppProto::Ssh, slot, out);
-                    }
-                }
-            }
-        }
+        ev.inspect(&mut View { m: self, set, h, slot, out, app: ev.proto() });
     }
 
     fn view_begin(&mut self) {
@@ -1545,7 +1345,7 @@ impl Matcher {
         }
         let bufs = |m: &Matcher, b: Buf, dot: bool, side: usize| {
             m.spans
-                .get((b as usize * 2 + dot as usize) * 2 + side)
+                .get((b.index() * 2 + dot as usize) * 2 + side)
                 .copied()
                 .flatten()
                 .map(|(o, l)| (o as usize, l as usize))
@@ -1556,6 +1356,55 @@ impl Matcher {
         self.cands.retain(|&r| set.on_tx[r as usize] && (!certs_view || set.cert_rules[r as usize]));
         let h = Hdr { app, ..*h };
         self.run(set, &h, slot, None, &bufs, out);
+    }
+}
+
+/// The matcher as a protocol sees it while it inspects one event ([`Inspect`]).
+struct View<'a> {
+    m: &'a mut Matcher,
+    set: &'a RuleSet,
+    h: &'a Hdr,
+    slot: u32,
+    out: &'a mut dyn FnMut(Hit),
+    app: AppProto,
+}
+
+impl Inspect for View<'_> {
+    fn begin(&mut self) {
+        self.m.view_begin();
+    }
+
+    fn put(&mut self, b: Buf, v: &[u8]) {
+        self.m.put(self.set, b, v);
+    }
+
+    fn put_side(&mut self, b: Buf, side: usize, v: &[u8]) {
+        self.m.put_side(self.set, b, side, v);
+    }
+
+    fn wants(&self, b: Buf) -> bool {
+        let k = b.index() * 2;
+        self.set.pre[k].ac.is_some()
+            || self.set.pre[k].ext.is_some()
+            || !self.set.tx_always[self.app as usize].is_empty()
+    }
+
+    fn run(&mut self, reversed: bool) {
+        let h = if reversed { self.h.reversed() } else { *self.h };
+        self.m.inspect_view(self.set, &h, self.app, self.slot, self.out);
+    }
+
+    fn run_each<'i>(&mut self, b: Buf, items: impl Iterator<Item = &'i [u8]>) {
+        if !self.wants(b) {
+            return;
+        }
+        self.m.certs_view = true;
+        for v in items {
+            self.m.view_begin();
+            self.m.put(self.set, b, v);
+            self.m.inspect_view(self.set, self.h, self.app, self.slot, self.out);
+        }
+        self.m.certs_view = false;
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod addr;
 pub mod behave;
+pub mod buf;
 pub mod engine;
 pub mod ioc;
 pub mod load;
@@ -12,6 +13,7 @@ pub mod sketch;
 pub mod threshold;
 
 pub use addr::{IpMatch, PortMatch, Vars};
+pub use buf::{Buf, BufSpec};
 pub use engine::{compile_check, Hdr, Hit, MatchCounters, Matcher, RuleSet};
 pub use load::{Failure, LoadReport, Loader, DEFAULT_CLASSIFICATION};
 pub use parse::{parse_classifications, parse_rule, Classifications, Reject};
@@ -46,10 +48,8 @@ pub enum Proto {
     TcpStream,
     Udp,
     Icmp,
-    Http,
-    Dns,
-    Tls,
-    Ssh,
+    /// An application protocol (`http`, `dns`...: the registry's rule names).
+    App(crate::app::AppProto),
 }
 
 impl Proto {
@@ -57,189 +57,19 @@ impl Proto {
     pub fn ip_protos(self) -> Option<&'static [u8]> {
         match self {
             Proto::Ip => None,
-            Proto::Tcp | Proto::TcpPkt | Proto::TcpStream | Proto::Http | Proto::Tls | Proto::Ssh => Some(&[6]),
+            Proto::Tcp | Proto::TcpPkt | Proto::TcpStream => Some(&[6]),
             Proto::Udp => Some(&[17]),
             Proto::Icmp => Some(&[1, 58]),
-            Proto::Dns => Some(&[6, 17]),
+            Proto::App(a) => Some(a.ip_protos()),
         }
     }
 
     /// The application protocol the header names, if any.
     pub fn app(self) -> Option<crate::app::AppProto> {
-        use crate::app::AppProto as A;
         match self {
-            Proto::Http => Some(A::Http),
-            Proto::Dns => Some(A::Dns),
-            Proto::Tls => Some(A::Tls),
-            Proto::Ssh => Some(A::Ssh),
-            _ => None,
+            Proto::App(a) => Some(a),
+            Proto::Ip | Proto::Tcp | Proto::TcpPkt | Proto::TcpStream | Proto::Udp | Proto::Icmp => None,
         }
-    }
-}
-
-/// The buffer a content, pcre or size test inspects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Buf {
-    /// The packet's payload (or the reassembled stream, per `flow:only_stream/no_stream`).
-    Payload,
-    DnsQuery,
-    HttpUri,
-    HttpUriRaw,
-    HttpMethod,
-    HttpHost,
-    HttpHostRaw,
-    HttpUserAgent,
-    HttpStatCode,
-    HttpHeader,
-    HttpCookie,
-    HttpRequestBody,
-    /// The HTTP response body (`file.data` / `file_data`).
-    FileData,
-    TlsSni,
-    TlsCertSubject,
-    TlsCertIssuer,
-    Ja3Hash,
-    Ja3sHash,
-    SshSoftware,
-    HttpHeaderNames,
-    HttpHeaderRaw,
-    HttpContentType,
-    HttpContentLen,
-    HttpRequestLine,
-    HttpResponseLine,
-    HttpStart,
-    HttpReferer,
-    HttpLocation,
-    HttpAccept,
-    HttpAcceptEnc,
-    HttpAcceptLang,
-    HttpConnection,
-    HttpServer,
-    HttpProtocol,
-    HttpStatMsg,
-    /// Each certificate of the server's chain (DER), one at a time.
-    TlsCerts,
-}
-
-impl Buf {
-    /// The sticky-buffer keyword (Suricata 5+ name) or content modifier naming it.
-    pub fn from_keyword(k: &str) -> Option<Buf> {
-        Some(match k {
-            "pkt_data" => Buf::Payload,
-            "dns.query" | "dns_query" => Buf::DnsQuery,
-            "http.uri" | "http_uri" => Buf::HttpUri,
-            "http.uri.raw" | "http_raw_uri" => Buf::HttpUriRaw,
-            "http.method" | "http_method" => Buf::HttpMethod,
-            "http.host" | "http_host" => Buf::HttpHost,
-            "http.host.raw" | "http_raw_host" => Buf::HttpHostRaw,
-            "http.user_agent" | "http_user_agent" => Buf::HttpUserAgent,
-            "http.stat_code" | "http_stat_code" => Buf::HttpStatCode,
-            "http.header" | "http_header" => Buf::HttpHeader,
-            "http.cookie" | "http_cookie" => Buf::HttpCookie,
-            "http.request_body" | "http_client_body" => Buf::HttpRequestBody,
-            "file.data" | "file_data" | "http.response_body" | "http_server_body" => Buf::FileData,
-            "tls.sni" | "tls_sni" => Buf::TlsSni,
-            "tls.cert_subject" | "tls_cert_subject" => Buf::TlsCertSubject,
-            "tls.cert_issuer" | "tls_cert_issuer" => Buf::TlsCertIssuer,
-            "ja3.hash" | "ja3_hash" => Buf::Ja3Hash,
-            "ja3s.hash" | "ja3s_hash" => Buf::Ja3sHash,
-            "ssh.software" | "ssh_software" => Buf::SshSoftware,
-            "http.header_names" | "http_header_names" => Buf::HttpHeaderNames,
-            "http.header.raw" | "http_raw_header" => Buf::HttpHeaderRaw,
-            "http.content_type" | "http_content_type" => Buf::HttpContentType,
-            "http.content_len" | "http_content_len" => Buf::HttpContentLen,
-            "http.request_line" | "http_request_line" => Buf::HttpRequestLine,
-            "http.response_line" | "http_response_line" => Buf::HttpResponseLine,
-            "http.start" | "http_start" => Buf::HttpStart,
-            "http.referer" | "http_referer" => Buf::HttpReferer,
-            "http.location" => Buf::HttpLocation,
-            "http.accept" | "http_accept" => Buf::HttpAccept,
-            "http.accept_enc" | "http_accept_enc" => Buf::HttpAcceptEnc,
-            "http.accept_lang" | "http_accept_lang" => Buf::HttpAcceptLang,
-            "http.connection" | "http_connection" => Buf::HttpConnection,
-            "http.server" => Buf::HttpServer,
-            "http.protocol" | "http_protocol" => Buf::HttpProtocol,
-            "http.stat_msg" | "http_stat_msg" => Buf::HttpStatMsg,
-            "tls.certs" => Buf::TlsCerts,
-            _ => return None,
-        })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Buf::Payload => "payload",
-            Buf::DnsQuery => "dns.query",
-            Buf::HttpUri => "http.uri",
-            Buf::HttpUriRaw => "http.uri.raw",
-            Buf::HttpMethod => "http.method",
-            Buf::HttpHost => "http.host",
-            Buf::HttpHostRaw => "http.host.raw",
-            Buf::HttpUserAgent => "http.user_agent",
-            Buf::HttpStatCode => "http.stat_code",
-            Buf::HttpHeader => "http.header",
-            Buf::HttpCookie => "http.cookie",
-            Buf::HttpRequestBody => "http.request_body",
-            Buf::FileData => "file.data",
-            Buf::TlsSni => "tls.sni",
-            Buf::TlsCertSubject => "tls.cert_subject",
-            Buf::TlsCertIssuer => "tls.cert_issuer",
-            Buf::Ja3Hash => "ja3.hash",
-            Buf::Ja3sHash => "ja3s.hash",
-            Buf::SshSoftware => "ssh.software",
-            Buf::HttpHeaderNames => "http.header_names",
-            Buf::HttpHeaderRaw => "http.header.raw",
-            Buf::HttpContentType => "http.content_type",
-            Buf::HttpContentLen => "http.content_len",
-            Buf::HttpRequestLine => "http.request_line",
-            Buf::HttpResponseLine => "http.response_line",
-            Buf::HttpStart => "http.start",
-            Buf::HttpReferer => "http.referer",
-            Buf::HttpLocation => "http.location",
-            Buf::HttpAccept => "http.accept",
-            Buf::HttpAcceptEnc => "http.accept_enc",
-            Buf::HttpAcceptLang => "http.accept_lang",
-            Buf::HttpConnection => "http.connection",
-            Buf::HttpServer => "http.server",
-            Buf::HttpProtocol => "http.protocol",
-            Buf::HttpStatMsg => "http.stat_msg",
-            Buf::TlsCerts => "tls.certs",
-        }
-    }
-
-    /// How many buffers there are.
-    pub const COUNT: usize = Buf::TlsCerts as usize + 1;
-
-    /// The application protocol whose transactions carry this buffer.
-    pub fn app(self) -> Option<crate::app::AppProto> {
-        use crate::app::AppProto as A;
-        match self {
-            Buf::Payload => None,
-            Buf::DnsQuery => Some(A::Dns),
-            Buf::TlsSni | Buf::TlsCertSubject | Buf::TlsCertIssuer | Buf::Ja3Hash | Buf::Ja3sHash | Buf::TlsCerts => {
-                Some(A::Tls)
-            }
-            Buf::SshSoftware => Some(A::Ssh),
-            _ => Some(A::Http),
-        }
-    }
-
-    /// Whether the buffer exists only on the response side: a rule on it is inspected in the
-    /// to-client direction. (Buffers of both sides, such as http.header, take the side from
-    /// the rule's `flow` direction, else the request's.)
-    pub fn to_client(self) -> bool {
-        matches!(
-            self,
-            Buf::HttpStatCode
-                | Buf::FileData
-                | Buf::TlsCertSubject
-                | Buf::TlsCertIssuer
-                | Buf::Ja3sHash
-                | Buf::HttpResponseLine
-                | Buf::HttpLocation
-                | Buf::HttpServer
-                | Buf::HttpStatMsg
-                | Buf::TlsCerts
-        )
     }
 }
 

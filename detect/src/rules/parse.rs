@@ -3,6 +3,7 @@
 
 use super::addr::{parse_addresses, parse_ports, Vars};
 use super::*;
+use crate::app::http::rules as hb;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -510,19 +511,19 @@ fn parse_pcre(v: &str) -> Result<(Pcre, Option<Buf>), Reject> {
             'A' => anchored = true,
             'R' => relative = true,
             'E' | 'B' | 'O' => {}
-            'U' => buf = Some(Buf::HttpUri),
-            'I' => buf = Some(Buf::HttpUriRaw),
-            'P' => buf = Some(Buf::HttpRequestBody),
-            'Q' => buf = Some(Buf::FileData),
-            'H' => buf = Some(Buf::HttpHeader),
-            'M' => buf = Some(Buf::HttpMethod),
-            'C' => buf = Some(Buf::HttpCookie),
-            'S' => buf = Some(Buf::HttpStatCode),
-            'V' => buf = Some(Buf::HttpUserAgent),
-            'W' => buf = Some(Buf::HttpHost),
-            'D' => buf = Some(Buf::HttpHeaderRaw),
-            'Y' => buf = Some(Buf::HttpStatMsg),
-            'Z' => buf = Some(Buf::HttpHostRaw),
+            'U' => buf = Some(hb::URI),
+            'I' => buf = Some(hb::URI_RAW),
+            'P' => buf = Some(hb::REQUEST_BODY),
+            'Q' => buf = Some(hb::FILE_DATA),
+            'H' => buf = Some(hb::HEADER),
+            'M' => buf = Some(hb::METHOD),
+            'C' => buf = Some(hb::COOKIE),
+            'S' => buf = Some(hb::STAT_CODE),
+            'V' => buf = Some(hb::USER_AGENT),
+            'W' => buf = Some(hb::HOST),
+            'D' => buf = Some(hb::HEADER_RAW),
+            'Y' => buf = Some(hb::STAT_MSG),
+            'Z' => buf = Some(hb::HOST_RAW),
             'K' => return Err(rej("unsupported buffer", format!("pcre flag {f}"))),
             _ => return Err(syntax(format!("pcre: unknown flag {f:?}"))),
         }
@@ -670,11 +671,10 @@ pub fn parse_rule(line: &str, vars: &Vars, classes: &Classifications) -> Result<
         "tcp-stream" => Proto::TcpStream,
         "udp" => Proto::Udp,
         "icmp" | "icmpv4" | "icmpv6" => Proto::Icmp,
-        "http" | "http1" => Proto::Http,
-        "dns" => Proto::Dns,
-        "tls" => Proto::Tls,
-        "ssh" => Proto::Ssh,
-        p => return Err(rej("unsupported protocol", p)),
+        p => match crate::app::AppProto::from_rule_name(p) {
+            Some(a) => Proto::App(a),
+            None => return Err(rej("unsupported protocol", p)),
+        },
     };
     let addr = |s: &str| parse_addresses(s, vars).map_err(|e| rej("bad address", e));
     let port = |s: &str| parse_ports(s, vars).map_err(|e| rej("bad port", e));
@@ -725,7 +725,7 @@ pub fn parse_rule(line: &str, vars: &Vars, classes: &Classifications) -> Result<
     // (buffer, dot-prefixed, test): a transform after tests on a buffer starts another
     // instance of it (as Suricata 7 makes a new buffer for a new transform list).
     let mut tests: Vec<(Buf, bool, Test)> = Vec::new();
-    let mut sticky = Buf::Payload;
+    let mut sticky = Buf::PAYLOAD;
     let mut sticky_dot = false;
     let mut dot_pending = false;
     let mut last_content: Option<usize> = None;
@@ -859,7 +859,7 @@ pub fn parse_rule(line: &str, vars: &Vars, classes: &Classifications) -> Result<
             "byte_jump" => tests.push((sticky, sticky_dot, Test::ByteJump(parse_byte_jump(val()?)?))),
             "bsize" => tests.push((sticky, sticky_dot, Test::Bsize(parse_num(val()?, k)?))),
             "dotprefix" => {
-                if sticky == Buf::Payload {
+                if sticky == Buf::PAYLOAD {
                     return Err(syntax("dotprefix without a sticky buffer before it"));
                 }
                 sticky_dot = true;
@@ -922,7 +922,7 @@ pub fn parse_rule(line: &str, vars: &Vars, classes: &Classifications) -> Result<
 
 /// What the sensor does not keep yet, and rules that cannot match as written.
 fn check_buffer(r: &Rule, g: &BufTests) -> Result<(), Reject> {
-    if g.buf == Buf::HttpHost {
+    if g.buf == hb::HOST {
         // Suricata refuses these: its http.host is meant to be lower case.
         for t in &g.tests {
             if let Test::Content(c) = t {
@@ -970,12 +970,7 @@ fn check_header(r: &Rule) -> Result<(), Reject> {
     if icmp_opts && !matches!(r.proto, Proto::Icmp | Proto::Ip) {
         return Err(syntax("itype/icode/icmp_id in a non-ICMP rule"));
     }
-    if r.flags.is_some()
-        && !matches!(
-            r.proto,
-            Proto::Tcp | Proto::TcpPkt | Proto::TcpStream | Proto::Ip | Proto::Http | Proto::Tls | Proto::Ssh
-        )
-    {
+    if r.flags.is_some() && r.proto.ip_protos().is_some_and(|p| p != [6]) {
         return Err(syntax("flags in a non-TCP rule"));
     }
     if r.urilen.is_some() && r.app().is_some_and(|a| a != crate::app::AppProto::Http) {
@@ -1006,10 +1001,7 @@ mod test {
         assert_eq!((r.sid, r.rev, r.gid, r.priority), (2000001, 3, 1, 1));
         assert_eq!(r.category, "A Network Trojan was detected");
         assert_eq!(r.flow, FlowOpts { established: true, to_server: Some(true), ..FlowOpts::default() });
-        assert_eq!(
-            r.bufs.iter().map(|b| b.buf).collect::<Vec<_>>(),
-            [Buf::HttpMethod, Buf::HttpUri, Buf::HttpUserAgent]
-        );
+        assert_eq!(r.bufs.iter().map(|b| b.buf).collect::<Vec<_>>(), [hb::METHOD, hb::URI, hb::USER_AGENT]);
         let Test::Content(c) = &r.bufs[1].tests[0] else { panic!() };
         assert!(c.fast_pattern && c.nocase && c.pattern == b"/gate.php");
         let Test::Content(c) = &r.bufs[1].tests[1] else { panic!() };
@@ -1026,7 +1018,7 @@ mod test {
     #[test]
     fn old_style_modifiers_and_hex() {
         let r = p(r#"alert tcp any any -> any 80 (msg:"m"; content:"GET"; http_method; content:"|0d 0a|X-Evil|3a|"; content:"abc"; http_uri; sid:1;)"#).unwrap();
-        assert_eq!(r.bufs.iter().map(|b| b.buf).collect::<Vec<_>>(), [Buf::HttpMethod, Buf::Payload, Buf::HttpUri]);
+        assert_eq!(r.bufs.iter().map(|b| b.buf).collect::<Vec<_>>(), [hb::METHOD, Buf::PAYLOAD, hb::URI]);
         let Test::Content(c) = &r.bufs[1].tests[0] else { panic!() };
         assert_eq!(c.pattern, b"\r\nX-Evil:");
         assert_eq!(r.priority, 3);

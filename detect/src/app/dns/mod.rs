@@ -1,12 +1,131 @@
 //! DNS over UDP (one message per datagram) and TCP (RFC 1035 §4.2.2: each message after a
 //! 2-byte length), with transactions pairing queries and responses by id.
 
+pub mod cef;
+pub mod eve;
 pub mod parser;
+pub mod rules;
 
 pub use parser::{Message, Name};
 
 use crate::app::stream::Chunk;
-use crate::app::{AppEvent, Emit};
+use crate::app::{AppConfig, AppEvent, Emit, Inspect, Protocol, Wanted};
+use crate::flow::EventMeta;
+use crate::rules::ioc::IocKind;
+
+/// DNS: on port 53 only, as Suricata identifies it (mDNS on 5353 and LLMNR on 5355 use the
+/// format but are not DNS transactions; twelve bytes of header say too little to claim DNS
+/// anywhere else).
+#[derive(Debug)]
+pub struct Dns;
+
+/// A DNS query or response (by its QR bit), with its transaction id.
+#[derive(Debug, Clone, Copy)]
+pub struct DnsEvent<'a> {
+    pub msg: Message<'a>,
+    pub tx_id: u64,
+}
+
+/// A batch's copy: the message's bytes (parsed again by the exporter; they parsed once
+/// already).
+#[derive(Debug, Default)]
+pub struct DnsOwned {
+    pub tx_id: u64,
+    pub msg: Vec<u8>,
+}
+
+fn on_dns_port(ports: (u16, u16)) -> bool {
+    ports.0 == 53 || ports.1 == 53
+}
+
+impl Protocol for Dns {
+    const NAME: &'static str = "dns";
+    const RULE_NAMES: &'static [&'static str] = &["dns"];
+    const IP_PROTOS: &'static [u8] = &[6, 17];
+    const BUFFERS: &'static [crate::rules::BufSpec] = rules::BUFFERS;
+    type State = DnsState;
+    type Counters = DnsCounters;
+    type Event<'a> = DnsEvent<'a>;
+    type Owned = DnsOwned;
+
+    fn probe_tcp(_dir: usize, data: &[u8], ports: (u16, u16)) -> Option<bool> {
+        if on_dns_port(ports) {
+            probe_tcp(data)
+        } else {
+            Some(false)
+        }
+    }
+
+    /// A flow that starts with a response is not identified (as Suricata): the sensor missed
+    /// its start, or it is not a real exchange.
+    fn probe_udp(dir: usize, payload: &[u8], ports: (u16, u16)) -> bool {
+        let query = payload.get(2).is_some_and(|f| f & 0x80 == 0);
+        dir == 0 && query && on_dns_port(ports) && parser::probe(payload)
+    }
+
+    fn tcp_input(
+        s: &mut DnsState,
+        dir: usize,
+        ch: Chunk<'_>,
+        _cfg: &AppConfig,
+        c: &mut DnsCounters,
+        emit: &mut Emit<'_>,
+    ) -> u64 {
+        s.tcp_input(dir, ch, c, emit);
+        0
+    }
+
+    fn udp_input(s: &mut DnsState, _dir: usize, payload: &[u8], c: &mut DnsCounters, emit: &mut Emit<'_>) {
+        s.message(payload, c, emit);
+    }
+
+    fn reset(s: &mut DnsState, keep: usize) {
+        s.reset();
+        s.trim(keep);
+    }
+
+    fn add(a: &mut DnsCounters, b: &DnsCounters) {
+        a.queries += b.queries;
+        a.responses += b.responses;
+        a.unsolicited += b.unsolicited;
+        for i in 0..4 {
+            a.malformed[i] += b.malformed[i];
+        }
+    }
+
+    fn anomalies(c: &DnsCounters, out: &mut String) {
+        use std::fmt::Write;
+        let _ = write!(out, "dns malformed {} unsolicited {}", c.malformed_total(), c.unsolicited);
+    }
+
+    fn copy(ev: &DnsEvent<'_>, into: &mut DnsOwned) {
+        into.tx_id = ev.tx_id;
+        into.msg.clear();
+        into.msg.extend_from_slice(ev.msg.buf);
+    }
+
+    fn view(o: &DnsOwned) -> Option<DnsEvent<'_>> {
+        Message::parse(&o.msg).ok().map(|msg| DnsEvent { msg, tx_id: o.tx_id })
+    }
+
+    fn write_eve(out: &mut Vec<u8>, m: &EventMeta, ev: &DnsEvent<'_>) -> usize {
+        eve::write_dns(out, m, &ev.msg, ev.tx_id)
+    }
+
+    fn write_cef(out: &mut Vec<u8>, m: &EventMeta, ev: &DnsEvent<'_>) {
+        cef::write_dns(out, m, &ev.msg)
+    }
+
+    fn inspect<I: Inspect>(ev: &DnsEvent<'_>, i: &mut I) {
+        rules::inspect(&ev.msg, i)
+    }
+
+    fn indicators(ev: &DnsEvent<'_>, want: Wanted, f: &mut dyn FnMut(IocKind, &[u8])) {
+        if want.domains && !ev.msg.is_response() {
+            ev.msg.for_each_question_name(|_, name| f(IocKind::Domain, name));
+        }
+    }
+}
 
 /// Queries waiting for their response per flow; past it the oldest is forgotten.
 pub const MAX_PENDING: usize = 32;
@@ -83,7 +202,7 @@ impl DnsState {
                 }
             }
         };
-        emit(&AppEvent::Dns { msg, tx_id });
+        emit(&AppEvent::Dns(DnsEvent { msg, tx_id }));
     }
 
     /// TCP stream bytes of direction `dir`.
@@ -163,7 +282,7 @@ mod test {
             let mut c = DnsCounters::default();
             let mut out = Vec::new();
             let mut emit = |e: &AppEvent<'_>| {
-                if let AppEvent::Dns { msg, tx_id } = e {
+                if let AppEvent::Dns(DnsEvent { msg, tx_id }) = e {
                     out.push((msg.is_response(), *tx_id));
                 }
             };

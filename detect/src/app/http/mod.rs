@@ -1,6 +1,104 @@
-//! HTTP/1.x: heads (`parser.rs`) and request/response transactions (`state.rs`).
+//! HTTP/1.x: heads (`parser.rs`), request/response transactions (`state.rs`), their EVE and
+//! CEF records (`eve.rs`, `cef.rs`) and rule buffers (`rules.rs`).
 
+pub mod cef;
+pub mod eve;
 pub mod parser;
+pub mod rules;
 pub mod state;
 
 pub use state::{HttpCounters, HttpLimits, HttpState, Tx};
+
+use crate::app::stream::Chunk;
+use crate::app::{AppConfig, Emit, Inspect, Protocol, Wanted};
+use crate::flow::EventMeta;
+use crate::rules::ioc::IocKind;
+
+/// HTTP/1.x, identified by a request line (to the server) or a status line (to the client) on
+/// any port.
+#[derive(Debug)]
+pub struct Http;
+
+impl Protocol for Http {
+    const NAME: &'static str = "http";
+    const RULE_NAMES: &'static [&'static str] = &["http", "http1"];
+    const IP_PROTOS: &'static [u8] = &[6];
+    const BUFFERS: &'static [crate::rules::BufSpec] = rules::BUFFERS;
+    type State = HttpState;
+    type Counters = HttpCounters;
+    /// A finished transaction (or one left unfinished at the end of its flow).
+    type Event<'a> = &'a Tx;
+    type Owned = Tx;
+
+    fn probe_tcp(dir: usize, data: &[u8], _ports: (u16, u16)) -> Option<bool> {
+        if dir == 0 {
+            parser::probe_request(data)
+        } else {
+            parser::probe_response(data)
+        }
+    }
+
+    fn tcp_input(
+        s: &mut HttpState,
+        dir: usize,
+        ch: Chunk<'_>,
+        cfg: &AppConfig,
+        c: &mut HttpCounters,
+        emit: &mut Emit<'_>,
+    ) -> u64 {
+        s.input(dir, ch, &cfg.http, c, emit)
+    }
+
+    fn finish(s: &mut HttpState, c: &mut HttpCounters, emit: &mut Emit<'_>) {
+        s.finish(c, emit)
+    }
+
+    fn reset(s: &mut HttpState, keep: usize) {
+        s.reset();
+        s.trim(keep);
+    }
+
+    fn add(a: &mut HttpCounters, b: &HttpCounters) {
+        a.requests += b.requests;
+        a.responses += b.responses;
+        a.head_too_long += b.head_too_long;
+        a.malformed += b.malformed;
+        a.resyncs += b.resyncs;
+        a.incomplete += b.incomplete;
+    }
+
+    fn anomalies(c: &HttpCounters, out: &mut String) {
+        use std::fmt::Write;
+        let _ = write!(
+            out,
+            "http malformed {} head too long {} resyncs {} incomplete {}",
+            c.malformed, c.head_too_long, c.resyncs, c.incomplete
+        );
+    }
+
+    fn copy(ev: &&Tx, into: &mut Tx) {
+        into.copy_from(ev)
+    }
+
+    fn view(o: &Tx) -> Option<&Tx> {
+        Some(o)
+    }
+
+    fn write_eve(out: &mut Vec<u8>, m: &EventMeta, ev: &&Tx) -> usize {
+        eve::write_http(out, m, ev)
+    }
+
+    fn write_cef(out: &mut Vec<u8>, m: &EventMeta, ev: &&Tx) {
+        cef::write_http(out, m, ev)
+    }
+
+    fn inspect<I: Inspect>(ev: &&Tx, i: &mut I) {
+        rules::inspect(ev, i)
+    }
+
+    fn indicators(ev: &&Tx, want: Wanted, f: &mut dyn FnMut(IocKind, &[u8])) {
+        if let (true, Some(h)) = (want.domains, ev.hostname()) {
+            f(IocKind::Domain, h);
+        }
+    }
+}

@@ -3,9 +3,91 @@
 //! key-exchange, encryption, MAC and compression lists). Banners are bounded at
 //! [`MAX_BANNER`] bytes (RFC 4253 §4.2 allows 255), the KEXINIT packet at [`MAX_KEXINIT`].
 
+pub mod cef;
+pub mod eve;
+pub mod rules;
+
 use crate::app::stream::Chunk;
-use crate::app::{hex_lower, AppEvent, Emit};
+use crate::app::{hex_lower, AppConfig, AppEvent, Emit, Inspect, Protocol};
+use crate::flow::EventMeta;
 use md5::{Digest, Md5};
+
+/// SSH, identified by a banner (`SSH-`) on any port; logged once both sides' banners and
+/// KEXINITs were seen (then nothing is left to read) or with its flow.
+#[derive(Debug)]
+pub struct Ssh;
+
+impl Protocol for Ssh {
+    const NAME: &'static str = "ssh";
+    const RULE_NAMES: &'static [&'static str] = &["ssh"];
+    const IP_PROTOS: &'static [u8] = &[6];
+    const BUFFERS: &'static [crate::rules::BufSpec] = rules::BUFFERS;
+    type State = SshState;
+    type Counters = SshCounters;
+    /// A session's banners and KEXINITs.
+    type Event<'a> = &'a SshState;
+    type Owned = SshState;
+
+    fn probe_tcp(_dir: usize, data: &[u8], _ports: (u16, u16)) -> Option<bool> {
+        probe(data)
+    }
+
+    fn tcp_input(
+        s: &mut SshState,
+        dir: usize,
+        ch: Chunk<'_>,
+        _cfg: &AppConfig,
+        c: &mut SshCounters,
+        emit: &mut Emit<'_>,
+    ) -> u64 {
+        s.input(dir, ch, c, emit);
+        0
+    }
+
+    fn is_done(s: &SshState) -> bool {
+        s.is_done()
+    }
+
+    fn finish(s: &mut SshState, _c: &mut SshCounters, emit: &mut Emit<'_>) {
+        s.finish(emit)
+    }
+
+    fn reset(s: &mut SshState, keep: usize) {
+        s.reset();
+        s.trim(keep);
+    }
+
+    fn add(a: &mut SshCounters, b: &SshCounters) {
+        a.banners += b.banners;
+        a.kexinits += b.kexinits;
+        a.malformed += b.malformed;
+    }
+
+    fn anomalies(c: &SshCounters, out: &mut String) {
+        use std::fmt::Write;
+        let _ = write!(out, "ssh malformed {}", c.malformed);
+    }
+
+    fn copy(ev: &&SshState, into: &mut SshState) {
+        into.copy_from(ev)
+    }
+
+    fn view(o: &SshState) -> Option<&SshState> {
+        Some(o)
+    }
+
+    fn write_eve(out: &mut Vec<u8>, m: &EventMeta, ev: &&SshState) -> usize {
+        eve::write_ssh(out, m, ev)
+    }
+
+    fn write_cef(out: &mut Vec<u8>, m: &EventMeta, ev: &&SshState) {
+        cef::write_ssh(out, m, ev)
+    }
+
+    fn inspect<I: Inspect>(ev: &&SshState, i: &mut I) {
+        rules::inspect(ev, i)
+    }
+}
 
 pub const MAX_BANNER: usize = 255;
 pub const MAX_KEXINIT: usize = 32 << 10;

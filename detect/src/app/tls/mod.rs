@@ -1,8 +1,112 @@
 //! TLS: records and handshake messages (`parser.rs`), certificates (`x509.rs`), per-flow state
-//! and fingerprints (`state.rs`).
+//! and fingerprints (`state.rs`), EVE and CEF records (`eve.rs`, `cef.rs`), rule buffers
+//! (`rules.rs`).
 
+pub mod cef;
+pub mod eve;
 pub mod parser;
+pub mod rules;
 pub mod state;
 pub mod x509;
 
 pub use state::{TlsCounters, TlsInfo, TlsState};
+
+use crate::app::stream::Chunk;
+use crate::app::{AppConfig, Emit, Inspect, Protocol, Wanted};
+use crate::flow::EventMeta;
+use crate::rules::ioc::IocKind;
+
+/// TLS, identified by a handshake record on any port; logged when the handshake ends (the
+/// first application data) or with its flow.
+#[derive(Debug)]
+pub struct Tls;
+
+impl Protocol for Tls {
+    const NAME: &'static str = "tls";
+    const RULE_NAMES: &'static [&'static str] = &["tls"];
+    const IP_PROTOS: &'static [u8] = &[6];
+    const BUFFERS: &'static [crate::rules::BufSpec] = rules::BUFFERS;
+    type State = TlsState;
+    type Counters = TlsCounters;
+    type Event<'a> = &'a TlsInfo;
+    type Owned = TlsInfo;
+
+    fn probe_tcp(_dir: usize, data: &[u8], _ports: (u16, u16)) -> Option<bool> {
+        parser::probe(data)
+    }
+
+    fn tcp_input(
+        s: &mut TlsState,
+        dir: usize,
+        ch: Chunk<'_>,
+        _cfg: &AppConfig,
+        c: &mut TlsCounters,
+        emit: &mut Emit<'_>,
+    ) -> u64 {
+        s.input(dir, ch, c, emit);
+        0
+    }
+
+    fn is_done(s: &TlsState) -> bool {
+        s.is_done()
+    }
+
+    fn finish(s: &mut TlsState, _c: &mut TlsCounters, emit: &mut Emit<'_>) {
+        s.finish(emit)
+    }
+
+    fn reset(s: &mut TlsState, keep: usize) {
+        s.reset();
+        s.trim(keep);
+    }
+
+    fn add(a: &mut TlsCounters, b: &TlsCounters) {
+        a.client_hellos += b.client_hellos;
+        a.server_hellos += b.server_hellos;
+        a.certificates += b.certificates;
+        a.malformed += b.malformed;
+        a.gaps += b.gaps;
+    }
+
+    fn anomalies(c: &TlsCounters, out: &mut String) {
+        use std::fmt::Write;
+        let _ = write!(out, "tls malformed {} gaps {}", c.malformed, c.gaps);
+    }
+
+    fn copy(ev: &&TlsInfo, into: &mut TlsInfo) {
+        into.copy_from(ev)
+    }
+
+    fn view(o: &TlsInfo) -> Option<&TlsInfo> {
+        Some(o)
+    }
+
+    fn write_eve(out: &mut Vec<u8>, m: &EventMeta, ev: &&TlsInfo) -> usize {
+        eve::write_tls(out, m, ev)
+    }
+
+    fn write_cef(out: &mut Vec<u8>, m: &EventMeta, ev: &&TlsInfo) {
+        cef::write_tls(out, m, ev)
+    }
+
+    fn inspect<I: Inspect>(ev: &&TlsInfo, i: &mut I) {
+        rules::inspect(ev, i)
+    }
+
+    fn indicators(t: &&TlsInfo, want: Wanted, f: &mut dyn FnMut(IocKind, &[u8])) {
+        if let (Some(sni), true) = (t.sni(), want.domains) {
+            f(IocKind::Domain, sni);
+        }
+        if want.hashes {
+            if let Some(h) = t.ja3_hash() {
+                f(IocKind::Ja3, &h);
+            }
+            if let Some(h) = t.ja3s_hash() {
+                f(IocKind::Ja3s, &h);
+            }
+            if let Some(h) = t.ja4() {
+                f(IocKind::Ja4, &h);
+            }
+        }
+    }
+}
