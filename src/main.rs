@@ -454,7 +454,7 @@ fn preset_config(p: Option<Preset>) -> pcapgen::traffic::TrafficConfig {
         Some(Preset::SmallFlows) => TrafficConfig {
             flows: 40_000,
             sizes: Sizes::Small,
-            mix: ProtoMix { tcp: 30, http: 5, tls: 5, dns_udp: 30, dns_tcp: 0, ssh: 0, udp: 20, icmp: 10 },
+            mix: ProtoMix { tcp: 30, http: 5, tls: 5, dns_udp: 30, udp: 20, icmp: 10, ..ProtoMix::NONE },
             size_alpha: 2.0,
             max_packets: 40,
             flows_per_sec: 20_000.0,
@@ -471,7 +471,7 @@ fn preset_config(p: Option<Preset>) -> pcapgen::traffic::TrafficConfig {
         Some(Preset::TlsLarge) => TrafficConfig {
             flows: 10_000,
             sizes: Sizes::Large,
-            mix: ProtoMix { tcp: 0, http: 10, tls: 80, dns_udp: 10, dns_tcp: 0, ssh: 0, udp: 0, icmp: 0 },
+            mix: ProtoMix { http: 10, tls: 80, dns_udp: 10, ..ProtoMix::NONE },
             flows_per_sec: 500.0,
             max_packets: 400,
             ..base

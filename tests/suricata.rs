@@ -152,7 +152,17 @@ fn same_app_events_as_suricata() {
     let cfg = TrafficConfig {
         seed: 7,
         flows: 600,
-        mix: ProtoMix { tcp: 10, http: 30, tls: 30, dns_udp: 15, dns_tcp: 5, ssh: 5, udp: 3, icmp: 2 },
+        mix: ProtoMix {
+            tcp: 10,
+            http: 30,
+            tls: 30,
+            dns_udp: 15,
+            dns_tcp: 5,
+            ssh: 5,
+            udp: 3,
+            icmp: 2,
+            ..ProtoMix::NONE
+        },
         encap: EncapMix { none: 80, vlan: 8, qinq: 4, vxlan: 4, gre: 4 },
         ipv6_percent: 15,
         ..TrafficConfig::default()

@@ -79,6 +79,10 @@ pub struct ProtoMix {
 const APPS: [&str; 8] = ["tcp", "http", "tls", "dns", "dns-tcp", "ssh", "udp", "icmp"];
 
 impl ProtoMix {
+    /// Every weight 0: `ProtoMix { http: 5, ..ProtoMix::NONE }`.
+    pub const NONE: ProtoMix =
+        ProtoMix { tcp: 0, http: 0, tls: 0, dns_udp: 0, dns_tcp: 0, ssh: 0, udp: 0, icmp: 0 };
+
     pub fn weights(&self) -> [u32; 8] {
         [self.tcp, self.http, self.tls, self.dns_udp, self.dns_tcp, self.ssh, self.udp, self.icmp]
     }
