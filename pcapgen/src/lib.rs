@@ -464,6 +464,7 @@ mod test {
     }
 }
 
+pub mod dhcp;
 pub mod frag;
 pub mod traffic;
 

@@ -74,23 +74,25 @@ pub struct ProtoMix {
     pub ssh: u32,
     pub udp: u32,
     pub icmp: u32,
+    /// DHCP (IPv4: a request and its ack between a client on 68 and a server on 67).
+    pub dhcp: u32,
 }
 
-const APPS: [&str; 8] = ["tcp", "http", "tls", "dns", "dns-tcp", "ssh", "udp", "icmp"];
+const APPS: [&str; 9] = ["tcp", "http", "tls", "dns", "dns-tcp", "ssh", "udp", "icmp", "dhcp"];
 
 impl ProtoMix {
     /// Every weight 0: `ProtoMix { http: 5, ..ProtoMix::NONE }`.
     pub const NONE: ProtoMix =
-        ProtoMix { tcp: 0, http: 0, tls: 0, dns_udp: 0, dns_tcp: 0, ssh: 0, udp: 0, icmp: 0 };
+        ProtoMix { tcp: 0, http: 0, tls: 0, dns_udp: 0, dns_tcp: 0, ssh: 0, udp: 0, icmp: 0, dhcp: 0 };
 
-    pub fn weights(&self) -> [u32; 8] {
-        [self.tcp, self.http, self.tls, self.dns_udp, self.dns_tcp, self.ssh, self.udp, self.icmp]
+    pub fn weights(&self) -> [u32; 9] {
+        [self.tcp, self.http, self.tls, self.dns_udp, self.dns_tcp, self.ssh, self.udp, self.icmp, self.dhcp]
     }
 
-    /// `http=30,tls=30,dns=10,...` (names: tcp http tls dns dns-tcp ssh udp icmp); unnamed = 0.
+    /// `http=30,tls=30,dns=10,...` (names: tcp http tls dns dns-tcp ssh udp icmp dhcp); unnamed = 0.
     pub fn parse(s: &str) -> Result<ProtoMix, String> {
-        let [tcp, http, tls, dns_udp, dns_tcp, ssh, udp, icmp] = parse_weights(s, &APPS, "protocol")?;
-        Ok(ProtoMix { tcp, http, tls, dns_udp, dns_tcp, ssh, udp, icmp })
+        let [tcp, http, tls, dns_udp, dns_tcp, ssh, udp, icmp, dhcp] = parse_weights(s, &APPS, "protocol")?;
+        Ok(ProtoMix { tcp, http, tls, dns_udp, dns_tcp, ssh, udp, icmp, dhcp })
     }
 }
 
@@ -115,7 +117,7 @@ fn parse_weights<const N: usize>(s: &str, names: &[&str; N], what: &str) -> Resu
 impl Default for ProtoMix {
     /// A datacenter-ish mix.
     fn default() -> Self {
-        ProtoMix { tcp: 15, http: 20, tls: 30, dns_udp: 15, dns_tcp: 2, ssh: 3, udp: 10, icmp: 5 }
+        ProtoMix { tcp: 15, http: 20, tls: 30, dns_udp: 15, dns_tcp: 2, ssh: 3, udp: 10, icmp: 5, dhcp: 0 }
     }
 }
 
@@ -994,7 +996,13 @@ fn background(
     rng: &mut Rng,
     addrs: &mut Addrs,
 ) -> FlowGen {
-    let (client, cport) = if app == "icmp" { (addrs.icmp_client(v6), 0) } else { addrs.client(rng, v6) };
+    // DHCP is IPv4's, between fixed ports: each flow gets a client address of its own.
+    let v6 = v6 && app != "dhcp";
+    let (client, cport) = match app {
+        "icmp" => (addrs.icmp_client(v6), 0),
+        "dhcp" => (addrs.icmp_client(false), 68),
+        _ => addrs.client(rng, v6),
+    };
     let server = Addrs::server(rng, v6);
     let exchanges = pareto(rng, 1.0, cfg.size_alpha, cfg.max_packets as f64) as usize;
     // Pace: a heavy-tailed mean gap between packets, from 100 µs up to 2 s.
@@ -1004,6 +1012,7 @@ fn background(
     let sizes = cfg.sizes;
     let (proto, sport) = match app {
         "dns" => (17, 53),
+        "dhcp" => (17, 67),
         "udp" => (17, [5001, 9000, 7777, 12345][rng.below(4) as usize]),
         "icmp" => (if v6 { 58 } else { 1 }, 0),
         "http" => (6, [80, 8080, 8000][rng.below(3) as usize]),
@@ -1024,6 +1033,17 @@ fn background(
             g.t += gap().min(50_000);
             g.udp(false, &dns_response(id, &name, qtype, rng.below(20) == 0, rng));
             g.truth.detail = name;
+        }
+        "dhcp" => {
+            let (IpAddr::V4(c), IpAddr::V4(s)) = (client, server) else { unreachable!("DHCP flows are IPv4") };
+            let host = WORDS[rng.below(16) as usize];
+            let xid = rng.next_u64() as u32;
+            let b = rng.bytes(5);
+            let mac = [0x02, b[0], b[1], b[2], b[3], b[4]];
+            g.udp(true, &crate::dhcp::request(xid, mac, c, host));
+            g.t += gap().min(50_000);
+            g.udp(false, &crate::dhcp::ack(xid, mac, c, s, 3600 * (1 + rng.below(24) as u32), host));
+            g.truth.detail = host.into();
         }
         "dns-tcp" => {
             let name = hostname(rng);

@@ -18,6 +18,7 @@
 mod registry;
 pub mod protocol;
 
+pub mod dhcp;
 pub mod dns;
 pub mod http;
 pub mod ssh;
@@ -34,6 +35,7 @@ registry! {
     Tls => tls::Tls,
     Dns => dns::Dns,
     Ssh => ssh::Ssh,
+    Dhcp => dhcp::Dhcp,
 }
 
 /// Capacity a pooled session's buffer may keep between flows; larger ones are shrunk to it.
