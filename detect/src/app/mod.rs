@@ -18,18 +18,14 @@
 mod registry;
 pub mod protocol;
 
-pub mod dhcp;
-pub mod dns;
-pub mod http;
-pub mod ssh;
 pub mod stream;
-pub mod tls;
 
 pub use protocol::{Inspect, Protocol, Registered, Wanted};
 use stream::{Budget, Chunk, Stream, StreamCounters, StreamLimits};
 
-// The protocols, one line each (their order: `AppProto`'s numbers, identification, the
-// summary's columns). A protocol is its directory and its line here.
+// The protocols, one line each: `Variant => directory::Type` (the line declares the module). Their
+// order is `AppProto`'s numbers, identification's and the summary's columns'. A protocol is its
+// directory and its line here.
 registry! {
     Http => http::Http,
     Tls => tls::Tls,

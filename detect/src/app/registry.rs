@@ -3,6 +3,7 @@
 //! implementation. Nothing here names a protocol.
 
 /// Generates, from `Variant => module::Type` lines:
+/// - the protocols' modules (`pub mod module;`, the directory beside this file);
 /// - [`AppProto`](super::AppProto) (`Unknown`, the protocols in order, `Failed`) and its names;
 /// - [`AppEvent`](super::AppEvent) (borrowed events) and [`OwnedEvent`](super::OwnedEvent)
 ///   (the batch's copies), with the spare copies a batch keeps ([`Spares`](super::Spares));
@@ -11,6 +12,8 @@
 /// - the dispatch functions the app layer, the rule engine and the exporter call.
 macro_rules! registry {
     ($($V:ident => $m:ident :: $T:ident,)*) => {
+        $(pub mod $m;)*
+
         /// The application protocol of a flow.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
         #[repr(u8)]
