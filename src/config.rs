@@ -399,7 +399,7 @@ pub struct ExportTable {
 
 /// `[[export.sinks]]`: a URL (as `--export` takes), and its options as keys rather than in
 /// the URL's query, if preferred. The options are the URL's query keys
-/// (`export::sink::url::SCHEMES` declares them per scheme): the table passes them through and
+/// (each sink file's `SCHEMES`, listed in `export::sink::SINKS`, declares them per scheme): the table passes them through and
 /// the URL parser refuses what its scheme does not take.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct SinkTable {

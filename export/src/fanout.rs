@@ -3,7 +3,7 @@
 
 use crate::batch::{write_batch_event, Batch, BatchEvent, EventBody};
 use crate::eve;
-use crate::sink::url::{Format, SinkSpec, Target};
+use crate::sink::url::{Format, SinkSpec};
 use crate::sink::{self, cef, syslog, Chunk, QueueOptions, Sink, SinkStats};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use detect::flow::FlowRecord;
@@ -47,27 +47,7 @@ pub fn dir_name(name: &str) -> String {
 
 /// Starts a sink's thread and transport.
 fn start(spec: &SinkSpec, d: &SinkDefaults, blocking: bool) -> io::Result<Sink> {
-    let t: Box<dyn sink::Transport> = match &spec.target {
-        Target::Stdout => Box::new(sink::file::FileTransport::new(None, Default::default())),
-        Target::Null => Box::new(sink::file::NullTransport),
-        Target::File { path, opts } => {
-            // Opened now too, so a path that cannot be written fails the start, not the run.
-            let mut f = sink::file::FileTransport::new(Some(path.clone()), *opts);
-            sink::Transport::connect(&mut f)
-                .map_err(|e| io::Error::new(e.kind(), format!("opening {}: {e}", path.display())))?;
-            Box::new(f)
-        }
-        Target::Syslog { addr, proto: syslog::Proto::Relp(tls), .. } => Box::new(
-            sink::relp::RelpTransport::new(addr, tls.as_ref())
-                .map_err(|e| io::Error::new(e.kind(), format!("sink {}: {e}", spec.name)))?,
-        ),
-        Target::Syslog { addr, proto, .. } => Box::new(
-            syslog::SyslogTransport::new(addr, proto.clone())
-                .map_err(|e| io::Error::new(e.kind(), format!("sink {}: {e}", spec.name)))?,
-        ),
-        Target::Ipfix { addr, tcp, domain } => Box::new(sink::ipfix::IpfixTransport::new(addr, *tcp, *domain)),
-        Target::Redis { addr, key, mode } => Box::new(sink::redis::RedisTransport::new(addr, key, *mode)),
-    };
+    let t = spec.target.0.open(&spec.name)?;
     let local = spec.is_local();
     let opts = QueueOptions {
         queue_bytes: spec.queue_bytes.unwrap_or(d.queue_bytes),
@@ -139,14 +119,10 @@ impl Fanout {
         let mut fmts: Vec<Formatter> = Vec::new();
         for (i, s) in specs.iter().enumerate() {
             sinks.push(start(s, d, blocking)?);
-            let kind = match (s.format, &s.target) {
-                (Format::Eve, _) => Kind::Eve,
-                (Format::SyslogEve, Target::Syslog { facility, .. }) => {
-                    Kind::Syslog { facility: *facility, cef: false }
-                }
-                (Format::SyslogCef, Target::Syslog { facility, .. }) => Kind::Syslog { facility: *facility, cef: true },
-                (Format::SyslogEve | Format::SyslogCef, _) => Kind::Eve,
-                (Format::Ipfix, _) => Kind::Ipfix,
+            let kind = match s.format {
+                Format::Eve => Kind::Eve,
+                Format::Syslog { facility, cef } => Kind::Syslog { facility, cef },
+                Format::Ipfix => Kind::Ipfix,
             };
             match fmts.iter_mut().find(|f| f.kind == kind) {
                 Some(f) => f.sinks.push(i),

@@ -1,11 +1,82 @@
 //! JSON lines to a file (appended to, never truncated; rotated by size and by time) or to
 //! stdout.
 
+use super::url::{Endpoint, Format, Query, Scheme, Target};
 use super::{Chunk, Transport};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
+
+/// `file:///PATH` (or a plain path), `-` / `stdout:`, and `null:` (formatted and discarded: benchmarks).
+pub const SCHEMES: &[Scheme] = &[
+    Scheme { name: "file", aliases: &[], options: &["rotate_bytes", "rotate_secs", "fsync"], parse },
+    Scheme { name: "stdout", aliases: &[], options: &[], parse },
+    Scheme { name: "null", aliases: &[], options: &[], parse },
+];
+
+/// A file sink's target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileTarget {
+    Stdout,
+    Null,
+    File { path: PathBuf, opts: FileOptions },
+}
+
+fn parse(scheme: &str, rest: &str, q: &mut Query) -> Result<(Target, Format), String> {
+    let t = match scheme {
+        "stdout" => FileTarget::Stdout,
+        "null" => FileTarget::Null,
+        _ => {
+            if rest.is_empty() {
+                return Err("file: no path".into());
+            }
+            let fsync = match q.get("fsync") {
+                None => Fsync::Never,
+                Some(v) => Fsync::parse(&v).ok_or_else(|| format!("fsync: {v:?} (never, rotate or always)"))?,
+            };
+            let opts = FileOptions {
+                rotate_bytes: q.num("rotate_bytes")?.unwrap_or(0),
+                rotate_secs: q.num("rotate_secs")?.unwrap_or(0),
+                fsync,
+            };
+            FileTarget::File { path: PathBuf::from(super::url::pct_decode(rest)), opts }
+        }
+    };
+    Ok((Target(std::sync::Arc::new(t)), Format::Eve))
+}
+
+impl Endpoint for FileTarget {
+    fn open(&self, _sink: &str) -> io::Result<Box<dyn Transport>> {
+        Ok(match self {
+            FileTarget::Stdout => Box::new(FileTransport::new(None, Default::default())),
+            FileTarget::Null => Box::new(NullTransport),
+            FileTarget::File { path, opts } => {
+                // Opened now too, so a path that cannot be written fails the start, not the run.
+                let mut f = FileTransport::new(Some(path.clone()), *opts);
+                Transport::connect(&mut f)
+                    .map_err(|e| io::Error::new(e.kind(), format!("opening {}: {e}", path.display())))?;
+                Box::new(f)
+            }
+        })
+    }
+
+    fn is_local(&self) -> bool {
+        true
+    }
+
+    fn default_name(&self) -> Option<String> {
+        Some(match self {
+            FileTarget::Stdout => "stdout".into(),
+            FileTarget::Null => "null".into(),
+            FileTarget::File { path, .. } => format!("file:{}", path.display()),
+        })
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
 
 /// When the file is synced to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

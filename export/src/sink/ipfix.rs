@@ -16,6 +16,7 @@
 //! again every 30 s so a collector that restarted learns them.
 
 use super::net::{connect_udp, Conn};
+use super::url::{Endpoint, Format, Query, Scheme, Target};
 use super::{Chunk, Transport};
 use detect::flow::{EndReason, FlowRecord, FlowState};
 use std::io;
@@ -117,6 +118,37 @@ pub fn encode(c: &mut Chunk, r: &FlowRecord) {
     let vlan = if m.vlan_count > 0 { m.vlan[0] } else { 0 };
     o.extend_from_slice(&vlan.to_be_bytes());
     c.end_message();
+}
+
+/// IPFIX over UDP and TCP (`domain=N`, the observation domain).
+pub const SCHEMES: &[Scheme] = &[
+    Scheme { name: "ipfix+udp", aliases: &["ipfix"], options: &["domain"], parse },
+    Scheme { name: "ipfix+tcp", aliases: &[], options: &["domain"], parse },
+];
+
+/// An IPFIX sink's target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpfixTarget {
+    pub addr: String,
+    pub tcp: bool,
+    pub domain: u32,
+}
+
+fn parse(scheme: &str, rest: &str, q: &mut Query) -> Result<(Target, Format), String> {
+    let addr = super::url::host_port(rest.trim_end_matches('/'), 4739)?;
+    let domain = q.num("domain")?.unwrap_or(1);
+    let domain = u32::try_from(domain).map_err(|_| format!("domain: {domain} is over 2^32"))?;
+    Ok((Target(std::sync::Arc::new(IpfixTarget { addr, tcp: scheme == "ipfix+tcp", domain })), Format::Ipfix))
+}
+
+impl Endpoint for IpfixTarget {
+    fn open(&self, _sink: &str) -> io::Result<Box<dyn Transport>> {
+        Ok(Box::new(IpfixTransport::new(&self.addr, self.tcp, self.domain)))
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }
 
 pub struct IpfixTransport {

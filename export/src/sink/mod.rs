@@ -23,6 +23,10 @@ pub mod spool;
 pub mod syslog;
 pub mod url;
 
+/// The sinks, one entry each: every scheme a sink file declares (its options and its URL
+/// parser; the target it makes opens the transport). A sink is its file and its entry here.
+pub const SINKS: &[&[url::Scheme]] = &[file::SCHEMES, syslog::SCHEMES, ipfix::SCHEMES, redis::SCHEMES];
+
 use spool::{Peek, Spool, SpoolPos};
 use std::collections::VecDeque;
 use std::io;

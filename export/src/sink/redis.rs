@@ -3,9 +3,49 @@
 //! chunk counts as sent only once every reply came back without an error.
 
 use super::net::Conn;
-use super::url::RedisMode;
+use super::url::{Endpoint, Format, Query, Scheme, Target};
 use super::{Chunk, Transport};
 use std::io::{self, Write};
+
+/// `redis://HOST[:6379]/KEY`: a list (`mode=list`, RPUSH) or a stream (`mode=stream`, XADD).
+pub const SCHEMES: &[Scheme] = &[Scheme { name: "redis", aliases: &[], options: &["mode"], parse }];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisMode {
+    List,
+    Stream,
+}
+
+/// A Redis sink's target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisTarget {
+    pub addr: String,
+    pub key: String,
+    pub mode: RedisMode,
+}
+
+fn parse(_scheme: &str, rest: &str, q: &mut Query) -> Result<(Target, Format), String> {
+    let (hp, key) = rest.split_once('/').unwrap_or((rest, ""));
+    let key = super::url::pct_decode(key);
+    let key = if key.is_empty() { "spinewatch".to_string() } else { key };
+    let mode = match q.get("mode").as_deref() {
+        None | Some("list") => RedisMode::List,
+        Some("stream") => RedisMode::Stream,
+        Some(o) => return Err(format!("mode: {o:?} (list or stream)")),
+    };
+    let t = RedisTarget { addr: super::url::host_port(hp, 6379)?, key, mode };
+    Ok((Target(std::sync::Arc::new(t)), Format::Eve))
+}
+
+impl Endpoint for RedisTarget {
+    fn open(&self, _sink: &str) -> io::Result<Box<dyn Transport>> {
+        Ok(Box::new(RedisTransport::new(&self.addr, &self.key, self.mode)))
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
 
 /// Events per RPUSH.
 const PER_PUSH: usize = 512;

@@ -8,9 +8,11 @@
 //! sink's (default local5, as Suricata's syslog output).
 
 use super::net::{connect_udp, tls_setup, Conn, TlsOptions};
+use super::url::{Endpoint, Format, Query, Scheme, Target};
 use super::{Chunk, Transport};
 use std::io::{self, Write};
 use std::net::UdpSocket;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The most a UDP message may carry (the rest is cut; RFC 5426 allows the transport's maximum).
@@ -74,6 +76,81 @@ pub fn facility(name: &str) -> Option<u8> {
         "local7" => 23,
         _ => return None,
     })
+}
+
+/// RFC 5424 over UDP, TCP, TLS, RELP and RELP over TLS (`format=eve|cef`, `facility=local5`;
+/// TLS: `ca`, `cert`, `key`, `server_name`).
+pub const SCHEMES: &[Scheme] = &[
+    Scheme { name: "syslog+udp", aliases: &["syslog"], options: &["facility", "format"], parse },
+    Scheme { name: "syslog+tcp", aliases: &[], options: &["facility", "format"], parse },
+    Scheme {
+        name: "syslog+tls",
+        aliases: &[],
+        options: &["facility", "format", "ca", "cert", "key", "server_name"],
+        parse,
+    },
+    Scheme { name: "syslog+relp", aliases: &[], options: &["facility", "format"], parse },
+    Scheme {
+        name: "syslog+relp+tls",
+        aliases: &[],
+        options: &["facility", "format", "ca", "cert", "key", "server_name"],
+        parse,
+    },
+];
+
+/// A syslog sink's target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyslogTarget {
+    pub addr: String,
+    pub proto: Proto,
+}
+
+fn parse(scheme: &str, rest: &str, q: &mut Query) -> Result<(Target, Format), String> {
+    let port = match scheme {
+        "syslog+tls" => 6514,
+        "syslog+relp" | "syslog+relp+tls" => 2514,
+        _ => 514,
+    };
+    let addr = super::url::host_port(rest.trim_end_matches('/'), port)?;
+    let mut tls = || TlsOptions {
+        ca: q.get("ca").map(PathBuf::from),
+        cert: q.get("cert").map(PathBuf::from),
+        key: q.get("key").map(PathBuf::from),
+        server_name: q.get("server_name"),
+    };
+    let proto = match scheme {
+        "syslog+tcp" => Proto::Tcp,
+        "syslog+tls" => Proto::Tls(tls()),
+        "syslog+relp" => Proto::Relp(None),
+        "syslog+relp+tls" => Proto::Relp(Some(tls())),
+        _ => Proto::Udp,
+    };
+    let facility = match q.get("facility") {
+        None => 21,
+        Some(f) => {
+            facility(&f).ok_or_else(|| format!("facility: {f:?} (kern, user, daemon, auth, syslog, local0..local7)"))?
+        }
+    };
+    let cef = match q.get("format").as_deref() {
+        None | Some("eve") | Some("json") => false,
+        Some("cef") => true,
+        Some(o) => return Err(format!("format: {o:?} (eve or cef)")),
+    };
+    Ok((Target(Arc::new(SyslogTarget { addr, proto })), Format::Syslog { facility, cef }))
+}
+
+impl Endpoint for SyslogTarget {
+    fn open(&self, sink: &str) -> io::Result<Box<dyn Transport>> {
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("sink {sink}: {e}"));
+        Ok(match &self.proto {
+            Proto::Relp(tls) => Box::new(super::relp::RelpTransport::new(&self.addr, tls.as_ref()).map_err(named)?),
+            p => Box::new(SyslogTransport::new(&self.addr, p.clone()).map_err(named)?),
+        })
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }
 
 /// How syslog reaches the collector.

@@ -10,57 +10,61 @@
 //! | `redis://HOST[:6379]/KEY` | EVE JSON pushed to a list (`mode=list`, RPUSH) or a stream (`mode=stream`, XADD) |
 //!
 //! Any sink also takes `name`, `queue_bytes` and `spool_bytes`.
+//!
+//! The registry: each sink's file declares its schemes ([`Scheme`]: options and URL parser) and
+//! has one entry in [`super::SINKS`]; the target a parser makes ([`Endpoint`]) opens the
+//! sink's transport. This file holds no sink's name: adding a sink is its file and its entry.
 
-use super::file::{FileOptions, Fsync};
-use super::net::TlsOptions;
-use super::syslog::{self, Proto};
-use std::path::PathBuf;
+use super::Transport;
+use std::any::Any;
+use std::io;
+use std::sync::Arc;
 
 /// What a sink writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
     /// EVE JSON lines.
     Eve,
-    /// RFC 5424 messages carrying EVE JSON.
-    SyslogEve,
-    /// RFC 5424 messages carrying CEF.
-    SyslogCef,
+    /// RFC 5424 messages carrying EVE JSON (`cef`: carrying CEF), with their facility.
+    Syslog { facility: u8, cef: bool },
     /// IPFIX data records (flow records only).
     Ipfix,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RedisMode {
-    List,
-    Stream,
+/// Where a sink writes: what its scheme's parser made of the URL. Each sink's file implements
+/// it for its own target type.
+pub trait Endpoint: std::fmt::Debug + Send + Sync + Any {
+    /// Opens the sink's transport (a file is opened at once, so a path that cannot be written
+    /// fails the start, not the run).
+    fn open(&self, sink: &str) -> io::Result<Box<dyn Transport>>;
+    /// A local output: a replay waits for it rather than spooling.
+    fn is_local(&self) -> bool {
+        false
+    }
+    /// The sink's name when the URL gives none (else `scheme:host`).
+    fn default_name(&self) -> Option<String> {
+        None
+    }
+    fn as_any(&self) -> &dyn Any;
 }
 
-/// Where a sink writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    Stdout,
-    /// Formatted as EVE and discarded (benchmarks).
-    Null,
-    File {
-        path: PathBuf,
-        opts: FileOptions,
-    },
-    Syslog {
-        addr: String,
-        proto: Proto,
-        facility: u8,
-    },
-    Ipfix {
-        addr: String,
-        tcp: bool,
-        domain: u32,
-    },
-    Redis {
-        addr: String,
-        key: String,
-        mode: RedisMode,
-    },
+/// A sink's target (shared: a spec is cloned into the export thread).
+#[derive(Debug, Clone)]
+pub struct Target(pub Arc<dyn Endpoint>);
+
+impl Target {
+    /// The target as its sink's own type (tests, and callers that know the scheme).
+    pub fn get<T: Endpoint>(&self) -> Option<&T> {
+        self.0.as_any().downcast_ref()
+    }
 }
+
+impl PartialEq for Target {
+    fn eq(&self, o: &Target) -> bool {
+        format!("{:?}", self.0) == format!("{:?}", o.0)
+    }
+}
+impl Eq for Target {}
 
 /// A sink as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,11 +79,47 @@ pub struct SinkSpec {
 impl SinkSpec {
     /// Local outputs: a replay waits for them rather than spooling.
     pub fn is_local(&self) -> bool {
-        matches!(self.target, Target::Stdout | Target::Null | Target::File { .. })
+        self.target.0.is_local()
     }
 }
 
-fn pct_decode(s: &str) -> String {
+/// A scheme's URL parser: the scheme, the URL after `scheme://` (without the query) and the
+/// query, to the target and the format.
+pub type ParseFn = fn(scheme: &str, rest: &str, q: &mut Query) -> Result<(Target, Format), String>;
+
+/// One URL scheme of a sink, declared in the sink's file and listed in
+/// [`super::SINKS`]: its options (the URL's query keys and the `[[export.sinks]]` table's keys
+/// are the same) and its parser.
+pub struct Scheme {
+    pub name: &'static str,
+    /// Other names of the same scheme (`syslog` for `syslog+udp`).
+    pub aliases: &'static [&'static str],
+    /// The options it takes besides [`COMMON`].
+    pub options: &'static [&'static str],
+    /// The URL after `scheme://` (the query taken off) and its options to the target.
+    pub parse: ParseFn,
+}
+
+/// A sink URL's query options; each one read is marked, so one that no parser read is an error.
+pub struct Query {
+    kv: Vec<(String, String)>,
+    used: Vec<bool>,
+}
+
+impl Query {
+    pub fn get(&mut self, k: &str) -> Option<String> {
+        let i = self.kv.iter().position(|(k2, _)| k2 == k)?;
+        self.used[i] = true;
+        Some(self.kv[i].1.clone())
+    }
+
+    /// A numeric option.
+    pub fn num(&mut self, k: &str) -> Result<Option<u64>, String> {
+        self.get(k).map(|v| v.parse::<u64>().map_err(|_| format!("{k}: not a number: {v:?}"))).transpose()
+    }
+}
+
+pub fn pct_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -100,7 +140,7 @@ fn pct_decode(s: &str) -> String {
 }
 
 /// `host[:port]` with the default port added; IPv6 in brackets.
-fn host_port(s: &str, default: u16) -> Result<String, String> {
+pub fn host_port(s: &str, default: u16) -> Result<String, String> {
     if s.is_empty() {
         return Err("no host".into());
     }
@@ -117,32 +157,19 @@ fn host_port(s: &str, default: u16) -> Result<String, String> {
 /// Options every sink takes.
 const COMMON: &[&str] = &["name", "queue_bytes", "spool_bytes"];
 
-/// Every scheme and the options it takes besides [`COMMON`]: the one declaration of a sink's
-/// options (the URL's query keys and the `[[export.sinks]]` table's keys are the same).
-pub const SCHEMES: &[(&str, &[&str])] = &[
-    ("file", &["rotate_bytes", "rotate_secs", "fsync"]),
-    ("stdout", &[]),
-    ("null", &[]),
-    ("syslog+udp", &["facility", "format"]),
-    ("syslog+tcp", &["facility", "format"]),
-    ("syslog+tls", &["facility", "format", "ca", "cert", "key", "server_name"]),
-    ("syslog+relp", &["facility", "format"]),
-    ("syslog+relp+tls", &["facility", "format", "ca", "cert", "key", "server_name"]),
-    ("ipfix+udp", &["domain"]),
-    ("ipfix+tcp", &["domain"]),
-    ("redis", &["mode"]),
-];
+/// Every scheme of every sink, in [`super::SINKS`] order.
+pub fn schemes() -> impl Iterator<Item = &'static Scheme> {
+    super::SINKS.iter().flat_map(|s| s.iter())
+}
 
-/// The options a scheme takes (with [`COMMON`]); None for an unknown scheme. `syslog` and
-/// `ipfix` alone are their UDP forms.
-pub fn options_of(scheme: &str) -> Option<Vec<&'static str>> {
-    let s = match scheme {
-        "syslog" => "syslog+udp",
-        "ipfix" => "ipfix+udp",
-        s => s,
-    };
-    let (_, own) = SCHEMES.iter().find(|(n, _)| *n == s)?;
-    Some(COMMON.iter().chain(own.iter()).copied().collect())
+fn scheme(name: &str) -> Option<&'static Scheme> {
+    schemes().find(|s| s.name == name || s.aliases.contains(&name))
+}
+
+/// The options a scheme takes (with [`COMMON`]); None for an unknown scheme.
+pub fn options_of(name: &str) -> Option<Vec<&'static str>> {
+    let s = scheme(name)?;
+    Some(COMMON.iter().chain(s.options.iter()).copied().collect())
 }
 
 /// A sink URL's scheme and the rest (`-`, `stdout:` and `null:` have no `://`; a bare path is a
@@ -163,157 +190,85 @@ pub fn parse(url: &str) -> Result<SinkSpec, String> {
         Some((b, q)) => (b, q),
         None => (url, ""),
     };
-    let mut q: Vec<(String, String)> = Vec::new();
-    for kv in query.split('&').filter(|s| !s.is_empty()) {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        q.push((pct_decode(k), pct_decode(v)));
+    let mut kv: Vec<(String, String)> = Vec::new();
+    for pair in query.split('&').filter(|s| !s.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        kv.push((pct_decode(k), pct_decode(v)));
     }
-    let mut used = vec![false; q.len()];
-    let mut get = |k: &str| -> Option<String> {
-        let i = q.iter().position(|(k2, _)| k2 == k)?;
-        used[i] = true;
-        Some(q[i].1.clone())
-    };
-    let num = |k: &str, v: Option<String>| -> Result<Option<u64>, String> {
-        v.map(|v| v.parse::<u64>().map_err(|_| format!("{k}: not a number: {v:?}"))).transpose()
-    };
-    let name = get("name");
+    let mut q = Query { used: vec![false; kv.len()], kv };
+    let name = q.get("name");
     if name.as_deref() == Some("") {
         return Err("name: empty".into());
     }
-    let queue_bytes = num("queue_bytes", get("queue_bytes"))?.map(|v| v as usize);
-    let spool_bytes = num("spool_bytes", get("spool_bytes"))?;
-    let (scheme, rest) = split_scheme(base);
-    let format_of = |f: Option<String>, dflt: Format| -> Result<Format, String> {
-        match f.as_deref() {
-            None => Ok(dflt),
-            Some("eve") | Some("json") => Ok(Format::SyslogEve),
-            Some("cef") => Ok(Format::SyslogCef),
-            Some(o) => Err(format!("format: {o:?} (eve or cef)")),
-        }
+    let queue_bytes = q.num("queue_bytes")?.map(|v| v as usize);
+    let spool_bytes = q.num("spool_bytes")?;
+    let (scheme_name, rest) = split_scheme(base);
+    let Some(sc) = scheme(scheme_name) else {
+        let all: Vec<&str> = schemes().map(|s| s.name).collect();
+        return Err(format!("unknown scheme {scheme_name:?} ({})", all.join(", ")));
     };
-    let (target, format) = match scheme {
-        "stdout" => (Target::Stdout, Format::Eve),
-        "null" => (Target::Null, Format::Eve),
-        "file" => {
-            if rest.is_empty() {
-                return Err("file: no path".into());
-            }
-            let fsync = match get("fsync") {
-                None => Fsync::Never,
-                Some(v) => Fsync::parse(&v).ok_or_else(|| format!("fsync: {v:?} (never, rotate or always)"))?,
-            };
-            let opts = FileOptions {
-                rotate_bytes: num("rotate_bytes", get("rotate_bytes"))?.unwrap_or(0),
-                rotate_secs: num("rotate_secs", get("rotate_secs"))?.unwrap_or(0),
-                fsync,
-            };
-            (Target::File { path: PathBuf::from(pct_decode(rest)), opts }, Format::Eve)
-        }
-        "syslog+udp" | "syslog+tcp" | "syslog+tls" | "syslog" | "syslog+relp" | "syslog+relp+tls" => {
-            let port = match scheme {
-                "syslog+tls" => 6514,
-                "syslog+relp" | "syslog+relp+tls" => 2514,
-                _ => 514,
-            };
-            let addr = host_port(rest.trim_end_matches('/'), port)?;
-            let mut tls = || TlsOptions {
-                ca: get("ca").map(PathBuf::from),
-                cert: get("cert").map(PathBuf::from),
-                key: get("key").map(PathBuf::from),
-                server_name: get("server_name"),
-            };
-            let proto = match scheme {
-                "syslog+tcp" => Proto::Tcp,
-                "syslog+tls" => Proto::Tls(tls()),
-                "syslog+relp" => Proto::Relp(None),
-                "syslog+relp+tls" => Proto::Relp(Some(tls())),
-                _ => Proto::Udp,
-            };
-            let facility = match get("facility") {
-                None => 21,
-                Some(f) => syslog::facility(&f)
-                    .ok_or_else(|| format!("facility: {f:?} (kern, user, daemon, auth, syslog, local0..local7)"))?,
-            };
-            (Target::Syslog { addr, proto, facility }, format_of(get("format"), Format::SyslogEve)?)
-        }
-        "ipfix+udp" | "ipfix+tcp" | "ipfix" => {
-            let addr = host_port(rest.trim_end_matches('/'), 4739)?;
-            let domain = num("domain", get("domain"))?.unwrap_or(1);
-            let domain = u32::try_from(domain).map_err(|_| format!("domain: {domain} is over 2^32"))?;
-            (Target::Ipfix { addr, tcp: scheme == "ipfix+tcp", domain }, Format::Ipfix)
-        }
-        "redis" => {
-            let (hp, key) = rest.split_once('/').unwrap_or((rest, ""));
-            let key = pct_decode(key);
-            let key = if key.is_empty() { "spinewatch".to_string() } else { key };
-            let mode = match get("mode").as_deref() {
-                None | Some("list") => RedisMode::List,
-                Some("stream") => RedisMode::Stream,
-                Some(o) => return Err(format!("mode: {o:?} (list or stream)")),
-            };
-            (Target::Redis { addr: host_port(hp, 6379)?, key, mode }, Format::Eve)
-        }
-        s => {
-            let all: Vec<&str> = SCHEMES.iter().map(|(n, _)| *n).collect();
-            return Err(format!("unknown scheme {s:?} ({})", all.join(", ")));
-        }
-    };
-    let takes = options_of(scheme).unwrap_or_default();
+    let (target, format) = (sc.parse)(scheme_name, rest, &mut q)?;
+    let takes = options_of(scheme_name).unwrap_or_default();
     debug_assert!(
-        q.iter().zip(&used).all(|((k, _), u)| !u || takes.contains(&k.as_str())),
-        "{scheme}: an option read is not declared"
+        q.kv.iter().zip(&q.used).all(|((k, _), u)| !u || takes.contains(&k.as_str())),
+        "{scheme_name}: an option read is not declared"
     );
-    if let Some(i) = used.iter().position(|u| !u) {
-        return Err(format!("unknown option {:?} for a {scheme} sink (it takes {})", q[i].0, takes.join(", ")));
+    if let Some(i) = q.used.iter().position(|u| !u) {
+        return Err(format!("unknown option {:?} for a {scheme_name} sink (it takes {})", q.kv[i].0, takes.join(", ")));
     }
-    let name = name.unwrap_or_else(|| match &target {
-        Target::Stdout => "stdout".into(),
-        Target::Null => "null".into(),
-        Target::File { path, .. } => format!("file:{}", path.display()),
-        _ => format!("{scheme}:{}", rest.split(['/', '?']).next().unwrap_or("")),
-    });
+    let name = name
+        .or_else(|| target.0.default_name())
+        .unwrap_or_else(|| format!("{scheme_name}:{}", rest.split(['/', '?']).next().unwrap_or("")));
     Ok(SinkSpec { name, target, format, queue_bytes, spool_bytes })
 }
 
 #[cfg(test)]
 mod test {
     use super::*;
+    use crate::sink::file::{FileTarget, Fsync};
+    use crate::sink::ipfix::IpfixTarget;
+    use crate::sink::redis::{RedisMode, RedisTarget};
+    use crate::sink::syslog::{Proto, SyslogTarget};
+    use std::path::PathBuf;
 
     #[test]
     fn urls() {
         let s = parse("syslog+tls://siem.example:6515?format=cef&ca=/etc/ca.pem&facility=local3").unwrap();
-        assert_eq!(s.format, Format::SyslogCef);
-        let Target::Syslog { addr, proto: Proto::Tls(t), facility: 19 } = s.target else { panic!("{s:?}") };
+        assert_eq!(s.format, Format::Syslog { facility: 19, cef: true });
+        let SyslogTarget { addr, proto: Proto::Tls(t) } = s.target.get::<SyslogTarget>().unwrap() else {
+            panic!("{s:?}")
+        };
         assert_eq!(addr, "siem.example:6515");
         assert_eq!(t.ca, Some(PathBuf::from("/etc/ca.pem")));
+        let syslog = |u: &str| parse(u).unwrap().target.get::<SyslogTarget>().cloned().unwrap();
+        assert_eq!(syslog("syslog+udp://10.0.0.1"), SyslogTarget { addr: "10.0.0.1:514".into(), proto: Proto::Udp });
+        assert_eq!(parse("syslog+udp://10.0.0.1").unwrap().format, Format::Syslog { facility: 21, cef: false });
         assert_eq!(
-            parse("syslog+udp://10.0.0.1").unwrap().target,
-            Target::Syslog { addr: "10.0.0.1:514".into(), proto: Proto::Udp, facility: 21 }
-        );
-        assert_eq!(
-            parse("syslog+relp://10.0.0.1").unwrap().target,
-            Target::Syslog { addr: "10.0.0.1:2514".into(), proto: Proto::Relp(None), facility: 21 }
+            syslog("syslog+relp://10.0.0.1"),
+            SyslogTarget { addr: "10.0.0.1:2514".into(), proto: Proto::Relp(None) }
         );
         let s = parse("syslog+relp+tls://siem.example?ca=/etc/ca.pem&format=cef").unwrap();
-        assert_eq!(s.format, Format::SyslogCef);
-        let Target::Syslog { addr, proto: Proto::Relp(Some(t)), .. } = s.target else { panic!("{s:?}") };
-        assert_eq!((addr.as_str(), t.ca), ("siem.example:2514", Some(PathBuf::from("/etc/ca.pem"))));
+        assert_eq!(s.format, Format::Syslog { facility: 21, cef: true });
+        let SyslogTarget { addr, proto: Proto::Relp(Some(t)) } = s.target.get::<SyslogTarget>().unwrap() else {
+            panic!("{s:?}")
+        };
+        assert_eq!((addr.as_str(), &t.ca), ("siem.example:2514", &Some(PathBuf::from("/etc/ca.pem"))));
         assert_eq!(
-            parse("ipfix+tcp://[::1]?domain=7").unwrap().target,
-            Target::Ipfix { addr: "[::1]:4739".into(), tcp: true, domain: 7 }
+            parse("ipfix+tcp://[::1]?domain=7").unwrap().target.get::<IpfixTarget>(),
+            Some(&IpfixTarget { addr: "[::1]:4739".into(), tcp: true, domain: 7 })
         );
         let r = parse("redis://127.0.0.1:6380/eve%3Aflows?mode=stream").unwrap();
         assert_eq!(
-            r.target,
-            Target::Redis { addr: "127.0.0.1:6380".into(), key: "eve:flows".into(), mode: RedisMode::Stream }
+            r.target.get::<RedisTarget>(),
+            Some(&RedisTarget { addr: "127.0.0.1:6380".into(), key: "eve:flows".into(), mode: RedisMode::Stream })
         );
         let f = parse("file:///var/log/eve.json?rotate_bytes=1000&fsync=rotate").unwrap();
+        let Some(FileTarget::File { path, opts }) = f.target.get::<FileTarget>() else { panic!("{f:?}") };
         assert!(
-            matches!(f.target, Target::File { ref path, opts } if path == &PathBuf::from("/var/log/eve.json") && opts.rotate_bytes == 1000 && opts.fsync == Fsync::Rotate)
+            path == &PathBuf::from("/var/log/eve.json") && opts.rotate_bytes == 1000 && opts.fsync == Fsync::Rotate
         );
         assert_eq!(parse("out/eve.json").unwrap().name, "file:out/eve.json");
-        assert_eq!(parse("-").unwrap().target, Target::Stdout);
+        assert_eq!(parse("-").unwrap().target.get::<FileTarget>(), Some(&FileTarget::Stdout));
         // A '%' before a character that is not a hex digit stays as it is (found by fuzzing).
         assert_eq!(parse("-?name=%Ӟ").unwrap().name, "%Ӟ");
         for bad in
