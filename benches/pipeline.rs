@@ -10,7 +10,7 @@
 //!   cargo bench --bench pipeline
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use detect::flow::{FlowRecord, FlowTable, RecordSink};
+use detect::flow::{FlowRecord, Pipeline, RecordSink};
 use detect::{Engine, FlowConfig};
 
 struct Count(u64);
@@ -74,7 +74,7 @@ fn flow_ops(c: &mut Criterion) {
     g.throughput(Throughput::Elements(decoded.len() as u64));
     // Every packet hits a flow the table already has.
     g.bench_function("lookup", |b| {
-        let mut t = FlowTable::new(FlowConfig { capacity: 262_144, ..FlowConfig::default() });
+        let mut t = Pipeline::new(FlowConfig { capacity: 262_144, ..FlowConfig::default() });
         let mut sink = Count(0);
         for (ts, d, len) in &decoded {
             t.update(d, *len, *ts, &mut sink);
@@ -89,7 +89,7 @@ fn flow_ops(c: &mut Criterion) {
     let fresh: Vec<_> = decoded.iter().filter(|(_, d, _)| d.tcp_flags == 0x02 || d.proto == 17).collect();
     g.throughput(Throughput::Elements(fresh.len() as u64));
     g.bench_function("insert", |b| {
-        let mut t = FlowTable::new(FlowConfig { capacity: 4096, ..FlowConfig::default() });
+        let mut t = Pipeline::new(FlowConfig { capacity: 4096, ..FlowConfig::default() });
         let mut sink = Count(0);
         let mut shift = 0u64;
         b.iter(|| {
@@ -105,7 +105,7 @@ fn flow_ops(c: &mut Criterion) {
     g.bench_function("expire", |b| {
         b.iter_batched_ref(
             || {
-                let mut t = FlowTable::new(FlowConfig { capacity: 65_536, expire_budget: 64, ..FlowConfig::default() });
+                let mut t = Pipeline::new(FlowConfig { capacity: 65_536, expire_budget: 64, ..FlowConfig::default() });
                 let mut sink = Count(0);
                 for (ts, d, len) in &decoded {
                     t.update(d, *len, *ts, &mut sink);

@@ -6,7 +6,7 @@
 use crate::app::AppCounters;
 use crate::decode::{decode_into, decode_partial, DecodeError, DecodeErrorKind, Decoded, Kind, Layer};
 use crate::defrag::{Defrag, DefragCounters};
-use crate::flow::{FlowConfig, FlowCounters, FlowKey, FlowTable};
+use crate::flow::{FlowConfig, FlowCounters, FlowKey, FlowTable, Pipeline};
 use crate::hash::key_hash;
 use crate::time::Micros;
 
@@ -113,7 +113,7 @@ impl Default for Pending {
 
 /// Decode + flow tracking for one worker.
 pub struct Engine {
-    table: FlowTable,
+    pipe: Pipeline,
     defrag: Defrag,
     counters: EngineCounters,
     chunk: [Pending; CHUNK],
@@ -127,7 +127,7 @@ impl Engine {
     pub fn new(cfg: FlowConfig) -> Self {
         Engine {
             defrag: Defrag::new(cfg.defrag),
-            table: FlowTable::new(cfg),
+            pipe: Pipeline::new(cfg),
             counters: EngineCounters::default(),
             chunk: [Pending::default(); CHUNK],
             now: 0,
@@ -171,7 +171,7 @@ impl Engine {
         S: RecordSink,
         I: IntoIterator<Item = (&'a [u8], u32, Micros, u64)>,
     {
-        self.table.refresh_rules();
+        self.pipe.refresh_rules();
         if let Some(sh) = self.shard.as_mut() {
             sh.poll();
         }
@@ -204,14 +204,14 @@ impl Engine {
             let mut touched = 0u64;
             for s in &self.chunk[..n] {
                 if s.is_ip {
-                    touched ^= self.table.touch_index(s.hash);
+                    touched ^= self.pipe.table.touch_index(s.hash);
                 }
             }
             // (The app-layer sessions are not loaded ahead too: since body segments skip them,
             // few packets reach one, and the loads cost more than they saved, measured.)
             for s in &self.chunk[..n] {
                 if s.is_ip {
-                    touched ^= self.table.touch_flow(s.hash);
+                    touched ^= self.pipe.table.touch_flow(s.hash);
                 }
             }
             std::hint::black_box(touched);
@@ -219,12 +219,12 @@ impl Engine {
                 if let Some(sh) = self.shard.as_mut() {
                     sh.sync(s.ts);
                     if sh.holding() {
-                        apply_due(&mut self.table, sh, &mut self.now, Some((s.seq, s.ts)), sink);
+                        apply_due(&mut self.pipe, sh, &mut self.now, Some((s.seq, s.ts)), sink);
                     }
                     sh.mark(s.seq, s.ts);
                 }
                 account(
-                    &mut self.table,
+                    &mut self.pipe,
                     &mut self.defrag,
                     self.shard.as_mut(),
                     &mut self.counters,
@@ -235,7 +235,7 @@ impl Engine {
                 );
                 if tap {
                     let on_flow = s.is_ip && s.result.is_ok();
-                    let alerted = on_flow && self.table.alerted(&s.key, s.hash);
+                    let alerted = on_flow && self.pipe.table.alerted(&s.key, s.hash);
                     sink.packet(data, s.wire_len, s.ts, if on_flow { s.hash } else { 0 }, alerted);
                 }
             }
@@ -280,15 +280,15 @@ impl Engine {
             if let Some(sh) = self.shard.as_mut() {
                 sh.poll();
                 if sh.holding() {
-                    apply_due(&mut self.table, sh, &mut self.now, Some((0, n)), sink);
+                    apply_due(&mut self.pipe, sh, &mut self.now, Some((0, n)), sink);
                 }
             }
         }
         if let Some(sh) = &self.shard {
             sh.publish(self.now);
         }
-        self.table.expire(self.now, sink);
-        self.table.roll_behaviour(self.now, sink);
+        self.pipe.expire(self.now, sink);
+        self.pipe.roll_behaviour(self.now, sink);
         sink.mark(self.now);
         if self.defrag.enabled() {
             self.defrag.expire(self.now);
@@ -300,10 +300,10 @@ impl Engine {
         // Every worker has stopped: what they handed over goes to its flows first, in order.
         if let Some(sh) = self.shard.as_mut() {
             sh.poll();
-            apply_due(&mut self.table, sh, &mut self.now, None, sink);
+            apply_due(&mut self.pipe, sh, &mut self.now, None, sink);
         }
         let end = end.max(self.now);
-        self.table.flush_all(end, sink);
+        self.pipe.flush_all(end, sink);
     }
 
     /// The latest packet time seen.
@@ -314,24 +314,24 @@ impl Engine {
     /// The engine's counters and the flow table's, borrowed (no copy, for per-burst publishing).
     #[inline]
     pub fn counters_ref(&self) -> (&EngineCounters, &FlowCounters) {
-        (&self.counters, &self.table.counters)
+        (&self.counters, &self.pipe.table.counters)
     }
 
     /// What the live counters need beyond [`Engine::counters_ref`]: app sessions opened and
     /// refused, out-of-order bytes buffered, fragment bytes held.
     pub fn gauges(&self) -> [u64; 4] {
-        let (s, ns, ooo) = self.table.app.gauges();
+        let (s, ns, ooo) = self.pipe.app.gauges();
         [s, ns, ooo, self.defrag.counters.pending_bytes]
     }
 
     pub fn counters(&self) -> EngineCounters {
         let mut c = self.counters;
-        c.flows = self.table.counters;
-        c.app = self.table.app.counters();
+        c.flows = self.pipe.table.counters;
+        c.app = self.pipe.app.counters();
         c.defrag = self.defrag.counters;
-        c.detect = self.table.matcher.counters;
-        c.rules = self.table.rules_len() as u64;
-        c.rule_reloads = self.table.rule_reloads;
+        c.detect = self.pipe.matcher.counters;
+        c.rules = self.pipe.rules_len() as u64;
+        c.rule_reloads = self.pipe.rule_reloads;
         if let Some(sh) = &self.shard {
             c.shard = sh.counters;
         }
@@ -353,7 +353,7 @@ impl Engine {
     }
 
     pub fn flow_table(&self) -> &FlowTable {
-        &self.table
+        &self.pipe.table
     }
 }
 
@@ -367,21 +367,21 @@ fn payload_of<'a>(d: &Decoded, packet: &'a [u8]) -> &'a [u8] {
 /// Updates the outer UDP flow of a VXLAN or GENEVE frame (whatever it carries: IP, a fragment,
 /// ARP...). Returns whether there was one.
 #[inline(always)]
-fn outer_flow<S: RecordSink>(table: &mut FlowTable, s: &Pending, data: &[u8], now: Micros, sink: &mut S) -> bool {
+fn outer_flow<S: RecordSink>(pipe: &mut Pipeline, s: &Pending, data: &[u8], now: Micros, sink: &mut S) -> bool {
     let t = &s.d.tunnel;
     if t.outer_udp_payload == 0 {
         return false;
     }
     let off = (t.outer_udp_offset as usize).min(data.len());
     let payload = &data[off..(off + t.outer_udp_payload as usize).min(data.len())];
-    table.update_with_payload(&t.outer_udp(), payload, s.wire_len, now, sink);
+    pipe.update_with_payload(&t.outer_udp(), payload, s.wire_len, now, sink);
     true
 }
 
 #[inline]
 #[allow(clippy::too_many_arguments)]
 fn account<S: RecordSink>(
-    table: &mut FlowTable,
+    pipe: &mut Pipeline,
     defrag: &mut Defrag,
     shard: Option<&mut crate::shard::Shard>,
     c: &mut EngineCounters,
@@ -393,22 +393,22 @@ fn account<S: RecordSink>(
     if s.ts > *now {
         *now = s.ts;
     }
-    table.seq = s.seq;
+    pipe.seq = s.seq;
     c.packets += 1;
     c.bytes += s.wire_len as u64;
     match &s.result {
         Ok(()) => match s.d.kind {
-            Kind::Ip if s.d.quoted.valid && quoted_flow(table, s, *now) => c.flow_packets += 1,
+            Kind::Ip if s.d.quoted.valid && quoted_flow(pipe, s, *now) => c.flow_packets += 1,
             Kind::Ip => {
-                let before = table.len();
+                let before = pipe.len();
                 let payload = payload_of(&s.d, data);
                 let t = &s.d.tunnel;
                 // An inner flow counts its inner IP packets' bytes, as Suricata does.
                 let bytes = if t.depth > 0 { t.inner_len + t.inner_link as u32 } else { s.wire_len };
-                table.update_keyed(&s.key, s.src_is_lo, s.hash, &s.d, payload, bytes, *now, sink);
+                pipe.update_keyed(&s.key, s.src_is_lo, s.hash, &s.d, payload, bytes, *now, sink);
                 // A UDP tunnel (VXLAN, GENEVE) is a UDP flow of its own too.
-                outer_flow(table, s, data, *now, sink);
-                if before == 0 && table.is_empty() {
+                outer_flow(pipe, s, data, *now, sink);
+                if before == 0 && pipe.is_empty() {
                     c.no_flow += 1;
                 } else {
                     c.flow_packets += 1;
@@ -416,13 +416,13 @@ fn account<S: RecordSink>(
             }
             Kind::Fragment => {
                 c.fragments += 1;
-                outer_flow(table, s, data, *now, sink);
+                outer_flow(pipe, s, data, *now, sink);
                 if defrag.enabled() {
-                    reassemble(table, defrag, shard, s, data, *now, sink);
+                    reassemble(pipe, defrag, shard, s, data, *now, sink);
                 }
             }
             // ARP and the like inside a UDP tunnel: on the tunnel's flow.
-            Kind::NonIp if outer_flow(table, s, data, *now, sink) => c.flow_packets += 1,
+            Kind::NonIp if outer_flow(pipe, s, data, *now, sink) => c.flow_packets += 1,
             Kind::NonIp => c.non_ip += 1,
         },
         Err(e) => c.decode_errors[e.kind() as usize][e.layer() as usize] += 1,
@@ -432,7 +432,7 @@ fn account<S: RecordSink>(
 /// An ICMP error goes to the flow of the packet it quotes when that flow exists, from the
 /// quoted packet's destination side (as Suricata accounts it); returns whether it did.
 #[cold]
-fn quoted_flow(table: &mut FlowTable, s: &Pending, now: Micros) -> bool {
+fn quoted_flow(pipe: &mut Pipeline, s: &Pending, now: Micros) -> bool {
     let q = &s.d.quoted;
     let mut d = s.d;
     d.src = q.src;
@@ -442,14 +442,14 @@ fn quoted_flow(table: &mut FlowTable, s: &Pending, now: Micros) -> bool {
     d.dst_port = q.dst_port;
     let (key, quoted_src_is_lo) = FlowKey::from_decoded(&d);
     let bytes = if s.d.tunnel.depth > 0 { s.d.tunnel.inner_len + s.d.tunnel.inner_link as u32 } else { s.wire_len };
-    table.account_existing(&key, key_hash(&key), !quoted_src_is_lo, bytes, now)
+    pipe.table.account_existing(&key, key_hash(&key), !quoted_src_is_lo, bytes, now)
 }
 
 /// A fragment: when it completes its datagram, the datagram goes to its flow as one packet of
 /// its link header plus its IP length (inner IP length in a tunnel), as Suricata counts it.
 #[cold]
 fn reassemble<S: RecordSink>(
-    table: &mut FlowTable,
+    pipe: &mut Pipeline,
     defrag: &mut Defrag,
     shard: Option<&mut crate::shard::Shard>,
     s: &Pending,
@@ -478,14 +478,14 @@ fn reassemble<S: RecordSink>(
             return;
         }
     }
-    table.update_keyed(&key, lo, hash, d, payload, bytes, now, sink);
+    pipe.update_keyed(&key, lo, hash, d, payload, bytes, now, sink);
 }
 
 /// Applies the hand-offs due before an own packet at `at` = (seq, ts) (`None`: all of them, the
 /// end of the input), each on its own time.
 #[cold]
 fn apply_due<S: RecordSink>(
-    table: &mut FlowTable,
+    pipe: &mut Pipeline,
     sh: &mut crate::shard::Shard,
     now: &mut Micros,
     at: Option<(u64, Micros)>,
@@ -503,8 +503,8 @@ fn apply_due<S: RecordSink>(
         }
         let payload = payload_of(d, &h.packet);
         let (key, lo) = FlowKey::from_decoded(d);
-        table.seq = h.seq;
-        table.update_keyed(&key, lo, key_hash(&key), d, payload, h.bytes, h.ts, sink);
+        pipe.seq = h.seq;
+        pipe.update_keyed(&key, lo, key_hash(&key), d, payload, h.bytes, h.ts, sink);
         sh.recycle(h);
     }
 }
