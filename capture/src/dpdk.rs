@@ -1,8 +1,10 @@
 //! DPDK capture: ports (PCI devices or vdevs), one RX queue per worker per port, symmetric RSS,
 //! pinned worker threads registered with DPDK, and the run-to-completion loop.
 
-use crate::counters::{shared_stats, PortSummary, RunSummary};
+use crate::counters::{PortSummary, RunSummary};
+use crate::runner::{Common, Drive, RunError, Source, WorkerCtx, WorkerInput};
 use crate::worker::{Stage, WorkerCore};
+use detect::time::Micros;
 use detect::FlowConfig;
 use dpdk_sys::{Burst, DpdkError, Eal, Mempool, Port, RxQueue, TimestampField};
 use export::ExportConfig;
@@ -95,8 +97,8 @@ pub enum DpdkRunError {
     Dpdk(#[from] DpdkError),
     #[error("{0}")]
     Config(String),
-    #[error("export: {0}")]
-    Export(std::io::Error),
+    #[error(transparent)]
+    Run(#[from] RunError),
 }
 
 struct WorkerPlan {
@@ -254,217 +256,283 @@ pub fn run_dpdk_bench(
             "RSS by the device: a datagram reassembled from fragments stays on the worker that received them"
         );
     }
-    let mut shards = detect::shard::mesh(if hand_off { n } else { 1 }, cfg.flow.defrag.handoff_ring);
-    // A replay of split files on their own timestamps: the queues carry no common order, so the
-    // workers keep packet-time order between them (a datagram reassembled on one worker
-    // reaches its flow's before any later packet).
-    if cfg.expected_per_worker.is_some() && cfg.hw_timestamps && hand_off && n > 1 {
-        let gate = detect::shard::Gate::new(n);
-        for s in shards.iter_mut() {
-            s.set_gate(gate.clone());
-        }
-    }
-    let mut shards = shards.into_iter();
-    let (export, batchers) = dpdk_export(out, n, &cfg.export)?;
-    let (capture_writer, mut captures) =
-        crate::alertpcap::start_if(cfg.alert_capture.as_ref(), n).map_err(DpdkRunError::Export)?;
-    let stats = shared_stats(n);
-    let mut live = crate::metrics::Live::new(stats.clone(), cfg.flow.capacity as u64);
-    live.sinks = export.sink_counters().to_vec();
-    live.ports = cfg
-        .ports
-        .iter()
-        .map(|p| Arc::new(crate::metrics::PortLive { name: p.name.clone(), ..Default::default() }))
-        .collect();
-    let live = Arc::new(live);
-    let _metrics = crate::metrics::serve_if(cfg.metrics.as_deref(), &live);
-    let mut stats_file =
-        crate::metrics::open_stats_file(cfg.stats_file.as_deref()).map_err(|e| DpdkRunError::Config(e.to_string()))?;
     let tsc_hz = dpdk_sys::tsc_hz(&eal).max(1);
-    let epoch_us = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
-    let tsc0 = dpdk_sys::tsc();
-    let started = Instant::now();
-    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let measuring = AtomicBool::new(false);
-    let stage = cfg.stage;
-    // (seconds, per-worker (packets, bytes), (imissed, rx_nombuf), per-worker live flows)
-    type Window = (f64, Vec<(u64, u64)>, (u64, u64), Vec<u64>);
-    let mut window: Option<Window> = None;
-
+    let params = WorkerParams {
+        burst_size: cfg.burst_size,
+        idle_exit: cfg.idle_exit,
+        hw_ts: cfg.hw_timestamps,
+        stage: cfg.stage,
+        measure: cfg.bench.is_some(),
+        tsc_hz,
+        tsc0: dpdk_sys::tsc(),
+        epoch_us: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0),
+    };
     // Every queue handle, once; each goes to the worker of its core.
     let mut port_queues: Vec<Vec<Option<RxQueue>>> = Vec::with_capacity(ports.len());
     for p in &ports {
         port_queues.push(p.rx_queues(ts_field)?.into_iter().map(Some).collect());
     }
-    let results: Vec<(WorkerCore, Option<WorkerBench>)> = std::thread::scope(|s| {
-        let mut handles = Vec::with_capacity(n);
-        for (i, (plan, batcher)) in plans.iter().zip(batchers).enumerate() {
-            let mut queues: Vec<RxQueue> = plan
-                .queues
-                .iter()
-                .map(|&(pi, q)| port_queues[pi][q as usize].take().expect("each queue goes to one worker"))
-                .collect();
-            let mut core = WorkerCore::new(i, cfg.flow.clone(), batcher, stats.clone());
-            if let Some(c) = captures[i].take() {
-                core.set_alert_capture(c);
+    let mut inputs = Vec::with_capacity(n);
+    for (i, plan) in plans.iter().enumerate() {
+        let queues: Vec<RxQueue> = plan
+            .queues
+            .iter()
+            .map(|&(pi, q)| port_queues[pi][q as usize].take().expect("each queue goes to one worker"))
+            .collect();
+        let expected = cfg.expected_per_worker.as_ref().map(|v| v.get(i).copied().unwrap_or(0));
+        let input = DpdkInput { queues, eal: &eal, expected, measuring: &measuring, p: params };
+        inputs.push(WorkerInput { core: Some(plan.core), input });
+    }
+    let mut src = DpdkSource {
+        cfg,
+        ports: &ports,
+        inputs: Some(inputs),
+        hand_off,
+        measuring: &measuring,
+        window: None,
+        benches: Vec::new(),
+    };
+    let common = Common {
+        flow: cfg.flow.clone(),
+        export: cfg.export.clone(),
+        alert_capture: cfg.alert_capture.clone(),
+        stats_interval: cfg.stats_interval,
+        metrics: cfg.metrics.clone(),
+        stats_file: cfg.stats_file.clone(),
+    };
+    let summary = crate::runner::run(&mut src, &common, out, stop)?;
+    let (window, benches) = (src.window.take(), std::mem::take(&mut src.benches));
+    drop(src);
+    for p in ports.iter_mut() {
+        p.stop();
+    }
+    drop(ports);
+    drop(pool);
+    let report = window.map(|(seconds, per, (imissed, rx_nombuf), flows_active)| BenchReport {
+        stage: cfg.stage,
+        seconds,
+        tsc_hz,
+        workers: benches
+            .into_iter()
+            .zip(per)
+            .map(|(b, (packets, bytes))| {
+                let mut b =
+                    b.unwrap_or(WorkerBench { packets: 0, bytes: 0, busy_cycles: 0, latency_ns: [0; 4], bursts: 0 });
+                b.packets = packets;
+                b.bytes = bytes;
+                b
+            })
+            .collect(),
+        imissed,
+        rx_nombuf,
+        flows_active,
+    });
+    Ok((summary, report))
+}
+
+/// What every DPDK worker's loop is told.
+#[derive(Debug, Clone, Copy)]
+struct WorkerParams {
+    burst_size: usize,
+    idle_exit: Duration,
+    hw_ts: bool,
+    stage: Stage,
+    measure: bool,
+    tsc_hz: u64,
+    tsc0: u64,
+    epoch_us: u64,
+}
+
+/// A DPDK worker's RX queues and what its loop needs.
+pub struct DpdkInput<'p> {
+    queues: Vec<RxQueue<'p>>,
+    eal: &'p Eal,
+    /// For replay: the packets this worker must receive.
+    expected: Option<u64>,
+    measuring: &'p AtomicBool,
+    p: WorkerParams,
+}
+
+/// (seconds, per-worker (packets, bytes), (imissed, rx_nombuf), per-worker live flows)
+type Window = (f64, Vec<(u64, u64)>, (u64, u64), Vec<u64>);
+
+/// The DPDK source: ports set up and queues handed out before the runner starts.
+struct DpdkSource<'p> {
+    cfg: &'p DpdkRunConfig,
+    ports: &'p [Port],
+    inputs: Option<Vec<WorkerInput<DpdkInput<'p>>>>,
+    hand_off: bool,
+    measuring: &'p AtomicBool,
+    window: Option<Window>,
+    benches: Vec<Option<WorkerBench>>,
+}
+
+impl<'p> Source for DpdkSource<'p> {
+    type Input = DpdkInput<'p>;
+    type WorkerOut = Option<WorkerBench>;
+    type Error = DpdkRunError;
+    const NAME: &'static str = "dpdk";
+
+    fn live_ports(&self) -> Vec<Arc<crate::metrics::PortLive>> {
+        self.cfg
+            .ports
+            .iter()
+            .map(|p| Arc::new(crate::metrics::PortLive { name: p.name.clone(), ..Default::default() }))
+            .collect()
+    }
+
+    fn open(&mut self) -> Result<Vec<WorkerInput<DpdkInput<'p>>>, DpdkRunError> {
+        Ok(self.inputs.take().unwrap_or_default())
+    }
+
+    fn shards(&self, n: usize) -> Vec<detect::shard::Shard> {
+        let cfg = self.cfg;
+        let mut shards = detect::shard::mesh(if self.hand_off { n } else { 1 }, cfg.flow.defrag.handoff_ring);
+        // A replay of split files on their own timestamps: the queues carry no common order, so
+        // the workers keep packet-time order between them (a datagram reassembled on one worker
+        // reaches its flow's before any later packet).
+        if cfg.expected_per_worker.is_some() && cfg.hw_timestamps && self.hand_off && n > 1 {
+            let gate = detect::shard::Gate::new(n);
+            for s in shards.iter_mut() {
+                s.set_gate(gate.clone());
             }
-            if let Some(sh) = shards.next() {
-                core.set_shard(sh);
-            }
-            let expected = cfg.expected_per_worker.as_ref().map(|v| v.get(i).copied().unwrap_or(0));
-            let (eal, stop, done, measuring) = (&eal, stop.clone(), done.clone(), &measuring);
-            let measure = cfg.bench.is_some();
-            let cfg_bench_none = cfg.bench.is_none();
-            let (burst_size, idle_exit, hw_ts, cpu) = (cfg.burst_size, cfg.idle_exit, cfg.hw_timestamps, plan.core);
-            let h = std::thread::Builder::new()
-                .name(format!("sw-worker-{i}"))
-                .spawn_scoped(s, move || {
-                    if crate::pin::pin_current(cpu) {
-                        core.core = Some(cpu);
-                    } else {
-                        tracing::warn!(worker = i, core = cpu, "could not pin worker to core");
-                    }
-                    match eal.register_thread() {
-                        Ok(lcore) => tracing::debug!(worker = i, lcore, "registered with DPDK"),
-                        Err(e) => tracing::warn!(worker = i, "{e}: mempool caches unused on this worker"),
-                    }
-                    // The live clock: wall time at start plus TSC cycles since, no syscall, and no
-                    // division: cycles × (2^32 · 10^6 / hz) >> 32.
-                    let us_mult = ((1_000_000u128 << 32) / tsc_hz as u128) as u64;
-                    let since = || ((dpdk_sys::tsc().saturating_sub(tsc0) as u128 * us_mult as u128) >> 32) as u64;
-                    let wall_us = || epoch_us + since();
-                    // Milliseconds since start for batch ageing, from the TSC too.
-                    let mono_ms = || since() / 1000;
-                    // Whatever happens to this thread, the reporter learns it ended.
-                    struct Done<'a>(&'a std::sync::atomic::AtomicUsize);
-                    impl Drop for Done<'_> {
-                        fn drop(&mut self) {
-                            self.0.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    let _done = Done(&done);
-                    let mut burst = Burst::new(burst_size);
-                    let mut last_rx = Instant::now();
-                    let mut polls = 0u64;
-                    let mut tsc_now_us = 0u64;
-                    let mut hist = measure.then(|| {
-                        hdrhistogram::Histogram::<u64>::new_with_bounds(1, 1 << 40, 3).expect("histogram bounds")
-                    });
-                    let (mut busy, mut mbursts) = (0u64, 0u64);
-                    loop {
-                        if stop.load(Ordering::Relaxed) {
-                            // Live capture: take what is already in the RX rings (bounded in
-                            // time, for sources that never run dry), so it is counted.
-                            if expected.is_none() && cfg_bench_none {
-                                let until = Instant::now() + Duration::from_millis(100);
-                                while Instant::now() < until {
-                                    let mut got = 0;
-                                    for q in queues.iter_mut() {
-                                        let k = q.rx_burst(&mut burst);
-                                        got += k;
-                                        if k > 0 {
-                                            let now_us = wall_us();
-                                            core.burst(
-                                                burst
-                                                    .frames()
-                                                    .map(|(d, l, ts)| (d, l, if hw_ts { ts } else { now_us })),
-                                            );
-                                            burst.free();
-                                        }
-                                    }
-                                    if got == 0 {
-                                        break;
-                                    }
-                                    core.end_burst((!hw_ts).then(&wall_us), mono_ms());
-                                }
-                            }
-                            break;
-                        }
-                        if let Some(exp) = expected {
-                            if core.received >= exp {
-                                break;
-                            }
-                        }
-                        let t_a = if measure { dpdk_sys::tsc() } else { 0 };
+        }
+        shards
+    }
+
+    fn work(input: DpdkInput<'p>, core: &mut WorkerCore, ctx: &WorkerCtx<'_>) -> Option<WorkerBench> {
+        let DpdkInput { mut queues, eal, expected, measuring, p } = input;
+        let WorkerParams { burst_size, idle_exit, hw_ts, stage, measure, tsc_hz, tsc0, epoch_us } = p;
+        let (i, stop) = (ctx.id, ctx.stop);
+        let cfg_bench_none = !measure;
+        match eal.register_thread() {
+            Ok(lcore) => tracing::debug!(worker = i, lcore, "registered with DPDK"),
+            Err(e) => tracing::warn!(worker = i, "{e}: mempool caches unused on this worker"),
+        }
+        // The live clock: wall time at start plus TSC cycles since, no syscall, and no
+        // division: cycles × (2^32 · 10^6 / hz) >> 32.
+        let us_mult = ((1_000_000u128 << 32) / tsc_hz as u128) as u64;
+        let since = || ((dpdk_sys::tsc().saturating_sub(tsc0) as u128 * us_mult as u128) >> 32) as u64;
+        let wall_us = || epoch_us + since();
+        // Milliseconds since start for batch ageing, from the TSC too.
+        let mono_ms = || since() / 1000;
+        let mut burst = Burst::new(burst_size);
+        let mut last_rx = Instant::now();
+        let mut polls = 0u64;
+        let mut tsc_now_us = 0u64;
+        let mut hist =
+            measure.then(|| hdrhistogram::Histogram::<u64>::new_with_bounds(1, 1 << 40, 3).expect("histogram bounds"));
+        let (mut busy, mut mbursts) = (0u64, 0u64);
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                // Live capture: take what is already in the RX rings (bounded in
+                // time, for sources that never run dry), so it is counted.
+                if expected.is_none() && cfg_bench_none {
+                    let until = Instant::now() + Duration::from_millis(100);
+                    while Instant::now() < until {
                         let mut got = 0;
                         for q in queues.iter_mut() {
                             let k = q.rx_burst(&mut burst);
-                            if k == 0 {
-                                continue;
-                            }
                             got += k;
-                            // The clock, once per burst.
-                            if !hw_ts {
-                                tsc_now_us = wall_us();
-                            }
-                            if stage == Stage::Rx {
-                                let bytes = burst.frames().map(|f| f.1 as u64).sum();
-                                core.rx_only(k, bytes);
-                            } else {
-                                core.burst_stage(
-                                    stage,
-                                    burst
-                                        .frames()
-                                        .map(|(data, len, ts)| (data, len, if hw_ts { ts } else { tsc_now_us })),
-                                );
-                            }
-                            burst.free();
-                        }
-                        polls += 1;
-                        if got > 0 {
-                            last_rx = Instant::now();
-                            let clock = (!hw_ts).then_some(tsc_now_us);
-                            core.end_burst(clock, mono_ms());
-                            if let Some(h) = hist.as_mut() {
-                                if measuring.load(Ordering::Relaxed) {
-                                    let dt = dpdk_sys::tsc().wrapping_sub(t_a);
-                                    busy += dt;
-                                    mbursts += 1;
-                                    h.saturating_record(dt.max(1));
-                                }
-                            }
-                        } else if polls.is_multiple_of(1024) {
-                            // Idle: keep expiry and batch ageing going on the live clock.
-                            let now = Instant::now();
-                            if !hw_ts {
-                                tsc_now_us = wall_us();
-                                core.end_burst(Some(tsc_now_us), mono_ms());
-                            } else {
-                                core.end_burst(None, mono_ms());
-                            }
-                            if expected.is_some() && now.duration_since(last_rx) > idle_exit {
-                                tracing::warn!(
-                                    worker = i,
-                                    received = core.received,
-                                    expected = expected.unwrap_or(0),
-                                    "input idle; ending this worker's replay early"
-                                );
-                                break;
+                            if k > 0 {
+                                let now_us = wall_us();
+                                core.burst(burst.frames().map(|(d, l, ts)| (d, l, if hw_ts { ts } else { now_us })));
+                                burst.free();
                             }
                         }
+                        if got == 0 {
+                            break;
+                        }
+                        core.end_burst((!hw_ts).then(&wall_us), mono_ms());
                     }
-                    // The other workers stop waiting for this one.
-                    core.input_done();
-                    let wb = hist.map(|h| {
-                        let ns = |c: u64| (c as u128 * 1_000_000_000 / tsc_hz as u128) as u64;
-                        WorkerBench {
-                            packets: 0,
-                            bytes: 0,
-                            busy_cycles: busy,
-                            latency_ns: [
-                                ns(h.value_at_quantile(0.5)),
-                                ns(h.value_at_quantile(0.99)),
-                                ns(h.value_at_quantile(0.999)),
-                                ns(h.max()),
-                            ],
-                            bursts: mbursts,
-                        }
-                    });
-                    (core, wb)
-                })
-                .expect("spawn worker thread");
-            handles.push(h);
+                }
+                break;
+            }
+            if let Some(exp) = expected {
+                if core.received >= exp {
+                    break;
+                }
+            }
+            let t_a = if measure { dpdk_sys::tsc() } else { 0 };
+            let mut got = 0;
+            for q in queues.iter_mut() {
+                let k = q.rx_burst(&mut burst);
+                if k == 0 {
+                    continue;
+                }
+                got += k;
+                // The clock, once per burst.
+                if !hw_ts {
+                    tsc_now_us = wall_us();
+                }
+                if stage == Stage::Rx {
+                    let bytes = burst.frames().map(|f| f.1 as u64).sum();
+                    core.rx_only(k, bytes);
+                } else {
+                    core.burst_stage(
+                        stage,
+                        burst.frames().map(|(data, len, ts)| (data, len, if hw_ts { ts } else { tsc_now_us })),
+                    );
+                }
+                burst.free();
+            }
+            polls += 1;
+            if got > 0 {
+                last_rx = Instant::now();
+                let clock = (!hw_ts).then_some(tsc_now_us);
+                core.end_burst(clock, mono_ms());
+                if let Some(h) = hist.as_mut() {
+                    if measuring.load(Ordering::Relaxed) {
+                        let dt = dpdk_sys::tsc().wrapping_sub(t_a);
+                        busy += dt;
+                        mbursts += 1;
+                        h.saturating_record(dt.max(1));
+                    }
+                }
+            } else if polls.is_multiple_of(1024) {
+                // Idle: keep expiry and batch ageing going on the live clock.
+                let now = Instant::now();
+                if !hw_ts {
+                    tsc_now_us = wall_us();
+                    core.end_burst(Some(tsc_now_us), mono_ms());
+                } else {
+                    core.end_burst(None, mono_ms());
+                }
+                if expected.is_some() && now.duration_since(last_rx) > idle_exit {
+                    tracing::warn!(
+                        worker = i,
+                        received = core.received,
+                        expected = expected.unwrap_or(0),
+                        "input idle; ending this worker's replay early"
+                    );
+                    break;
+                }
+            }
         }
+        // The other workers stop waiting for this one.
+        core.input_done();
+        hist.map(|h| {
+            let ns = |c: u64| (c as u128 * 1_000_000_000 / tsc_hz as u128) as u64;
+            WorkerBench {
+                packets: 0,
+                bytes: 0,
+                busy_cycles: busy,
+                latency_ns: [
+                    ns(h.value_at_quantile(0.5)),
+                    ns(h.value_at_quantile(0.99)),
+                    ns(h.value_at_quantile(0.999)),
+                    ns(h.max()),
+                ],
+                bursts: mbursts,
+            }
+        })
+    }
+
+    fn drive(&mut self, d: &mut Drive<'_>) -> Result<(), DpdkRunError> {
+        let (cfg, ports, stats, done, stop, n, measuring) =
+            (self.cfg, self.ports, d.stats, d.done, d.stop, d.workers, self.measuring);
+        let mut window = None;
         // Benchmark window: after the warm-up, snapshot, measure, snapshot, stop.
         if let Some(b) = cfg.bench {
             let snap = || -> (Vec<(u64, u64)>, (u64, u64)) {
@@ -500,13 +568,12 @@ pub fn run_dpdk_bench(
             stop.store(true, Ordering::Relaxed);
         }
         // Stats reporter: this thread, outside the packet path.
-        let mut next_report = Instant::now() + cfg.stats_interval.unwrap_or(Duration::from_secs(3600));
         let mut next_refresh = Instant::now();
         while done.load(Ordering::Relaxed) < n {
             std::thread::sleep(Duration::from_millis(20));
             // The ports' counters and the export queue, for the metrics, once a second.
             if Instant::now() >= next_refresh {
-                for (p, l) in ports.iter().zip(&live.ports) {
+                for (p, l) in ports.iter().zip(&d.live.ports) {
                     let st = p.stats();
                     l.ipackets.store(st.ipackets, Ordering::Relaxed);
                     l.ibytes.store(st.ibytes, Ordering::Relaxed);
@@ -514,84 +581,39 @@ pub fn run_dpdk_bench(
                     l.ierrors.store(st.ierrors, Ordering::Relaxed);
                     l.rx_nombuf.store(st.rx_nombuf, Ordering::Relaxed);
                 }
-                live.export_queue.store(export.queued_batches() as u64, Ordering::Relaxed);
                 next_refresh += Duration::from_secs(1);
             }
-            if cfg.stats_interval.is_some() && Instant::now() >= next_report {
-                crate::metrics::report(&live, stats_file.as_mut());
-                next_report += cfg.stats_interval.unwrap_or_default();
-            }
+            d.tick();
         }
-        handles.into_iter().map(|h| h.join().expect("worker thread panicked")).collect()
-    });
-    let mut cores = Vec::with_capacity(results.len());
-    let mut benches = Vec::with_capacity(results.len());
-    for (c, b) in results {
-        cores.push(c);
-        benches.push(b);
+        self.window = window;
+        Ok(())
     }
-    let report = window.map(|(seconds, per, (imissed, rx_nombuf), flows_active)| BenchReport {
-        stage,
-        seconds,
-        tsc_hz,
-        workers: benches
-            .into_iter()
-            .zip(per)
-            .map(|(b, (packets, bytes))| {
-                let mut b =
-                    b.unwrap_or(WorkerBench { packets: 0, bytes: 0, busy_cycles: 0, latency_ns: [0; 4], bursts: 0 });
-                b.packets = packets;
-                b.bytes = bytes;
-                b
-            })
-            .collect(),
-        imissed,
-        rx_nombuf,
-        flows_active,
-    });
-    let elapsed = started.elapsed().as_secs_f64();
-    let mut port_summaries = Vec::new();
-    for (p, spec) in ports.iter_mut().zip(&cfg.ports) {
-        p.stop();
-        let st = p.stats();
-        if tracing::enabled!(tracing::Level::DEBUG) {
-            for (name, v) in p.xstats().into_iter().filter(|(_, v)| *v != 0) {
-                tracing::debug!(port = %spec.name, xstat = %name, value = v);
-            }
-        }
-        port_summaries.push(PortSummary {
-            name: spec.name.clone(),
-            ipackets: st.ipackets,
-            imissed: st.imissed,
-            ierrors: st.ierrors,
-            rx_nombuf: st.rx_nombuf,
-        });
-    }
-    let end = cores.iter().map(|c| c.now()).max().unwrap_or(0);
-    let workers: Vec<_> = cores.into_iter().map(|c| c.finish(end)).collect();
-    let alert_capture = capture_writer.map(|w| w.finish());
-    let (exporter, export_error) = export.join().map_err(DpdkRunError::Export)?;
-    drop(ports);
-    drop(pool);
-    // What the NICs delivered, to check against what the workers processed.
-    let input_packets = port_summaries.iter().map(|p| p.ipackets).sum();
-    let summary = RunSummary {
-        source: "dpdk".into(),
-        workers,
-        ports: port_summaries,
-        exporter,
-        export_error: export_error.map(|e| e.to_string()),
-        elapsed_secs: elapsed,
-        input_packets,
-        alert_capture,
-    };
-    Ok((summary, report))
-}
 
-fn dpdk_export(
-    out: Vec<export::SinkSpec>,
-    n: usize,
-    cfg: &ExportConfig,
-) -> Result<(export::ExportHandle, Vec<export::Batcher>), DpdkRunError> {
-    export::spawn(&out, n, cfg).map_err(DpdkRunError::Export)
+    fn finish(
+        &mut self,
+        cores: &[WorkerCore],
+        outs: Vec<Option<WorkerBench>>,
+    ) -> Result<(Vec<PortSummary>, u64, Micros), DpdkRunError> {
+        self.benches = outs;
+        let mut port_summaries = Vec::new();
+        for (p, spec) in self.ports.iter().zip(&self.cfg.ports) {
+            let st = p.stats();
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                for (name, v) in p.xstats().into_iter().filter(|(_, v)| *v != 0) {
+                    tracing::debug!(port = %spec.name, xstat = %name, value = v);
+                }
+            }
+            port_summaries.push(PortSummary {
+                name: spec.name.clone(),
+                ipackets: st.ipackets,
+                imissed: st.imissed,
+                ierrors: st.ierrors,
+                rx_nombuf: st.rx_nombuf,
+            });
+        }
+        let end = cores.iter().map(|c| c.now()).max().unwrap_or(0);
+        // What the NICs delivered, to check against what the workers processed.
+        let input_packets = port_summaries.iter().map(|p| p.ipackets).sum();
+        Ok((port_summaries, input_packets, end))
+    }
 }

@@ -19,6 +19,7 @@ pub mod file;
 pub mod metrics;
 pub mod pcap;
 pub mod pin;
+pub mod runner;
 pub mod split;
 pub mod worker;
 
