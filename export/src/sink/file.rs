@@ -1,7 +1,7 @@
 //! JSON lines to a file (appended to, never truncated; rotated by size and by time) or to
 //! stdout.
 
-use super::url::{Endpoint, Format, Query, Scheme, Target};
+use super::url::{Endpoint, Format, Location, Query, Scheme, Target};
 use super::{Chunk, Transport};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -10,9 +10,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// `file:///PATH` (or a plain path), `-` / `stdout:`, and `null:` (formatted and discarded: benchmarks).
 pub const SCHEMES: &[Scheme] = &[
-    Scheme { name: "file", aliases: &[], options: &["rotate_bytes", "rotate_secs", "fsync"], parse },
-    Scheme { name: "stdout", aliases: &[], options: &[], parse },
-    Scheme { name: "null", aliases: &[], options: &[], parse },
+    Scheme { name: "file", aliases: &[], options: &["rotate_bytes", "rotate_secs", "fsync"], parse, userinfo: false },
+    Scheme { name: "stdout", aliases: &[], options: &[], parse, userinfo: false },
+    Scheme { name: "null", aliases: &[], options: &[], parse, userinfo: false },
 ];
 
 /// A file sink's target.
@@ -23,12 +23,12 @@ pub enum FileTarget {
     File { path: PathBuf, opts: FileOptions },
 }
 
-fn parse(scheme: &str, rest: &str, q: &mut Query) -> Result<(Target, Format), String> {
+fn parse(scheme: &str, loc: &Location, q: &mut Query) -> Result<(Target, Format), String> {
     let t = match scheme {
         "stdout" => FileTarget::Stdout,
         "null" => FileTarget::Null,
         _ => {
-            if rest.is_empty() {
+            if loc.path.is_empty() {
                 return Err("file: no path".into());
             }
             let fsync = match q.get("fsync") {
@@ -40,7 +40,7 @@ fn parse(scheme: &str, rest: &str, q: &mut Query) -> Result<(Target, Format), St
                 rotate_secs: q.num("rotate_secs")?.unwrap_or(0),
                 fsync,
             };
-            FileTarget::File { path: PathBuf::from(super::url::pct_decode(rest)), opts }
+            FileTarget::File { path: PathBuf::from(&loc.path), opts }
         }
     };
     Ok((Target(std::sync::Arc::new(t)), Format::Eve))

@@ -16,7 +16,7 @@
 //! again every 30 s so a collector that restarted learns them.
 
 use super::net::{connect_udp, Conn};
-use super::url::{Endpoint, Format, Query, Scheme, Target};
+use super::url::{Endpoint, Format, Location, Query, Scheme, Target};
 use super::{Chunk, Transport};
 use detect::flow::{EndReason, FlowRecord, FlowState};
 use std::io;
@@ -122,8 +122,8 @@ pub fn encode(c: &mut Chunk, r: &FlowRecord) {
 
 /// IPFIX over UDP and TCP (`domain=N`, the observation domain).
 pub const SCHEMES: &[Scheme] = &[
-    Scheme { name: "ipfix+udp", aliases: &["ipfix"], options: &["domain"], parse },
-    Scheme { name: "ipfix+tcp", aliases: &[], options: &["domain"], parse },
+    Scheme { name: "ipfix+udp", aliases: &["ipfix"], options: &["domain"], parse, userinfo: false },
+    Scheme { name: "ipfix+tcp", aliases: &[], options: &["domain"], parse, userinfo: false },
 ];
 
 /// An IPFIX sink's target.
@@ -134,8 +134,8 @@ pub struct IpfixTarget {
     pub domain: u32,
 }
 
-fn parse(scheme: &str, rest: &str, q: &mut Query) -> Result<(Target, Format), String> {
-    let addr = super::url::host_port(rest.trim_end_matches('/'), 4739)?;
+fn parse(scheme: &str, loc: &Location, q: &mut Query) -> Result<(Target, Format), String> {
+    let addr = loc.addr(4739)?;
     let domain = q.num("domain")?.unwrap_or(1);
     let domain = u32::try_from(domain).map_err(|_| format!("domain: {domain} is over 2^32"))?;
     Ok((Target(std::sync::Arc::new(IpfixTarget { addr, tcp: scheme == "ipfix+tcp", domain })), Format::Ipfix))

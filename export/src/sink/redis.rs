@@ -3,12 +3,12 @@
 //! chunk counts as sent only once every reply came back without an error.
 
 use super::net::Conn;
-use super::url::{Endpoint, Format, Query, Scheme, Target};
+use super::url::{Endpoint, Format, Location, Query, Scheme, Target};
 use super::{Chunk, Transport};
 use std::io::{self, Write};
 
 /// `redis://HOST[:6379]/KEY`: a list (`mode=list`, RPUSH) or a stream (`mode=stream`, XADD).
-pub const SCHEMES: &[Scheme] = &[Scheme { name: "redis", aliases: &[], options: &["mode"], parse }];
+pub const SCHEMES: &[Scheme] = &[Scheme { name: "redis", aliases: &[], options: &["mode"], parse, userinfo: false }];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RedisMode {
@@ -24,16 +24,15 @@ pub struct RedisTarget {
     pub mode: RedisMode,
 }
 
-fn parse(_scheme: &str, rest: &str, q: &mut Query) -> Result<(Target, Format), String> {
-    let (hp, key) = rest.split_once('/').unwrap_or((rest, ""));
-    let key = super::url::pct_decode(key);
-    let key = if key.is_empty() { "spinewatch".to_string() } else { key };
+fn parse(_scheme: &str, loc: &Location, q: &mut Query) -> Result<(Target, Format), String> {
+    let key = loc.path.trim_start_matches('/');
+    let key = if key.is_empty() { "spinewatch".to_string() } else { key.to_string() };
     let mode = match q.get("mode").as_deref() {
         None | Some("list") => RedisMode::List,
         Some("stream") => RedisMode::Stream,
         Some(o) => return Err(format!("mode: {o:?} (list or stream)")),
     };
-    let t = RedisTarget { addr: super::url::host_port(hp, 6379)?, key, mode };
+    let t = RedisTarget { addr: loc.addr(6379)?, key, mode };
     Ok((Target(std::sync::Arc::new(t)), Format::Eve))
 }
 

@@ -8,7 +8,7 @@
 //! sink's (default local5, as Suricata's syslog output).
 
 use super::net::{connect_udp, tls_setup, Conn, TlsOptions};
-use super::url::{Endpoint, Format, Query, Scheme, Target};
+use super::url::{Endpoint, Format, Location, Query, Scheme, Target};
 use super::{Chunk, Transport};
 use std::io::{self, Write};
 use std::net::UdpSocket;
@@ -81,20 +81,22 @@ pub fn facility(name: &str) -> Option<u8> {
 /// RFC 5424 over UDP, TCP, TLS, RELP and RELP over TLS (`format=eve|cef`, `facility=local5`;
 /// TLS: `ca`, `cert`, `key`, `server_name`).
 pub const SCHEMES: &[Scheme] = &[
-    Scheme { name: "syslog+udp", aliases: &["syslog"], options: &["facility", "format"], parse },
-    Scheme { name: "syslog+tcp", aliases: &[], options: &["facility", "format"], parse },
+    Scheme { name: "syslog+udp", aliases: &["syslog"], options: &["facility", "format"], parse, userinfo: false },
+    Scheme { name: "syslog+tcp", aliases: &[], options: &["facility", "format"], parse, userinfo: false },
     Scheme {
         name: "syslog+tls",
         aliases: &[],
         options: &["facility", "format", "ca", "cert", "key", "server_name"],
         parse,
+        userinfo: false,
     },
-    Scheme { name: "syslog+relp", aliases: &[], options: &["facility", "format"], parse },
+    Scheme { name: "syslog+relp", aliases: &[], options: &["facility", "format"], parse, userinfo: false },
     Scheme {
         name: "syslog+relp+tls",
         aliases: &[],
         options: &["facility", "format", "ca", "cert", "key", "server_name"],
         parse,
+        userinfo: false,
     },
 ];
 
@@ -105,13 +107,13 @@ pub struct SyslogTarget {
     pub proto: Proto,
 }
 
-fn parse(scheme: &str, rest: &str, q: &mut Query) -> Result<(Target, Format), String> {
+fn parse(scheme: &str, loc: &Location, q: &mut Query) -> Result<(Target, Format), String> {
     let port = match scheme {
         "syslog+tls" => 6514,
         "syslog+relp" | "syslog+relp+tls" => 2514,
         _ => 514,
     };
-    let addr = super::url::host_port(rest.trim_end_matches('/'), port)?;
+    let addr = loc.addr(port)?;
     let mut tls = || TlsOptions {
         ca: q.get("ca").map(PathBuf::from),
         cert: q.get("cert").map(PathBuf::from),

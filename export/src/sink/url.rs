@@ -83,9 +83,33 @@ impl SinkSpec {
     }
 }
 
-/// A scheme's URL parser: the scheme, the URL after `scheme://` (without the query) and the
-/// query, to the target and the format.
-pub type ParseFn = fn(scheme: &str, rest: &str, q: &mut Query) -> Result<(Target, Format), String>;
+/// A scheme's URL parser: the scheme, where the URL points and its query, to the target and the
+/// format.
+pub type ParseFn = fn(scheme: &str, loc: &Location, q: &mut Query) -> Result<(Target, Format), String>;
+
+/// Where a sink URL points. Network URLs are parsed by the `url` crate (userinfo, IPv6
+/// literals, ports, percent-encoding); `file`, `stdout` and `null` are paths, not URLs with a
+/// host, and are read as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Location {
+    /// The host (an IPv6 literal in brackets); empty for paths.
+    pub host: String,
+    pub port: Option<u16>,
+    /// The path: a network URL's, percent-decoded, `/` first; a file sink's whole path.
+    pub path: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
+impl Location {
+    /// `host:port`, the scheme's default port when the URL gives none.
+    pub fn addr(&self, default_port: u16) -> Result<String, String> {
+        if self.host.is_empty() {
+            return Err("no host".into());
+        }
+        Ok(format!("{}:{}", self.host, self.port.unwrap_or(default_port)))
+    }
+}
 
 /// One URL scheme of a sink, declared in the sink's file and listed in
 /// [`super::SINKS`]: its options (the URL's query keys and the `[[export.sinks]]` table's keys
@@ -96,8 +120,10 @@ pub struct Scheme {
     pub aliases: &'static [&'static str],
     /// The options it takes besides [`COMMON`].
     pub options: &'static [&'static str],
-    /// The URL after `scheme://` (the query taken off) and its options to the target.
+    /// The URL's location and options to the target.
     pub parse: ParseFn,
+    /// It takes a user and password from the URL (others refuse them rather than ignore them).
+    pub userinfo: bool,
 }
 
 /// A sink URL's query options; each one read is marked, so one that no parser read is an error.
@@ -139,21 +165,6 @@ pub fn pct_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// `host[:port]` with the default port added; IPv6 in brackets.
-pub fn host_port(s: &str, default: u16) -> Result<String, String> {
-    if s.is_empty() {
-        return Err("no host".into());
-    }
-    let has_port = if s.starts_with('[') { s.contains("]:") } else { s.contains(':') };
-    if has_port {
-        let (_, p) = s.rsplit_once(':').expect("checked");
-        p.parse::<u16>().map_err(|_| format!("bad port {p:?}"))?;
-        Ok(s.to_string())
-    } else {
-        Ok(format!("{s}:{default}"))
-    }
-}
-
 /// Options every sink takes.
 const COMMON: &[&str] = &["name", "queue_bytes", "spool_bytes"];
 
@@ -172,28 +183,51 @@ pub fn options_of(name: &str) -> Option<Vec<&'static str>> {
     Some(COMMON.iter().chain(s.options.iter()).copied().collect())
 }
 
-/// A sink URL's scheme and the rest (`-`, `stdout:` and `null:` have no `://`; a bare path is a
-/// file).
+/// A sink URL's scheme and the rest, query included (`-`, `stdout:` and `null:` have no `://`;
+/// a bare path is a file).
 pub fn split_scheme(url: &str) -> (&str, &str) {
     let base = url.split('?').next().unwrap_or(url);
-    match base.split_once("://") {
-        Some((s, r)) => (s, r),
-        None if base == "-" || base == "stdout:" => ("stdout", ""),
-        None if base == "null:" => ("null", ""),
-        None => ("file", base),
+    match url.split_once("://") {
+        Some((s, r)) if base.contains("://") => (s, r),
+        _ if base == "-" || base == "stdout:" => ("stdout", &url[base.len()..]),
+        _ if base == "null:" => ("null", &url[base.len()..]),
+        _ => ("file", url),
     }
 }
 
 /// Parses a sink URL (see the module's table).
 pub fn parse(url: &str) -> Result<SinkSpec, String> {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, q),
-        None => (url, ""),
+    let (scheme_name, rest) = split_scheme(url);
+    let Some(sc) = scheme(scheme_name) else {
+        let all: Vec<&str> = schemes().map(|s| s.name).collect();
+        return Err(format!("unknown scheme {scheme_name:?} ({})", all.join(", ")));
     };
-    let mut kv: Vec<(String, String)> = Vec::new();
-    for pair in query.split('&').filter(|s| !s.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        kv.push((pct_decode(k), pct_decode(v)));
+    let (loc, kv, shown) = if url.contains("://") && !matches!(scheme_name, "file") {
+        let u = url::Url::parse(url).map_err(|e| format!("{url:?}: {e}"))?;
+        let host = match u.host() {
+            Some(url::Host::Ipv6(a)) => format!("[{a}]"),
+            Some(h) => h.to_string(),
+            None => String::new(),
+        };
+        let user = (!u.username().is_empty()).then(|| pct_decode(u.username()));
+        let password = u.password().map(pct_decode);
+        let shown = match u.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.clone(),
+        };
+        let loc = Location { host, port: u.port(), path: pct_decode(u.path()), user, password };
+        (loc, u.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect::<Vec<_>>(), shown)
+    } else {
+        let (base, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let mut kv = Vec::new();
+        for pair in query.split('&').filter(|s| !s.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            kv.push((pct_decode(k), pct_decode(v)));
+        }
+        (Location { path: pct_decode(base), ..Location::default() }, kv, String::new())
+    };
+    if !sc.userinfo && (loc.user.is_some() || loc.password.is_some()) {
+        return Err(format!("a {scheme_name} sink takes no user or password"));
     }
     let mut q = Query { used: vec![false; kv.len()], kv };
     let name = q.get("name");
@@ -202,12 +236,7 @@ pub fn parse(url: &str) -> Result<SinkSpec, String> {
     }
     let queue_bytes = q.num("queue_bytes")?.map(|v| v as usize);
     let spool_bytes = q.num("spool_bytes")?;
-    let (scheme_name, rest) = split_scheme(base);
-    let Some(sc) = scheme(scheme_name) else {
-        let all: Vec<&str> = schemes().map(|s| s.name).collect();
-        return Err(format!("unknown scheme {scheme_name:?} ({})", all.join(", ")));
-    };
-    let (target, format) = (sc.parse)(scheme_name, rest, &mut q)?;
+    let (target, format) = (sc.parse)(scheme_name, &loc, &mut q)?;
     let takes = options_of(scheme_name).unwrap_or_default();
     debug_assert!(
         q.kv.iter().zip(&q.used).all(|((k, _), u)| !u || takes.contains(&k.as_str())),
@@ -216,9 +245,7 @@ pub fn parse(url: &str) -> Result<SinkSpec, String> {
     if let Some(i) = q.used.iter().position(|u| !u) {
         return Err(format!("unknown option {:?} for a {scheme_name} sink (it takes {})", q.kv[i].0, takes.join(", ")));
     }
-    let name = name
-        .or_else(|| target.0.default_name())
-        .unwrap_or_else(|| format!("{scheme_name}:{}", rest.split(['/', '?']).next().unwrap_or("")));
+    let name = name.or_else(|| target.0.default_name()).unwrap_or_else(|| format!("{scheme_name}:{shown}"));
     Ok(SinkSpec { name, target, format, queue_bytes, spool_bytes })
 }
 
@@ -269,6 +296,10 @@ mod test {
         );
         assert_eq!(parse("out/eve.json").unwrap().name, "file:out/eve.json");
         assert_eq!(parse("-").unwrap().target.get::<FileTarget>(), Some(&FileTarget::Stdout));
+        // IPv6 literals, percent-encoded paths, and userinfo refused where a sink has no use for it.
+        assert_eq!(syslog("syslog+tcp://[2001:db8::1]:6000").addr, "[2001:db8::1]:6000");
+        assert_eq!(parse("syslog+udp://[2001:db8::1]").unwrap().name, "syslog+udp:[2001:db8::1]");
+        assert!(parse("redis://user:secret@127.0.0.1/k").unwrap_err().contains("no user or password"));
         // A '%' before a character that is not a hex digit stays as it is (found by fuzzing).
         assert_eq!(parse("-?name=%Ӟ").unwrap().name, "%Ӟ");
         for bad in
