@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 secs="${1:-600}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(decode dns http tls ssh stream defrag pipeline rules config sink_url spool)
+[ ${#targets[@]} -gt 0 ] || targets=(decode dns dhcp http tls ssh stream defrag pipeline rules config sink_url spool)
 if [ ! -d fuzz/corpus/decode ] || [ ! -d fuzz/corpus/spool ]; then
     cargo build --release -p spinewatch >/dev/null
     ./target/release/spinewatch gen --preset imix-dc --flows 400 --out /tmp/sw-fuzz-seed.pcap >/dev/null 2>&1

@@ -65,6 +65,17 @@ enum Preset {
     TlsLarge,
 }
 
+/// What a run detects with, on top of its config.
+#[derive(clap::Args, Debug)]
+struct DetectArgs {
+    /// A rule file (Suricata's language) on top of the config's; repeatable.
+    #[arg(long = "rules")]
+    rules: Vec<PathBuf>,
+    /// An indicator file (plain list or CSV) on top of the config's; repeatable.
+    #[arg(long = "ioc")]
+    ioc: Vec<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// The sensor: capture from the configured DPDK ports until SIGINT/SIGTERM.
@@ -74,17 +85,11 @@ enum Cmd {
         /// Write EVE here instead of the config's export.eve ("-" for stdout, "none").
         #[arg(long)]
         eve: Option<String>,
-        /// Another sink, on top of the config's: file:///PATH, syslog+udp|tcp|tls://HOST:PORT,
-        /// ipfix+udp|tcp://HOST:PORT, redis://HOST:PORT/KEY, with ?format=eve|cef where it
-        /// applies; repeatable.
+        /// Another sink, on top of the config's (see docs/export.md); repeatable.
         #[arg(long = "export")]
         export: Vec<String>,
-        /// A rule file (Suricata's language) on top of the config's; repeatable.
-        #[arg(long = "rules")]
-        rules: Vec<PathBuf>,
-        /// An indicator file (plain list or CSV) on top of the config's; repeatable.
-        #[arg(long = "ioc")]
-        ioc: Vec<PathBuf>,
+        #[command(flatten)]
+        det: DetectArgs,
     },
     /// Recorded traffic through the same pipeline; EVE to stdout, a summary on stderr.
     Replay {
@@ -99,17 +104,11 @@ enum Cmd {
         /// Write EVE here instead of stdout ("-" for stdout, "none"). Appends; never truncates.
         #[arg(long)]
         eve: Option<String>,
-        /// Another sink, on top of the config's: file:///PATH, syslog+udp|tcp|tls://HOST:PORT,
-        /// ipfix+udp|tcp://HOST:PORT, redis://HOST:PORT/KEY, with ?format=eve|cef where it
-        /// applies; repeatable.
+        /// Another sink, on top of the config's (see docs/export.md); repeatable.
         #[arg(long = "export")]
         export: Vec<String>,
-        /// A rule file (Suricata's language) on top of the config's; repeatable.
-        #[arg(long = "rules")]
-        rules: Vec<PathBuf>,
-        /// An indicator file (plain list or CSV) on top of the config's; repeatable.
-        #[arg(long = "ioc")]
-        ioc: Vec<PathBuf>,
+        #[command(flatten)]
+        det: DetectArgs,
         #[arg(required = true)]
         pcaps: Vec<PathBuf>,
     },
@@ -136,12 +135,8 @@ enum Cmd {
         /// Where the full pipeline's EVE goes (default: discarded after formatting).
         #[arg(long)]
         eve: Option<String>,
-        /// A rule file (Suricata's language) on top of the config's; repeatable.
-        #[arg(long = "rules")]
-        rules: Vec<PathBuf>,
-        /// An indicator file (plain list or CSV) on top of the config's; repeatable.
-        #[arg(long = "ioc")]
-        ioc: Vec<PathBuf>,
+        #[command(flatten)]
+        det: DetectArgs,
         #[arg(required = true)]
         pcaps: Vec<PathBuf>,
     },
@@ -359,7 +354,7 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             );
             Ok(0)
         }
-        Cmd::Replay { config, workers, source, eve, export, rules: rule_files, ioc, pcaps } => {
+        Cmd::Replay { config, workers, source, eve, export, det: DetectArgs { rules: rule_files, ioc }, pcaps } => {
             let mut cfg = match &config {
                 Some(p) => Config::load(p)?,
                 None => Config::default(),
@@ -392,7 +387,17 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             }
             Ok(finish(&summary))
         }
-        Cmd::Bench { config, workers, duration, warmup, pipeline, json, eve, rules: rule_files, ioc, pcaps } => {
+        Cmd::Bench {
+            config,
+            workers,
+            duration,
+            warmup,
+            pipeline,
+            json,
+            eve,
+            det: DetectArgs { rules: rule_files, ioc },
+            pcaps,
+        } => {
             let mut cfg = match &config {
                 Some(p) => Config::load(p)?,
                 None => Config::default(),
@@ -412,7 +417,7 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             let stop = install_signals()?;
             bench::run(&cfg, workers, &cores, stage, warmup, duration, json, &pcaps, out, stop)
         }
-        Cmd::Run { config, eve, export, rules: rule_files, ioc } => {
+        Cmd::Run { config, eve, export, det: DetectArgs { rules: rule_files, ioc } } => {
             let mut cfg = Config::load(&config)?;
             rules::compile_into(&mut cfg, Some(&config), &rule_files, &ioc)?;
             let done = Arc::new(AtomicBool::new(false));

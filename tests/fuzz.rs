@@ -16,6 +16,8 @@ mod config_target;
 mod decode;
 #[path = "../fuzz/fuzz_targets/defrag.rs"]
 mod defrag;
+#[path = "../fuzz/fuzz_targets/dhcp.rs"]
+mod dhcp;
 #[path = "../fuzz/fuzz_targets/dns.rs"]
 mod dns;
 #[path = "../fuzz/fuzz_targets/http.rs"]
@@ -187,6 +189,12 @@ fn every_fuzz_target_survives_a_short_run() {
     smoke("http", http::run, &by_port(&[80, 8080, 8000], 6), n);
     smoke("tls", tls::run, &by_port(&[443, 8443], 6), n);
     smoke("ssh", ssh::run, &by_port(&[22], 6), n);
+    // A lease (request and ack, 300 bytes each: the control byte 30 cuts there).
+    let (mac, c, sv) = ([2, 0, 0, 0, 0, 1], "10.1.2.3".parse().unwrap(), "10.1.0.1".parse().unwrap());
+    let mut lease = vec![30u8];
+    lease.extend(pcapgen::dhcp::request(7, mac, c, "host"));
+    lease.extend(pcapgen::dhcp::ack(7, mac, c, sv, 3600, "host"));
+    smoke("dhcp", dhcp::run, &[lease], n);
     smoke("stream", stream::run, &[(0..240u8).collect()], n);
     smoke("defrag", defrag::run, &[vec![0, 0, 1, 3, 7, 0, 3, 1, 3, 7, 0, 6, 0, 3, 7]], n);
     let rule_lines: Vec<Vec<u8>> = std::fs::read_to_string(format!("{root}/configs/rules/demo.rules"))

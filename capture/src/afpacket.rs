@@ -204,13 +204,7 @@ pub fn run_afpacket(
     out: Vec<export::SinkSpec>,
     stop: Arc<AtomicBool>,
 ) -> Result<RunSummary, AfPacketError> {
-    let common = Common {
-        flow: cfg.flow.clone(),
-        export: cfg.export.clone(),
-        alert_capture: cfg.alert_capture.clone(),
-        stats_interval: cfg.stats_interval,
-        metrics: cfg.metrics.clone(),
-        stats_file: cfg.stats_file.clone(),
-    };
+    let stats = (cfg.stats_interval, &cfg.metrics, &cfg.stats_file);
+    let common = Common::live(&cfg.flow, &cfg.export, &cfg.alert_capture, stats);
     crate::runner::run(&mut AfPacketSource { cfg, ports: Vec::new() }, &common, out, stop)
 }

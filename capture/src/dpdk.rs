@@ -293,14 +293,8 @@ pub fn run_dpdk_bench(
         window: None,
         benches: Vec::new(),
     };
-    let common = Common {
-        flow: cfg.flow.clone(),
-        export: cfg.export.clone(),
-        alert_capture: cfg.alert_capture.clone(),
-        stats_interval: cfg.stats_interval,
-        metrics: cfg.metrics.clone(),
-        stats_file: cfg.stats_file.clone(),
-    };
+    let stats = (cfg.stats_interval, &cfg.metrics, &cfg.stats_file);
+    let common = Common::live(&cfg.flow, &cfg.export, &cfg.alert_capture, stats);
     let summary = crate::runner::run(&mut src, &common, out, stop)?;
     let (window, benches) = (src.window.take(), std::mem::take(&mut src.benches));
     drop(src);

@@ -30,6 +30,25 @@ pub struct Common {
     pub stats_file: Option<std::path::PathBuf>,
 }
 
+impl Common {
+    /// The settings of a live source (the same keys in every source's config).
+    pub fn live(
+        flow: &FlowConfig,
+        export: &ExportConfig,
+        alert_capture: &Option<crate::alertpcap::AlertCaptureConfig>,
+        stats: (Option<Duration>, &Option<String>, &Option<std::path::PathBuf>),
+    ) -> Common {
+        Common {
+            flow: flow.clone(),
+            export: export.clone(),
+            alert_capture: alert_capture.clone(),
+            stats_interval: stats.0,
+            metrics: stats.1.clone(),
+            stats_file: stats.2.clone(),
+        }
+    }
+}
+
 /// Errors of the runner's own part.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {

@@ -20,7 +20,7 @@ pub mod protocol;
 
 pub mod stream;
 
-pub use protocol::{Inspect, Protocol, Registered, Wanted};
+pub use protocol::{Input, Inspect, Protocol, Registered, Reuse, Wanted};
 use stream::{Budget, Chunk, Stream, StreamCounters, StreamLimits};
 
 // The protocols, one line each: `Variant => directory::Type` (the line declares the module). Their
@@ -288,10 +288,12 @@ impl AppLayer {
         let c = &mut self.counters;
         let s = &mut self.sessions[i].p;
         let events = &mut c.events;
-        s.states.udp_input(*proto, dir, payload, &mut c.proto, &mut |e| {
+        let emit = &mut |e: &AppEvent<'_>| {
             events[e.proto() as usize] += 1;
             emit(e)
-        });
+        };
+        let cfg = &self.cfg;
+        s.states.udp_input(*proto, Input { dir, chunk: Chunk::Data(payload), cfg, counters: &mut c.proto, emit });
     }
 
     /// A TCP segment of a flow whose handshake was seen, `dir` 0 from the initiator.
@@ -481,7 +483,8 @@ fn feed(
         emit(e)
     };
     let p = *proto;
-    let mut parse = |ch: Chunk<'_>| s.states.tcp_input(p, dir, ch, cfg, &mut c.proto, &mut em);
+    let mut parse =
+        |chunk: Chunk<'_>| s.states.tcp_input(p, Input { dir, chunk, cfg, counters: &mut c.proto, emit: &mut em });
     if prior.1 > 0 {
         // Its skip request is for bytes after the prior ones, all in `ch`: what matters is the
         // answer to `ch`.

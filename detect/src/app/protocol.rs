@@ -28,8 +28,8 @@ pub trait Protocol: 'static {
     /// [`crate::rule_buffers!`].
     const BUFFERS: &'static [BufSpec] = &[];
 
-    /// A flow's parser state. Kept in a pooled session between flows (see [`Protocol::reset`]).
-    type State: Default + Debug;
+    /// A flow's parser state. Kept in a pooled session between flows ([`Reuse`]).
+    type State: Default + Debug + Reuse;
     /// Per-worker counters, summed over workers with [`Protocol::add`].
     type Counters: Default + Copy + Debug + PartialEq + Eq;
     /// An event as the parser shows it (borrowed from its state).
@@ -51,27 +51,17 @@ pub trait Protocol: 'static {
     /// A chunk of a TCP direction's reassembled stream (data, a gap, or bytes the stream
     /// skipped). Returns how many following bytes the parser does not need (a body it passes
     /// over), 0 when it needs them all.
-    fn tcp_input(
-        _s: &mut Self::State,
-        _dir: usize,
-        _ch: Chunk<'_>,
-        _cfg: &AppConfig,
-        _c: &mut Self::Counters,
-        _emit: &mut Emit<'_>,
-    ) -> u64 {
+    fn tcp_input(_s: &mut Self::State, _i: Input<'_, '_, Self::Counters>) -> u64 {
         0
     }
-    /// A UDP datagram of an identified flow.
-    fn udp_input(_s: &mut Self::State, _dir: usize, _payload: &[u8], _c: &mut Self::Counters, _emit: &mut Emit<'_>) {}
+    /// A UDP datagram of an identified flow (`i.chunk` is its payload).
+    fn udp_input(_s: &mut Self::State, _i: Input<'_, '_, Self::Counters>) {}
     /// Whether the parser has nothing more to read (the flow's session goes back to the pool).
     fn is_done(_s: &Self::State) -> bool {
         false
     }
     /// The flow ended: what is pending is emitted.
     fn finish(_s: &mut Self::State, _c: &mut Self::Counters, _emit: &mut Emit<'_>) {}
-    /// Between flows: empties the state, keeping buffers up to `keep` bytes.
-    fn reset(s: &mut Self::State, keep: usize);
-
     fn add(a: &mut Self::Counters, b: &Self::Counters);
     /// The protocol's part of the summary's "parser anomalies" line (`tls malformed 0 gaps 0`).
     fn anomalies(c: &Self::Counters, out: &mut String);
@@ -90,6 +80,36 @@ pub trait Protocol: 'static {
     /// The domain and fingerprint indicators the event carries (`want` says which kinds are
     /// loaded).
     fn indicators(_ev: &Self::Event<'_>, _want: Wanted, _f: &mut dyn FnMut(IocKind, &[u8])) {}
+}
+
+/// What a parser is handed with each chunk or datagram.
+pub struct Input<'a, 'e, C> {
+    /// 0 from the flow's initiator.
+    pub dir: usize,
+    pub chunk: Chunk<'a>,
+    pub cfg: &'a AppConfig,
+    pub counters: &'a mut C,
+    pub emit: &'a mut Emit<'e>,
+}
+
+impl<'a, 'e, C> Input<'a, 'e, C> {
+    /// The same input with one protocol's counters out of the set.
+    pub fn narrow<D>(self, f: impl FnOnce(&'a mut C) -> &'a mut D) -> Input<'a, 'e, D> {
+        Input { dir: self.dir, chunk: self.chunk, cfg: self.cfg, counters: f(self.counters), emit: self.emit }
+    }
+}
+
+/// A pooled session's parser state between flows.
+pub trait Reuse {
+    /// Empties the state for the next flow.
+    fn reset(&mut self);
+    /// Gives back buffers larger than `keep` bytes (what a hostile flow grew).
+    fn trim(&mut self, _keep: usize) {}
+}
+
+/// Stateless protocols (a message per datagram).
+impl Reuse for () {
+    fn reset(&mut self) {}
 }
 
 /// Which kinds of indicators are loaded.
@@ -115,6 +135,12 @@ pub trait Inspect {
     fn run(&mut self, reversed: bool);
     /// One view per item of a multi-valued buffer (`tls.certs`): only rules on it run.
     fn run_each<'a>(&mut self, b: Buf, items: impl Iterator<Item = &'a [u8]>);
+    /// [`Inspect::put`] of a value the event may lack.
+    fn put_opt(&mut self, b: Buf, v: Option<&[u8]>) {
+        if let Some(v) = v {
+            self.put(b, v);
+        }
+    }
 }
 
 /// What the registry gives each protocol: its [`super::AppProto`] and where its rule buffers
@@ -122,4 +148,38 @@ pub trait Inspect {
 pub trait Registered {
     const ID: super::AppProto;
     const BUF_BASE: u8;
+}
+
+/// `copy` and `view` for a protocol whose event is a reference to what the batch copies
+/// (`Event<'a> = &'a T`, `Owned = T`, with `T::copy_from`), inside its `impl Protocol`.
+#[macro_export]
+macro_rules! event_by_copy {
+    ($T:ty) => {
+        fn copy(ev: &&$T, into: &mut $T) {
+            into.copy_from(ev)
+        }
+
+        fn view(o: &$T) -> Option<&$T> {
+            Some(o)
+        }
+    };
+}
+
+/// `write_eve`, `write_cef` and `inspect` for a protocol whose writers and rule inspection take
+/// its event as they are (`eve::write_x(out, meta, ev)`, `rules::inspect(ev, i)`).
+#[macro_export]
+macro_rules! records_by {
+    ($eve:path, $cef:path, $rules:path) => {
+        fn write_eve(out: &mut Vec<u8>, m: &$crate::flow::EventMeta, ev: &Self::Event<'_>) -> usize {
+            $eve(out, m, ev)
+        }
+
+        fn write_cef(out: &mut Vec<u8>, m: &$crate::flow::EventMeta, ev: &Self::Event<'_>) {
+            $cef(out, m, ev)
+        }
+
+        fn inspect<I: $crate::app::Inspect>(ev: &Self::Event<'_>, i: &mut I) {
+            $rules(ev, i)
+        }
+    };
 }

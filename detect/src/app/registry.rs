@@ -233,25 +233,17 @@ macro_rules! registry {
         }
 
         impl States {
-            pub(crate) fn tcp_input(
-                &mut self,
-                p: AppProto,
-                dir: usize,
-                ch: Chunk<'_>,
-                cfg: &AppConfig,
-                c: &mut ProtoCounters,
-                emit: &mut Emit<'_>,
-            ) -> u64 {
+            pub(crate) fn tcp_input(&mut self, p: AppProto, i: Input<'_, '_, ProtoCounters>) -> u64 {
                 match p {
                     AppProto::Unknown | AppProto::Failed => 0,
-                    $(AppProto::$V => <$m::$T as Protocol>::tcp_input(&mut self.$m, dir, ch, cfg, &mut c.$m, emit),)*
+                    $(AppProto::$V => <$m::$T as Protocol>::tcp_input(&mut self.$m, i.narrow(|c| &mut c.$m)),)*
                 }
             }
 
-            pub(crate) fn udp_input(&mut self, p: AppProto, dir: usize, payload: &[u8], c: &mut ProtoCounters, emit: &mut Emit<'_>) {
+            pub(crate) fn udp_input(&mut self, p: AppProto, i: Input<'_, '_, ProtoCounters>) {
                 match p {
                     AppProto::Unknown | AppProto::Failed => {}
-                    $(AppProto::$V => <$m::$T as Protocol>::udp_input(&mut self.$m, dir, payload, &mut c.$m, emit),)*
+                    $(AppProto::$V => <$m::$T as Protocol>::udp_input(&mut self.$m, i.narrow(|c| &mut c.$m)),)*
                 }
             }
 
@@ -276,7 +268,10 @@ macro_rules! registry {
             pub(crate) fn reset(&mut self, p: AppProto, keep: usize) {
                 match p {
                     AppProto::Unknown | AppProto::Failed => {}
-                    $(AppProto::$V => <$m::$T as Protocol>::reset(&mut self.$m, keep),)*
+                    $(AppProto::$V => {
+                        Reuse::reset(&mut self.$m);
+                        Reuse::trim(&mut self.$m, keep);
+                    })*
                 }
             }
         }

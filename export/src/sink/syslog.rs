@@ -81,24 +81,14 @@ pub fn facility(name: &str) -> Option<u8> {
 /// RFC 5424 over UDP, TCP, TLS, RELP and RELP over TLS (`format=eve|cef`, `facility=local5`;
 /// TLS: `ca`, `cert`, `key`, `server_name`).
 pub const SCHEMES: &[Scheme] = &[
-    Scheme { name: "syslog+udp", aliases: &["syslog"], options: &["facility", "format"], parse, userinfo: false },
-    Scheme { name: "syslog+tcp", aliases: &[], options: &["facility", "format"], parse, userinfo: false },
-    Scheme {
-        name: "syslog+tls",
-        aliases: &[],
-        options: &["facility", "format", "ca", "cert", "key", "server_name"],
-        parse,
-        userinfo: false,
-    },
-    Scheme { name: "syslog+relp", aliases: &[], options: &["facility", "format"], parse, userinfo: false },
-    Scheme {
-        name: "syslog+relp+tls",
-        aliases: &[],
-        options: &["facility", "format", "ca", "cert", "key", "server_name"],
-        parse,
-        userinfo: false,
-    },
+    Scheme { name: "syslog+udp", aliases: &["syslog"], options: PLAIN, parse, userinfo: false },
+    Scheme { name: "syslog+tcp", aliases: &[], options: PLAIN, parse, userinfo: false },
+    Scheme { name: "syslog+tls", aliases: &[], options: WITH_TLS, parse, userinfo: false },
+    Scheme { name: "syslog+relp", aliases: &[], options: PLAIN, parse, userinfo: false },
+    Scheme { name: "syslog+relp+tls", aliases: &[], options: WITH_TLS, parse, userinfo: false },
 ];
+const PLAIN: &[&str] = &["facility", "format"];
+const WITH_TLS: &[&str] = &["facility", "format", "ca", "cert", "key", "server_name"];
 
 /// A syslog sink's target.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,8 @@ pub mod parser;
 
 pub use parser::Message;
 
-use crate::app::{Emit, Inspect, Protocol};
+use crate::app::stream::Chunk;
+use crate::app::{Input, Inspect, Protocol};
 use crate::flow::EventMeta;
 
 /// A message and the direction it went (0 from the flow's initiator). The records face the
@@ -65,7 +66,9 @@ impl Protocol for Dhcp {
         [67, 68].iter().any(|p| ports.0 == *p || ports.1 == *p) && Message::parse(payload).is_ok()
     }
 
-    fn udp_input(_s: &mut (), dir: usize, payload: &[u8], c: &mut DhcpCounters, emit: &mut Emit<'_>) {
+    fn udp_input(_s: &mut (), i: Input<'_, '_, DhcpCounters>) {
+        let Chunk::Data(payload) = i.chunk else { return };
+        let c = i.counters;
         match Message::parse(payload) {
             Ok(m) => {
                 if m.is_reply() {
@@ -73,13 +76,11 @@ impl Protocol for Dhcp {
                 } else {
                     c.requests += 1;
                 }
-                emit(&crate::app::AppEvent::Dhcp(DhcpEvent { msg: m, dir: dir as u8 }));
+                (i.emit)(&crate::app::AppEvent::Dhcp(DhcpEvent { msg: m, dir: i.dir as u8 }));
             }
             Err(_) => c.malformed += 1,
         }
     }
-
-    fn reset(_s: &mut (), _keep: usize) {}
 
     fn add(a: &mut DhcpCounters, b: &DhcpCounters) {
         a.requests += b.requests;

@@ -9,7 +9,7 @@ pub mod rules;
 pub use parser::{Message, Name};
 
 use crate::app::stream::Chunk;
-use crate::app::{AppConfig, AppEvent, Emit, Inspect, Protocol, Wanted};
+use crate::app::{AppEvent, Emit, Input, Inspect, Protocol, Wanted};
 use crate::flow::EventMeta;
 use crate::rules::ioc::IocKind;
 
@@ -63,25 +63,15 @@ impl Protocol for Dns {
         dir == 0 && query && on_dns_port(ports) && parser::probe(payload)
     }
 
-    fn tcp_input(
-        s: &mut DnsState,
-        dir: usize,
-        ch: Chunk<'_>,
-        _cfg: &AppConfig,
-        c: &mut DnsCounters,
-        emit: &mut Emit<'_>,
-    ) -> u64 {
-        s.tcp_input(dir, ch, c, emit);
+    fn tcp_input(s: &mut DnsState, i: Input<'_, '_, DnsCounters>) -> u64 {
+        s.tcp_input(i.dir, i.chunk, i.counters, i.emit);
         0
     }
 
-    fn udp_input(s: &mut DnsState, _dir: usize, payload: &[u8], c: &mut DnsCounters, emit: &mut Emit<'_>) {
-        s.message(payload, c, emit);
-    }
-
-    fn reset(s: &mut DnsState, keep: usize) {
-        s.reset();
-        s.trim(keep);
+    fn udp_input(s: &mut DnsState, i: Input<'_, '_, DnsCounters>) {
+        if let Chunk::Data(d) = i.chunk {
+            s.message(d, i.counters, i.emit);
+        }
     }
 
     fn add(a: &mut DnsCounters, b: &DnsCounters) {
@@ -156,22 +146,6 @@ pub struct DnsState {
 }
 
 impl DnsState {
-    pub fn reset(&mut self) {
-        self.next_tx = 0;
-        self.pending.clear();
-        for b in &mut self.tcp {
-            b.clear();
-        }
-        self.tcp_stopped = [false; 2];
-    }
-
-    /// Frees buffers larger than `keep` bytes (between flows).
-    pub fn trim(&mut self, keep: usize) {
-        for b in &mut self.tcp {
-            crate::app::trim_vec(b, keep);
-        }
-    }
-
     /// One DNS message.
     pub fn message(&mut self, buf: &[u8], c: &mut DnsCounters, emit: &mut Emit<'_>) {
         let msg = match Message::parse(buf) {
@@ -258,6 +232,23 @@ pub fn probe_tcp(data: &[u8]) -> Option<bool> {
     let qd = u16::from_be_bytes([h[4], h[5]]);
     let opcode = (h[2] >> 3) & 0xf;
     Some(n >= parser::HEADER_LEN && (1..=16).contains(&qd) && opcode <= 6)
+}
+
+impl crate::app::Reuse for DnsState {
+    fn reset(&mut self) {
+        self.next_tx = 0;
+        self.pending.clear();
+        for b in &mut self.tcp {
+            b.clear();
+        }
+        self.tcp_stopped = [false; 2];
+    }
+    /// Frees buffers larger than `keep` bytes (between flows).
+    fn trim(&mut self, keep: usize) {
+        for b in &mut self.tcp {
+            crate::app::trim_vec(b, keep);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,9 +9,7 @@ pub mod state;
 
 pub use state::{HttpCounters, HttpLimits, HttpState, Tx};
 
-use crate::app::stream::Chunk;
-use crate::app::{AppConfig, Emit, Inspect, Protocol, Wanted};
-use crate::flow::EventMeta;
+use crate::app::{Emit, Input, Protocol, Wanted};
 use crate::rules::ioc::IocKind;
 
 /// HTTP/1.x, identified by a request line (to the server) or a status line (to the client) on
@@ -38,24 +36,12 @@ impl Protocol for Http {
         }
     }
 
-    fn tcp_input(
-        s: &mut HttpState,
-        dir: usize,
-        ch: Chunk<'_>,
-        cfg: &AppConfig,
-        c: &mut HttpCounters,
-        emit: &mut Emit<'_>,
-    ) -> u64 {
-        s.input(dir, ch, &cfg.http, c, emit)
+    fn tcp_input(s: &mut HttpState, i: Input<'_, '_, HttpCounters>) -> u64 {
+        s.input(i.dir, i.chunk, &i.cfg.http, i.counters, i.emit)
     }
 
     fn finish(s: &mut HttpState, c: &mut HttpCounters, emit: &mut Emit<'_>) {
         s.finish(c, emit)
-    }
-
-    fn reset(s: &mut HttpState, keep: usize) {
-        s.reset();
-        s.trim(keep);
     }
 
     fn add(a: &mut HttpCounters, b: &HttpCounters) {
@@ -76,25 +62,9 @@ impl Protocol for Http {
         );
     }
 
-    fn copy(ev: &&Tx, into: &mut Tx) {
-        into.copy_from(ev)
-    }
+    crate::event_by_copy!(Tx);
 
-    fn view(o: &Tx) -> Option<&Tx> {
-        Some(o)
-    }
-
-    fn write_eve(out: &mut Vec<u8>, m: &EventMeta, ev: &&Tx) -> usize {
-        eve::write_http(out, m, ev)
-    }
-
-    fn write_cef(out: &mut Vec<u8>, m: &EventMeta, ev: &&Tx) {
-        cef::write_http(out, m, ev)
-    }
-
-    fn inspect<I: Inspect>(ev: &&Tx, i: &mut I) {
-        rules::inspect(ev, i)
-    }
+    crate::records_by!(eve::write_http, cef::write_http, rules::inspect);
 
     fn indicators(ev: &&Tx, want: Wanted, f: &mut dyn FnMut(IocKind, &[u8])) {
         if let (true, Some(h)) = (want.domains, ev.hostname()) {

@@ -43,15 +43,9 @@ pub fn inspect<I: Inspect>(t: &Tx, i: &mut I) {
         i.put(URI, u);
         i.put(URI_RAW, u);
     }
-    if let Some(m) = t.method() {
-        i.put(METHOD, m);
-    }
-    if let Some(x) = t.hostname() {
-        i.put(HOST, x);
-    }
-    if let Some(x) = t.user_agent() {
-        i.put(USER_AGENT, x);
-    }
+    i.put_opt(METHOD, t.method());
+    i.put_opt(HOST, t.hostname());
+    i.put_opt(USER_AGENT, t.user_agent());
     if t.has_request {
         put_side(i, 0, t.request_head(), t.request_body());
     }

@@ -278,32 +278,6 @@ pub struct HttpState {
 }
 
 impl HttpState {
-    /// Frees buffers larger than `keep` bytes (between flows).
-    pub fn trim(&mut self, keep: usize) {
-        for d in &mut self.dirs {
-            crate::app::trim_vec(&mut d.buf, keep);
-        }
-        for t in &mut self.spare {
-            crate::app::trim_vec(&mut t.store, keep);
-            crate::app::trim_vec(&mut t.req_head, keep);
-            crate::app::trim_vec(&mut t.resp_head, keep);
-            crate::app::trim_vec(&mut t.req_body, keep);
-            crate::app::trim_vec(&mut t.resp_body, keep);
-        }
-    }
-
-    pub fn reset(&mut self) {
-        for d in &mut self.dirs {
-            d.phase = Phase::Head;
-            d.buf.clear();
-            d.body = 0;
-        }
-        while let Some(t) = self.txs.pop_front() {
-            self.spare.push(t);
-        }
-        self.next_tx_id = 0;
-    }
-
     fn new_tx(&mut self) -> Tx {
         let mut t = self.spare.pop().unwrap_or_default();
         t.reset(self.next_tx_id);
@@ -698,6 +672,33 @@ impl HttpState {
             // Switching protocols: what follows is not HTTP/1.
             self.dirs[0].phase = Phase::Stopped;
             self.dirs[1].phase = Phase::Stopped;
+        }
+    }
+}
+
+impl crate::app::Reuse for HttpState {
+    fn reset(&mut self) {
+        for d in &mut self.dirs {
+            d.phase = Phase::Head;
+            d.buf.clear();
+            d.body = 0;
+        }
+        while let Some(t) = self.txs.pop_front() {
+            self.spare.push(t);
+        }
+        self.next_tx_id = 0;
+    }
+    /// Frees buffers larger than `keep` bytes (between flows).
+    fn trim(&mut self, keep: usize) {
+        for d in &mut self.dirs {
+            crate::app::trim_vec(&mut d.buf, keep);
+        }
+        for t in &mut self.spare {
+            crate::app::trim_vec(&mut t.store, keep);
+            crate::app::trim_vec(&mut t.req_head, keep);
+            crate::app::trim_vec(&mut t.resp_head, keep);
+            crate::app::trim_vec(&mut t.req_body, keep);
+            crate::app::trim_vec(&mut t.resp_body, keep);
         }
     }
 }

@@ -8,8 +8,7 @@ pub mod eve;
 pub mod rules;
 
 use crate::app::stream::Chunk;
-use crate::app::{hex_lower, AppConfig, AppEvent, Emit, Inspect, Protocol};
-use crate::flow::EventMeta;
+use crate::app::{hex_lower, AppEvent, Emit, Input, Protocol};
 use md5::{Digest, Md5};
 
 /// SSH, identified by a banner (`SSH-`) on any port; logged once both sides' banners and
@@ -32,15 +31,8 @@ impl Protocol for Ssh {
         probe(data)
     }
 
-    fn tcp_input(
-        s: &mut SshState,
-        dir: usize,
-        ch: Chunk<'_>,
-        _cfg: &AppConfig,
-        c: &mut SshCounters,
-        emit: &mut Emit<'_>,
-    ) -> u64 {
-        s.input(dir, ch, c, emit);
+    fn tcp_input(s: &mut SshState, i: Input<'_, '_, SshCounters>) -> u64 {
+        s.input(i.dir, i.chunk, i.counters, i.emit);
         0
     }
 
@@ -50,11 +42,6 @@ impl Protocol for Ssh {
 
     fn finish(s: &mut SshState, _c: &mut SshCounters, emit: &mut Emit<'_>) {
         s.finish(emit)
-    }
-
-    fn reset(s: &mut SshState, keep: usize) {
-        s.reset();
-        s.trim(keep);
     }
 
     fn add(a: &mut SshCounters, b: &SshCounters) {
@@ -68,25 +55,9 @@ impl Protocol for Ssh {
         let _ = write!(out, "ssh malformed {}", c.malformed);
     }
 
-    fn copy(ev: &&SshState, into: &mut SshState) {
-        into.copy_from(ev)
-    }
+    crate::event_by_copy!(SshState);
 
-    fn view(o: &SshState) -> Option<&SshState> {
-        Some(o)
-    }
-
-    fn write_eve(out: &mut Vec<u8>, m: &EventMeta, ev: &&SshState) -> usize {
-        eve::write_ssh(out, m, ev)
-    }
-
-    fn write_cef(out: &mut Vec<u8>, m: &EventMeta, ev: &&SshState) {
-        cef::write_ssh(out, m, ev)
-    }
-
-    fn inspect<I: Inspect>(ev: &&SshState, i: &mut I) {
-        rules::inspect(ev, i)
-    }
+    crate::records_by!(eve::write_ssh, cef::write_ssh, rules::inspect);
 }
 
 pub const MAX_BANNER: usize = 255;
@@ -177,26 +148,6 @@ pub struct SshState {
 }
 
 impl SshState {
-    pub fn reset(&mut self) {
-        for s in &mut self.sides {
-            s.phase = Phase::Banner;
-            s.buf.clear();
-            s.proto.clear();
-            s.software.clear();
-            s.hassh.clear();
-            s.has_banner = false;
-        }
-        self.logged = false;
-    }
-
-    /// Frees buffers larger than `keep` bytes (between flows).
-    pub fn trim(&mut self, keep: usize) {
-        for s in &mut self.sides {
-            crate::app::trim_vec(&mut s.buf, keep);
-            crate::app::trim_vec(&mut s.hassh, keep);
-        }
-    }
-
     /// Makes this a copy of `o`'s logged fields, reusing this one's buffers (for the exporter).
     pub fn copy_from(&mut self, o: &SshState) {
         for (a, b) in self.sides.iter_mut().zip(&o.sides) {
@@ -330,6 +281,27 @@ impl SshState {
                     }
                 }
             }
+        }
+    }
+}
+
+impl crate::app::Reuse for SshState {
+    fn reset(&mut self) {
+        for s in &mut self.sides {
+            s.phase = Phase::Banner;
+            s.buf.clear();
+            s.proto.clear();
+            s.software.clear();
+            s.hassh.clear();
+            s.has_banner = false;
+        }
+        self.logged = false;
+    }
+    /// Frees buffers larger than `keep` bytes (between flows).
+    fn trim(&mut self, keep: usize) {
+        for s in &mut self.sides {
+            crate::app::trim_vec(&mut s.buf, keep);
+            crate::app::trim_vec(&mut s.hassh, keep);
         }
     }
 }

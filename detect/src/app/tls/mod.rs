@@ -11,9 +11,7 @@ pub mod x509;
 
 pub use state::{TlsCounters, TlsInfo, TlsState};
 
-use crate::app::stream::Chunk;
-use crate::app::{AppConfig, Emit, Inspect, Protocol, Wanted};
-use crate::flow::EventMeta;
+use crate::app::{Emit, Input, Protocol, Wanted};
 use crate::rules::ioc::IocKind;
 
 /// TLS, identified by a handshake record on any port; logged when the handshake ends (the
@@ -35,15 +33,8 @@ impl Protocol for Tls {
         parser::probe(data)
     }
 
-    fn tcp_input(
-        s: &mut TlsState,
-        dir: usize,
-        ch: Chunk<'_>,
-        _cfg: &AppConfig,
-        c: &mut TlsCounters,
-        emit: &mut Emit<'_>,
-    ) -> u64 {
-        s.input(dir, ch, c, emit);
+    fn tcp_input(s: &mut TlsState, i: Input<'_, '_, TlsCounters>) -> u64 {
+        s.input(i.dir, i.chunk, i.counters, i.emit);
         0
     }
 
@@ -53,11 +44,6 @@ impl Protocol for Tls {
 
     fn finish(s: &mut TlsState, _c: &mut TlsCounters, emit: &mut Emit<'_>) {
         s.finish(emit)
-    }
-
-    fn reset(s: &mut TlsState, keep: usize) {
-        s.reset();
-        s.trim(keep);
     }
 
     fn add(a: &mut TlsCounters, b: &TlsCounters) {
@@ -73,25 +59,9 @@ impl Protocol for Tls {
         let _ = write!(out, "tls malformed {} gaps {}", c.malformed, c.gaps);
     }
 
-    fn copy(ev: &&TlsInfo, into: &mut TlsInfo) {
-        into.copy_from(ev)
-    }
+    crate::event_by_copy!(TlsInfo);
 
-    fn view(o: &TlsInfo) -> Option<&TlsInfo> {
-        Some(o)
-    }
-
-    fn write_eve(out: &mut Vec<u8>, m: &EventMeta, ev: &&TlsInfo) -> usize {
-        eve::write_tls(out, m, ev)
-    }
-
-    fn write_cef(out: &mut Vec<u8>, m: &EventMeta, ev: &&TlsInfo) {
-        cef::write_tls(out, m, ev)
-    }
-
-    fn inspect<I: Inspect>(ev: &&TlsInfo, i: &mut I) {
-        rules::inspect(ev, i)
-    }
+    crate::records_by!(eve::write_tls, cef::write_tls, rules::inspect);
 
     fn indicators(t: &&TlsInfo, want: Wanted, f: &mut dyn FnMut(IocKind, &[u8])) {
         if let (Some(sni), true) = (t.sni(), want.domains) {

@@ -17,21 +17,11 @@ crate::rule_buffers! { super::Tls;
 /// One inspection of the handshake, then one per certificate for the rules on `tls.certs`.
 pub fn inspect<I: Inspect>(t: &TlsInfo, i: &mut I) {
     i.begin();
-    if let Some(x) = t.sni() {
-        i.put(SNI, x);
-    }
-    if let Some(x) = t.subject() {
-        i.put(CERT_SUBJECT, x);
-    }
-    if let Some(x) = t.issuer() {
-        i.put(CERT_ISSUER, x);
-    }
-    if let Some(x) = t.ja3_hash() {
-        i.put(JA3_HASH, &x);
-    }
-    if let Some(x) = t.ja3s_hash() {
-        i.put(JA3S_HASH, &x);
-    }
+    i.put_opt(SNI, t.sni());
+    i.put_opt(CERT_SUBJECT, t.subject());
+    i.put_opt(CERT_ISSUER, t.issuer());
+    i.put_opt(JA3_HASH, t.ja3_hash().as_ref().map(|h| &h[..]));
+    i.put_opt(JA3S_HASH, t.ja3s_hash().as_ref().map(|h| &h[..]));
     i.run(false);
     i.run_each(CERTS, t.certificates());
 }

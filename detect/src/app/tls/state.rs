@@ -432,30 +432,6 @@ pub struct TlsState {
 }
 
 impl TlsState {
-    pub fn reset(&mut self) {
-        for d in &mut self.dirs {
-            d.rec.clear();
-            d.hs.clear();
-            d.encrypted = false;
-            d.done = false;
-            d.cert_seen = false;
-        }
-        self.info.reset();
-        self.logged = false;
-    }
-
-    /// Frees buffers larger than `keep` bytes (between flows).
-    pub fn trim(&mut self, keep: usize) {
-        for d in &mut self.dirs {
-            crate::app::trim_vec(&mut d.rec, keep);
-            crate::app::trim_vec(&mut d.hs, keep);
-        }
-        crate::app::trim_vec(&mut self.info.store, keep);
-        crate::app::trim_vec(&mut self.info.chain, keep);
-        crate::app::trim_vec(&mut self.info.certs, keep);
-        crate::app::trim_vec(&mut self.scratch.list, keep);
-    }
-
     /// Whether both directions are past their cleartext handshake (nothing more to read).
     pub fn is_done(&self) -> bool {
         self.logged || (self.dirs[0].done && self.dirs[1].done)
@@ -623,3 +599,29 @@ impl TlsState {
         }
     }
 }
+
+impl crate::app::Reuse for TlsState {
+    fn reset(&mut self) {
+        for d in &mut self.dirs {
+            d.rec.clear();
+            d.hs.clear();
+            d.encrypted = false;
+            d.done = false;
+            d.cert_seen = false;
+        }
+        self.info.reset();
+        self.logged = false;
+    }
+    /// Frees buffers larger than `keep` bytes (between flows).
+    fn trim(&mut self, keep: usize) {
+        for d in &mut self.dirs {
+            crate::app::trim_vec(&mut d.rec, keep);
+            crate::app::trim_vec(&mut d.hs, keep);
+        }
+        crate::app::trim_vec(&mut self.info.store, keep);
+        crate::app::trim_vec(&mut self.info.chain, keep);
+        crate::app::trim_vec(&mut self.info.certs, keep);
+        crate::app::trim_vec(&mut self.scratch.list, keep);
+    }
+}
+
