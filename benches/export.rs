@@ -76,9 +76,9 @@ struct Result {
     bytes: u64,
 }
 
-fn run(name: &'static str, url: &str, n: u64, recs: &[FlowRecord]) -> Result {
+fn run(name: &'static str, url: &str, n: u64, recs: &[FlowRecord], format_threads: usize) -> Result {
     let sinks = vec![export::sink::url::parse(url).expect("a sink URL")];
-    let mut cfg = export::ExportConfig { blocking: true, ..Default::default() };
+    let mut cfg = export::ExportConfig { blocking: true, format_threads, ..Default::default() };
     cfg.sinks.network_blocking = true;
     let (h, mut batchers) = export::spawn(&sinks, 1, &cfg).expect("export thread");
     let mut b = batchers.pop().expect("one batcher");
@@ -131,13 +131,18 @@ fn main() {
     let mut results = Vec::new();
     // EVE to a file.
     let path = dir.join("eve.json");
-    let mut v = Vec::new();
+    // One formatting thread and two (with the writer thread), alternately.
+    let (mut v, mut v2) = (Vec::new(), Vec::new());
     for _ in 0..runs {
-        settle();
-        v.push(run("file", &format!("file://{}", path.display()), n, &recs));
-        let _ = std::fs::remove_file(&path);
+        for (k, out) in [(1, &mut v), (2, &mut v2)] {
+            settle();
+            let name = if k == 1 { "file" } else { "file, 2 formatting threads" };
+            out.push(run(name, &format!("file://{}", path.display()), n, &recs, k));
+            let _ = std::fs::remove_file(&path);
+        }
     }
     results.push(median(v));
+    results.push(median(v2));
     // IPFIX over UDP to a receiver on loopback.
     let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = rx.local_addr().unwrap().port();
@@ -155,7 +160,7 @@ fn main() {
     });
     let mut v = Vec::new();
     for _ in 0..runs {
-        v.push(run("ipfix", &format!("ipfix+udp://127.0.0.1:{port}"), n, &recs));
+        v.push(run("ipfix", &format!("ipfix+udp://127.0.0.1:{port}"), n, &recs, 1));
     }
     results.push(median(v));
     done.store(true, Ordering::Relaxed);

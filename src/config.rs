@@ -395,6 +395,10 @@ pub struct ExportTable {
     /// Full batches a worker holds while the exporter is behind, before dropping (counted).
     /// Default 64.
     pub max_backlog_batches: usize,
+    /// Threads formatting records (EVE, syslog, CEF, IPFIX); 0 picks one per four workers, at
+    /// most four. With more than one, whole batches are formatted in parallel and written in the
+    /// order one thread would write them. Default 0.
+    pub format_threads: usize,
 }
 
 /// `[[export.sinks]]`: a URL (as `--export` takes), and its options as keys rather than in
@@ -456,6 +460,7 @@ impl Default for ExportTable {
             batch_max_age_ms: d.batch_max_age_ms,
             channel_capacity: d.channel_capacity,
             max_backlog_batches: d.max_backlog_batches,
+            format_threads: d.format_threads,
         }
     }
 }
@@ -942,6 +947,9 @@ impl Config {
         if e.channel_capacity == 0 {
             p.push("export.channel_capacity: must be at least 1".into());
         }
+        if e.format_threads > 64 {
+            p.push(format!("export.format_threads: {} is more than 64", e.format_threads));
+        }
         if e.max_backlog_batches == 0 {
             p.push("export.max_backlog_batches: must be at least 1".into());
         }
@@ -1057,6 +1065,7 @@ impl Config {
             batch_max_age_ms: e.batch_max_age_ms,
             channel_capacity: e.channel_capacity,
             max_backlog_batches: e.max_backlog_batches,
+            format_threads: e.format_threads,
             blocking: false,
             sinks: export::SinkDefaults {
                 queue_bytes: e.queue_bytes,

@@ -738,3 +738,32 @@ fn records_left_in_the_spool_go_first_in_the_next_run() {
     // and the first half equals the second).
     assert_eq!(lines[..19], lines[19..]);
 }
+
+/// Several formatting threads write what one writes: the same lines in the same order (one
+/// worker: a deterministic order), the same counters, with thresholds and the behaviour
+/// detectors deciding across workers, and at two workers the same records.
+#[test]
+fn parallel_formatting_writes_what_one_thread_writes() {
+    let d = TempDir::new("export-format-threads");
+    let pcap = d.path("t.pcap");
+    generate(&pcap, &["--preset", "imix-dc", "--attacks", "all"]);
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/rules/demo.rules");
+    let run = |threads: usize, workers: &str| {
+        let cfg = d.path(&format!("ft{threads}.toml"));
+        std::fs::write(&cfg, format!("[export]\nformat_threads = {threads}\n")).unwrap();
+        let (c, p) = (cfg.to_str().unwrap(), pcap.to_str().unwrap());
+        replay(&["--source", "file", "--workers", workers, "--config", c, "--rules", rules, p])
+    };
+    let one = run(1, "1");
+    assert!(one.of_type("alert").count() > 10 && one.of_type("dns").count() > 100, "{}", one.stderr);
+    let counters = |r: &Run| -> Vec<String> {
+        let s = r.stderr.split("spinewatch summary").nth(1).unwrap_or("");
+        s.lines().filter(|l| !l.contains("elapsed") && !l.contains("cpu")).map(String::from).collect()
+    };
+    for threads in [2, 3] {
+        let many = run(threads, "1");
+        assert!(one.lines == many.lines, "{threads} formatting threads: the lines differ");
+        assert_eq!(counters(&one), counters(&many), "{threads} formatting threads");
+    }
+    assert_same_lines(&run(1, "2"), &run(3, "2"), "3 formatting threads, 2 workers");
+}

@@ -25,6 +25,20 @@ pub struct ExportConfig {
     pub blocking: bool,
     /// The sinks' queues and spools.
     pub sinks: SinkDefaults,
+    /// Threads formatting records (0: by the worker count, one per four workers, at most
+    /// four; see [`ExportConfig::formatters`]).
+    pub format_threads: usize,
+}
+
+impl ExportConfig {
+    /// The formatting threads for `workers` workers.
+    pub fn formatters(&self, workers: usize) -> usize {
+        if self.format_threads > 0 {
+            self.format_threads
+        } else {
+            (workers / 4).clamp(1, 4)
+        }
+    }
 }
 
 impl Default for ExportConfig {
@@ -36,6 +50,7 @@ impl Default for ExportConfig {
             channel_capacity: 64,
             max_backlog_batches: 64,
             blocking: false,
+            format_threads: 0,
         }
     }
 }
@@ -433,6 +448,7 @@ impl ExportHandle {
 /// no sink the records are counted and not written (benchmarks).
 pub fn spawn(sinks: &[SinkSpec], workers: usize, cfg: &ExportConfig) -> io::Result<(ExportHandle, Vec<Batcher>)> {
     let out = Fanout::new(sinks, &cfg.sinks, cfg.blocking)?;
+    let formatters = cfg.formatters(workers);
     let counters = out.counters();
     let mut cfg = cfg.clone();
     cfg.max_backlog_batches = cfg.max_backlog_batches.max(1);
@@ -466,6 +482,6 @@ pub fn spawn(sinks: &[SinkSpec], workers: usize, cfg: &ExportConfig) -> io::Resu
     let queue = rx.clone();
     let thread = std::thread::Builder::new()
         .name("sw-export".into())
-        .spawn(move || crate::fanout::export_loop(out, rx, returns))?;
+        .spawn(move || crate::fanout::export_loop(out, rx, returns, formatters))?;
     Ok((ExportHandle { thread, queue, sinks: counters }, batchers))
 }

@@ -66,11 +66,10 @@ enum Kind {
     Ipfix,
 }
 
-/// One format's chunk in the making, and the sinks that take it.
+/// One format's chunk in the making.
 struct Formatter {
     kind: Kind,
     chunk: Chunk,
-    sinks: Vec<usize>,
 }
 
 /// An item of a batch, in the order it was emitted.
@@ -93,9 +92,9 @@ impl Item<'_> {
     }
 }
 
-/// Every sink, and the formats they need.
-pub struct Fanout {
-    sinks: Vec<Sink>,
+/// Formatting: each record once per format, into that format's chunk. The export thread has
+/// one; with several formatting threads, each has its own.
+pub struct Formats {
     fmts: Vec<Formatter>,
     /// The item's EVE lines (when a format needs them).
     line: Vec<u8>,
@@ -110,13 +109,22 @@ pub struct Fanout {
     pub bytes: u64,
 }
 
+/// Every sink, and the formats they need.
+pub struct Fanout {
+    sinks: Vec<Sink>,
+    /// The sinks of each format, by the format's index in [`Formats`].
+    sinks_of: Vec<Vec<usize>>,
+    f: Formats,
+}
+
 /// A chunk is handed to its sinks once it holds this much.
 const CHUNK_BYTES: usize = 1 << 20;
 
 impl Fanout {
     pub fn new(specs: &[SinkSpec], d: &SinkDefaults, blocking: bool) -> io::Result<Fanout> {
         let mut sinks = Vec::with_capacity(specs.len());
-        let mut fmts: Vec<Formatter> = Vec::new();
+        let mut kinds: Vec<Kind> = Vec::new();
+        let mut sinks_of: Vec<Vec<usize>> = Vec::new();
         for (i, s) in specs.iter().enumerate() {
             sinks.push(start(s, d, blocking)?);
             let kind = match s.format {
@@ -124,18 +132,26 @@ impl Fanout {
                 Format::Syslog { facility, cef } => Kind::Syslog { facility, cef },
                 Format::Ipfix => Kind::Ipfix,
             };
-            match fmts.iter_mut().find(|f| f.kind == kind) {
-                Some(f) => f.sinks.push(i),
-                None => fmts.push(Formatter { kind, chunk: Chunk::default(), sinks: vec![i] }),
+            match kinds.iter().position(|k| *k == kind) {
+                Some(k) => sinks_of[k].push(i),
+                None => {
+                    kinds.push(kind);
+                    sinks_of.push(vec![i]);
+                }
             }
         }
-        let need_eve = fmts.iter().any(|f| matches!(f.kind, Kind::Eve | Kind::Syslog { cef: false, .. }));
-        let eve = fmts.iter().position(|f| f.kind == Kind::Eve);
-        let syslog_eve = fmts.iter().any(|f| matches!(f.kind, Kind::Syslog { cef: false, .. }));
-        let header = fmts.iter().any(|f| matches!(f.kind, Kind::Syslog { .. })).then(|| syslog::Header::new(21));
-        Ok(Fanout {
-            sinks,
-            fmts,
+        Ok(Fanout { sinks, sinks_of, f: Formats::new(kinds) })
+    }
+}
+
+impl Formats {
+    fn new(kinds: Vec<Kind>) -> Formats {
+        let need_eve = kinds.iter().any(|k| matches!(k, Kind::Eve | Kind::Syslog { cef: false, .. }));
+        let eve = kinds.iter().position(|k| *k == Kind::Eve);
+        let syslog_eve = kinds.iter().any(|k| matches!(k, Kind::Syslog { cef: false, .. }));
+        let header = kinds.iter().any(|k| matches!(k, Kind::Syslog { .. })).then(|| syslog::Header::new(21));
+        Formats {
+            fmts: kinds.into_iter().map(|kind| Formatter { kind, chunk: Chunk::default() }).collect(),
             line: Vec::with_capacity(1 << 16),
             need_eve,
             eve,
@@ -144,12 +160,21 @@ impl Fanout {
             header,
             lines: 0,
             bytes: 0,
-        })
+        }
     }
 
-    /// Each sink's name and live counters.
-    pub fn counters(&self) -> Vec<(String, Arc<sink::SinkCounters>)> {
-        self.sinks.iter().map(|s| (s.name().to_string(), s.counters())).collect()
+    /// The same formats, empty (for another formatting thread).
+    fn like(&self) -> Formats {
+        Formats::new(self.fmts.iter().map(|f| f.kind).collect())
+    }
+
+    /// The syslog timestamp of the next items (the time the exporter took them), if a syslog
+    /// format needs one.
+    fn now_stamp(&self) -> Option<Vec<u8>> {
+        self.header.is_some().then(|| {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            syslog::timestamp(now.as_micros() as u64)
+        })
     }
 
     /// Call before a run of items: the syslog timestamp (the time the exporter wrote them).
@@ -246,9 +271,72 @@ impl Fanout {
         }
     }
 
+    fn full(&self) -> bool {
+        self.fmts.iter().any(|f| f.chunk.data.len() >= CHUNK_BYTES)
+    }
+
+    /// Each format's chunk, taken; the formats start new ones the size of the last (a batch's
+    /// chunks are about the same size: one allocation each, no growing).
+    fn take(&mut self) -> Vec<Chunk> {
+        self.fmts
+            .iter_mut()
+            .map(|f| {
+                let next = Chunk {
+                    data: Vec::with_capacity(f.chunk.data.len() + (f.chunk.data.len() >> 2)),
+                    ends: Vec::with_capacity(f.chunk.ends.len() + (f.chunk.ends.len() >> 2)),
+                    records: 0,
+                };
+                std::mem::replace(&mut f.chunk, next)
+            })
+            .collect()
+    }
+}
+
+impl Fanout {
+    /// Each sink's name and live counters.
+    pub fn counters(&self) -> Vec<(String, Arc<sink::SinkCounters>)> {
+        self.sinks.iter().map(|s| (s.name().to_string(), s.counters())).collect()
+    }
+
+    fn stamp(&mut self) {
+        self.f.stamp();
+    }
+
+    fn add(&mut self, it: Item<'_>) {
+        self.f.add(it)
+    }
+
+    fn full(&self) -> bool {
+        self.f.full()
+    }
+
+    /// A formatting thread's chunks (one batch's), to the sinks in order: appended to the
+    /// chunks in the making when those are small, else handed over as they are (no copy).
+    fn absorb(&mut self, chunks: Vec<Chunk>) {
+        for ((f, sinks), c) in self.f.fmts.iter_mut().zip(&self.sinks_of).zip(chunks) {
+            if c.is_empty() {
+                continue;
+            }
+            if f.chunk.data.len() + c.data.len() < (64 << 10) {
+                f.chunk.append(&c);
+                continue;
+            }
+            if !f.chunk.is_empty() {
+                let held = Arc::new(std::mem::take(&mut f.chunk));
+                for &i in sinks {
+                    self.sinks[i].push(held.clone());
+                }
+            }
+            let c = Arc::new(c);
+            for &i in sinks {
+                self.sinks[i].push(c.clone());
+            }
+        }
+    }
+
     /// Hands every chunk to its sinks.
     fn flush(&mut self) {
-        for f in &mut self.fmts {
+        for (f, sinks) in self.f.fmts.iter_mut().zip(&self.sinks_of) {
             if f.chunk.is_empty() {
                 continue;
             }
@@ -267,14 +355,10 @@ impl Fanout {
                 full.ends.shrink_to_fit();
             }
             let c = Arc::new(full);
-            for &i in &f.sinks {
+            for &i in sinks {
                 self.sinks[i].push(c.clone());
             }
         }
-    }
-
-    fn full(&self) -> bool {
-        self.fmts.iter().any(|f| f.chunk.data.len() >= CHUNK_BYTES)
     }
 
     /// Ends every sink (each sends what it holds, or spools it) and returns their counters.
@@ -353,7 +437,21 @@ pub struct ExportStats {
     pub sinks: Vec<SinkStats>,
 }
 
-pub(crate) fn export_loop(mut out: Fanout, rx: Receiver<Batch>, returns: Vec<Sender<Batch>>) -> ExportStats {
+/// The export: one thread formatting everything (`format_threads` ≤ 1), or the parallel
+/// stages of [`export_parallel`].
+pub(crate) fn export_loop(
+    out: Fanout,
+    rx: Receiver<Batch>,
+    returns: Vec<Sender<Batch>>,
+    format_threads: usize,
+) -> ExportStats {
+    if format_threads > 1 {
+        return export_parallel(out, rx, returns, format_threads);
+    }
+    export_serial(out, rx, returns)
+}
+
+fn export_serial(mut out: Fanout, rx: Receiver<Batch>, returns: Vec<Sender<Batch>>) -> ExportStats {
     let mut stats = ExportStats::default();
     let workers = returns.len().max(1);
     let mut agg: Option<detect::rules::sketch::Aggregator> = None;
@@ -417,10 +515,190 @@ pub(crate) fn export_loop(mut out: Fanout, rx: Receiver<Batch>, returns: Vec<Sen
         stats.sketch_windows_early = a.judged_early;
         stats.sketch_late = a.late;
     }
-    stats.lines = out.lines;
-    stats.bytes = out.bytes;
+    stats.lines = out.f.lines;
+    stats.bytes = out.f.bytes;
     stats.cpu_ns = sink::thread_cpu_ns();
     stats.sinks = out.finish();
+    stats.lost = stats.sinks.iter().map(|s| s.lost).sum();
+    stats
+}
+
+/// One batch's work for a formatting thread, in the order the serial exporter writes it: the
+/// batch's records and events (flow records only where `admit` says), then what the threshold
+/// merger released, then the behaviours judged.
+struct Unit {
+    seq: u64,
+    batch: Option<Batch>,
+    admit: Vec<bool>,
+    released: Vec<crate::thresholds::Released>,
+    findings: Vec<(detect::rules::sketch::Finding, u64)>,
+    stamp: Option<Vec<u8>>,
+}
+
+/// What a formatting thread did.
+struct FormatStats {
+    lines: u64,
+    bytes: u64,
+    cpu_ns: u64,
+}
+
+/// Formats `u` into `fm`'s chunks.
+fn format_unit(fm: &mut Formats, u: &mut Unit) {
+    if let Some(ts) = u.stamp.take() {
+        fm.syslog_ts = ts;
+    }
+    if let Some(batch) = &u.batch {
+        let mut ev = batch.events.iter().peekable();
+        for (i, r) in batch.records.iter().enumerate() {
+            while let Some(e) = ev.next_if(|e| e.before as usize <= i) {
+                fm.add(Item::Event(e));
+            }
+            if u.admit[i] {
+                fm.add(Item::Flow(r));
+            }
+        }
+        for e in ev {
+            fm.add(Item::Event(e));
+        }
+    }
+    for x in &u.released {
+        match x {
+            crate::thresholds::Released::Alert(e) => fm.add(Item::Event(e)),
+            crate::thresholds::Released::Flow(r) => fm.add(Item::Flow(r)),
+        }
+    }
+    for (f, ts) in &u.findings {
+        fm.add(Item::Finding(f, *ts));
+    }
+}
+
+/// The export in three stages, for many workers: this thread takes the batches in and makes the
+/// cross-worker decisions (thresholds, behaviours), `threads` formatting threads format whole
+/// batches in turn, and a writer thread appends their chunks in the batches' order and hands
+/// them to the sinks. The records, their order and the accounting are the serial exporter's.
+fn export_parallel(out: Fanout, rx: Receiver<Batch>, returns: Vec<Sender<Batch>>, threads: usize) -> ExportStats {
+    let mut stats = ExportStats::default();
+    let workers = returns.len().max(1);
+    let stamp_needed = out.f.header.is_some();
+    let proto = out.f.like();
+    let (ctx, crx) = crossbeam_channel::bounded::<(u64, Vec<Chunk>)>(4 * threads);
+    // The writer: chunks in sequence order, to the sinks.
+    let writer = std::thread::Builder::new()
+        .name("sw-export-write".into())
+        .spawn(move || {
+            let mut out = out;
+            let mut next = 0u64;
+            let mut held: std::collections::BTreeMap<u64, Vec<Chunk>> = std::collections::BTreeMap::new();
+            loop {
+                let (seq, chunks) = match crx.try_recv() {
+                    Ok(x) => x,
+                    Err(TryRecvError::Empty) => {
+                        out.flush();
+                        match crx.recv() {
+                            Ok(x) => x,
+                            Err(_) => break,
+                        }
+                    }
+                    Err(TryRecvError::Disconnected) => break,
+                };
+                held.insert(seq, chunks);
+                while let Some(c) = held.remove(&next) {
+                    out.absorb(c);
+                    next += 1;
+                }
+            }
+            let cpu = sink::thread_cpu_ns();
+            (out.finish(), cpu)
+        })
+        .expect("spawn the export writer");
+    let mut inputs = Vec::with_capacity(threads);
+    let mut formatters = Vec::with_capacity(threads);
+    for t in 0..threads {
+        let (utx, urx) = crossbeam_channel::bounded::<Unit>(2);
+        inputs.push(utx);
+        let (mut fm, ctx, returns) = (proto.like(), ctx.clone(), returns.clone());
+        formatters.push(
+            std::thread::Builder::new()
+                .name(format!("sw-export-fmt-{t}"))
+                .spawn(move || {
+                    while let Ok(mut u) = urx.recv() {
+                        format_unit(&mut fm, &mut u);
+                        if let Some(mut b) = u.batch.take() {
+                            b.clear();
+                            if let Some(ret) = returns.get(b.worker) {
+                                let _ = ret.try_send(b);
+                            }
+                        }
+                        if ctx.send((u.seq, fm.take())).is_err() {
+                            break;
+                        }
+                    }
+                    FormatStats { lines: fm.lines, bytes: fm.bytes, cpu_ns: sink::thread_cpu_ns() }
+                })
+                .expect("spawn an export formatter"),
+        );
+    }
+    drop(ctx);
+    let mut seq = 0u64;
+    let send = |u: Unit| {
+        let _ = inputs[(u.seq % threads as u64) as usize].send(u);
+    };
+    let mut agg: Option<detect::rules::sketch::Aggregator> = None;
+    let mut thr = crate::thresholds::ThresholdStage::new(workers);
+    let now_stamp = |f: &Formats| if stamp_needed { f.now_stamp() } else { None };
+    while let Some(mut batch) = next_batch(&rx) {
+        let stamp = now_stamp(&proto);
+        loop {
+            thr.take(&mut batch);
+            let admit: Vec<bool> = batch.records.iter_mut().map(|r| thr.admit(r)).collect();
+            let mut released = Vec::new();
+            thr.release(false, &mut |x| released.push(x));
+            let mut findings = Vec::new();
+            for sk in batch.sketches.drain(..) {
+                let a = agg.get_or_insert_with(|| detect::rules::sketch::Aggregator::new(sk.cfg, workers));
+                for f in a.add(batch.worker, sk) {
+                    let end = a.window_end(f.window);
+                    findings.push((f, end));
+                    stats.spanning_alerts += 1;
+                }
+            }
+            stats.records += batch.len() as u64;
+            stats.batches += 1;
+            send(Unit { seq, batch: Some(batch), admit, released, findings, stamp: stamp.clone() });
+            seq += 1;
+            match rx.try_recv() {
+                Ok(b) => batch = b,
+                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+            }
+        }
+    }
+    // The candidates and windows no worker can add to now (the end of the input).
+    let mut released = Vec::new();
+    thr.release(true, &mut |x| released.push(x));
+    stats.thresholds = thr.stats;
+    let mut findings = Vec::new();
+    if let Some(mut a) = agg {
+        for f in a.finish() {
+            let end = a.window_end(f.window);
+            findings.push((f, end));
+            stats.spanning_alerts += 1;
+        }
+        stats.sketch_keys_dropped = a.dropped;
+        stats.sketch_windows_early = a.judged_early;
+        stats.sketch_late = a.late;
+    }
+    send(Unit { seq, batch: None, admit: Vec::new(), released, findings, stamp: now_stamp(&proto) });
+    drop(inputs);
+    stats.cpu_ns = sink::thread_cpu_ns();
+    for f in formatters {
+        let f = f.join().expect("export formatter panicked");
+        stats.lines += f.lines;
+        stats.bytes += f.bytes;
+        stats.cpu_ns += f.cpu_ns;
+    }
+    let (sinks, cpu) = writer.join().expect("export writer panicked");
+    stats.cpu_ns += cpu;
+    stats.sinks = sinks;
     stats.lost = stats.sinks.iter().map(|s| s.lost).sum();
     stats
 }

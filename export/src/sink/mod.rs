@@ -65,6 +65,14 @@ impl Chunk {
         })
     }
 
+    /// Appends `o`'s messages.
+    pub fn append(&mut self, o: &Chunk) {
+        let base = self.data.len() as u32;
+        self.data.extend_from_slice(&o.data);
+        self.ends.extend(o.ends.iter().map(|e| e + base));
+        self.records += o.records;
+    }
+
     pub fn clear(&mut self) {
         self.data.clear();
         self.ends.clear();
