@@ -10,18 +10,16 @@
 mod common;
 use common::*;
 
+#[path = "../fuzz/fuzz_targets/app.rs"]
+mod app;
 #[path = "../fuzz/fuzz_targets/config.rs"]
 mod config_target;
 #[path = "../fuzz/fuzz_targets/decode.rs"]
 mod decode;
 #[path = "../fuzz/fuzz_targets/defrag.rs"]
 mod defrag;
-#[path = "../fuzz/fuzz_targets/dhcp.rs"]
-mod dhcp;
 #[path = "../fuzz/fuzz_targets/dns.rs"]
 mod dns;
-#[path = "../fuzz/fuzz_targets/http.rs"]
-mod http;
 #[path = "../fuzz/fuzz_targets/pipeline.rs"]
 mod pipeline;
 #[path = "../fuzz/fuzz_targets/rules.rs"]
@@ -30,12 +28,8 @@ mod rules;
 mod sink_url;
 #[path = "../fuzz/fuzz_targets/spool.rs"]
 mod spool;
-#[path = "../fuzz/fuzz_targets/ssh.rs"]
-mod ssh;
 #[path = "../fuzz/fuzz_targets/stream.rs"]
 mod stream;
-#[path = "../fuzz/fuzz_targets/tls.rs"]
-mod tls;
 
 /// xorshift64*: the same inputs on every run.
 struct Rng(u64);
@@ -186,15 +180,15 @@ fn every_fuzz_target_survives_a_short_run() {
     let dns_msgs: Vec<Vec<u8>> =
         pays.iter().filter(|(p, port, _)| *p == 17 && *port == 53).map(|(_, _, d)| d.clone()).take(100).collect();
     smoke("dns", dns::run, &dns_msgs, n);
-    smoke("http", http::run, &by_port(&[80, 8080, 8000], 6), n);
-    smoke("tls", tls::run, &by_port(&[443, 8443], 6), n);
-    smoke("ssh", ssh::run, &by_port(&[22], 6), n);
+    smoke("http", app::http, &by_port(&[80, 8080, 8000], 6), n);
+    smoke("tls", app::tls, &by_port(&[443, 8443], 6), n);
+    smoke("ssh", app::ssh, &by_port(&[22], 6), n);
     // A lease (request and ack, 300 bytes each: the control byte 30 cuts there).
     let (mac, c, sv) = ([2, 0, 0, 0, 0, 1], "10.1.2.3".parse().unwrap(), "10.1.0.1".parse().unwrap());
     let mut lease = vec![30u8];
     lease.extend(pcapgen::dhcp::request(7, mac, c, "host"));
     lease.extend(pcapgen::dhcp::ack(7, mac, c, sv, 3600, "host"));
-    smoke("dhcp", dhcp::run, &[lease], n);
+    smoke("dhcp", app::dhcp, &[lease], n);
     smoke("stream", stream::run, &[(0..240u8).collect()], n);
     smoke("defrag", defrag::run, &[vec![0, 0, 1, 3, 7, 0, 3, 1, 3, 7, 0, 6, 0, 3, 7]], n);
     let rule_lines: Vec<Vec<u8>> = std::fs::read_to_string(format!("{root}/configs/rules/demo.rules"))

@@ -6,10 +6,9 @@
 //! frame as it was on the wire. Timeouts run on the capture clock.
 
 use crate::counters::{PortSummary, RunSummary};
-use crate::runner::{Common, Drive, RunError, Source, WorkerCtx, WorkerInput};
+use crate::runner::{Common, Drive, Finished, RunError, Source, WorkerCtx, WorkerInput};
 use crate::worker::WorkerCore;
 use afpacket_sys::{Ring, RingConfig};
-use detect::time::Micros;
 use detect::FlowConfig;
 use export::ExportConfig;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -176,11 +175,7 @@ impl Source for AfPacketSource<'_> {
         Ok(())
     }
 
-    fn finish(
-        &mut self,
-        _: &[WorkerCore],
-        outs: Vec<Vec<Ring>>,
-    ) -> Result<(Vec<PortSummary>, u64, Micros), AfPacketError> {
+    fn finish(&mut self, _: &[WorkerCore], outs: Vec<Vec<Ring>>) -> Result<Finished, AfPacketError> {
         let end = now_us();
         let mut ports: Vec<PortSummary> =
             self.cfg.interfaces.iter().map(|i| PortSummary { name: i.clone(), ..Default::default() }).collect();

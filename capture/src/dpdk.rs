@@ -2,9 +2,8 @@
 //! pinned worker threads registered with DPDK, and the run-to-completion loop.
 
 use crate::counters::{PortSummary, RunSummary};
-use crate::runner::{Common, Drive, RunError, Source, WorkerCtx, WorkerInput};
+use crate::runner::{Common, Drive, Finished, RunError, Source, WorkerCtx, WorkerInput};
 use crate::worker::{Stage, WorkerCore};
-use detect::time::Micros;
 use detect::FlowConfig;
 use dpdk_sys::{Burst, DpdkError, Eal, Mempool, Port, RxQueue, TimestampField};
 use export::ExportConfig;
@@ -583,11 +582,7 @@ impl<'p> Source for DpdkSource<'p> {
         Ok(())
     }
 
-    fn finish(
-        &mut self,
-        cores: &[WorkerCore],
-        outs: Vec<Option<WorkerBench>>,
-    ) -> Result<(Vec<PortSummary>, u64, Micros), DpdkRunError> {
+    fn finish(&mut self, cores: &[WorkerCore], outs: Vec<Option<WorkerBench>>) -> Result<Finished, DpdkRunError> {
         self.benches = outs;
         let mut port_summaries = Vec::new();
         for (p, spec) in self.ports.iter().zip(&self.cfg.ports) {

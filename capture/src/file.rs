@@ -7,10 +7,9 @@
 
 use crate::counters::RunSummary;
 use crate::pcap::{PcapError, PcapReader};
-use crate::runner::{Common, Drive, RunError, Source, WorkerCtx, WorkerInput};
+use crate::runner::{Common, Drive, Finished, RunError, Source, WorkerCtx, WorkerInput};
 use crate::worker::WorkerCore;
 use crossbeam_channel::{bounded, Receiver, Sender};
-use detect::time::Micros;
 use detect::FlowConfig;
 use export::ExportConfig;
 use std::path::PathBuf;
@@ -196,11 +195,7 @@ impl Source for FileSource<'_> {
         Ok(())
     }
 
-    fn finish(
-        &mut self,
-        cores: &[WorkerCore],
-        _: Vec<()>,
-    ) -> Result<(Vec<crate::counters::PortSummary>, u64, Micros), FileRunError> {
+    fn finish(&mut self, cores: &[WorkerCore], _: Vec<()>) -> Result<Finished, FileRunError> {
         // End of input: every flow ends at the latest packet time any worker saw, so a flow's
         // reason (timeout or shutdown) does not depend on which worker held it.
         let end = cores.iter().map(|c| c.now()).max().unwrap_or(0);

@@ -108,6 +108,10 @@ impl Drive<'_> {
     }
 }
 
+/// What a source reports at the end: its ports' summaries, the input packet count and the time
+/// the remaining flows end at.
+pub type Finished = (Vec<PortSummary>, u64, Micros);
+
 /// A packet source: pcap files, AF_PACKET rings, DPDK ports.
 pub trait Source {
     /// A worker's input, moved onto its thread (its queues, its rings, its channel).
@@ -137,11 +141,7 @@ pub trait Source {
     fn drive(&mut self, d: &mut Drive<'_>) -> Result<(), Self::Error>;
     /// After the workers ended: the ports' summaries, the input packet count and the time the
     /// remaining flows end at.
-    fn finish(
-        &mut self,
-        cores: &[WorkerCore],
-        outs: Vec<Self::WorkerOut>,
-    ) -> Result<(Vec<PortSummary>, u64, Micros), Self::Error>;
+    fn finish(&mut self, cores: &[WorkerCore], outs: Vec<Self::WorkerOut>) -> Result<Finished, Self::Error>;
 }
 
 /// Runs `src` to the end: see the module.

@@ -18,15 +18,8 @@ use std::fmt::Debug;
 
 /// One application protocol. Implemented by a unit struct in the protocol's directory.
 pub trait Protocol: 'static {
-    /// The EVE name: `app_proto` and the record's `event_type`.
-    const NAME: &'static str;
-    /// The rule-header keywords naming it (`alert http ...`).
-    const RULE_NAMES: &'static [&'static str];
-    /// The IP protocols a rule header naming it matches.
-    const IP_PROTOS: &'static [u8];
-    /// Its rule buffers (sticky buffers and content modifiers), declared with
-    /// [`crate::rule_buffers!`].
-    const BUFFERS: &'static [BufSpec] = &[];
+    /// Its names, transports and rule buffers.
+    const INFO: Info;
 
     /// A flow's parser state. Kept in a pooled session between flows ([`Reuse`]).
     type State: Default + Debug + Reuse;
@@ -110,6 +103,30 @@ pub trait Reuse {
 /// Stateless protocols (a message per datagram).
 impl Reuse for () {
     fn reset(&mut self) {}
+}
+
+/// What a protocol is called and where it runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Info {
+    /// The EVE name: `app_proto` and the record's `event_type`.
+    pub name: &'static str,
+    /// The rule-header keywords naming it (`alert http ...`).
+    pub rule_names: &'static [&'static str],
+    /// The IP protocols a rule header naming it matches.
+    pub ip_protos: &'static [u8],
+    /// Its rule buffers (sticky buffers and content modifiers), declared with
+    /// [`crate::rule_buffers!`].
+    pub buffers: &'static [BufSpec],
+}
+
+impl Info {
+    pub const fn new(name: &'static str, rule_names: &'static [&'static str], ip_protos: &'static [u8]) -> Info {
+        Info { name, rule_names, ip_protos, buffers: &[] }
+    }
+
+    pub const fn buffers(self, buffers: &'static [BufSpec]) -> Info {
+        Info { buffers, ..self }
+    }
 }
 
 /// Which kinds of indicators are loaded.

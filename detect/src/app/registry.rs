@@ -36,14 +36,14 @@ macro_rules! registry {
             pub fn name(self) -> Option<&'static str> {
                 match self {
                     AppProto::Unknown => None,
-                    $(AppProto::$V => Some(<$m::$T as Protocol>::NAME),)*
+                    $(AppProto::$V => Some(<$m::$T as Protocol>::INFO.name),)*
                     AppProto::Failed => Some("failed"),
                 }
             }
 
             /// The protocol a rule header names (`http`, `dns`...).
             pub fn from_rule_name(k: &str) -> Option<AppProto> {
-                $(if <$m::$T as Protocol>::RULE_NAMES.contains(&k) {
+                $(if <$m::$T as Protocol>::INFO.rule_names.contains(&k) {
                     return Some(AppProto::$V);
                 })*
                 None
@@ -53,7 +53,7 @@ macro_rules! registry {
             pub fn ip_protos(self) -> &'static [u8] {
                 match self {
                     AppProto::Unknown | AppProto::Failed => &[],
-                    $(AppProto::$V => <$m::$T as Protocol>::IP_PROTOS,)*
+                    $(AppProto::$V => <$m::$T as Protocol>::INFO.ip_protos,)*
                 }
             }
 
@@ -61,14 +61,14 @@ macro_rules! registry {
             pub fn buffers(self) -> (&'static [crate::rules::BufSpec], u8) {
                 match self {
                     AppProto::Unknown | AppProto::Failed => (&[], 0),
-                    $(AppProto::$V => (<$m::$T as Protocol>::BUFFERS, <$m::$T as Registered>::BUF_BASE),)*
+                    $(AppProto::$V => (<$m::$T as Protocol>::INFO.buffers, <$m::$T as Registered>::BUF_BASE),)*
                 }
             }
         }
 
         /// Where each protocol's rule buffers start (after the payload, buffer 0).
         const BUF_BASES: [u8; AppProto::COUNT - 2] = {
-            let lens = [$(<$m::$T as Protocol>::BUFFERS.len(),)*];
+            let lens = [$(<$m::$T as Protocol>::INFO.buffers.len(),)*];
             let mut out = [0u8; AppProto::COUNT - 2];
             let mut next = 1usize;
             let mut i = 0;
@@ -82,7 +82,7 @@ macro_rules! registry {
         };
 
         /// How many rule buffers there are, the payload included.
-        pub const BUF_COUNT: usize = 1 $(+ <$m::$T as Protocol>::BUFFERS.len())*;
+        pub const BUF_COUNT: usize = 1 $(+ <$m::$T as Protocol>::INFO.buffers.len())*;
 
         $(impl Registered for $m::$T {
             const ID: AppProto = AppProto::$V;

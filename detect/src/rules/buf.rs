@@ -105,7 +105,7 @@ impl Buf {
 }
 
 /// Declares a protocol's rule buffers, in the protocol's directory: `BUFFERS` (for its
-/// [`Protocol::BUFFERS`](crate::app::Protocol::BUFFERS)) and a [`Buf`] constant per buffer.
+/// [`Info::buffers`](crate::app::protocol::Info)) and a [`Buf`] constant per buffer.
 ///
 /// ```ignore
 /// crate::rule_buffers! { super::Dns;

@@ -10,6 +10,7 @@ pub mod parser;
 pub use parser::Message;
 
 use crate::app::stream::Chunk;
+use crate::app::protocol::Info;
 use crate::app::{Input, Inspect, Protocol};
 use crate::flow::EventMeta;
 
@@ -53,9 +54,7 @@ pub struct DhcpCounters {
 }
 
 impl Protocol for Dhcp {
-    const NAME: &'static str = "dhcp";
-    const RULE_NAMES: &'static [&'static str] = &["dhcp"];
-    const IP_PROTOS: &'static [u8] = &[17];
+    const INFO: Info = Info::new("dhcp", &["dhcp"], &[17]);
     /// Each message stands alone: no per-flow state.
     type State = ();
     type Counters = DhcpCounters;

@@ -9,6 +9,7 @@ pub mod rules;
 pub use parser::{Message, Name};
 
 use crate::app::stream::Chunk;
+use crate::app::protocol::Info;
 use crate::app::{AppEvent, Emit, Input, Inspect, Protocol, Wanted};
 use crate::flow::EventMeta;
 use crate::rules::ioc::IocKind;
@@ -39,10 +40,7 @@ fn on_dns_port(ports: (u16, u16)) -> bool {
 }
 
 impl Protocol for Dns {
-    const NAME: &'static str = "dns";
-    const RULE_NAMES: &'static [&'static str] = &["dns"];
-    const IP_PROTOS: &'static [u8] = &[6, 17];
-    const BUFFERS: &'static [crate::rules::BufSpec] = rules::BUFFERS;
+    const INFO: Info = Info::new("dns", &["dns"], &[6, 17]).buffers(rules::BUFFERS);
     type State = DnsState;
     type Counters = DnsCounters;
     type Event<'a> = DnsEvent<'a>;

@@ -9,6 +9,7 @@ pub mod state;
 
 pub use state::{HttpCounters, HttpLimits, HttpState, Tx};
 
+use crate::app::protocol::Info;
 use crate::app::{Emit, Input, Protocol, Wanted};
 use crate::rules::ioc::IocKind;
 
@@ -18,10 +19,7 @@ use crate::rules::ioc::IocKind;
 pub struct Http;
 
 impl Protocol for Http {
-    const NAME: &'static str = "http";
-    const RULE_NAMES: &'static [&'static str] = &["http", "http1"];
-    const IP_PROTOS: &'static [u8] = &[6];
-    const BUFFERS: &'static [crate::rules::BufSpec] = rules::BUFFERS;
+    const INFO: Info = Info::new("http", &["http", "http1"], &[6]).buffers(rules::BUFFERS);
     type State = HttpState;
     type Counters = HttpCounters;
     /// A finished transaction (or one left unfinished at the end of its flow).

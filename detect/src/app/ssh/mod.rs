@@ -8,6 +8,7 @@ pub mod eve;
 pub mod rules;
 
 use crate::app::stream::Chunk;
+use crate::app::protocol::Info;
 use crate::app::{hex_lower, AppEvent, Emit, Input, Protocol};
 use md5::{Digest, Md5};
 
@@ -17,10 +18,7 @@ use md5::{Digest, Md5};
 pub struct Ssh;
 
 impl Protocol for Ssh {
-    const NAME: &'static str = "ssh";
-    const RULE_NAMES: &'static [&'static str] = &["ssh"];
-    const IP_PROTOS: &'static [u8] = &[6];
-    const BUFFERS: &'static [crate::rules::BufSpec] = rules::BUFFERS;
+    const INFO: Info = Info::new("ssh", &["ssh"], &[6]).buffers(rules::BUFFERS);
     type State = SshState;
     type Counters = SshCounters;
     /// A session's banners and KEXINITs.

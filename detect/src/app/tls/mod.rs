@@ -11,6 +11,7 @@ pub mod x509;
 
 pub use state::{TlsCounters, TlsInfo, TlsState};
 
+use crate::app::protocol::Info;
 use crate::app::{Emit, Input, Protocol, Wanted};
 use crate::rules::ioc::IocKind;
 
@@ -20,10 +21,7 @@ use crate::rules::ioc::IocKind;
 pub struct Tls;
 
 impl Protocol for Tls {
-    const NAME: &'static str = "tls";
-    const RULE_NAMES: &'static [&'static str] = &["tls"];
-    const IP_PROTOS: &'static [u8] = &[6];
-    const BUFFERS: &'static [crate::rules::BufSpec] = rules::BUFFERS;
+    const INFO: Info = Info::new("tls", &["tls"], &[6]).buffers(rules::BUFFERS);
     type State = TlsState;
     type Counters = TlsCounters;
     type Event<'a> = &'a TlsInfo;
