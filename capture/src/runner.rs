@@ -150,10 +150,7 @@ pub fn run<S: Source>(
     common: &Common,
     out: Vec<export::SinkSpec>,
     stop: Arc<AtomicBool>,
-) -> Result<RunSummary, S::Error>
-where
-    S::Input: Send,
-{
+) -> Result<RunSummary, S::Error> {
     let inputs = src.open()?;
     let n = inputs.len().max(1);
     let (export, batchers) = export::spawn(&out, n, &common.export).map_err(RunError::Export)?;

@@ -177,14 +177,6 @@ impl Formats {
         })
     }
 
-    /// Call before a run of items: the syslog timestamp (the time the exporter wrote them).
-    fn stamp(&mut self) {
-        if self.header.is_some() {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            self.syslog_ts = syslog::timestamp(now.as_micros() as u64);
-        }
-    }
-
     fn add(&mut self, it: Item<'_>) {
         // EVE: straight into the EVE chunk when there is one (the common case, no copy), else
         // into the scratch line; the syslog-EVE formatters copy from there.
@@ -296,14 +288,6 @@ impl Fanout {
     /// Each sink's name and live counters.
     pub fn counters(&self) -> Vec<(String, Arc<sink::SinkCounters>)> {
         self.sinks.iter().map(|s| (s.name().to_string(), s.counters())).collect()
-    }
-
-    fn stamp(&mut self) {
-        self.f.stamp();
-    }
-
-    fn add(&mut self, it: Item<'_>) {
-        self.f.add(it)
     }
 
     fn full(&self) -> bool {
@@ -452,45 +436,16 @@ pub(crate) fn export_loop(
 }
 
 fn export_serial(mut out: Fanout, rx: Receiver<Batch>, returns: Vec<Sender<Batch>>) -> ExportStats {
-    let mut stats = ExportStats::default();
-    let workers = returns.len().max(1);
-    let mut agg: Option<detect::rules::sketch::Aggregator> = None;
-    let mut thr = crate::thresholds::ThresholdStage::new(workers);
-    let write = |out: &mut Fanout, x: crate::thresholds::Released| match x {
-        crate::thresholds::Released::Alert(e) => out.add(Item::Event(&e)),
-        crate::thresholds::Released::Flow(r) => out.add(Item::Flow(&r)),
-    };
+    let mut intake = Intake::new(returns.len());
     while let Some(mut batch) = next_batch(&rx) {
-        out.stamp();
+        let stamp = out.f.now_stamp();
         loop {
-            thr.take(&mut batch);
-            let Batch { records, events, .. } = &mut batch;
-            let mut ev = events.iter().peekable();
-            for (i, r) in records.iter_mut().enumerate() {
-                while let Some(e) = ev.next_if(|e| e.before as usize <= i) {
-                    out.add(Item::Event(e));
-                }
-                if thr.admit(r) {
-                    out.add(Item::Flow(r));
-                }
+            let mut u = intake.unit(0, batch, stamp.clone());
+            format_unit(&mut out.f, &mut u);
+            if let Some(b) = u.batch.take() {
+                give_back(&returns, b);
             }
-            for e in ev {
-                out.add(Item::Event(e));
-            }
-            thr.release(false, &mut |x| write(&mut out, x));
-            for sk in batch.sketches.drain(..) {
-                let a = agg.get_or_insert_with(|| detect::rules::sketch::Aggregator::new(sk.cfg, workers));
-                for f in a.add(batch.worker, sk) {
-                    out.add(Item::Finding(&f, a.window_end(f.window)));
-                    stats.spanning_alerts += 1;
-                }
-            }
-            stats.records += batch.len() as u64;
-            stats.batches += 1;
-            batch.clear();
-            if let Some(ret) = returns.get(batch.worker) {
-                let _ = ret.try_send(batch);
-            }
+            intake.spare = u.admit;
             if out.full() {
                 break;
             }
@@ -501,26 +456,86 @@ fn export_serial(mut out: Fanout, rx: Receiver<Batch>, returns: Vec<Sender<Batch
         }
         out.flush();
     }
-    // The candidates and windows no worker can add to now (the end of the input).
-    out.stamp();
-    thr.release(true, &mut |x| write(&mut out, x));
-    stats.thresholds = thr.stats;
-    if let Some(mut a) = agg {
-        out.stamp();
-        for f in a.finish() {
-            out.add(Item::Finding(&f, a.window_end(f.window)));
-            stats.spanning_alerts += 1;
-        }
-        stats.sketch_keys_dropped = a.dropped;
-        stats.sketch_windows_early = a.judged_early;
-        stats.sketch_late = a.late;
-    }
+    let mut u = intake.last(0, out.f.now_stamp());
+    format_unit(&mut out.f, &mut u);
+    let mut stats = intake.stats;
     stats.lines = out.f.lines;
     stats.bytes = out.f.bytes;
     stats.cpu_ns = sink::thread_cpu_ns();
     stats.sinks = out.finish();
     stats.lost = stats.sinks.iter().map(|s| s.lost).sum();
     stats
+}
+
+/// Hands an emptied batch back to its worker.
+fn give_back(returns: &[Sender<Batch>], mut b: Batch) {
+    b.clear();
+    if let Some(ret) = returns.get(b.worker) {
+        let _ = ret.try_send(b);
+    }
+}
+
+/// What the export decides across workers, batch by batch, before anything is formatted: the
+/// threshold merger (which flow records go out now, which alerts it releases) and the behaviour
+/// aggregator (the behaviours judged over every worker's evidence).
+struct Intake {
+    workers: usize,
+    thr: crate::thresholds::ThresholdStage,
+    agg: Option<detect::rules::sketch::Aggregator>,
+    /// An `admit` buffer to reuse.
+    spare: Vec<bool>,
+    stats: ExportStats,
+}
+
+impl Intake {
+    fn new(workers: usize) -> Intake {
+        let workers = workers.max(1);
+        let thr = crate::thresholds::ThresholdStage::new(workers);
+        Intake { workers, thr, agg: None, spare: Vec::new(), stats: ExportStats::default() }
+    }
+
+    /// One batch's unit (number `seq`).
+    fn unit(&mut self, seq: u64, mut batch: Batch, stamp: Option<Vec<u8>>) -> Unit {
+        self.thr.take(&mut batch);
+        let mut admit = std::mem::take(&mut self.spare);
+        admit.clear();
+        admit.extend(batch.records.iter_mut().map(|r| self.thr.admit(r)));
+        let mut released = Vec::new();
+        self.thr.release(false, &mut |x| released.push(x));
+        let mut findings = Vec::new();
+        for sk in batch.sketches.drain(..) {
+            let workers = self.workers;
+            let a = self.agg.get_or_insert_with(|| detect::rules::sketch::Aggregator::new(sk.cfg, workers));
+            for f in a.add(batch.worker, sk) {
+                let end = a.window_end(f.window);
+                findings.push((f, end));
+                self.stats.spanning_alerts += 1;
+            }
+        }
+        self.stats.records += batch.len() as u64;
+        self.stats.batches += 1;
+        Unit { seq, batch: Some(batch), admit, released, findings, stamp }
+    }
+
+    /// The last unit: the candidates and windows no worker can add to now (the end of the
+    /// input).
+    fn last(&mut self, seq: u64, stamp: Option<Vec<u8>>) -> Unit {
+        let mut released = Vec::new();
+        self.thr.release(true, &mut |x| released.push(x));
+        self.stats.thresholds = self.thr.stats;
+        let mut findings = Vec::new();
+        if let Some(a) = self.agg.as_mut() {
+            for f in a.finish() {
+                let end = a.window_end(f.window);
+                findings.push((f, end));
+                self.stats.spanning_alerts += 1;
+            }
+            self.stats.sketch_keys_dropped = a.dropped;
+            self.stats.sketch_windows_early = a.judged_early;
+            self.stats.sketch_late = a.late;
+        }
+        Unit { seq, batch: None, admit: Vec::new(), released, findings, stamp }
+    }
 }
 
 /// One batch's work for a formatting thread, in the order the serial exporter writes it: the
@@ -577,9 +592,7 @@ fn format_unit(fm: &mut Formats, u: &mut Unit) {
 /// batches in turn, and a writer thread appends their chunks in the batches' order and hands
 /// them to the sinks. The records, their order and the accounting are the serial exporter's.
 fn export_parallel(out: Fanout, rx: Receiver<Batch>, returns: Vec<Sender<Batch>>, threads: usize) -> ExportStats {
-    let mut stats = ExportStats::default();
-    let workers = returns.len().max(1);
-    let stamp_needed = out.f.header.is_some();
+    let mut intake = Intake::new(returns.len());
     let proto = out.f.like();
     let (ctx, crx) = crossbeam_channel::bounded::<(u64, Vec<Chunk>)>(4 * threads);
     // The writer: chunks in sequence order, to the sinks.
@@ -623,11 +636,8 @@ fn export_parallel(out: Fanout, rx: Receiver<Batch>, returns: Vec<Sender<Batch>>
                 .spawn(move || {
                     while let Ok(mut u) = urx.recv() {
                         format_unit(&mut fm, &mut u);
-                        if let Some(mut b) = u.batch.take() {
-                            b.clear();
-                            if let Some(ret) = returns.get(b.worker) {
-                                let _ = ret.try_send(b);
-                            }
+                        if let Some(b) = u.batch.take() {
+                            give_back(&returns, b);
                         }
                         if ctx.send((u.seq, fm.take())).is_err() {
                             break;
@@ -643,28 +653,10 @@ fn export_parallel(out: Fanout, rx: Receiver<Batch>, returns: Vec<Sender<Batch>>
     let send = |u: Unit| {
         let _ = inputs[(u.seq % threads as u64) as usize].send(u);
     };
-    let mut agg: Option<detect::rules::sketch::Aggregator> = None;
-    let mut thr = crate::thresholds::ThresholdStage::new(workers);
-    let now_stamp = |f: &Formats| if stamp_needed { f.now_stamp() } else { None };
     while let Some(mut batch) = next_batch(&rx) {
-        let stamp = now_stamp(&proto);
+        let stamp = proto.now_stamp();
         loop {
-            thr.take(&mut batch);
-            let admit: Vec<bool> = batch.records.iter_mut().map(|r| thr.admit(r)).collect();
-            let mut released = Vec::new();
-            thr.release(false, &mut |x| released.push(x));
-            let mut findings = Vec::new();
-            for sk in batch.sketches.drain(..) {
-                let a = agg.get_or_insert_with(|| detect::rules::sketch::Aggregator::new(sk.cfg, workers));
-                for f in a.add(batch.worker, sk) {
-                    let end = a.window_end(f.window);
-                    findings.push((f, end));
-                    stats.spanning_alerts += 1;
-                }
-            }
-            stats.records += batch.len() as u64;
-            stats.batches += 1;
-            send(Unit { seq, batch: Some(batch), admit, released, findings, stamp: stamp.clone() });
+            send(intake.unit(seq, batch, stamp.clone()));
             seq += 1;
             match rx.try_recv() {
                 Ok(b) => batch = b,
@@ -672,22 +664,8 @@ fn export_parallel(out: Fanout, rx: Receiver<Batch>, returns: Vec<Sender<Batch>>
             }
         }
     }
-    // The candidates and windows no worker can add to now (the end of the input).
-    let mut released = Vec::new();
-    thr.release(true, &mut |x| released.push(x));
-    stats.thresholds = thr.stats;
-    let mut findings = Vec::new();
-    if let Some(mut a) = agg {
-        for f in a.finish() {
-            let end = a.window_end(f.window);
-            findings.push((f, end));
-            stats.spanning_alerts += 1;
-        }
-        stats.sketch_keys_dropped = a.dropped;
-        stats.sketch_windows_early = a.judged_early;
-        stats.sketch_late = a.late;
-    }
-    send(Unit { seq, batch: None, admit: Vec::new(), released, findings, stamp: now_stamp(&proto) });
+    send(intake.last(seq, proto.now_stamp()));
+    let mut stats = intake.stats;
     drop(inputs);
     stats.cpu_ns = sink::thread_cpu_ns();
     for f in formatters {

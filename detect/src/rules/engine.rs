@@ -1266,7 +1266,7 @@ impl Matcher {
         let off = self.arena.len();
         self.arena.extend_from_slice(v);
         self.spans[(b.index() * 2) * 2 + side] = Some((off as u32, v.len() as u32));
-        if b.spec().dotted && set.dotted[b.index()] {
+        if set.dotted[b.index()] && b.spec().dotted {
             let off = self.arena.len();
             self.arena.push(b'.');
             self.arena.extend_from_slice(v);
