@@ -46,11 +46,21 @@ enum Format {
         nanos: bool,
         link: u32,
     },
-    /// Per interface: time units per second and link type.
+    /// Per interface of the current section, in order of description.
     PcapNg {
         big_endian: bool,
-        ifaces: Vec<(u64, u32)>,
+        ifaces: Vec<Iface>,
     },
+}
+
+/// A pcapng interface: what its packet blocks' timestamps and frames mean.
+#[derive(Clone, Copy)]
+struct Iface {
+    /// Timestamp units per second (`if_tsresol`: 10^-n or 2^-n seconds; microseconds without it).
+    units: u64,
+    link: u32,
+    /// Seconds added to every timestamp (`if_tsoffset`).
+    offset_secs: i64,
 }
 
 /// Link types read besides Ethernet: their frames are handed out as Ethernet frames (the link
@@ -293,6 +303,7 @@ impl PcapReader {
                         return Err(PcapError::LinkType { path: self.path.clone(), linktype });
                     }
                     let mut units_per_sec = 1_000_000u64;
+                    let mut offset_secs = 0i64;
                     let mut o = 8;
                     while o + 4 <= body_len {
                         let code = u16_at(&self.buf[o..], big);
@@ -306,10 +317,15 @@ impl PcapReader {
                             units_per_sec = if v & 0x80 != 0 { 2u64.checked_pow(exp) } else { 10u64.checked_pow(exp) }
                                 .unwrap_or(1_000_000);
                         }
+                        if code == 14 && olen == 8 {
+                            let mut v = [0u8; 8];
+                            v.copy_from_slice(&self.buf[o + 4..o + 12]);
+                            offset_secs = if big { i64::from_be_bytes(v) } else { i64::from_le_bytes(v) };
+                        }
                         o += 4 + olen.div_ceil(4) * 4;
                     }
                     if let Format::PcapNg { ifaces, .. } = &mut self.fmt {
-                        ifaces.push((units_per_sec.max(1), linktype));
+                        ifaces.push(Iface { units: units_per_sec.max(1), link: linktype, offset_secs });
                     }
                 }
                 6 => {
@@ -323,13 +339,14 @@ impl PcapReader {
                     if 20 + caplen > body_len {
                         return Err(self.corrupt("enhanced packet block shorter than its captured length"));
                     }
-                    let (units, link) = match &self.fmt {
+                    let Iface { units, link, offset_secs } = match &self.fmt {
                         Format::PcapNg { ifaces, .. } => ifaces.get(iface).copied(),
                         _ => None,
                     }
                     .ok_or_else(|| self.corrupt("packet block names an undeclared interface"))?;
                     let ts =
                         if units == 1_000_000 { ts_raw } else { (ts_raw as u128 * 1_000_000 / units as u128) as u64 };
+                    let ts = ts.saturating_add_signed(offset_secs.saturating_mul(1_000_000));
                     let orig_len = orig_len.max(caplen as u32);
                     if link != LINKTYPE_ETHERNET && to_ethernet(link, &self.buf[20..20 + caplen], &mut self.conv) {
                         return Ok(Some(Record { ts, data: &self.conv, orig_len, cap_len: caplen as u32 }));
@@ -343,7 +360,7 @@ impl PcapReader {
                     let orig_len = u32_at(&self.buf[0..], big);
                     let caplen = (orig_len as usize).min(body_len - 4);
                     let link = match &self.fmt {
-                        Format::PcapNg { ifaces, .. } => ifaces.first().map_or(LINKTYPE_ETHERNET, |i| i.1),
+                        Format::PcapNg { ifaces, .. } => ifaces.first().map_or(LINKTYPE_ETHERNET, |i| i.link),
                         _ => LINKTYPE_ETHERNET,
                     };
                     if link != LINKTYPE_ETHERNET && to_ethernet(link, &self.buf[4..4 + caplen], &mut self.conv) {
@@ -507,6 +524,39 @@ mod test {
         block(&mut f, 6, &epb);
         block(&mut f, 0xbad, &[1, 2, 3, 4]);
         block(&mut f, 6, &epb);
+        // A second section, big-endian, its own interface: raw IP, units of 2^-20 s, offset +100 s.
+        let block_be = |f: &mut Vec<u8>, t: u32, body: &[u8]| {
+            let len = 12 + body.len().div_ceil(4) * 4;
+            f.extend_from_slice(&t.to_be_bytes());
+            f.extend_from_slice(&(len as u32).to_be_bytes());
+            f.extend_from_slice(body);
+            f.resize(f.len() + (len - 12 - body.len()), 0);
+            f.extend_from_slice(&(len as u32).to_be_bytes());
+        };
+        let mut shb = Vec::new();
+        shb.extend_from_slice(&0x1a2b3c4du32.to_be_bytes());
+        shb.extend_from_slice(&[0, 1, 0, 0]);
+        shb.extend_from_slice(&(-1i64).to_be_bytes());
+        block_be(&mut f, 0x0a0d0d0a, &shb);
+        let mut idb = vec![0, 101, 0, 0, 0, 0, 0, 0];
+        idb.extend_from_slice(&[0, 9, 0, 1, 0x80 | 20, 0, 0, 0]);
+        idb.extend_from_slice(&[0, 14, 0, 8]);
+        idb.extend_from_slice(&100i64.to_be_bytes());
+        idb.extend_from_slice(&[0, 0, 0, 0]);
+        block_be(&mut f, 1, &idb);
+        let ts_units: u64 = 1_700_000_000 << 20 | 1 << 19; // 1 700 000 000.5 s
+        let ip = [0x45u8, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        let mut epb = Vec::new();
+        epb.extend_from_slice(&0u32.to_be_bytes());
+        epb.extend_from_slice(&((ts_units >> 32) as u32).to_be_bytes());
+        epb.extend_from_slice(&(ts_units as u32).to_be_bytes());
+        epb.extend_from_slice(&20u32.to_be_bytes());
+        epb.extend_from_slice(&20u32.to_be_bytes());
+        epb.extend_from_slice(&ip);
+        block_be(&mut f, 6, &epb);
+        let whole = f.len();
+        block_be(&mut f, 6, &epb);
+        f.truncate(whole + 30); // a capture cut inside its last block
         let dir = std::env::temp_dir().join(format!("sw-pcapng-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("a.pcapng");
@@ -516,7 +566,15 @@ mod test {
             let a = r.next_packet().unwrap().unwrap();
             assert_eq!((a.ts, a.data, a.orig_len), (1_700_000_000_000_001, &[9u8, 8, 7, 6, 5][..], 64));
         }
-        assert!(r.next_packet().unwrap().is_none());
+        let b = r.next_packet().unwrap().unwrap();
+        assert_eq!(b.ts, 1_700_000_100_500_000, "2^-20 s units and if_tsoffset");
+        assert_eq!((&b.data[12..14], &b.data[14..], b.cap_len), (&[0x08u8, 0][..], &ip[..], 20));
+        match r.next_packet() {
+            Err(PcapError::Corrupt { offset, what, .. }) => {
+                assert_eq!((offset, what), (whole as u64 + 8, "file ends inside a record"))
+            }
+            other => panic!("a cut block must be reported, got {other:?}"),
+        }
         std::fs::remove_dir_all(&dir).ok();
     }
 }
