@@ -390,18 +390,17 @@ impl TlsInfo {
 
     fn certificate(&mut self, der: &[u8]) -> bool {
         let Some(c) = x509::parse(der) else { return false };
-        let tbs = &c.tbs_certificate;
-        self.subject = self.field(|o| x509::write_name(o, &tbs.subject));
-        self.issuer = self.field(|o| x509::write_name(o, &tbs.issuer));
-        self.serial = self.field(|o| hex(o, tbs.raw_serial(), Some(b':'), true));
+        self.subject = self.field(|o| x509::write_name(o, c.subject));
+        self.issuer = self.field(|o| x509::write_name(o, c.issuer));
+        self.serial = self.field(|o| hex(o, c.serial, Some(b':'), true));
         // The certificate itself: its SHA-1 is taken when the fingerprint is read.
         self.fingerprint = self.field(|o| o.extend_from_slice(der));
         let mut t = Vec::new();
-        if x509::write_time(&mut t, &tbs.validity.not_before) {
+        if x509::write_time(&mut t, &c.not_before) {
             self.not_before = self.field(|o| o.extend_from_slice(&t));
         }
         t.clear();
-        if x509::write_time(&mut t, &tbs.validity.not_after) {
+        if x509::write_time(&mut t, &c.not_after) {
             self.not_after = self.field(|o| o.extend_from_slice(&t));
         }
         true
