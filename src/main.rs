@@ -365,10 +365,11 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             let ncpu = capture::pin::available_cores().len().max(1);
             let workers = workers.or(cfg.capture.workers).unwrap_or(ncpu).max(1);
             let out = cfg.sinks(eve.as_deref(), &export).map_err(anyhow::Error::msg)?;
-            let stop = install_signals()?;
+            let sig = install_signals()?;
+            let stop = sig.stop.clone();
             let source = source.unwrap_or(if cfg!(feature = "dpdk") { Source::Dpdk } else { Source::File });
             let cores = cfg.capture.cores.clone().unwrap_or_else(|| (0..workers).map(|i| i % ncpu).collect());
-            let summary = match source {
+            let mut summary = match source {
                 Source::File => {
                     let fc = FileRunConfig {
                         workers,
@@ -385,7 +386,7 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             if let Some(t) = reloader {
                 let _ = t.join();
             }
-            Ok(finish(&summary))
+            Ok(finish(&mut summary, &sig, Ending::Replay))
         }
         Cmd::Bench {
             config,
@@ -414,7 +415,7 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             };
             // Formatted as EVE and discarded unless --eve says where.
             let out = cfg.sinks(Some(eve.as_deref().unwrap_or("null:")), &[]).map_err(anyhow::Error::msg)?;
-            let stop = install_signals()?;
+            let stop = install_signals()?.stop;
             bench::run(&cfg, workers, &cores, stage, warmup, duration, json, &pcaps, out, stop)
         }
         Cmd::Run { config, eve, export, det: DetectArgs { rules: rule_files, ioc } } => {
@@ -423,9 +424,10 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             let done = Arc::new(AtomicBool::new(false));
             let reloader = rules::spawn_reloader(&cfg, Some(config.clone()), rule_files, ioc, done.clone())?;
             let out = cfg.sinks(eve.as_deref(), &export).map_err(anyhow::Error::msg)?;
-            let stop = install_signals()?;
+            let sig = install_signals()?;
+            let stop = sig.stop.clone();
             // AF_PACKET rings when interfaces are configured (any build), else DPDK ports.
-            let summary = if cfg.afpacket.interfaces.is_empty() {
+            let mut summary = if cfg.afpacket.interfaces.is_empty() {
                 run_dpdk(&cfg, out, stop)?
             } else {
                 run_afpacket(&cfg, out, stop)?
@@ -434,21 +436,41 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             if let Some(t) = reloader {
                 let _ = t.join();
             }
-            Ok(finish(&summary))
+            Ok(finish(&mut summary, &sig, Ending::Live))
         }
     }
 }
 
-/// Prints the summary; the exit status is 0 unless records were lost to an output error.
-fn finish(summary: &capture::RunSummary) -> i32 {
+/// How a run ends: a live capture is stopped by a signal as its normal end; a replay that a
+/// signal stopped did not read its input to the end.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Live,
+    Replay,
+}
+
+/// Prints the summary and returns the exit status: 2 when an output failed for good (records
+/// lost to it), 128 + the signal when a replay was interrupted, 1 when records were dropped or
+/// the accounting does not balance, else 0.
+fn finish(summary: &mut capture::RunSummary, sig: &Signals, ending: Ending) -> i32 {
+    let stopped = sig.stopped_by().filter(|_| ending == Ending::Replay);
+    summary.interrupted = stopped.map(str::to_string);
     eprint!("{}", summary.render());
-    match &summary.export_error {
-        Some(e) => {
-            eprintln!("error: EVE output failed ({e}); {} records not written", summary.exporter.lost);
-            2
-        }
-        None => 0,
+    let lost = summary.records_lost();
+    if let Some(e) = &summary.export_error {
+        eprintln!("error: EVE output failed ({e}); {} records not written", summary.exporter.lost);
+        return 2;
     }
+    if let Some(name) = stopped {
+        eprintln!("error: interrupted by {name}: the replay stopped before the end of its captures");
+        let n = STOP_SIGNALS.iter().find(|(_, s)| *s == name).map_or(2, |(n, _)| *n);
+        return 128 + n;
+    }
+    if lost > 0 || !summary.balanced() {
+        eprintln!("error: {lost} records were not delivered to every sink (see the summary)");
+        return 1;
+    }
+    0
 }
 
 fn preset_config(p: Option<Preset>) -> pcapgen::traffic::TrafficConfig {
@@ -520,14 +542,48 @@ fn run_afpacket(cfg: &Config, out: Vec<export::SinkSpec>, stop: Arc<AtomicBool>)
     Ok(capture::afpacket::run_afpacket(&rc, out, stop)?)
 }
 
-/// SIGINT/SIGTERM set the stop flag; a second one exits at once.
-fn install_signals() -> Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())?;
-        signal_hook::flag::register(sig, stop.clone())?;
+/// The stop signals: each ends the run with its summary (a second one exits at once).
+const STOP_SIGNALS: [(i32, &str); 4] = [
+    (signal_hook::consts::SIGINT, "SIGINT"),
+    (signal_hook::consts::SIGTERM, "SIGTERM"),
+    (signal_hook::consts::SIGQUIT, "SIGQUIT"),
+    (signal_hook::consts::SIGUSR1, "SIGUSR1"),
+];
+
+/// The signals, as Suricata takes them: SIGINT, SIGTERM, SIGQUIT and SIGUSR1 set the stop
+/// flag (and say which one did); SIGHUP reopens every output file (after logrotate moved them);
+/// SIGUSR2 reloads the rules ([`rules::spawn_reloader`]).
+struct Signals {
+    stop: Arc<AtomicBool>,
+    by: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Signals {
+    /// The name of the signal that stopped the run, if one did.
+    fn stopped_by(&self) -> Option<&'static str> {
+        let n = self.by.load(std::sync::atomic::Ordering::Relaxed) as i32;
+        STOP_SIGNALS.iter().find(|(s, _)| *s == n).map(|(_, name)| *name)
     }
-    Ok(stop)
+}
+
+fn install_signals() -> Result<Signals> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let by = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for (sig, _) in STOP_SIGNALS {
+        signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, stop.clone())?;
+        signal_hook::flag::register(sig, stop.clone())?;
+        signal_hook::flag::register_usize(sig, by.clone(), sig as usize)?;
+    }
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())?;
+    std::thread::Builder::new().name("sw-sighup".into()).spawn(move || loop {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        if hup.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            tracing::info!("SIGHUP: reopening the output files");
+            export::sink::file::request_reopen();
+        }
+    })?;
+    Ok(Signals { stop, by })
 }
 
 #[cfg(not(feature = "dpdk"))]

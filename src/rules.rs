@@ -23,9 +23,9 @@ pub fn load(cfg: &Config, config_path: Option<&Path>, extra: &[PathBuf]) -> Resu
     }
     let vars = cfg.rules.vars();
     let mut l = Loader::default();
-    for f in cfg.rules.files.iter().chain(extra) {
-        let text = std::fs::read_to_string(f).with_context(|| format!("rule file {}", f.display()))?;
-        l.add_text(&text, &f.display().to_string(), &vars, &classes);
+    for f in rule_files(cfg.rules.files.iter().chain(extra))? {
+        let bytes = std::fs::read(&f).with_context(|| format!("rule file {}", f.display()))?;
+        l.add_bytes(&bytes, &f.display().to_string(), &vars, &classes);
     }
     if let Some(p) = &cfg.rules.threshold_file {
         let from = config_path.map(|c| format!(" (rules.threshold_file in {})", c.display())).unwrap_or_default();
@@ -39,6 +39,29 @@ pub fn load(cfg: &Config, config_path: Option<&Path>, extra: &[PathBuf]) -> Resu
         tracing::info!(entries = t.entries.len(), rules = n, skipped = t.skipped.len(), "threshold file applied");
     }
     Ok(l)
+}
+
+/// The rule files named: a directory stands for its `*.rules` files, in name order (as
+/// suricata-update's output directory is given); a directory without any is an error.
+fn rule_files<'a>(named: impl Iterator<Item = &'a PathBuf>) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in named {
+        if !p.is_dir() {
+            out.push(p.clone());
+            continue;
+        }
+        let mut in_dir: Vec<PathBuf> = std::fs::read_dir(p)
+            .with_context(|| format!("rule directory {}", p.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|f| f.extension().is_some_and(|x| x == "rules") && f.is_file())
+            .collect();
+        if in_dir.is_empty() {
+            anyhow::bail!("rule directory {}: no *.rules file in it", p.display());
+        }
+        in_dir.sort();
+        out.extend(in_dir);
+    }
+    Ok(out)
 }
 
 /// Loads and compiles the rules for a run (`[rules] files` and `--rules`) into `cfg`; logs
@@ -137,7 +160,7 @@ pub fn compile_into(cfg: &mut Config, config_path: Option<&Path>, extra: &[PathB
     Ok(())
 }
 
-/// On SIGHUP, reads the rule and indicator files again and hands the new set to the workers
+/// On SIGUSR2 (Suricata's rule-reload signal), reads the rule and indicator files again and hands the new set to the workers
 /// (each takes it at its next burst; flows keep their state). A set that fails to load leaves
 /// the running one in place. Stops when `done` is set. Nothing to do when the run has no rules.
 pub fn spawn_reloader(
@@ -149,23 +172,23 @@ pub fn spawn_reloader(
 ) -> Result<Option<std::thread::JoinHandle<()>>> {
     use std::sync::atomic::Ordering::Relaxed;
     let Some(slot) = cfg.compiled_rules.0.clone() else { return Ok(None) };
-    let hup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())?;
+    let usr2 = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR2, usr2.clone())?;
     let cfg = cfg.clone();
     let t = std::thread::Builder::new().name("sw-reload".into()).spawn(move || {
         while !done.load(Relaxed) {
             std::thread::sleep(std::time::Duration::from_millis(50));
-            if !hup.swap(false, Relaxed) {
+            if !usr2.swap(false, Relaxed) {
                 continue;
             }
             match build(&cfg, config_path.as_deref(), &extra, &iocs) {
                 Ok(Some(set)) => {
                     let n = set.len();
                     slot.replace(std::sync::Arc::new(set));
-                    tracing::info!(rules = n, "rules reloaded (SIGHUP): the workers take them at their next burst");
+                    tracing::info!(rules = n, "rules reloaded (SIGUSR2): the workers take them at their next burst");
                 }
-                Ok(None) => tracing::warn!("SIGHUP: no rule or indicator file to reload"),
-                Err(e) => tracing::error!("SIGHUP: reload failed, the running rules stay: {e:#}"),
+                Ok(None) => tracing::warn!("SIGUSR2: no rule or indicator file to reload"),
+                Err(e) => tracing::error!("SIGUSR2: reload failed, the running rules stay: {e:#}"),
             }
         }
     })?;

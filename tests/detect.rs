@@ -320,7 +320,7 @@ fn indicators_match_in_every_field() {
     assert!(run.stderr.contains("indicator matches 7"), "{}", run.stderr);
 }
 
-/// SIGHUP while packets flow: the new rules take over, no packet is lost, flows keep their
+/// SIGUSR2 while packets flow: the new rules take over, no packet is lost, flows keep their
 /// state (one record per flow, the counts balance).
 #[test]
 fn a_reload_under_traffic_loses_nothing() {
@@ -350,12 +350,12 @@ fn a_reload_under_traffic_loses_nothing() {
     }
     std::fs::write(&rules, "alert dns any any -> any any (msg:\"after\"; dns.query; content:\".\"; sid:2;)\n").unwrap();
     let pid = child.id() as i32;
-    let ok = Command::new("kill").args(["-HUP", &pid.to_string()]).status().unwrap();
+    let ok = Command::new("kill").args(["-USR2", &pid.to_string()]).status().unwrap();
     assert!(ok.success());
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("rules reloaded (SIGHUP)"), "{stderr}");
+    assert!(stderr.contains("rules reloaded (SIGUSR2)"), "{stderr}");
     assert!(stderr.contains("accounting           balanced"), "{stderr}");
     let input = counter(&stderr, "input packets");
     assert_eq!(counter(&stderr, "packets processed"), input, "{stderr}");

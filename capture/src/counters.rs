@@ -127,6 +127,8 @@ pub struct RunSummary {
     pub input_packets: u64,
     /// Triggered packet capture, when it was on.
     pub alert_capture: Option<crate::alertpcap::AlertCaptureStats>,
+    /// The signal that ended a run before the end of its input (a replay), if one did.
+    pub interrupted: Option<String>,
 }
 
 impl RunSummary {
@@ -160,6 +162,12 @@ impl RunSummary {
     /// ports stopped.
     pub fn left_in_rings(&self) -> u64 {
         self.input_packets.saturating_sub(self.total().packets)
+    }
+
+    /// Records that were made and did not reach every sink they were for: batches dropped by
+    /// the workers (the exporter behind), and records each sink dropped or lost.
+    pub fn records_lost(&self) -> u64 {
+        self.export_total().dropped + self.exporter.sinks.iter().map(|s| s.dropped + s.lost).sum::<u64>()
     }
 
     pub fn balanced(&self) -> bool {
@@ -350,7 +358,18 @@ impl RunSummary {
                 t.packets as f64 / self.elapsed_secs / 1e6
             );
         }
-        let _ = writeln!(s, "  accounting           {}", if self.balanced() { "balanced" } else { "UNBALANCED" });
+        if let Some(sig) = &self.interrupted {
+            let _ = writeln!(s, "  interrupted          by {sig}: the input was not read to its end");
+        }
+        let lost = self.records_lost();
+        let accounting = if !self.balanced() {
+            "UNBALANCED".to_string()
+        } else if lost > 0 {
+            format!("every record counted; {lost} LOST (dropped by the workers or the sinks, or lost to output errors: see above)")
+        } else {
+            "balanced".to_string()
+        };
+        let _ = writeln!(s, "  accounting           {accounting}");
         s
     }
 }

@@ -201,7 +201,19 @@ pub fn run<S: Source>(
                 .map_err(RunError::Thread)?;
             handles.push(h);
         }
-        let mut report = || crate::metrics::report(&live, stats_file.as_mut());
+        // The stats file is reopened with the other output files (SIGHUP, after logrotate).
+        let mut stats_opened_at = export::sink::file::reopen_requests();
+        let mut report = || {
+            let asked = export::sink::file::reopen_requests();
+            if asked != stats_opened_at && stats_file.is_some() {
+                stats_opened_at = asked;
+                match crate::metrics::open_stats_file(common.stats_file.as_deref()) {
+                    Ok(f) => stats_file = f,
+                    Err(e) => tracing::error!("reopening: {e}"),
+                }
+            }
+            crate::metrics::report(&live, stats_file.as_mut())
+        };
         let mut d = Drive {
             stop: &stop,
             done: &done,
@@ -237,5 +249,6 @@ pub fn run<S: Source>(
         elapsed_secs: elapsed,
         input_packets,
         alert_capture,
+        interrupted: None,
     })
 }

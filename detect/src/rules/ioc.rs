@@ -122,19 +122,21 @@ impl IocSet {
     /// Reads one indicator file (plain list or CSV); a line that is no indicator is reported
     /// and skipped.
     pub fn add_text(&mut self, text: &str, source: &str, report: &mut IocReport) {
+        let mut first = true;
         for (n, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
+            let header_allowed = std::mem::replace(&mut first, false);
             let cols = csv_fields(line);
             let (value, kind_col, desc) = (
                 cols[0].as_str(),
                 cols.get(1).map_or("", String::as_str),
                 cols.get(2..).map(|d| d.join(",")).unwrap_or_default(),
             );
-            if n == 0 && matches!(value.to_ascii_lowercase().as_str(), "indicator" | "ioc" | "value") {
-                continue; // a CSV header
+            if header_allowed && matches!(value.to_ascii_lowercase().as_str(), "indicator" | "ioc" | "value") {
+                continue; // a CSV header: the first line that is not a comment
             }
             match self.add_one(value, kind_col, source, &desc) {
                 Ok(()) => report.loaded += 1,
@@ -269,7 +271,17 @@ mod test {
             &mut r,
         );
         s.add_text("indicator,type,description\nfedcba9876543210fedcba9876543210,ja3s,cobalt strike\nc2.example,domain,\"c2, known\"\n10.0.0.1,domain,x\n", "feed.csv", &mut r);
+        // A MISP-style export: comments first, then a quoted header, quoted fields with commas
+        // and doubled quotes.
+        s.add_text(
+            "# exported\n\"indicator\",\"type\",\"comment\"\n\"203.0.113.9\" , \"ip-dst\",\"a \"\"quoted\"\" note, with comma\"\n",
+            "misp.csv",
+            &mut r,
+        );
         s.build();
+        let e = &s.entries[s.ip(addr_u128("203.0.113.9".parse().unwrap()))[0] as usize];
+        assert_eq!((e.value.as_str(), e.description.as_str()), ("203.0.113.9", "a \"quoted\" note, with comma"));
+        r.loaded -= 1;
         assert_eq!(r.loaded, 10);
         assert_eq!(r.rejected.len(), 2, "{:?}", r.rejected);
         assert_eq!((r.rejected[0].1, r.rejected[1].1), (10, 4));

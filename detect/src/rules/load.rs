@@ -40,11 +40,9 @@ impl Reject {
     /// protocol or buffer for the reasons where that is what an operator needs to know.
     pub fn group(&self) -> String {
         match self.reason.as_str() {
-            "unsupported keyword"
-            | "unknown keyword"
-            | "unsupported protocol"
-            | "buffer not kept yet"
-            | "unsupported action (IDS sensor: alert and pass)" => format!("{}: {}", self.reason, self.detail),
+            "unsupported keyword" | "unknown keyword" | "unsupported protocol" | "buffer not kept yet" => {
+                format!("{}: {}", self.reason, self.detail)
+            }
             _ => self.reason.clone(),
         }
     }
@@ -63,6 +61,26 @@ impl Loader {
         self.report.rejected += 1;
         *self.report.reasons.entry(reject.group()).or_default() += 1;
         self.report.failures.push(Failure { source: source.to_string(), line, reject });
+    }
+
+    /// Parses every rule of a rules file's bytes: a line that is not UTF-8 is rejected with its
+    /// number, and the rest load.
+    pub fn add_bytes(&mut self, bytes: &[u8], source: &str, vars: &Vars, classes: &Classifications) {
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            return self.add_text(text, source, vars, classes);
+        }
+        let mut text = String::with_capacity(bytes.len());
+        for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+            match std::str::from_utf8(line) {
+                Ok(l) => text.push_str(l),
+                Err(e) => {
+                    let detail = format!("byte {} of the line", e.valid_up_to() + 1);
+                    self.reject(source, i + 1, Reject { reason: "not UTF-8".into(), detail });
+                }
+            }
+            text.push('\n');
+        }
+        self.add_text(&text, source, vars, classes);
     }
 
     /// Parses every rule of `text` (a rules file's contents; `source` names it in failures).
@@ -128,6 +146,20 @@ pub const DEFAULT_CLASSIFICATION: &str = include_str!("classification.config");
 mod test {
     use super::*;
     use crate::rules::parse_classifications;
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_rejected_with_its_number() {
+        let (classes, _) = parse_classifications(DEFAULT_CLASSIFICATION);
+        let mut bytes = b"alert tcp any any -> any 80 (msg:\"one\"; content:\"a\"; sid:1;)\n".to_vec();
+        bytes.extend_from_slice(b"alert tcp any any -> any 80 (msg:\"caf\xe9\"; sid:2;)\r\n");
+        bytes.extend_from_slice(b"alert udp any any -> any 53 (msg:\"three\"; content:\"b\"; sid:3;)\n");
+        let mut l = Loader::default();
+        l.add_bytes(&bytes, "latin1.rules", &Vars::default(), &classes);
+        assert_eq!((l.report.loaded, l.report.rejected, l.report.files), (2, 1, 1));
+        let f = &l.report.failures[0];
+        assert_eq!((f.source.as_str(), f.line, f.reject.reason.as_str()), ("latin1.rules", 2, "not UTF-8"));
+        assert_eq!(f.reject.detail, "byte 38 of the line");
+    }
 
     #[test]
     fn a_file_with_bad_rules_loads_the_rest() {

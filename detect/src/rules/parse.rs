@@ -657,11 +657,10 @@ pub fn parse_rule(line: &str, vars: &Vars, classes: &Classifications) -> Result<
         return Err(syntax(format!("header has {} fields, not 7: {:?}", h.len(), &line[..open].trim())));
     }
     let action = match h[0] {
-        "alert" => Action::Alert,
+        // An IDS sensor drops and rejects nothing: as Suricata in IDS mode, these rules alert
+        // (EVE `action: "allowed"`), so a suricata-update set with drop.conf applied still fires.
+        "alert" | "drop" | "reject" | "rejectsrc" | "rejectdst" | "rejectboth" => Action::Alert,
         "pass" => Action::Pass,
-        a @ ("drop" | "reject" | "rejectsrc" | "rejectdst" | "rejectboth") => {
-            return Err(rej("unsupported action (IDS sensor: alert and pass)", a))
-        }
         a => return Err(syntax(format!("unknown action {a:?}"))),
     };
     let proto = match h[1].to_ascii_lowercase().as_str() {
@@ -1075,10 +1074,12 @@ mod test {
     fn rejections_name_their_reason() {
         let reason = |s: &str| p(s).unwrap_err().reason;
         assert_eq!(reason(r#"alert smb any any -> any any (msg:"x"; sid:1;)"#), "unsupported protocol");
-        assert_eq!(
-            reason(r#"drop tcp any any -> any any (msg:"x"; sid:1;)"#),
-            "unsupported action (IDS sensor: alert and pass)"
-        );
+        // IDS mode: drop and reject rules alert, as in Suricata without IPS.
+        for a in ["drop", "reject", "rejectboth"] {
+            let r = p(&format!(r#"{a} tcp any any -> any any (msg:"x"; sid:1;)"#)).unwrap();
+            assert_eq!(r.action, Action::Alert, "{a}");
+        }
+        assert_eq!(reason(r#"block tcp any any -> any any (msg:"x"; sid:1;)"#), "syntax error");
         assert_eq!(
             reason(r#"alert tcp any any -> any any (msg:"x"; content:"a"; pcre:"/(?<=a)b/"; sid:1;)"#),
             "pcre: look-around"

@@ -11,7 +11,9 @@
 //!
 //! Every record a sink takes ends in exactly one of its counters: sent, dropped (spool full,
 //! or no spool), left in the spool at exit (replayed by the next run), or lost (the sink
-//! failed for good: a file that cannot be written). [`SinkStats::balanced`] checks it.
+//! failed for good: the output of a replay, which waits for it rather than dropping, was down
+//! for longer than the drain timeout). [`SinkStats::balanced`] checks it. A live sink retries
+//! for as long as the run goes on.
 
 pub mod cef;
 pub mod file;
@@ -98,11 +100,6 @@ pub trait Transport: Send {
     fn finish(&mut self) -> io::Result<()> {
         self.disconnect();
         Ok(())
-    }
-    /// Whether an error is for good (a file that cannot be written): the sink then counts
-    /// every record it holds and gets as lost rather than retrying.
-    fn is_fatal(&self, _e: &io::Error) -> bool {
-        false
     }
 }
 
@@ -482,6 +479,16 @@ pub fn thread_cpu_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// Counts a failure (connect or send) and says whether the sink gives up for good: only a
+/// blocking sink does (a replay waits for its output rather than dropping, but not longer than
+/// the drain timeout), a live one retries for as long as the run goes on.
+fn gave_up(sh: &Shared, down_since: &mut Option<Instant>, failures: &mut u64) -> bool {
+    sh.c.errors.fetch_add(1, Relaxed);
+    *failures += 1;
+    let t0 = *down_since.get_or_insert_with(Instant::now);
+    sh.opts.blocking && t0.elapsed() >= sh.opts.drain_timeout
+}
+
 fn sink_loop(sh: &Shared, t: Box<dyn Transport>) {
     sink_run(sh, t);
     sh.c.cpu_ns.store(thread_cpu_ns(), Relaxed);
@@ -493,6 +500,10 @@ fn sink_run(sh: &Shared, mut t: Box<dyn Transport>) {
     let mut next_try = Instant::now();
     let mut closed_at: Option<Instant> = None;
     let mut failures_logged = 0u32;
+    // Since when nothing could be written (connect or send failing), and how many failures.
+    let mut down_since: Option<Instant> = None;
+    let mut failures = 0u64;
+    let mut last_error: Option<io::Error> = None;
     loop {
         let n = next(sh);
         match &n {
@@ -500,11 +511,14 @@ fn sink_run(sh: &Shared, mut t: Box<dyn Transport>) {
             Next::Idle => {
                 if connected {
                     if let Err(e) = t.tick() {
-                        if t.is_fatal(&e) {
+                        if gave_up(sh, &mut down_since, &mut failures) {
                             fail(sh, &e);
                             break;
                         }
-                        sh.c.errors.fetch_add(1, Relaxed);
+                        if failures_logged == 0 {
+                            tracing::warn!(sink = %sh.name, "{e}; retrying");
+                        }
+                        failures_logged += 1;
                         t.disconnect();
                         connected = false;
                     }
@@ -518,6 +532,11 @@ fn sink_run(sh: &Shared, mut t: Box<dyn Transport>) {
         }
         if !connected {
             if closed_at.is_some_and(|t0| t0.elapsed() >= sh.opts.drain_timeout) {
+                // A replay's own output (a blocking sink) that is still failing has failed for
+                // good: what it holds is lost to that error, not dropped.
+                if let Some(e) = last_error.take().filter(|_| sh.opts.blocking && down_since.is_some()) {
+                    fail(sh, &e);
+                }
                 break;
             }
             let now = Instant::now();
@@ -526,20 +545,14 @@ fn sink_run(sh: &Shared, mut t: Box<dyn Transport>) {
                 continue;
             }
             match t.connect() {
-                Ok(()) => {
-                    if failures_logged > 0 {
-                        tracing::info!(sink = %sh.name, "connected");
-                    }
-                    connected = true;
-                    backoff = Duration::from_millis(100);
-                    failures_logged = 0;
-                }
+                Ok(()) => connected = true,
                 Err(e) => {
-                    if t.is_fatal(&e) {
+                    if gave_up(sh, &mut down_since, &mut failures) {
                         fail(sh, &e);
                         break;
                     }
-                    sh.c.errors.fetch_add(1, Relaxed);
+                    let msg = format!("cannot connect: {e}");
+                    last_error = Some(io::Error::new(e.kind(), msg));
                     // Logged at the first failure and then at each doubling of the backoff.
                     if failures_logged == 0 || backoff < Duration::from_secs(30) {
                         tracing::warn!(sink = %sh.name, "cannot connect: {e}; retrying in {:?}", backoff);
@@ -561,21 +574,29 @@ fn sink_run(sh: &Shared, mut t: Box<dyn Transport>) {
             .map(|_| {
                 sh.c.bytes.fetch_add(c.data.len() as u64, Relaxed);
                 commit(sh, &n);
+                if let Some(t0) = down_since.take() {
+                    tracing::info!(sink = %sh.name, "writing again after {:.1} s ({failures} failures)", t0.elapsed().as_secs_f64());
+                    backoff = Duration::from_millis(100);
+                    failures_logged = 0;
+                    failures = 0;
+                }
             })
             .and_then(|_| t.tick())
         {
             Ok(()) => {}
             Err(e) => {
-                if t.is_fatal(&e) {
+                if gave_up(sh, &mut down_since, &mut failures) {
                     // This chunk is still queued (counted lost) or spooled (left).
                     fail(sh, &e);
                     break;
                 }
-                sh.c.errors.fetch_add(1, Relaxed);
-                tracing::warn!(sink = %sh.name, "send failed: {e}; reconnecting");
+                if failures_logged == 0 || backoff < Duration::from_secs(30) {
+                    tracing::warn!(sink = %sh.name, "send failed: {e}; retrying in {:?}", backoff);
+                }
+                last_error = Some(e);
                 t.disconnect();
                 connected = false;
-                failures_logged = 1;
+                failures_logged += 1;
                 next_try = Instant::now() + backoff;
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
