@@ -295,7 +295,7 @@ fn check_config_names_file_and_keys() {
     let sinks = config(&d, "[[export.sinks]]\nurl = \"file:///tmp/x.json\"\nrotate_bytes = 1000\nfsync = \"rotate\"\n");
     let out = std::process::Command::new(bin()).args(["check-config", &sinks]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("export.sinks[0] file:///tmp/x.json: options name, queue_bytes, spool_bytes, rotate_bytes, rotate_secs, fsync"), "{text}");
+    assert!(out.status.success() && text.contains("export.sinks[0] file:///tmp/x.json: options name, queue_bytes, spool_bytes, rotate_bytes, rotate_secs, rotate_name, fsync"), "{text}");
     let wrong = config(&d, "[[export.sinks]]\nurl = \"redis://127.0.0.1/k\"\nrotate_bytes = 5\n");
     let out = std::process::Command::new(bin()).args(["check-config", &wrong]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -95,7 +95,9 @@ fn roll_sketch<'m, S: RecordSink>(
     if !sk.started {
         sk.start(w, *sp);
     } else if w > sk.window {
-        let done = std::mem::take(sk);
+        let mut done = std::mem::take(sk);
+        // The gate stays with the worker.
+        sk.gate = std::mem::take(&mut done.gate);
         sink.emit_sketch(done);
         sk.start(w, *sp);
     }

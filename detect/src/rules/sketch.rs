@@ -119,8 +119,89 @@ impl Hll {
 }
 
 /// Keys a sketch map holds at most per worker and window; past it new keys are counted
-/// (`dropped`) and not tracked.
+/// (`dropped`) and not tracked. Only keys the [`Gate`] admits take a place.
 pub const MAX_KEYS: usize = 16_384;
+
+/// Counters per row of the gate's count-min sketch (two rows of one byte: 2 MiB per worker;
+/// with conservative update its estimates stay near the truth for millions of events per
+/// window, where a narrower one would admit every key).
+const CMS_WIDTH: usize = 1 << 20;
+/// Bits per generation of the gate's recurrence filter (two generations: 2 MiB per worker).
+const RECUR_BITS: usize = 1 << 23;
+
+/// A worker's admission gate in front of the sketch maps, so that a burst of background flows
+/// cannot fill them first (the maps admitted keys in arrival order before, and a spine link's
+/// new flows filled them within seconds: the attacks that came later went unseen):
+/// - a count-min sketch of events per key in this window: a key takes a place in a map only once
+///   it has an eighth of the threshold its map is judged by (a port scan's source after 12 new
+///   flows to one host); a key below that can never alert, so the maps hold only the heavy
+///   keys. A counter starts from the count-min estimate when its key is admitted; a distinct
+///   count (HyperLogLog) misses what came before admission (at most an eighth of its threshold);
+/// - a two-generation Bloom filter of the (source, destination, port) keys that started flows
+///   in this window and the last: a flow start is kept for the beacon detector only when its
+///   key has started a flow before (a beacon repeats; a one-off flow cannot be one), so the
+///   start list holds the repeating keys (beacons up to two windows apart are seen).
+///
+/// Reset every window (one memset), allocated on first use (4 MiB per worker), kept by the
+/// worker (not handed over with the window's sketch).
+#[derive(Debug, Default, Clone)]
+pub struct Gate {
+    cms: Vec<u8>,
+    seen: [Vec<u64>; 2],
+    cur: usize,
+}
+
+impl Gate {
+    fn ensure(&mut self) {
+        if self.cms.is_empty() {
+            self.cms = vec![0; 2 * CMS_WIDTH];
+            self.seen = [vec![0; RECUR_BITS / 64], vec![0; RECUR_BITS / 64]];
+        }
+    }
+
+    /// A new window: counts start over, the older generation of keys is forgotten.
+    pub fn new_window(&mut self) {
+        if self.cms.is_empty() {
+            return;
+        }
+        self.cms.fill(0);
+        self.cur ^= 1;
+        self.seen[self.cur].fill(0);
+    }
+
+    /// Counts one event of key `h` and returns the key's estimated events in this window
+    /// (saturating at 255). Conservative update: only the counters at the minimum grow.
+    fn count(&mut self, h: u64) -> u8 {
+        self.ensure();
+        let a = (h as usize) & (CMS_WIDTH - 1);
+        let b = CMS_WIDTH + ((h >> 32) as usize & (CMS_WIDTH - 1));
+        let n = self.cms[a].min(self.cms[b]).saturating_add(1);
+        self.cms[a] = self.cms[a].max(n);
+        self.cms[b] = self.cms[b].max(n);
+        n
+    }
+
+    /// Whether key `h` started a flow in this window or the last (before this one, which is
+    /// recorded).
+    fn recurs(&mut self, h: u64) -> bool {
+        self.ensure();
+        let bits = [(h as usize) & (RECUR_BITS - 1), (h >> 40) as usize & (RECUR_BITS - 1)];
+        let has = |g: &Vec<u64>| bits.iter().all(|&i| g[i / 64] >> (i % 64) & 1 == 1);
+        let seen = has(&self.seen[0]) || has(&self.seen[1]);
+        let g = &mut self.seen[self.cur];
+        for i in bits {
+            g[i / 64] |= 1 << (i % 64);
+        }
+        seen
+    }
+
+    /// Counts an event of `key` (in map `tag`) and returns its estimated count when the key is
+    /// heavy enough for a map judged at `threshold`.
+    fn admit<K: std::hash::Hash>(&mut self, tag: u8, key: &K, threshold: f64) -> Option<u64> {
+        let n = self.count(FastState::default().hash_one((tag, key)));
+        (n as f64 >= (threshold / 8.0).max(1.0)).then_some(n as u64)
+    }
+}
 
 /// Flow start times kept per (source, destination, port) over windows (by the aggregator).
 pub const MAX_STARTS: usize = 64;
@@ -159,18 +240,47 @@ pub struct WindowSketch {
     pub last: bool,
     /// The sketch belongs to a window the worker has entered (a fresh one has not).
     pub started: bool,
+    /// The worker's admission gate (moved from window to window, never handed over).
+    pub gate: Gate,
 }
 
+/// A key's entry in a sketch map; a full map first makes room by dropping its lighter half
+/// (by `weight`: keys that far below the others cannot be the ones that alert; lossy
+/// counting's way), so a burst of keys cannot lock out the ones that come after it; only when
+/// that leaves it full is the key counted (`dropped`) and not tracked.
 fn bounded<'a, K: std::hash::Hash + Eq, V: Default>(
     m: &'a mut HashMap<K, V>,
     k: K,
     dropped: &mut u64,
+    weight: fn(&V) -> u64,
 ) -> Option<&'a mut V> {
     if m.len() >= MAX_KEYS && !m.contains_key(&k) {
-        *dropped += 1;
-        return None;
+        let mut w: Vec<u64> = m.values().map(weight).collect();
+        let half = w.len() / 2;
+        let (_, cut, _) = w.select_nth_unstable(half);
+        let cut = *cut;
+        // Exactly the lighter half goes: below the median, then as many at it as needed (keys
+        // often tie: all of them going would throw the map's evidence away).
+        let mut at_cut = half - w.iter().filter(|&&x| x < cut).count();
+        m.retain(|_, v| {
+            let x = weight(v);
+            if x < cut || (x == cut && at_cut > 0) {
+                at_cut -= (x == cut) as usize;
+                return false;
+            }
+            true
+        });
+        if m.len() >= MAX_KEYS {
+            *dropped += 1;
+            return None;
+        }
     }
     Some(m.entry(k).or_default())
+}
+
+/// A distinct count's weight for pruning: the sum of its registers (grows with the count).
+fn hll_weight(h: &Hll) -> u64 {
+    h.0.iter().map(|&r| r as u64).sum()
 }
 
 impl WindowSketch {
@@ -189,27 +299,37 @@ impl WindowSketch {
         if proto != 6 && proto != 17 {
             return;
         }
-        let d = &mut self.dropped;
-        if self.starts.len() < MAX_START_RECORDS {
-            self.starts.push(((src, dst, dport), ts));
-        } else {
-            *d += 1;
+        let (d, g, c) = (&mut self.dropped, &mut self.gate, &self.cfg);
+        if g.recurs(FastState::default().hash_one((src, dst, dport))) {
+            if self.starts.len() < MAX_START_RECORDS {
+                self.starts.push(((src, dst, dport), ts));
+            } else {
+                *d += 1;
+            }
         }
-        if let Some(h) = bounded(&mut self.ports, (src, dst), d) {
-            h.add(dport as u64 | (proto as u64) << 16);
+        if g.admit(0, &(src, dst), c.scan_ports).is_some() {
+            if let Some(h) = bounded(&mut self.ports, (src, dst), d, hll_weight) {
+                h.add(dport as u64 | (proto as u64) << 16);
+            }
         }
-        if let Some(h) = bounded(&mut self.hosts, (src, dport), d) {
-            h.add(dst as u64 ^ (dst >> 64) as u64);
+        if g.admit(1, &(src, dport), c.scan_hosts).is_some() {
+            if let Some(h) = bounded(&mut self.hosts, (src, dport), d, hll_weight) {
+                h.add(dst as u64 ^ (dst >> 64) as u64);
+            }
         }
         if proto == 6 && syn {
-            if let Some((n, h)) = bounded(&mut self.syns, (dst, dport), d) {
-                *n += 1;
-                h.add(src as u64 ^ (src >> 64) as u64);
+            if let Some(est) = g.admit(2, &(dst, dport), c.syn_flood as f64) {
+                if let Some((n, h)) = bounded(&mut self.syns, (dst, dport), d, |v| v.0) {
+                    *n = (*n + 1).max(est);
+                    h.add(src as u64 ^ (src >> 64) as u64);
+                }
             }
         }
         if proto == 6 && AUTH_PORTS.contains(&dport) {
-            if let Some(n) = bounded(&mut self.conns, (src, dst, dport), d) {
-                *n += 1;
+            if let Some(est) = g.admit(3, &(src, dst, dport), c.brute_force as f64) {
+                if let Some(n) = bounded(&mut self.conns, (src, dst, dport), d, |v| *v) {
+                    *n = (*n + 1).max(est);
+                }
             }
         }
     }
@@ -228,7 +348,11 @@ impl WindowSketch {
         };
         let key = (src, hash(base));
         let d = &mut self.dropped;
-        if let Some((h, b, txt)) = bounded(&mut self.dns, key, d) {
+        let threshold = self.cfg.dns_subdomains.min(self.cfg.dns_txt as f64);
+        if self.gate.admit(4, &key, threshold).is_none() {
+            return;
+        }
+        if let Some((h, b, txt)) = bounded(&mut self.dns, key, d, |v| hll_weight(&v.0) + v.2) {
             h.add(hash(sub));
             *txt += (qtype == 16) as u64;
             if b.is_empty() {
@@ -240,7 +364,9 @@ impl WindowSketch {
     /// A fresh sketch for `window`, judged with `cfg`.
     pub fn start(&mut self, window: u64, cfg: SketchConfig) {
         let workers = self.workers;
-        *self = WindowSketch { window, cfg, workers, started: true, ..WindowSketch::default() };
+        let mut gate = std::mem::take(&mut self.gate);
+        gate.new_window();
+        *self = WindowSketch { window, cfg, workers, started: true, gate, ..WindowSketch::default() };
     }
 
     fn merge(&mut self, o: WindowSketch) {
@@ -401,6 +527,8 @@ pub struct Aggregator {
     /// [`MAX_STARTS`]), and the keys already reported as beacons.
     history: HashMap<(u128, u128, u16), Vec<u64>>,
     beacons: std::collections::HashSet<(u128, u128, u16)>,
+    /// The window in which the full history was last purged of stopped keys.
+    purged_in: Option<u64>,
     /// Keys lost to full maps, over the run.
     pub dropped: u64,
     /// Windows judged before every worker had handed its part over (a worker lagging more than
@@ -422,6 +550,7 @@ impl Aggregator {
             reported: Default::default(),
             history: HashMap::default(),
             beacons: Default::default(),
+            purged_in: None,
             dropped: 0,
             judged_early: 0,
             late: 0,
@@ -554,8 +683,21 @@ impl Aggregator {
                 continue;
             }
             if self.history.len() >= MAX_KEYS * 4 && !self.history.contains_key(&k) {
-                self.dropped += 1;
-                continue;
+                // Full: once per window, forget the keys that stopped (a key seen once, two
+                // windows ago; others after eight), so the detector recovers after a burst.
+                if self.purged_in != Some(w) {
+                    self.purged_in = Some(w);
+                    let win = c.window_secs.max(1) * 1_000_000;
+                    let now = w * win;
+                    self.history.retain(|_, v| {
+                        let horizon = if v.len() <= 1 { 2 } else { 8 } * win;
+                        v.last().is_some_and(|&t| t + horizon >= now)
+                    });
+                }
+                if self.history.len() >= MAX_KEYS * 4 {
+                    self.dropped += 1;
+                    continue;
+                }
             }
             let h = self.history.entry(k).or_default();
             h.extend(v);
@@ -665,11 +807,67 @@ mod test {
         }
         let f = Aggregator::new(SketchConfig::default(), 1).add(0, s);
         assert_eq!((f.len(), f[0].domain.as_deref()), (1, Some("txt.example")));
+        // One-off flows from many sources take no place: the gate admits heavy keys only.
         let mut s = WindowSketch::default();
         for i in 0..(MAX_KEYS as u128 + 10) {
             s.new_flow(i, 1, 80, 6, false, 0);
         }
-        assert_eq!(s.ports.len(), MAX_KEYS);
-        assert_eq!(s.dropped, 10 * 2, "ports and hosts maps (start times have their own, larger bound)");
+        assert!(s.ports.is_empty() && s.starts.is_empty() && s.dropped == 0);
+        // Heavy keys past the bound.
+        let mut s = WindowSketch::default();
+        for i in 0..(MAX_KEYS as u128 + 10) {
+            for p in 0..13 {
+                s.new_flow(i, 1, 80 + p, 6, false, 0);
+            }
+        }
+        // A full map drops its lighter half (here all keys weigh alike), and the newest come in.
+        assert!(s.ports.len() <= MAX_KEYS / 2 + 10 && s.ports.len() > 10, "{}", s.ports.len());
+        assert!(s.ports.contains_key(&(MAX_KEYS as u128 + 9, 1)));
+    }
+
+    /// A burst of background flows (far more keys than the maps hold) around a port scan, a
+    /// brute force, a DNS tunnel and a beacon: every one is seen, in the burst's window and
+    /// after it.
+    #[test]
+    fn attacks_are_seen_through_a_burst() {
+        let cfg = SketchConfig::default();
+        let mut agg = Aggregator::new(cfg, 1);
+        let mut found = Vec::new();
+        let mut s = WindowSketch::default();
+        for w in 0..4u64 {
+            s.start(w, cfg);
+            let t0 = w * 60_000_000;
+            // 200 000 background flows in the first two windows: each a new pair.
+            if w < 2 {
+                for i in 0..200_000u128 {
+                    s.new_flow(1 << 40 | i, 2 << 40 | (i * 7 % 5000), 443, 6, true, t0 + i as u64 * 300);
+                    if i % 4 == 0 {
+                        s.dns_query(1 << 40 | i, format!("h{i}.corp{}.example", i % 3000).as_bytes(), 1);
+                    }
+                }
+            }
+            for p in 0..300u16 {
+                s.new_flow(7, 8, 1000 + p, 6, true, t0 + 1_000_000 + p as u64 * 1000);
+            }
+            for i in 0..30u64 {
+                s.new_flow(17, 18, 22, 6, true, t0 + 2_000_000 + i * 1000);
+            }
+            for i in 0..150 {
+                s.dns_query(27, format!("x{i:05}{w}aaaa.t.tunnel.example").as_bytes(), 16);
+            }
+            for i in 0..6u64 {
+                s.new_flow(37, 38, 8080, 6, true, t0 + i * 10_000_000);
+            }
+            let done = WindowSketch { gate: Gate::default(), ..s.clone() };
+            found.extend(agg.add(0, done).into_iter().map(|f| (f.window, f.kind, f.src)));
+        }
+        found.extend(agg.finish().into_iter().map(|f| (f.window, f.kind, f.src)));
+        for w in 0..3 {
+            for (kind, src) in [(Spanning::VerticalScan, 7), (Spanning::BruteForce, 17), (Spanning::DnsTunnel, 27)] {
+                assert!(found.contains(&(w, kind, Some(src))), "window {w}: {kind:?} missing from {found:?}");
+            }
+        }
+        assert!(found.iter().any(|f| f.1 == Spanning::Beacon && f.2 == Some(37)), "{found:?}");
+        assert!(!found.iter().any(|f| f.2.is_some_and(|s| s >> 40 == 1)), "no background source alerts");
     }
 }
