@@ -142,8 +142,10 @@ const RECUR_BITS: usize = 1 << 23;
 ///   key has started a flow before (a beacon repeats; a one-off flow cannot be one), so the
 ///   start list holds the repeating keys (beacons up to two windows apart are seen).
 ///
-/// Reset every window (one memset), allocated on first use (4 MiB per worker), kept by the
-/// worker (not handed over with the window's sketch).
+/// The gate decides only under pressure (its map, or the start list, half full): below that
+/// every key is kept as before, so light traffic gives the same alerts and counts at any number
+/// of workers. Reset every window (one memset), allocated on first use (4 MiB per worker), kept
+/// by the worker (not handed over with the window's sketch).
 #[derive(Debug, Default, Clone)]
 pub struct Gate {
     cms: Vec<u8>,
@@ -300,35 +302,44 @@ impl WindowSketch {
             return;
         }
         let (d, g, c) = (&mut self.dropped, &mut self.gate, &self.cfg);
-        if g.recurs(FastState::default().hash_one((src, dst, dport))) {
+        // The gate counts every event, and decides only under pressure (a map or the start
+        // list half full): below that every key is kept, exactly as the evidence came, so the
+        // alerts and their counts are the same whatever the number of workers.
+        let calm = |len: usize, max: usize| len < max / 2;
+        let recurs = g.recurs(FastState::default().hash_one((src, dst, dport)));
+        if recurs || calm(self.starts.len(), MAX_START_RECORDS) {
             if self.starts.len() < MAX_START_RECORDS {
                 self.starts.push(((src, dst, dport), ts));
             } else {
                 *d += 1;
             }
         }
-        if g.admit(0, &(src, dst), c.scan_ports).is_some() {
+        let admitted = g.admit(0, &(src, dst), c.scan_ports).is_some();
+        if admitted || calm(self.ports.len(), MAX_KEYS) {
             if let Some(h) = bounded(&mut self.ports, (src, dst), d, hll_weight) {
                 h.add(dport as u64 | (proto as u64) << 16);
             }
         }
-        if g.admit(1, &(src, dport), c.scan_hosts).is_some() {
+        let admitted = g.admit(1, &(src, dport), c.scan_hosts).is_some();
+        if admitted || calm(self.hosts.len(), MAX_KEYS) {
             if let Some(h) = bounded(&mut self.hosts, (src, dport), d, hll_weight) {
                 h.add(dst as u64 ^ (dst >> 64) as u64);
             }
         }
         if proto == 6 && syn {
-            if let Some(est) = g.admit(2, &(dst, dport), c.syn_flood as f64) {
+            let est = g.admit(2, &(dst, dport), c.syn_flood as f64);
+            if est.is_some() || calm(self.syns.len(), MAX_KEYS) {
                 if let Some((n, h)) = bounded(&mut self.syns, (dst, dport), d, |v| v.0) {
-                    *n = (*n + 1).max(est);
+                    *n = (*n + 1).max(est.unwrap_or(0));
                     h.add(src as u64 ^ (src >> 64) as u64);
                 }
             }
         }
         if proto == 6 && AUTH_PORTS.contains(&dport) {
-            if let Some(est) = g.admit(3, &(src, dst, dport), c.brute_force as f64) {
+            let est = g.admit(3, &(src, dst, dport), c.brute_force as f64);
+            if est.is_some() || calm(self.conns.len(), MAX_KEYS) {
                 if let Some(n) = bounded(&mut self.conns, (src, dst, dport), d, |v| *v) {
-                    *n = (*n + 1).max(est);
+                    *n = (*n + 1).max(est.unwrap_or(0));
                 }
             }
         }
@@ -349,7 +360,7 @@ impl WindowSketch {
         let key = (src, hash(base));
         let d = &mut self.dropped;
         let threshold = self.cfg.dns_subdomains.min(self.cfg.dns_txt as f64);
-        if self.gate.admit(4, &key, threshold).is_none() {
+        if self.gate.admit(4, &key, threshold).is_none() && self.dns.len() >= MAX_KEYS / 2 {
             return;
         }
         if let Some((h, b, txt)) = bounded(&mut self.dns, key, d, |v| hll_weight(&v.0) + v.2) {
@@ -682,6 +693,11 @@ impl Aggregator {
             if self.beacons.contains(&k) {
                 continue;
             }
+            // Under pressure (half full), a key new to the history needs two starts in this
+            // window to take a place: a one-off flow cannot become a beacon's evidence alone.
+            if v.len() < 2 && self.history.len() >= MAX_KEYS * 2 && !self.history.contains_key(&k) {
+                continue;
+            }
             if self.history.len() >= MAX_KEYS * 4 && !self.history.contains_key(&k) {
                 // Full: once per window, forget the keys that stopped (a key seen once, two
                 // windows ago; others after eight), so the detector recovers after a burst.
@@ -807,12 +823,13 @@ mod test {
         }
         let f = Aggregator::new(SketchConfig::default(), 1).add(0, s);
         assert_eq!((f.len(), f[0].domain.as_deref()), (1, Some("txt.example")));
-        // One-off flows from many sources take no place: the gate admits heavy keys only.
+        // One-off flows from many sources: once a map is half full, the gate admits heavy keys
+        // only.
         let mut s = WindowSketch::default();
         for i in 0..(MAX_KEYS as u128 + 10) {
             s.new_flow(i, 1, 80, 6, false, 0);
         }
-        assert!(s.ports.is_empty() && s.starts.is_empty() && s.dropped == 0);
+        assert!(s.ports.len() == MAX_KEYS / 2 && s.dropped == 0, "{} {}", s.ports.len(), s.dropped);
         // Heavy keys past the bound.
         let mut s = WindowSketch::default();
         for i in 0..(MAX_KEYS as u128 + 10) {
