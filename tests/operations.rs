@@ -134,19 +134,12 @@ fn sighup_reopens_the_output_files_after_logrotate() {
     write_pcap(&q0, &pcapgen::many_flows(3, 50, 10, pcapgen::SizeMix::Small));
     let (eve, stats) = (d.path("eve.json"), d.path("stats.json"));
     let cfg = d.path("vdev.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[capture]\nmempool_size = 8191\n[[capture.ports]]\ndevice = \"net_pcap0,rx_pcap={},infinite_rx=1\"\ncores = [0]\nrx_descriptors = 512\n\
-             [dpdk]\nhugepages = false\nmemory_mb = 256\nfile_prefix = \"sw-hup-test-{}\"\n[export]\neve = \"{}\"\n[stats]\ninterval_secs = 1\nfile = \"{}\"\n\
-             [metrics]\nlisten = \"\"\n",
-            q0.display(),
-            std::process::id(),
-            eve.display(),
-            stats.display()
-        ),
-    )
-    .unwrap();
+    let rest = format!(
+        "[export]\neve = \"{}\"\n[stats]\ninterval_secs = 1\nfile = \"{}\"\n[metrics]\nlisten = \"\"\n",
+        eve.display(),
+        stats.display()
+    );
+    std::fs::write(&cfg, vdev_run_config(&[&q0], "sw-hup-test", &rest)).unwrap();
     let child = Command::new(bin())
         .args(["run", "--config", cfg.to_str().unwrap()])
         .stdout(std::process::Stdio::null())
@@ -209,11 +202,7 @@ fn an_interrupted_replay_exits_non_zero_and_says_so() {
 /// 1 and the summary says how many were lost instead of "balanced".
 #[test]
 fn a_replay_that_lost_records_exits_non_zero() {
-    let d = TempDir::new("lossy");
-    let p = d.path("m.pcap");
-    write_pcap(&p, &pcapgen::mixed());
-    let cfg = d.path("c.toml");
-    std::fs::write(&cfg, "[export]\ndrain_timeout_secs = 1\nspool_dir = \"\"\n").unwrap();
+    let (d, p, cfg) = mixed_and_config("lossy", "[export]\ndrain_timeout_secs = 1\nspool_dir = \"\"\n");
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let out = Command::new(bin())
         .args(["replay", "--source", "file", "--config", cfg.to_str().unwrap()])

@@ -304,12 +304,8 @@ fn check_config_names_file_and_keys() {
 
 #[test]
 fn output_failure_is_counted_not_silent() {
-    let d = TempDir::new("full");
-    let p = d.path("m.pcap");
-    write_pcap(&p, &pcapgen::mixed());
     // A replay waits for its output (retrying) for the drain timeout, then gives up.
-    let cfg = d.path("c.toml");
-    std::fs::write(&cfg, "[export]\ndrain_timeout_secs = 1\n").unwrap();
+    let (_d, p, cfg) = mixed_and_config("full", "[export]\ndrain_timeout_secs = 1\n");
     let out = std::process::Command::new(bin())
         .args([
             "replay",

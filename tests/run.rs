@@ -20,20 +20,12 @@ fn run_until_sigint_flushes_everything() {
     let cfg = d.path("vdev.toml");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let stats = d.path("stats.json");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[capture]\nmempool_size = 16383\n[[capture.ports]]\ndevice = \"net_pcap0,rx_pcap={},rx_pcap={},infinite_rx=1\"\ncores = [0, 1]\nrx_descriptors = 512\n\
-             [dpdk]\nhugepages = false\nmemory_mb = 256\nfile_prefix = \"sw-run-test-{}\"\n[export]\neve = \"{}\"\n[stats]\ninterval_secs = 1\nfile = \"{}\"\n\
-             [metrics]\nlisten = \"127.0.0.1:{port}\"\n",
-            q0.display(),
-            q1.display(),
-            std::process::id(),
-            eve.display(),
-            stats.display()
-        ),
-    )
-    .unwrap();
+    let rest = format!(
+        "[export]\neve = \"{}\"\n[stats]\ninterval_secs = 1\nfile = \"{}\"\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n",
+        eve.display(),
+        stats.display()
+    );
+    std::fs::write(&cfg, vdev_run_config(&[&q0, &q1], "sw-run-test", &rest)).unwrap();
     let child = Command::new(bin())
         .args(["run", "--config", cfg.to_str().unwrap()])
         .stdout(Stdio::piped())

@@ -497,14 +497,17 @@ mod test {
     fn test_pcapng() {
         // SHB, IDB (Ethernet, tsresol 10^-9), EPB with 5 bytes, a custom block, EPB.
         let mut f = Vec::new();
-        let block = |f: &mut Vec<u8>, t: u32, body: &[u8]| {
-            let len = 12 + body.len().div_ceil(4) * 4;
-            f.extend_from_slice(&t.to_le_bytes());
-            f.extend_from_slice(&(len as u32).to_le_bytes());
+        // A block in either byte order: type, length, the body padded to 4, length again.
+        let block_in = |big: bool, f: &mut Vec<u8>, t: u32, body: &[u8]| {
+            let len = (12 + body.len().div_ceil(4) * 4) as u32;
+            let word = |v: u32| if big { v.to_be_bytes() } else { v.to_le_bytes() };
+            f.extend_from_slice(&word(t));
+            f.extend_from_slice(&word(len));
             f.extend_from_slice(body);
-            f.resize(f.len() + (len - 12 - body.len()), 0);
-            f.extend_from_slice(&(len as u32).to_le_bytes());
+            f.resize(f.len() + (len as usize - 12 - body.len()), 0);
+            f.extend_from_slice(&word(len));
         };
+        let block = |f: &mut Vec<u8>, t: u32, body: &[u8]| block_in(false, f, t, body);
         let mut shb = Vec::new();
         shb.extend_from_slice(&0x1a2b3c4du32.to_le_bytes());
         shb.extend_from_slice(&[1, 0, 0, 0]);
@@ -525,14 +528,7 @@ mod test {
         block(&mut f, 0xbad, &[1, 2, 3, 4]);
         block(&mut f, 6, &epb);
         // A second section, big-endian, its own interface: raw IP, units of 2^-20 s, offset +100 s.
-        let block_be = |f: &mut Vec<u8>, t: u32, body: &[u8]| {
-            let len = 12 + body.len().div_ceil(4) * 4;
-            f.extend_from_slice(&t.to_be_bytes());
-            f.extend_from_slice(&(len as u32).to_be_bytes());
-            f.extend_from_slice(body);
-            f.resize(f.len() + (len - 12 - body.len()), 0);
-            f.extend_from_slice(&(len as u32).to_be_bytes());
-        };
+        let block_be = |f: &mut Vec<u8>, t: u32, body: &[u8]| block_in(true, f, t, body);
         let mut shb = Vec::new();
         shb.extend_from_slice(&0x1a2b3c4du32.to_be_bytes());
         shb.extend_from_slice(&[0, 1, 0, 0]);

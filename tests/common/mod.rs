@@ -193,3 +193,27 @@ pub fn generate(out: &Path, args: &[&str]) {
     let o = Command::new(bin()).arg("gen").args(args).args(["--out", out.to_str().unwrap()]).output().unwrap();
     assert!(o.status.success(), "gen {args:?}: {}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// A `spinewatch run` configuration on a `net_pcap` vdev replaying `queues` (one RX queue each,
+/// from memory, forever), one worker core per queue, no hugepages, and `rest` (more tables).
+pub fn vdev_run_config(queues: &[&Path], prefix: &str, rest: &str) -> String {
+    let rx: String = queues.iter().map(|q| format!("rx_pcap={},", q.display())).collect();
+    let cores: Vec<String> = (0..queues.len()).map(|i| i.to_string()).collect();
+    format!(
+        "[capture]\nmempool_size = {}\n[[capture.ports]]\ndevice = \"net_pcap0,{rx}infinite_rx=1\"\ncores = [{}]\nrx_descriptors = 512\n\
+         [dpdk]\nhugepages = false\nmemory_mb = 256\nfile_prefix = \"{prefix}-{}\"\n{rest}",
+        8192 * queues.len() - 1,
+        cores.join(", "),
+        std::process::id()
+    )
+}
+
+/// A temporary directory with the pipeline tests' mixed capture (`m.pcap`) and a configuration
+/// file (`c.toml`) holding `toml`.
+pub fn mixed_and_config(name: &str, toml: &str) -> (TempDir, PathBuf, PathBuf) {
+    let d = TempDir::new(name);
+    let (p, cfg) = (d.path("m.pcap"), d.path("c.toml"));
+    write_pcap(&p, &pcapgen::mixed());
+    std::fs::write(&cfg, toml).unwrap();
+    (d, p, cfg)
+}
