@@ -454,18 +454,17 @@ enum Ending {
 /// the accounting does not balance, else 0.
 fn finish(summary: &mut capture::RunSummary, sig: &Signals, ending: Ending) -> i32 {
     let stopped = sig.stopped_by().filter(|_| ending == Ending::Replay);
-    summary.interrupted = stopped.map(str::to_string);
+    summary.interrupted = stopped.map(|(_, name)| name.to_string());
     eprint!("{}", summary.render());
-    let lost = summary.records_lost();
     if let Some(e) = &summary.export_error {
         eprintln!("error: EVE output failed ({e}); {} records not written", summary.exporter.lost);
         return 2;
     }
-    if let Some(name) = stopped {
+    if let Some((n, name)) = stopped {
         eprintln!("error: interrupted by {name}: the replay stopped before the end of its captures");
-        let n = STOP_SIGNALS.iter().find(|(_, s)| *s == name).map_or(2, |(n, _)| *n);
         return 128 + n;
     }
+    let lost = summary.records_lost();
     if lost > 0 || !summary.balanced() {
         eprintln!("error: {lost} records were not delivered to every sink (see the summary)");
         return 1;
@@ -559,10 +558,10 @@ struct Signals {
 }
 
 impl Signals {
-    /// The name of the signal that stopped the run, if one did.
-    fn stopped_by(&self) -> Option<&'static str> {
+    /// The signal that stopped the run (number and name), if one did.
+    fn stopped_by(&self) -> Option<(i32, &'static str)> {
         let n = self.by.load(std::sync::atomic::Ordering::Relaxed) as i32;
-        STOP_SIGNALS.iter().find(|(s, _)| *s == n).map(|(_, name)| *name)
+        STOP_SIGNALS.into_iter().find(|&(s, _)| s == n)
     }
 }
 

@@ -508,32 +508,36 @@ mod test {
             f.extend_from_slice(&word(len));
         };
         let block = |f: &mut Vec<u8>, t: u32, body: &[u8]| block_in(false, f, t, body);
-        let mut shb = Vec::new();
-        shb.extend_from_slice(&0x1a2b3c4du32.to_le_bytes());
-        shb.extend_from_slice(&[1, 0, 0, 0]);
-        shb.extend_from_slice(&(-1i64).to_le_bytes());
-        block(&mut f, 0x0a0d0d0a, &shb);
+        // A section header block: byte-order magic, version 1.0, section length unknown.
+        let section = |big: bool, f: &mut Vec<u8>| {
+            let mut shb = if big { 0x1a2b3c4du32.to_be_bytes() } else { 0x1a2b3c4du32.to_le_bytes() }.to_vec();
+            shb.extend_from_slice(if big { &[0, 1, 0, 0] } else { &[1, 0, 0, 0] });
+            shb.extend_from_slice(&[0xff; 8]);
+            block_in(big, f, 0x0a0d0d0a, &shb);
+        };
+        section(false, &mut f);
         let mut idb = vec![1, 0, 0, 0, 0, 0, 4, 0];
         idb.extend_from_slice(&[9, 0, 1, 0, 9, 0, 0, 0, 0, 0, 0, 0]);
         block(&mut f, 1, &idb);
+        // An enhanced packet block's body: interface 0, the timestamp in the interface's units,
+        // captured and original lengths, the frame.
+        let epb_body = |big: bool, ts: u64, orig_len: u32, frame: &[u8]| {
+            let word = |v: u32| if big { v.to_be_bytes() } else { v.to_le_bytes() };
+            let mut b = Vec::new();
+            for w in [0, (ts >> 32) as u32, ts as u32, frame.len() as u32, orig_len] {
+                b.extend_from_slice(&word(w));
+            }
+            b.extend_from_slice(frame);
+            b
+        };
         let ts_ns: u64 = 1_700_000_000_000_001_000;
-        let mut epb = Vec::new();
-        epb.extend_from_slice(&0u32.to_le_bytes());
-        epb.extend_from_slice(&((ts_ns >> 32) as u32).to_le_bytes());
-        epb.extend_from_slice(&(ts_ns as u32).to_le_bytes());
-        epb.extend_from_slice(&5u32.to_le_bytes());
-        epb.extend_from_slice(&64u32.to_le_bytes());
-        epb.extend_from_slice(&[9, 8, 7, 6, 5]);
+        let epb = epb_body(false, ts_ns, 64, &[9, 8, 7, 6, 5]);
         block(&mut f, 6, &epb);
         block(&mut f, 0xbad, &[1, 2, 3, 4]);
         block(&mut f, 6, &epb);
         // A second section, big-endian, its own interface: raw IP, units of 2^-20 s, offset +100 s.
         let block_be = |f: &mut Vec<u8>, t: u32, body: &[u8]| block_in(true, f, t, body);
-        let mut shb = Vec::new();
-        shb.extend_from_slice(&0x1a2b3c4du32.to_be_bytes());
-        shb.extend_from_slice(&[0, 1, 0, 0]);
-        shb.extend_from_slice(&(-1i64).to_be_bytes());
-        block_be(&mut f, 0x0a0d0d0a, &shb);
+        section(true, &mut f);
         let mut idb = vec![0, 101, 0, 0, 0, 0, 0, 0];
         idb.extend_from_slice(&[0, 9, 0, 1, 0x80 | 20, 0, 0, 0]);
         idb.extend_from_slice(&[0, 14, 0, 8]);
@@ -542,13 +546,7 @@ mod test {
         block_be(&mut f, 1, &idb);
         let ts_units: u64 = 1_700_000_000 << 20 | 1 << 19; // 1 700 000 000.5 s
         let ip = [0x45u8, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
-        let mut epb = Vec::new();
-        epb.extend_from_slice(&0u32.to_be_bytes());
-        epb.extend_from_slice(&((ts_units >> 32) as u32).to_be_bytes());
-        epb.extend_from_slice(&(ts_units as u32).to_be_bytes());
-        epb.extend_from_slice(&20u32.to_be_bytes());
-        epb.extend_from_slice(&20u32.to_be_bytes());
-        epb.extend_from_slice(&ip);
+        let epb = epb_body(true, ts_units, 20, &ip);
         block_be(&mut f, 6, &epb);
         let whole = f.len();
         block_be(&mut f, 6, &epb);

@@ -213,8 +213,6 @@ pub struct FileTransport {
     reopen_seen: u64,
     /// Files rotated so far (the test and the summary read it).
     pub rotations: u64,
-    /// Files closed and opened again on request.
-    pub reopens: u64,
 }
 
 impl FileTransport {
@@ -227,7 +225,14 @@ impl FileTransport {
             opened: Instant::now(),
             reopen_seen: reopen_requests(),
             rotations: 0,
-            reopens: 0,
+        }
+    }
+
+    /// Closes the file (synced first unless `fsync = never`).
+    fn close(&mut self) -> io::Result<()> {
+        match self.file.take() {
+            Some(f) if self.opts.fsync != Fsync::Never => f.sync_data(),
+            _ => Ok(()),
         }
     }
 
@@ -237,22 +242,13 @@ impl FileTransport {
         if self.path.is_none() || reopen_requests() == self.reopen_seen {
             return Ok(());
         }
-        if let Some(f) = self.file.take() {
-            if self.opts.fsync != Fsync::Never {
-                f.sync_data()?;
-            }
-            self.reopens += 1;
-        }
+        self.close()?;
         self.connect()
     }
 
     fn rotate(&mut self) -> io::Result<()> {
         let Some(path) = self.path.clone() else { return Ok(()) };
-        if let Some(f) = self.file.take() {
-            if self.opts.fsync != Fsync::Never {
-                f.sync_data()?;
-            }
-        }
+        self.close()?;
         // The rotated name, then .1, .2... if taken: never over an existing file.
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
         let mut ts = Vec::new();
@@ -322,12 +318,7 @@ impl Transport for FileTransport {
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        if let Some(f) = self.file.take() {
-            if self.opts.fsync != Fsync::Never {
-                f.sync_data()?;
-            }
-        }
-        Ok(())
+        self.close()
     }
 
     fn disconnect(&mut self) {
