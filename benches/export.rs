@@ -45,6 +45,7 @@ fn records() -> Vec<FlowRecord> {
                 vlan: [(i % 4) as u16 * 100, 0, 0],
                 vlan_count: (i % 4 != 0) as u8,
                 tunnel: None,
+                ..Default::default()
             },
             pkts_toserver: 12 + i as u64 % 7,
             pkts_toclient: 10 + i as u64 % 5,

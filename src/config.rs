@@ -381,6 +381,11 @@ pub struct ExportTable {
     pub spool_dir: String,
     /// Bytes each sink's spool may hold; past it the oldest records go (counted). Default 1 GiB.
     pub spool_bytes: u64,
+    /// Seconds a record may wait in a spool; older ones are dropped, counted as expired (a SIEM
+    /// back after a week rarely wants last week's flows first). 0: no limit. Default 604800
+    /// (7 days). A spool belongs to its sink's collector (scheme, address, format): records
+    /// spooled for one are never sent to another.
+    pub spool_max_age_secs: u64,
     /// Bytes of records each sink holds in memory before it spools. Default 64 MiB.
     pub queue_bytes: usize,
     /// Seconds a sink whose peer is down keeps trying at the end of a run before it leaves the
@@ -399,6 +404,12 @@ pub struct ExportTable {
     /// most four. With more than one, whole batches are formatted in parallel and written in the
     /// order one thread would write them. Default 0.
     pub format_threads: usize,
+    /// EVE records (flow, app-layer events, alerts) carry `community_id`, the Community ID v1
+    /// flow hash that Zeek, Suricata, Arkime and Elastic compute alike: the pivot between their
+    /// records and ours. Default false (Suricata's default: its `community-id: false`).
+    pub community_id: bool,
+    /// The Community ID seed (0 to 65535), the same on every tool that should agree. Default 0.
+    pub community_id_seed: u16,
 }
 
 /// `[[export.sinks]]`: a URL (as `--export` takes), and its options as keys rather than in
@@ -454,6 +465,7 @@ impl Default for ExportTable {
             sinks: Vec::new(),
             spool_dir: "/var/spool/spinewatch".into(),
             spool_bytes: d.sinks.spool_bytes,
+            spool_max_age_secs: d.sinks.spool_max_age_secs,
             queue_bytes: d.sinks.queue_bytes,
             drain_timeout_secs: d.sinks.drain_timeout_secs,
             batch_size: d.batch_size,
@@ -461,6 +473,8 @@ impl Default for ExportTable {
             channel_capacity: d.channel_capacity,
             max_backlog_batches: d.max_backlog_batches,
             format_threads: d.format_threads,
+            community_id: false,
+            community_id_seed: 0,
         }
     }
 }
@@ -981,8 +995,8 @@ impl Config {
             if !names.insert(s.name.clone()) {
                 return Err(format!("two sinks named {:?}: give one a `name`", s.name));
             }
-            // Each network sink spools in a directory named after it.
-            if !s.is_local() && !dirs.insert(export::fanout::dir_name(&s.name)) {
+            // Each network sink spools in a directory named after it and its collector.
+            if !s.is_local() && !dirs.insert(export::fanout::dir_name(&s.name, &s.identity)) {
                 return Err(format!(
                     "sink {:?} would share its spool directory with another: give one a `name`",
                     s.name
@@ -1072,7 +1086,9 @@ impl Config {
                 spool_dir: (!e.spool_dir.is_empty()).then(|| PathBuf::from(&e.spool_dir)),
                 spool_bytes: e.spool_bytes,
                 drain_timeout_secs: e.drain_timeout_secs,
+                spool_max_age_secs: e.spool_max_age_secs,
                 network_blocking: false,
+                community_id: e.community_id.then_some(e.community_id_seed),
             },
         }
     }

@@ -739,6 +739,96 @@ fn records_left_in_the_spool_go_first_in_the_next_run() {
     assert_eq!(lines[..19], lines[19..]);
 }
 
+/// A spool belongs to its collector: a later run whose sink has the same name but another
+/// address does not send it there (it says the spool is kept), and the run that names the first
+/// collector again sends it.
+#[test]
+fn records_spooled_for_one_collector_never_go_to_another() {
+    let d = TempDir::new("spool-identity");
+    let (a, b) = (free_port(), free_port());
+    let pcap = d.path("m.pcap");
+    write_pcap(&pcap, &pcapgen::mixed());
+    let conf =
+        format!("[export]\nspool_dir = \"{}\"\ndrain_timeout_secs = 1\neve = \"none\"\n", d.path("spool").display());
+    let url = |port: u16| format!("syslog+tcp://127.0.0.1:{port}?name=siem");
+    let first = replay_with(&conf, &d, &["--export", &url(a), pcap.to_str().unwrap()]);
+    assert_eq!(sink_counters(&first, "siem")["left"], 19, "{first}");
+    // Collector B is up; A's spool is not for it.
+    let got_b = d.path("b.log");
+    let rs_b = rsyslog(&d, "b", [b, 0, 0, 0, 0, 0], &got_b);
+    let second = replay_with(&conf, &d, &["--export", &url(b), pcap.to_str().unwrap()]);
+    let c = sink_counters(&second, "siem");
+    assert_eq!((c.get("recovered").copied().unwrap_or(0), c["sent"], c["left"]), (0, 19, 0), "{second}");
+    assert!(second.contains("which no sink of this run writes to: kept, not sent"), "{second}");
+    assert!(
+        second.contains(&format!("syslog+tcp://127.0.0.1:{a}")),
+        "the warning names the spool's collector: {second}"
+    );
+    assert_eq!(settled_lines(&got_b.with_extension("log.tcp")).len(), 19, "B gets its own records only");
+    drop(rs_b);
+    // A is back: it gets what was spooled for it, then this run's.
+    let got_a = d.path("a.log");
+    let _rs_a = rsyslog(&d, "a", [a, 0, 0, 0, 0, 0], &got_a);
+    let third = replay_with(&conf, &d, &["--export", &url(a), pcap.to_str().unwrap()]);
+    let c = sink_counters(&third, "siem");
+    assert_eq!((c["recovered"], c["sent"], c["left"]), (19, 38, 0), "{third}");
+    assert_eq!(settled_lines(&got_a.with_extension("log.tcp")).len(), 38);
+}
+
+/// A UDP collector that is down: a warning at first and then at most one per half minute, not
+/// one per retry (about ten a second before).
+#[test]
+fn a_dead_udp_collector_is_reported_twice_a_minute_at_most() {
+    let d = TempDir::new("udp-dead");
+    // DNS and HTTP transactions all along: records for the sink all the time.
+    let p = capture(&d, "2000");
+    let url = format!("syslog+udp://127.0.0.1:{}?name=siem", free_udp_port());
+    let cfg = d.path("c.toml");
+    std::fs::write(&cfg, "[export]\ndrain_timeout_secs = 1\nspool_dir = \"\"\n").unwrap();
+    let mut args: Vec<String> = [
+        "replay",
+        "--source",
+        "file",
+        "--workers",
+        "1",
+        "--eve",
+        "none",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--export",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.push(url);
+    // Long enough to be stopped: the same capture many times over.
+    args.extend(std::iter::repeat_n(p.to_str().unwrap().to_string(), 2000));
+    let mut child = Command::new(bin()).args(&args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    // Five seconds of records refused from the first refusal on.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        let mut line = String::new();
+        while std::io::BufRead::read_line(&mut stderr, &mut line).unwrap_or(0) > 0 {
+            if line.contains("sink=siem") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            line.clear();
+        }
+        all
+    });
+    rx.recv_timeout(Duration::from_secs(60)).expect("a first warning about the collector");
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    child.wait().unwrap();
+    let err = reader.join().unwrap();
+    let c = sink_counters(&err, "siem");
+    assert!(c["errors"] >= 4, "the collector refused many times: {err}");
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("sink=siem") || l.contains("sink=\"siem\"")).collect();
+    assert!(!warnings.is_empty() && warnings.len() <= 2, "{} warnings:\n{}", warnings.len(), warnings.join("\n"));
+}
+
 /// Several formatting threads write what one writes: the same lines in the same order (one
 /// worker: a deterministic order), the same counters, with thresholds and the behaviour
 /// detectors deciding across workers, and at two workers the same records.

@@ -6,7 +6,7 @@ use common::*;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A tmpfs of `kib` KiB mounted on `dir` for the test's life (root only: the CI machine and
 /// this one run the tests as root; elsewhere the test says why it cannot run, and fails in CI).
@@ -68,14 +68,6 @@ fn seqs(p: &Path) -> Vec<u64> {
             v["seq"].as_u64().unwrap()
         })
         .collect()
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !f() {
-        assert!(t0.elapsed() < Duration::from_secs(secs), "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// A live file sink on a file system that fills up: while it is full nothing is lost that the

@@ -5,6 +5,7 @@
 
 mod common;
 use common::*;
+use pcapgen::traffic::generate;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -40,6 +41,11 @@ fn table(events: &[Value]) -> BTreeMap<String, Vec<Counts>> {
 }
 
 fn run_suricata(d: &TempDir, pcap: &std::path::Path) -> Vec<Value> {
+    run_suricata_with(d, pcap, &[])
+}
+
+/// Suricata on `pcap`, with more `--set` options.
+fn run_suricata_with(d: &TempDir, pcap: &std::path::Path, sets: &[&str]) -> Vec<Value> {
     let logdir = d.path("suricata");
     std::fs::create_dir_all(&logdir).unwrap();
     let out = Command::new("suricata")
@@ -60,6 +66,7 @@ fn run_suricata(d: &TempDir, pcap: &std::path::Path) -> Vec<Value> {
             "--set",
             "app-layer.protocols.ssh.hassh=yes",
         ])
+        .args(sets.iter().flat_map(|s| ["--set", s]))
         .output()
         .expect("run suricata");
     assert!(out.status.success(), "suricata failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -137,20 +144,70 @@ fn app_table(events: &[Value]) -> BTreeMap<String, Vec<Value>> {
     m
 }
 
+/// Community ID v1 with a seed: the same id as Suricata's on every flow record (TCP, UDP, ICMP
+/// and ICMPv6, IPv4 and IPv6, VLANs and tunnels), and every event of a flow carries its flow's.
 #[test]
-fn same_app_events_as_suricata() {
+fn same_community_ids_as_suricata() {
     if !suricata_available() {
         assert!(std::env::var_os("CI").is_none(), "CI must have suricata installed (scripts/deps.sh --test)");
-        eprintln!(
-            "SKIPPED same_app_events_as_suricata: `suricata` is not installed (scripts/deps.sh --test installs it)"
-        );
+        eprintln!("SKIPPED same_community_ids_as_suricata: `suricata` is not installed");
         return;
     }
-    use pcapgen::traffic::{generate, EncapMix, ProtoMix, TrafficConfig};
-    let d = TempDir::new("suricata-app");
+    let d = TempDir::new("suricata-cid");
     let p = d.path("app.pcap");
-    let cfg = TrafficConfig {
-        seed: 7,
+    let cfg = app_traffic(11);
+    let mut w = capture::pcap::PcapWriter::create(&p).unwrap();
+    generate(&cfg, |ts, f| w.write(ts, f, f.len() as u32).unwrap());
+    w.finish().unwrap();
+    let conf = d.path("cid.toml");
+    std::fs::write(&conf, "[export]\ncommunity_id = true\ncommunity_id_seed = 4242\n").unwrap();
+    let ours = replay(&["--source", "file", "--workers", "2", "--config", conf.to_str().unwrap(), p.to_str().unwrap()]);
+    let theirs =
+        run_suricata_with(&d, &p, &["outputs.1.eve-log.community-id=true", "outputs.1.eve-log.community-id-seed=4242"]);
+    let ids = |events: &[Value]| -> BTreeMap<String, std::collections::BTreeSet<String>> {
+        let mut m: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+        for e in events.iter().filter(|e| e["event_type"] == "flow") {
+            let k = format!(
+                "{}|{}|{}|{}|{}|{}",
+                e["vlan"], e["src_ip"], e["src_port"], e["dest_ip"], e["dest_port"], e["proto"]
+            );
+            let id = e["community_id"].as_str().unwrap_or_else(|| panic!("no community_id: {e}"));
+            m.entry(k).or_default().insert(id.to_string());
+        }
+        m
+    };
+    let (a, b) = (ids(&ours.events), ids(&theirs));
+    let protos: std::collections::BTreeSet<&str> = a.keys().map(|k| k.rsplit('|').next().unwrap()).collect();
+    assert!(protos.len() >= 4, "TCP, UDP, ICMP and ICMPv6 flows: {protos:?}");
+    let differ: Vec<String> = b
+        .iter()
+        .filter(|(k, v)| a.get(*k) != Some(v))
+        .map(|(k, v)| format!("{k}: suricata {v:?}, ours {:?}", a.get(k)))
+        .collect();
+    assert!(differ.is_empty(), "{} of {} flows differ:\n{}", differ.len(), b.len(), differ.join("\n"));
+    assert_eq!(a.len(), b.len());
+    // Each event of a flow carries the flow record's id.
+    let by_flow: BTreeMap<u64, &str> = ours
+        .events
+        .iter()
+        .filter(|e| e["event_type"] == "flow")
+        .map(|e| (e["flow_id"].as_u64().unwrap(), e["community_id"].as_str().unwrap()))
+        .collect();
+    let mut events = 0;
+    for e in ours.events.iter().filter(|e| e["event_type"] != "flow" && e["flow_id"].is_u64()) {
+        assert_eq!(e["community_id"].as_str(), Some(by_flow[&e["flow_id"].as_u64().unwrap()]), "{e}");
+        events += 1;
+    }
+    assert!(events > 100, "{events} events checked");
+    // Off by default, as in Suricata.
+    let plain = replay(&["--source", "file", p.to_str().unwrap()]);
+    assert!(plain.events.iter().all(|e| e.get("community_id").is_none()));
+}
+
+fn app_traffic(seed: u64) -> pcapgen::traffic::TrafficConfig {
+    use pcapgen::traffic::{EncapMix, ProtoMix, TrafficConfig};
+    TrafficConfig {
+        seed,
         flows: 600,
         mix: ProtoMix {
             tcp: 10,
@@ -166,7 +223,21 @@ fn same_app_events_as_suricata() {
         encap: EncapMix { none: 80, vlan: 8, qinq: 4, vxlan: 4, gre: 4 },
         ipv6_percent: 15,
         ..TrafficConfig::default()
-    };
+    }
+}
+
+#[test]
+fn same_app_events_as_suricata() {
+    if !suricata_available() {
+        assert!(std::env::var_os("CI").is_none(), "CI must have suricata installed (scripts/deps.sh --test)");
+        eprintln!(
+            "SKIPPED same_app_events_as_suricata: `suricata` is not installed (scripts/deps.sh --test installs it)"
+        );
+        return;
+    }
+    let d = TempDir::new("suricata-app");
+    let p = d.path("app.pcap");
+    let cfg = app_traffic(7);
     let mut w = capture::pcap::PcapWriter::create(&p).unwrap();
     generate(&cfg, |ts, f| w.write(ts, f, f.len() as u32).unwrap());
     w.finish().unwrap();

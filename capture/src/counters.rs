@@ -315,6 +315,9 @@ impl RunSummary {
             if k.recovered > 0 {
                 let _ = write!(s, ", found in the spool at start {}", k.recovered);
             }
+            if k.expired > 0 {
+                let _ = write!(s, ", of the dropped past the spool's maximum age {}", k.expired);
+            }
             let _ = writeln!(s);
         }
         if self.exporter.spanning_alerts > 0 || self.exporter.sketch_keys_dropped > 0 {

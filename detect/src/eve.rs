@@ -158,7 +158,8 @@ pub fn write_tunnel(out: &mut Vec<u8>, t: &TunnelRec) {
 
 /// Appends the head every event shares, Suricata's order: `{"timestamp":..,"flow_id":..,
 /// "event_type":..,["vlan":..,]"src_ip":..,["src_port":..,]"dest_ip":..,["dest_port":..,]
-/// "proto":..` and the `tunnel` when the flow came through one (no closing brace).
+/// "proto":..`, the `tunnel` when the flow came through one, and `community_id` when the
+/// formatter asks for it (no closing brace).
 pub fn write_header(out: &mut Vec<u8>, m: &EventMeta, event_type: &str) {
     out.extend_from_slice(b"{\"timestamp\":\"");
     write_timestamp(out, m.timestamp);
@@ -184,6 +185,11 @@ pub fn write_header(out: &mut Vec<u8>, m: &EventMeta, event_type: &str) {
     out.push(b'"');
     if let Some(t) = &m.tunnel {
         write_tunnel(out, t);
+    }
+    if let Some(seed) = m.community_seed {
+        out.extend_from_slice(b",\"community_id\":\"");
+        out.extend_from_slice(&crate::community_id::of(seed, m));
+        out.push(b'"');
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod cef;
+pub mod community_id;
 pub mod decode;
 pub mod defrag;
 pub mod engine;

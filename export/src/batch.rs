@@ -156,13 +156,15 @@ impl Batch {
     }
 }
 
-/// Writes one carried event as EVE lines; returns the line count.
-pub fn write_batch_event(out: &mut Vec<u8>, e: &BatchEvent) -> usize {
+/// Writes one carried event as EVE lines (with its Community ID given a seed); returns the line
+/// count.
+pub fn write_batch_event(out: &mut Vec<u8>, e: &BatchEvent, community_id: Option<u16>) -> usize {
+    let meta = EventMeta { community_seed: community_id, ..e.meta };
     match &e.body {
-        EventBody::App(o) => o.view().map_or(0, |ev| ev.write_eve(out, &e.meta)),
+        EventBody::App(o) => o.view().map_or(0, |ev| ev.write_eve(out, &meta)),
         EventBody::Alert { set, rule, app_proto, to_server, ioc } => {
             let ioc = ioc.and_then(|i| set.iocs.entries.get(i as usize));
-            crate::eve::write_alert(out, &e.meta, &set.rules[*rule as usize], *app_proto, *to_server, ioc);
+            crate::eve::write_alert(out, &meta, &set.rules[*rule as usize], *app_proto, *to_server, ioc);
             1
         }
     }

@@ -118,9 +118,9 @@ pub fn write_finding(out: &mut Vec<u8>, f: &detect::rules::sketch::Finding, ts: 
     out.extend_from_slice(b"}}\n");
 }
 
-/// Appends one EVE flow event and a newline.
-pub fn write_flow(out: &mut Vec<u8>, r: &FlowRecord) {
-    write_header(out, &r.meta, "flow");
+/// Appends one EVE flow event and a newline; with `community_id: Some(seed)`, its Community ID.
+pub fn write_flow(out: &mut Vec<u8>, r: &FlowRecord, community_id: Option<u16>) {
+    write_header(out, &EventMeta { community_seed: community_id, ..r.meta }, "flow");
     if let Some(a) = r.app_proto.name() {
         out.extend_from_slice(b",\"app_proto\":\"");
         out.extend_from_slice(a.as_bytes());
@@ -230,6 +230,7 @@ mod test {
                 vlan: [100, 0, 0],
                 vlan_count: 1,
                 tunnel: None,
+                ..Default::default()
             },
             pkts_toserver: 6,
             pkts_toclient: 5,
@@ -252,7 +253,7 @@ mod test {
     #[test]
     fn test_emit_tcp_like_suricata() {
         let mut v = Vec::new();
-        write_flow(&mut v, &rec());
+        write_flow(&mut v, &rec(), None);
         // Suricata 7.0.10's line for the same flow, less the region counters.
         let want = r#"{"timestamp":"2023-11-14T22:13:20.000000+0000","flow_id":2696199211,"event_type":"flow","vlan":[100],"src_ip":"10.0.0.1","src_port":40000,"dest_ip":"10.0.0.2","dest_port":80,"proto":"TCP","app_proto":"http","flow":{"pkts_toserver":6,"pkts_toclient":5,"bytes_toserver":403,"bytes_toclient":366,"start":"2023-11-14T22:13:26.000000+0000","end":"2023-11-14T22:13:26.010000+0000","age":0,"state":"closed","reason":"shutdown","alerted":false},"tcp":{"tcp_flags":"1b","tcp_flags_ts":"1b","tcp_flags_tc":"1b","syn":true,"fin":true,"psh":true,"ack":true,"state":"closed"}}"#;
         assert_eq!(String::from_utf8(v).unwrap(), format!("{want}\n"));
@@ -270,7 +271,7 @@ mod test {
         r.app_proto = detect::AppProto::Unknown;
         r.icmp = Some(IcmpInfo { icmp_type: 128, icmp_code: 0, response: Some((129, 0)) });
         let mut v = Vec::new();
-        write_flow(&mut v, &r);
+        write_flow(&mut v, &r, None);
         let s = String::from_utf8(v).unwrap();
         assert!(s.contains(r#""src_ip":"2001:0db8:0000:0000:0000:0000:0000:0001","dest_ip":"2001:0db8:0000:0000:0000:0000:0000:0002","proto":"IPv6-ICMP","icmp_type":128,"icmp_code":0,"response_icmp_type":129,"response_icmp_code":0,"flow":{"#), "{s}");
     }

@@ -22,9 +22,13 @@ pub struct SinkDefaults {
     pub spool_bytes: u64,
     /// Seconds a sink whose peer is down keeps trying at the end of a run.
     pub drain_timeout_secs: u64,
+    /// Seconds a spooled record is kept before it is dropped (counted as expired); 0: no limit.
+    pub spool_max_age_secs: u64,
     /// With a blocking export (replays), network sinks wait for their peer too instead of
     /// spooling: for benchmarks only (a dead collector would stall the run).
     pub network_blocking: bool,
+    /// EVE records carry `community_id` (Community ID v1) with this seed.
+    pub community_id: Option<u16>,
 }
 
 impl Default for SinkDefaults {
@@ -35,14 +39,56 @@ impl Default for SinkDefaults {
             spool_dir: None,
             spool_bytes: q.spool_bytes,
             drain_timeout_secs: q.drain_timeout.as_secs(),
+            spool_max_age_secs: 7 * 86_400,
             network_blocking: false,
+            community_id: None,
         }
     }
 }
 
-/// A spool directory name from a sink name.
-pub fn dir_name(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
+/// A spool directory name from a sink name and its collector's identity: `NAME-HASH`, so that
+/// a sink of the same name pointed elsewhere (or writing another format) gets a spool of its
+/// own and never sends another collector's records.
+pub fn dir_name(name: &str, identity: &str) -> String {
+    use sha2::Digest;
+    let safe: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
+    let h = sha2::Sha256::digest(identity.as_bytes());
+    let hex: String = h[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{safe}-{hex}")
+}
+
+/// Says which spools under `root` hold records for collectors that none of this run's sinks
+/// writes to (`ours`: this run's spool directories): they stay, for a run that names their
+/// collector again.
+fn report_other_spools(root: &std::path::Path, ours: &[PathBuf]) {
+    let Ok(rd) = std::fs::read_dir(root) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        if !p.is_dir() || ours.contains(&p) {
+            continue;
+        }
+        let segments = std::fs::read_dir(&p)
+            .map(|r| r.flatten().filter(|f| f.file_name().to_string_lossy().ends_with(".spool")).count())
+            .unwrap_or(0);
+        if segments == 0 {
+            continue;
+        }
+        let who = std::fs::read_to_string(p.join(crate::sink::spool::COLLECTOR_FILE))
+            .map(|t| format!("the collector {:?}", t.trim_end()))
+            .unwrap_or_else(|_| "an unnamed collector (an older spool)".into());
+        tracing::warn!(
+            "spool {} ({segments} segment files) is for {who}, which no sink of this run writes to: kept, not sent; \
+             delete it to discard those records",
+            p.display()
+        );
+    }
+}
+
+/// Where a sink spools: none for a local output.
+fn spool_dir_of(spec: &SinkSpec, d: &SinkDefaults) -> Option<PathBuf> {
+    let root = d.spool_dir.as_ref().filter(|_| !spec.is_local())?;
+    Some(root.join(dir_name(&spec.name, &spec.identity)))
 }
 
 /// Starts a sink's thread and transport.
@@ -51,8 +97,10 @@ fn start(spec: &SinkSpec, d: &SinkDefaults, blocking: bool) -> io::Result<Sink> 
     let local = spec.is_local();
     let opts = QueueOptions {
         queue_bytes: spec.queue_bytes.unwrap_or(d.queue_bytes),
-        spool_dir: if local { None } else { d.spool_dir.as_ref().map(|p| p.join(dir_name(&spec.name))) },
+        spool_dir: spool_dir_of(spec, d),
+        identity: spec.identity.clone(),
         spool_bytes: spec.spool_bytes.unwrap_or(d.spool_bytes),
+        spool_max_age: (d.spool_max_age_secs > 0).then(|| std::time::Duration::from_secs(d.spool_max_age_secs)),
         blocking: blocking && (local || d.network_blocking),
         drain_timeout: std::time::Duration::from_secs(d.drain_timeout_secs),
     };
@@ -107,6 +155,8 @@ pub struct Formats {
     header: Option<syslog::Header>,
     pub lines: u64,
     pub bytes: u64,
+    /// The Community ID seed, when EVE records carry one.
+    community_id: Option<u16>,
 }
 
 /// Every sink, and the formats they need.
@@ -140,12 +190,16 @@ impl Fanout {
                 }
             }
         }
-        Ok(Fanout { sinks, sinks_of, f: Formats::new(kinds) })
+        if let Some(root) = &d.spool_dir {
+            let ours: Vec<PathBuf> = specs.iter().filter_map(|s| spool_dir_of(s, d)).collect();
+            report_other_spools(root, &ours);
+        }
+        Ok(Fanout { sinks, sinks_of, f: Formats::new(kinds, d.community_id) })
     }
 }
 
 impl Formats {
-    fn new(kinds: Vec<Kind>) -> Formats {
+    fn new(kinds: Vec<Kind>, community_id: Option<u16>) -> Formats {
         let need_eve = kinds.iter().any(|k| matches!(k, Kind::Eve | Kind::Syslog { cef: false, .. }));
         let eve = kinds.iter().position(|k| *k == Kind::Eve);
         let syslog_eve = kinds.iter().any(|k| matches!(k, Kind::Syslog { cef: false, .. }));
@@ -160,12 +214,13 @@ impl Formats {
             header,
             lines: 0,
             bytes: 0,
+            community_id,
         }
     }
 
     /// The same formats, empty (for another formatting thread).
     fn like(&self) -> Formats {
-        Formats::new(self.fmts.iter().map(|f| f.kind).collect())
+        Formats::new(self.fmts.iter().map(|f| f.kind).collect(), self.community_id)
     }
 
     /// The syslog timestamp of the next items (the time the exporter took them), if a syslog
@@ -193,10 +248,10 @@ impl Formats {
             };
             nlines = match &it {
                 Item::Flow(r) => {
-                    eve::write_flow(buf, r);
+                    eve::write_flow(buf, r, self.community_id);
                     1
                 }
-                Item::Event(e) => write_batch_event(buf, e),
+                Item::Event(e) => write_batch_event(buf, e, self.community_id),
                 Item::Finding(f, ts) => {
                     eve::write_finding(buf, f, *ts);
                     1

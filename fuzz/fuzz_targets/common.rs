@@ -19,6 +19,7 @@ pub fn meta(proto: u8, dest_port: u16) -> detect::EventMeta {
         vlan: [0; 3],
         vlan_count: 0,
         tunnel: None,
+        ..Default::default()
     }
 }
 

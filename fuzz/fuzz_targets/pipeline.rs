@@ -9,7 +9,7 @@ struct Sink(Vec<u8>);
 impl RecordSink for Sink {
     fn emit(&mut self, rec: &FlowRecord) {
         self.0.clear();
-        export::eve::write_flow(&mut self.0, rec);
+        export::eve::write_flow(&mut self.0, rec, Some(0));
     }
     fn emit_event(&mut self, meta: &EventMeta, ev: &AppEvent<'_>) {
         self.0.clear();

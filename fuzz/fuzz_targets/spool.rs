@@ -23,7 +23,7 @@ pub fn run(data: &[u8]) {
             let _ = std::fs::write(dir.join("000000000000.read"), (b as u64 * 4).to_string());
         }
     }
-    if let Ok((mut s, held)) = Spool::open(&dir, 1 << 20) {
+    if let Ok((mut s, held)) = Spool::open(&dir, "fuzz", 1 << 20, None) {
         let mut got = 0u64;
         for _ in 0..10_000 {
             match s.peek() {

@@ -217,3 +217,12 @@ pub fn mixed_and_config(name: &str, toml: &str) -> (TempDir, PathBuf, PathBuf) {
     std::fs::write(&cfg, toml).unwrap();
     (d, p, cfg)
 }
+
+/// Waits up to `secs` seconds for `f` to hold.
+pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < std::time::Duration::from_secs(secs), "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

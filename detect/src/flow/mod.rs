@@ -412,7 +412,7 @@ pub struct FlowRecord {
 
 /// A flow's id and tuple, oriented from the initiator (as Suricata orients `src`/`dest` of flow
 /// and app-layer events): the head of a flow record and the context of an app-layer event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct EventMeta {
     pub flow_id: u64,
     /// The time of the packet that completed the event (the flow's end for events logged when
@@ -427,11 +427,25 @@ pub struct EventMeta {
     pub vlan: [u16; 3],
     pub vlan_count: u8,
     pub tunnel: Option<TunnelRec>,
+    /// ICMP and ICMPv6: the type and code `src` sent, then those `dest` sent (zero otherwise
+    /// and before a side has sent): the Community ID's port equivalents.
+    pub icmp: [[u8; 2]; 2],
+    /// Write `community_id` with this seed: the formatter sets it from `export.community_id`
+    /// (workers leave it `None`).
+    pub community_seed: Option<u16>,
 }
 
 impl EventMeta {
     pub fn vlans(&self) -> &[u16] {
         &self.vlan[..self.vlan_count as usize]
+    }
+
+    /// The same head facing the other way (a reply's event, an alert to the client).
+    pub fn reversed(mut self) -> EventMeta {
+        std::mem::swap(&mut self.src_ip, &mut self.dest_ip);
+        std::mem::swap(&mut self.src_port, &mut self.dest_port);
+        self.icmp.swap(0, 1);
+        self
     }
 }
 

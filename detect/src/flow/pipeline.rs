@@ -7,12 +7,12 @@ use super::*;
 use crate::time::Micros;
 
 /// `meta` (oriented from the initiator) turned to face the direction a rule matched in.
-fn oriented_meta(mut meta: EventMeta, to_server: bool) -> EventMeta {
-    if !to_server {
-        std::mem::swap(&mut meta.src_ip, &mut meta.dest_ip);
-        std::mem::swap(&mut meta.src_port, &mut meta.dest_port);
+fn oriented_meta(meta: EventMeta, to_server: bool) -> EventMeta {
+    if to_server {
+        meta
+    } else {
+        meta.reversed()
     }
-    meta
 }
 
 /// An app-layer event out: to the sink, then through the transaction rules.

@@ -175,6 +175,13 @@ impl Flow {
             vlan: self.key.vlan,
             vlan_count: self.key.vlan_count(),
             tunnel,
+            icmp: if matches!(self.key.proto, 1 | 58) {
+                let ((t0, c0), (t1, c1)) = (self.icmp(0), self.icmp(1));
+                [[t0, c0], [t1, c1]]
+            } else {
+                [[0; 2]; 2]
+            },
+            community_seed: None,
         }
     }
 }

@@ -111,6 +111,7 @@ pub struct SinkCounters {
     pub spooled: AtomicU64,
     pub replayed: AtomicU64,
     pub dropped: AtomicU64,
+    pub expired: AtomicU64,
     pub lost: AtomicU64,
     pub errors: AtomicU64,
     pub bytes: AtomicU64,
@@ -134,8 +135,11 @@ pub struct SinkStats {
     /// Records written to the spool, and read back from it and sent.
     pub spooled: u64,
     pub replayed: u64,
-    /// Records dropped: the spool full (oldest first), or the queue full with no spool.
+    /// Records dropped: the spool full (oldest first), the queue full with no spool, or spooled
+    /// longer than the spool's maximum age.
     pub dropped: u64,
+    /// Of those, spooled longer than the maximum age.
+    pub expired: u64,
     /// Records the sink could not write after a fatal error.
     pub lost: u64,
     /// Send and connect errors.
@@ -168,7 +172,11 @@ pub struct QueueOptions {
     /// Spool directory (created when first needed); None: no spool, the oldest chunk in
     /// memory is dropped when the queue is full.
     pub spool_dir: Option<PathBuf>,
+    /// The collector the spool's records are for (its directory holds no other's).
+    pub identity: String,
     pub spool_bytes: u64,
+    /// Spooled records older than this are dropped (counted as expired); None: no limit.
+    pub spool_max_age: Option<Duration>,
     /// Wait for room instead of spooling or dropping (replays of local files: the records must
     /// not depend on timing).
     pub blocking: bool,
@@ -182,7 +190,9 @@ impl Default for QueueOptions {
         QueueOptions {
             queue_bytes: 64 << 20,
             spool_dir: None,
+            identity: String::new(),
             spool_bytes: 1 << 30,
+            spool_max_age: None,
             blocking: false,
             drain_timeout: Duration::from_secs(10),
         }
@@ -228,7 +238,7 @@ impl Shared {
     fn spool<'a>(&self, st: &'a mut State) -> Option<&'a mut Spool> {
         if st.spool.is_none() && !st.spool_failed {
             let dir = self.opts.spool_dir.as_ref()?;
-            match Spool::open(dir, self.opts.spool_bytes) {
+            match Spool::open(dir, &self.opts.identity, self.opts.spool_bytes, self.opts.spool_max_age) {
                 Ok((s, held)) => {
                     self.c.recovered.fetch_add(held, Relaxed);
                     st.spool = Some(s);
@@ -368,6 +378,7 @@ impl Sink {
             spooled: c.spooled.load(Relaxed),
             replayed: c.replayed.load(Relaxed),
             dropped: c.dropped.load(Relaxed),
+            expired: c.expired.load(Relaxed),
             lost: c.lost.load(Relaxed),
             errors: c.errors.load(Relaxed),
             bytes: c.bytes.load(Relaxed),
@@ -396,6 +407,12 @@ fn next(sh: &Shared) -> Next {
             return Next::Mem(*seq, c.clone());
         }
         if let Some(sp) = st.spool.as_mut() {
+            let expired = sp.expire();
+            if expired > 0 {
+                tracing::warn!(sink = %sh.name, "{expired} spooled records older than the spool's maximum age dropped");
+                sh.c.expired.fetch_add(expired, Relaxed);
+                sh.c.dropped.fetch_add(expired, Relaxed);
+            }
             match sp.peek() {
                 Ok(Peek::Entry(pos, c)) => return Next::Spooled(pos, Arc::new(c)),
                 Ok(Peek::Empty) => {}
@@ -489,6 +506,35 @@ fn gave_up(sh: &Shared, down_since: &mut Option<Instant>, failures: &mut u64) ->
     sh.opts.blocking && t0.elapsed() >= sh.opts.drain_timeout
 }
 
+/// A sink's warnings about its peer, rate-limited: the first, then at most one per
+/// [`Throttle::EVERY`], saying how many were held back meanwhile. A collector that is down, or
+/// a UDP one that refuses every other datagram, gets a line every half minute, not ten a second.
+struct Throttle {
+    last: Option<Instant>,
+    held: u64,
+}
+
+impl Throttle {
+    const EVERY: Duration = Duration::from_secs(30);
+
+    fn new() -> Throttle {
+        Throttle { last: None, held: 0 }
+    }
+
+    /// Logs `msg` if its turn has come.
+    fn warn(&mut self, sink: &str, msg: std::fmt::Arguments<'_>) {
+        if self.last.is_some_and(|t| t.elapsed() < Self::EVERY) {
+            self.held += 1;
+            return;
+        }
+        match std::mem::take(&mut self.held) {
+            0 => tracing::warn!(sink = %sink, "{msg}"),
+            n => tracing::warn!(sink = %sink, "{msg} ({n} more such messages in the last {} s)", Self::EVERY.as_secs()),
+        }
+        self.last = Some(Instant::now());
+    }
+}
+
 fn sink_loop(sh: &Shared, t: Box<dyn Transport>) {
     sink_run(sh, t);
     sh.c.cpu_ns.store(thread_cpu_ns(), Relaxed);
@@ -499,10 +545,13 @@ fn sink_run(sh: &Shared, mut t: Box<dyn Transport>) {
     let mut backoff = Duration::from_millis(100);
     let mut next_try = Instant::now();
     let mut closed_at: Option<Instant> = None;
-    let mut failures_logged = 0u32;
-    // Since when nothing could be written (connect or send failing), and how many failures.
+    let mut log = Throttle::new();
+    // Since when nothing could be written (connect or send failing), how many failures, and
+    // when the last was: the backoff starts again from its shortest only after a quiet spell
+    // (a UDP peer that is down lets every first datagram after a reconnect through).
     let mut down_since: Option<Instant> = None;
     let mut failures = 0u64;
+    let mut last_failure: Option<Instant> = None;
     let mut last_error: Option<io::Error> = None;
     loop {
         let n = next(sh);
@@ -515,10 +564,8 @@ fn sink_run(sh: &Shared, mut t: Box<dyn Transport>) {
                             fail(sh, &e);
                             break;
                         }
-                        if failures_logged == 0 {
-                            tracing::warn!(sink = %sh.name, "{e}; retrying");
-                        }
-                        failures_logged += 1;
+                        log.warn(&sh.name, format_args!("{e}; retrying"));
+                        last_failure = Some(Instant::now());
                         t.disconnect();
                         connected = false;
                     }
@@ -553,11 +600,8 @@ fn sink_run(sh: &Shared, mut t: Box<dyn Transport>) {
                     }
                     let msg = format!("cannot connect: {e}");
                     last_error = Some(io::Error::new(e.kind(), msg));
-                    // Logged at the first failure and then at each doubling of the backoff.
-                    if failures_logged == 0 || backoff < Duration::from_secs(30) {
-                        tracing::warn!(sink = %sh.name, "cannot connect: {e}; retrying in {:?}", backoff);
-                    }
-                    failures_logged += 1;
+                    log.warn(&sh.name, format_args!("cannot connect: {e}; retrying in {backoff:?}"));
+                    last_failure = Some(Instant::now());
                     next_try = Instant::now() + backoff;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                     continue;
@@ -575,10 +619,15 @@ fn sink_run(sh: &Shared, mut t: Box<dyn Transport>) {
                 sh.c.bytes.fetch_add(c.data.len() as u64, Relaxed);
                 commit(sh, &n);
                 if let Some(t0) = down_since.take() {
-                    tracing::info!(sink = %sh.name, "writing again after {:.1} s ({failures} failures)", t0.elapsed().as_secs_f64());
-                    backoff = Duration::from_millis(100);
-                    failures_logged = 0;
+                    log.warn(
+                        &sh.name,
+                        format_args!("writing again after {:.1} s ({failures} failures)", t0.elapsed().as_secs_f64()),
+                    );
                     failures = 0;
+                }
+                if last_failure.is_some_and(|t| t.elapsed() >= Throttle::EVERY) {
+                    backoff = Duration::from_millis(100);
+                    last_failure = None;
                 }
             })
             .and_then(|_| t.tick())
@@ -590,13 +639,11 @@ fn sink_run(sh: &Shared, mut t: Box<dyn Transport>) {
                     fail(sh, &e);
                     break;
                 }
-                if failures_logged == 0 || backoff < Duration::from_secs(30) {
-                    tracing::warn!(sink = %sh.name, "send failed: {e}; retrying in {:?}", backoff);
-                }
+                log.warn(&sh.name, format_args!("send failed: {e}; retrying in {backoff:?}"));
+                last_failure = Some(Instant::now());
                 last_error = Some(e);
                 t.disconnect();
                 connected = false;
-                failures_logged += 1;
                 next_try = Instant::now() + backoff;
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }

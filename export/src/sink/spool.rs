@@ -9,14 +9,22 @@
 //! at a crash) ends its segment, its records counted as dropped. At an orderly close the read
 //! position in the oldest segment is kept beside it (`NNNNNNNNNNNN.read`), so what was sent is
 //! not sent again by the next run.
+//!
+//! A spool belongs to one collector: its directory's name carries a hash of the sink's
+//! identity (scheme, address, format), and a `collector` file in it names that identity, so
+//! what was spooled for one collector is never sent to another. Segments older than the
+//! spool's maximum age (their last write) are dropped, counted as expired.
 
 use super::Chunk;
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 const MAGIC: u32 = 0x5357_5350; // "SWSP"
+/// The file in a spool directory naming the collector its records are for.
+pub const COLLECTOR_FILE: &str = "collector";
 /// Segment ids start here, so that [`Spool::prepend`] has room below.
 const FIRST_ID: u64 = 1_000_000_000;
 /// A segment is closed once it holds this much.
@@ -35,6 +43,8 @@ struct Segment {
     records: u64,
     /// Where the next entry to read starts.
     read_at: u64,
+    /// When it was last written.
+    written: SystemTime,
 }
 
 /// Where the spool's oldest unread entry is: [`Spool::advance`] takes it as proof that the
@@ -50,6 +60,9 @@ pub struct SpoolPos {
 pub struct Spool {
     dir: PathBuf,
     max_bytes: u64,
+    /// Segments last written longer ago than this are dropped (None: kept until sent or
+    /// pushed out by the size).
+    max_age: Option<Duration>,
     segments: VecDeque<Segment>,
     /// The newest segment's file, open for appending.
     writer: Option<BufWriter<File>>,
@@ -67,10 +80,24 @@ pub enum Peek {
 }
 
 impl Spool {
-    /// Opens (creating it if needed) the spool directory, taking in every segment an earlier
-    /// run left. Returns the spool and the records it already holds.
-    pub fn open(dir: &Path, max_bytes: u64) -> io::Result<(Spool, u64)> {
+    /// Opens (creating it if needed) the spool directory of the collector `identity`, taking
+    /// in every segment an earlier run left. Returns the spool and the records it already
+    /// holds.
+    pub fn open(dir: &Path, identity: &str, max_bytes: u64, max_age: Option<Duration>) -> io::Result<(Spool, u64)> {
         fs::create_dir_all(dir)?;
+        let id_file = dir.join(COLLECTOR_FILE);
+        match fs::read_to_string(&id_file) {
+            Ok(t) if t.trim_end() != identity => {
+                return Err(io::Error::other(format!(
+                    "{} belongs to the collector {:?}, not {identity:?}",
+                    dir.display(),
+                    t.trim_end()
+                )))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => fs::write(&id_file, format!("{identity}\n"))?,
+            Err(e) => return Err(e),
+        }
         let mut found = Vec::new();
         for e in fs::read_dir(dir)? {
             let e = e?;
@@ -85,6 +112,7 @@ impl Spool {
         let mut s = Spool {
             dir: dir.to_path_buf(),
             max_bytes: max_bytes.max(SEGMENT_BYTES),
+            max_age,
             segments: VecDeque::new(),
             writer: None,
             reader: None,
@@ -99,9 +127,10 @@ impl Spool {
                 let _ = fs::remove_file(&path);
                 continue;
             }
+            let written = fs::metadata(&path)?.modified().unwrap_or_else(|_| SystemTime::now());
             s.total_bytes += bytes;
             records += recs;
-            s.segments.push_back(Segment { id, path, bytes, entries, records: recs, read_at });
+            s.segments.push_back(Segment { id, path, bytes, entries, records: recs, read_at, written });
         }
         Ok((s, records))
     }
@@ -146,7 +175,8 @@ impl Spool {
             let f = OpenOptions::new().create(true).append(true).open(&path)?;
             let at = f.metadata()?.len();
             self.writer = Some(BufWriter::with_capacity(1 << 16, f));
-            self.segments.push_back(Segment { id, path, bytes: at, entries: 0, records: 0, read_at: at });
+            let written = SystemTime::now();
+            self.segments.push_back(Segment { id, path, bytes: at, entries: 0, records: 0, read_at: at, written });
         }
         let head = entry_head(c);
         let w = self.writer.as_mut().expect("a writer was just opened");
@@ -163,6 +193,7 @@ impl Spool {
         seg.bytes += n;
         seg.entries += 1;
         seg.records += c.records as u64;
+        seg.written = SystemTime::now();
         self.total_bytes += n;
         Ok(self.trim())
     }
@@ -206,7 +237,17 @@ impl Spool {
             records += c.records as u64;
         }
         w.flush()?;
-        self.segments.push_front(Segment { id, path, bytes, entries: chunks.len() as u64, records, read_at: 0 });
+        // As old as the oldest it goes before (the records were due before them).
+        let written = self.segments.front().map_or_else(SystemTime::now, |s| s.written);
+        self.segments.push_front(Segment {
+            id,
+            path,
+            bytes,
+            entries: chunks.len() as u64,
+            records,
+            read_at: 0,
+            written,
+        });
         self.total_bytes += bytes;
         Ok(self.trim())
     }
@@ -216,6 +257,18 @@ impl Spool {
             w.flush()?;
         }
         Ok(())
+    }
+
+    /// Drops the oldest segments last written longer ago than the maximum age; returns their
+    /// unread records (expired).
+    pub fn expire(&mut self) -> u64 {
+        let Some(max) = self.max_age else { return 0 };
+        let now = SystemTime::now();
+        let mut expired = 0;
+        while self.segments.front().is_some_and(|s| now.duration_since(s.written).is_ok_and(|age| age > max)) {
+            expired += self.drop_oldest();
+        }
+        expired
     }
 
     /// Removes the oldest segment; returns its unread records.
@@ -382,7 +435,7 @@ mod test {
     #[test]
     fn in_order_and_across_a_restart() {
         let d = tmp("order");
-        let (mut s, held) = Spool::open(&d, 1 << 30).unwrap();
+        let (mut s, held) = Spool::open(&d, "t", 1 << 30, None).unwrap();
         assert_eq!(held, 0);
         for t in 0..5 {
             assert_eq!(s.append(&chunk(t, 3)).unwrap(), 0);
@@ -393,7 +446,7 @@ mod test {
         s.close().unwrap();
         drop(s);
         // A new run finds the four left, the first one sent is not among them.
-        let (mut s, held) = Spool::open(&d, 1 << 30).unwrap();
+        let (mut s, held) = Spool::open(&d, "t", 1 << 30, None).unwrap();
         assert_eq!(held, 12);
         let mut tags = Vec::new();
         while let Peek::Entry(pos, c) = s.peek().unwrap() {
@@ -403,7 +456,8 @@ mod test {
         }
         assert_eq!(tags, [1, 2, 3, 4]);
         assert!(s.is_empty());
-        assert_eq!(fs::read_dir(&d).unwrap().count(), 0, "a spool read to its end leaves no file");
+        let left: Vec<_> = fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, [COLLECTOR_FILE], "a spool read to its end leaves no segment");
         // And takes more after that.
         s.append(&chunk(9, 1)).unwrap();
         assert!(!s.is_empty());
@@ -417,7 +471,7 @@ mod test {
     #[test]
     fn full_spool_drops_the_oldest_segment() {
         let d = tmp("full");
-        let (mut s, _) = Spool::open(&d, SEGMENT_BYTES * 2).unwrap();
+        let (mut s, _) = Spool::open(&d, "t", SEGMENT_BYTES * 2, None).unwrap();
         let big = Chunk { data: vec![b'x'; 1 << 20], ends: vec![1 << 20], records: 1 };
         let mut dropped = 0;
         for _ in 0..40 {
@@ -432,13 +486,13 @@ mod test {
     #[test]
     fn prepended_chunks_come_first_and_stay_first_across_a_restart() {
         let d = tmp("prepend");
-        let (mut s, _) = Spool::open(&d, 1 << 30).unwrap();
+        let (mut s, _) = Spool::open(&d, "t", 1 << 30, None).unwrap();
         s.append(&chunk(3, 1)).unwrap();
         s.append(&chunk(4, 1)).unwrap();
         s.prepend(&[std::sync::Arc::new(chunk(1, 1)), std::sync::Arc::new(chunk(2, 1))]).unwrap();
         s.close().unwrap();
         drop(s);
-        let (mut s, held) = Spool::open(&d, 1 << 30).unwrap();
+        let (mut s, held) = Spool::open(&d, "t", 1 << 30, None).unwrap();
         assert_eq!(held, 4);
         let mut tags = Vec::new();
         while let Peek::Entry(pos, c) = s.peek().unwrap() {
@@ -452,15 +506,54 @@ mod test {
     #[test]
     fn a_torn_entry_is_cut_at_open() {
         let d = tmp("torn");
-        let (mut s, _) = Spool::open(&d, 1 << 30).unwrap();
+        let (mut s, _) = Spool::open(&d, "t", 1 << 30, None).unwrap();
         s.append(&chunk(1, 2)).unwrap();
         s.append(&chunk(2, 2)).unwrap();
         drop(s);
         let p = d.join(format!("{FIRST_ID:012}.spool"));
         let len = fs::metadata(&p).unwrap().len();
         OpenOptions::new().write(true).open(&p).unwrap().set_len(len - 3).unwrap();
-        let (_, held) = Spool::open(&d, 1 << 30).unwrap();
+        let (_, held) = Spool::open(&d, "t", 1 << 30, None).unwrap();
         assert_eq!(held, 2);
         let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_spool_is_for_its_collector_only() {
+        let d = tmp("identity");
+        let (mut s, _) = Spool::open(&d, "syslog+tcp://a:514 eve", 1 << 30, None).unwrap();
+        s.append(&chunk(1, 2)).unwrap();
+        s.close().unwrap();
+        drop(s);
+        let e = Spool::open(&d, "syslog+tcp://b:514 eve", 1 << 30, None).unwrap_err();
+        assert!(e.to_string().contains("belongs to the collector \"syslog+tcp://a:514 eve\""), "{e}");
+        let (_, held) = Spool::open(&d, "syslog+tcp://a:514 eve", 1 << 30, None).unwrap();
+        assert_eq!(held, 2);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn segments_past_the_maximum_age_expire() {
+        let d = tmp("age");
+        let day = Duration::from_secs(86_400);
+        let (mut s, _) = Spool::open(&d, "t", 1 << 30, Some(day)).unwrap();
+        s.append(&chunk(1, 2)).unwrap();
+        s.close().unwrap();
+        drop(s);
+        // Last written two days ago.
+        let p = d.join(format!("{FIRST_ID:012}.spool"));
+        let f = OpenOptions::new().write(true).open(&p).unwrap();
+        f.set_modified(SystemTime::now() - 2 * day).unwrap();
+        let (mut s, held) = Spool::open(&d, "t", 1 << 30, Some(day)).unwrap();
+        assert_eq!(held, 2);
+        s.append(&chunk(2, 3)).unwrap();
+        assert_eq!(s.expire(), 2, "the old segment goes, counted");
+        assert_eq!(s.records(), 3, "the new one stays");
+        assert_eq!(s.expire(), 0);
+        let (mut s, _) = Spool::open(&tmp("age2"), "t", 1 << 30, None).unwrap();
+        s.append(&chunk(1, 1)).unwrap();
+        assert_eq!(s.expire(), 0, "no maximum age, nothing expires");
+        let _ = fs::remove_dir_all(&d);
+        let _ = fs::remove_dir_all(tmp("age2"));
     }
 }

@@ -74,6 +74,10 @@ pub struct SinkSpec {
     pub format: Format,
     pub queue_bytes: Option<usize>,
     pub spool_bytes: Option<u64>,
+    /// The collector and format the records are for: the canonical scheme, the address and
+    /// path, and the options other than the queue's and the spool's (sorted), without
+    /// credentials. Records spooled for one identity are never sent to another.
+    pub identity: String,
 }
 
 impl SinkSpec {
@@ -167,6 +171,9 @@ pub fn pct_decode(s: &str) -> String {
 
 /// Options every sink takes.
 const COMMON: &[&str] = &["name", "queue_bytes", "spool_bytes"];
+/// Options that do not change where the records go nor how they read: not in a sink's
+/// identity (a renamed certificate file keeps the spool).
+const NOT_IDENTITY: &[&str] = &["ca", "cert", "key", "rotate_bytes", "rotate_secs", "rotate_name", "fsync"];
 
 /// Every scheme of every sink, in [`super::SINKS`] order.
 pub fn schemes() -> impl Iterator<Item = &'static Scheme> {
@@ -246,7 +253,14 @@ pub fn parse(url: &str) -> Result<SinkSpec, String> {
         return Err(format!("unknown option {:?} for a {scheme_name} sink (it takes {})", q.kv[i].0, takes.join(", ")));
     }
     let name = name.or_else(|| target.0.default_name()).unwrap_or_else(|| format!("{scheme_name}:{shown}"));
-    Ok(SinkSpec { name, target, format, queue_bytes, spool_bytes })
+    let mut opts: Vec<String> =
+        q.kv.iter()
+            .filter(|(k, _)| !COMMON.contains(&k.as_str()) && !NOT_IDENTITY.contains(&k.as_str()))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+    opts.sort();
+    let identity = format!("{}://{shown}{} {format:?} {}", sc.name, loc.path, opts.join("&"));
+    Ok(SinkSpec { name, target, format, queue_bytes, spool_bytes, identity: identity.trim_end().to_string() })
 }
 
 #[cfg(test)]

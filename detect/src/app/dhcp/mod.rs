@@ -25,12 +25,11 @@ pub struct DhcpEvent<'a> {
 impl DhcpEvent<'_> {
     /// The flow's event head turned to face the message's direction.
     pub fn facing(&self, m: &EventMeta) -> EventMeta {
-        let mut m = *m;
         if self.dir == 1 {
-            std::mem::swap(&mut m.src_ip, &mut m.dest_ip);
-            std::mem::swap(&mut m.src_port, &mut m.dest_port);
+            m.reversed()
+        } else {
+            *m
         }
-        m
     }
 }
 
