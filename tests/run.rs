@@ -52,6 +52,12 @@ fn run_until_sigint_flushes_everything() {
     assert_eq!(value("spinewatch_flow_capacity") % 2, 0);
     assert!(metrics.contains("spinewatch_sink_sent_total{sink=\"file:"), "{metrics}");
     assert!(metrics.contains("# TYPE spinewatch_reassembly_bytes gauge"), "{metrics}");
+    // Which core and queue each worker has; the drops on its queues (Prometheus takes rates).
+    for (w, core) in [("0", "0"), ("1", "1")] {
+        let info = format!("spinewatch_worker_info{{worker=\"{w}\",core=\"{core}\",queues=\"net_pcap0:{w}\"}} 1");
+        assert!(metrics.contains(&info), "{info} in {metrics}");
+        assert!(metrics.contains(&format!("spinewatch_queue_drops_total{{worker=\"{w}\"}} 0")), "{metrics}");
+    }
     assert!(http_get(port, "/nope").starts_with("HTTP/1.1 404"));
     std::thread::sleep(Duration::from_secs(1));
     let st = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
@@ -61,6 +67,11 @@ fn run_until_sigint_flushes_everything() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains("accounting           balanced"), "{err}");
     assert!(err.contains("INFO stats"), "no periodic stats line: {err}");
+    // Its rates per worker (core and queue) and per port.
+    let line = err.lines().rfind(|l| l.contains("INFO stats")).unwrap();
+    for want in ["w0@core0[net_pcap0:0] ", "w1@core1[net_pcap0:1] ", "; port net_pcap0"] {
+        assert!(line.contains(want), "{want} in {line}");
+    }
     let processed = counter(&err, "packets processed");
     assert!(processed > 100_000, "{processed} packets in 4 s");
     let lines: Vec<serde_json::Value> =
@@ -80,6 +91,20 @@ fn run_until_sigint_flushes_everything() {
     let last = lines.last().unwrap();
     assert_eq!(last["workers"].as_array().unwrap().len(), 2);
     assert!(last["ports"][0]["ipackets"].as_u64().unwrap() > 10_000, "{last}");
+    // Rates over the last second, per worker (its core and queue) and per port: the packets
+    // each queue delivered per second, and the drops per second (none here).
+    let mut sum = 0.0;
+    for (i, w) in last["workers"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(w["core"], i as u64, "{w}");
+        assert_eq!(w["queues"], serde_json::json!([format!("net_pcap0:{i}")]), "{w}");
+        let pps = w["pps"].as_f64().unwrap();
+        assert!(pps > 5_000.0, "worker {i}: {pps} packets/s: {w}");
+        assert_eq!(w["drops_per_sec"].as_f64(), Some(0.0), "{w}");
+        sum += pps;
+    }
+    let port_pps = last["ports"][0]["pps"].as_f64().unwrap();
+    assert!(port_pps > 0.5 * sum, "the port's rate ({port_pps}) against its queues' ({sum}): {last}");
+    assert_eq!(last["ports"][0]["drops_per_sec"].as_f64(), Some(0.0), "{last}");
 }
 
 fn http_get(port: u16, path: &str) -> String {

@@ -80,6 +80,7 @@ impl Source for AfPacketSource<'_> {
             }
             inputs.push(WorkerInput {
                 core: cfg.cores.get(i).copied(),
+                queues: cfg.interfaces.iter().map(|ifname| format!("{ifname}:{i}")).collect(),
                 input: AfPacketInput { rings: mine, ports: Vec::new() },
             });
         }
@@ -153,6 +154,7 @@ impl Source for AfPacketSource<'_> {
                         let dd = st.drops - before.drops;
                         port.ipackets.fetch_add(dp.saturating_sub(dd), Ordering::Relaxed);
                         port.imissed.fetch_add(dd, Ordering::Relaxed);
+                        core.stats().queue_drops.fetch_add(dd, Ordering::Relaxed);
                     }
                 }
                 next_stats += Duration::from_secs(1);

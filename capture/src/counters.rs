@@ -44,6 +44,10 @@ pub struct WorkerStats {
     pub handoffs_received: AtomicU64,
     pub handoffs_dropped: AtomicU64,
     pub handoffs_late: AtomicU64,
+    /// Packets dropped on this worker's queues before it took them, where the source counts
+    /// them per queue (DPDK's per-queue counters, the AF_PACKET socket's drops); written by the
+    /// source's stats reader, not the worker.
+    pub queue_drops: AtomicU64,
 }
 
 pub type SharedStats = Arc<[CachePadded<WorkerStats>]>;

@@ -281,7 +281,8 @@ pub fn run_dpdk_bench(
             .collect();
         let expected = cfg.expected_per_worker.as_ref().map(|v| v.get(i).copied().unwrap_or(0));
         let input = DpdkInput { queues, eal: &eal, expected, measuring: &measuring, p: params };
-        inputs.push(WorkerInput { core: Some(plan.core), input });
+        let names = plan.queues.iter().map(|&(pi, q)| format!("{}:{q}", cfg.ports[pi].name)).collect();
+        inputs.push(WorkerInput { core: Some(plan.core), queues: names, input });
     }
     let mut src = DpdkSource {
         cfg,
@@ -291,6 +292,7 @@ pub fn run_dpdk_bench(
         measuring: &measuring,
         window: None,
         benches: Vec::new(),
+        worker_queues: plans.iter().map(|p| p.queues.clone()).collect(),
     };
     let stats = (cfg.stats_interval, &cfg.metrics, &cfg.stats_file);
     let common = Common::live(&cfg.flow, &cfg.export, &cfg.alert_capture, stats);
@@ -359,6 +361,8 @@ struct DpdkSource<'p> {
     measuring: &'p AtomicBool,
     window: Option<Window>,
     benches: Vec<Option<WorkerBench>>,
+    /// Each worker's (port, queue) pairs, for its per-queue counters.
+    worker_queues: Vec<Vec<(usize, u16)>>,
 }
 
 impl<'p> Source for DpdkSource<'p> {
@@ -566,6 +570,7 @@ impl<'p> Source for DpdkSource<'p> {
             std::thread::sleep(Duration::from_millis(20));
             // The ports' counters and the export queue, for the metrics, once a second.
             if Instant::now() >= next_refresh {
+                let mut all = Vec::with_capacity(ports.len());
                 for (p, l) in ports.iter().zip(&d.live.ports) {
                     let st = p.stats();
                     l.ipackets.store(st.ipackets, Ordering::Relaxed);
@@ -573,6 +578,14 @@ impl<'p> Source for DpdkSource<'p> {
                     l.imissed.store(st.imissed, Ordering::Relaxed);
                     l.ierrors.store(st.ierrors, Ordering::Relaxed);
                     l.rx_nombuf.store(st.rx_nombuf, Ordering::Relaxed);
+                    all.push(st);
+                }
+                // The drivers' per-queue drops, summed over each worker's queues.
+                for (w, qs) in stats.iter().zip(&self.worker_queues) {
+                    let drops = qs
+                        .iter()
+                        .map(|&(pi, q)| all.get(pi).and_then(|s| s.q_drops.get(q as usize)).copied().unwrap_or(0));
+                    w.queue_drops.store(drops.sum(), Ordering::Relaxed);
                 }
                 next_refresh += Duration::from_secs(1);
             }

@@ -95,7 +95,7 @@ impl Source for FileSource<'_> {
             self.backs.push(brx);
             self.processed.push(processed.clone());
             let core = self.cfg.cores.get(i % self.cfg.cores.len().max(1)).copied();
-            inputs.push(WorkerInput { core, input: FileInput { rx, back: btx, processed } });
+            inputs.push(WorkerInput { core, queues: Vec::new(), input: FileInput { rx, back: btx, processed } });
         }
         Ok(inputs)
     }

@@ -25,6 +25,10 @@ pub struct PortLive {
 /// Everything the metrics read.
 pub struct Live {
     pub workers: SharedStats,
+    /// Each worker's core (None: not pinned) and queues.
+    pub worker_info: Vec<(Option<usize>, Vec<String>)>,
+    /// The counters at the previous stats line, for its rates.
+    last: std::sync::Mutex<Option<Snapshot>>,
     /// Flow slots per worker.
     pub flow_capacity: u64,
     pub ports: Vec<Arc<PortLive>>,
@@ -38,12 +42,66 @@ impl Live {
     pub fn new(workers: SharedStats, flow_capacity: u64) -> Live {
         Live {
             workers,
+            worker_info: Vec::new(),
+            last: std::sync::Mutex::new(None),
             flow_capacity,
             ports: Vec::new(),
             sinks: Vec::new(),
             export_queue: AtomicU64::new(0),
             started: Instant::now(),
         }
+    }
+}
+
+/// What the rates of a stats line are taken against: when, and per worker (frames received,
+/// queue drops), per port (packets, drops: missed and no mbuf).
+#[derive(Debug, Clone)]
+struct Snapshot {
+    at: Instant,
+    workers: Vec<(u64, u64)>,
+    ports: Vec<(u64, u64)>,
+}
+
+impl Snapshot {
+    fn take(l: &Live) -> Snapshot {
+        let g = |a: &AtomicU64| a.load(Relaxed);
+        Snapshot {
+            at: Instant::now(),
+            workers: l.workers.iter().map(|w| (g(&w.received), g(&w.queue_drops))).collect(),
+            ports: l.ports.iter().map(|p| (g(&p.ipackets), g(&p.imissed) + g(&p.rx_nombuf))).collect(),
+        }
+    }
+}
+
+/// Per second since the previous stats line (since the start for the first): per worker (its
+/// queues and core), then per port, (packets/s, drops/s).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rates {
+    pub workers: Vec<(f64, f64)>,
+    pub ports: Vec<(f64, f64)>,
+}
+
+impl Rates {
+    /// The rates since the previous call (the first: since the start), remembered for the next.
+    fn since_last(l: &Live) -> Rates {
+        let now = Snapshot::take(l);
+        let mut last = l.last.lock().unwrap_or_else(|p| p.into_inner());
+        let zero = |n: usize| vec![(0, 0); n];
+        let prev = last.take().unwrap_or_else(|| Snapshot {
+            at: l.started,
+            workers: zero(now.workers.len()),
+            ports: zero(now.ports.len()),
+        });
+        let secs = now.at.duration_since(prev.at).as_secs_f64().max(1e-3);
+        let per = |a: &[(u64, u64)], b: &[(u64, u64)]| -> Vec<(f64, f64)> {
+            a.iter()
+                .zip(b)
+                .map(|(n, p)| (n.0.saturating_sub(p.0) as f64 / secs, n.1.saturating_sub(p.1) as f64 / secs))
+                .collect()
+        };
+        let r = Rates { workers: per(&now.workers, &prev.workers), ports: per(&now.ports, &prev.ports) };
+        *last = Some(now);
+        r
     }
 }
 
@@ -62,7 +120,7 @@ pub fn render(l: &Live) -> String {
         }
     };
     type Getter = fn(&crate::counters::WorkerStats) -> &AtomicU64;
-    let worker_metrics: [(&str, &str, &str, Getter); 25] = [
+    let worker_metrics: [(&str, &str, &str, Getter); 26] = [
         ("received_packets_total", "counter", "Frames the worker took from its queues.", |w| &w.received),
         ("received_bytes_total", "counter", "Bytes of the frames the worker took.", |w| &w.received_bytes),
         ("packets_total", "counter", "Packets the worker processed.", |w| &w.packets),
@@ -98,7 +156,23 @@ pub fn render(l: &Live) -> String {
         ("handoffs_late_total", "counter", "Datagrams taken after a later packet of this worker.", |w| {
             &w.handoffs_late
         }),
+        (
+            "queue_drops_total",
+            "counter",
+            "Packets dropped on the worker's queues (where the source counts them per queue).",
+            |w| &w.queue_drops,
+        ),
     ];
+    family(
+        &mut o,
+        "worker_info",
+        "gauge",
+        "A worker's core and the queues it reads (always 1).",
+        &mut l.worker_info.iter().enumerate().map(|(i, (core, queues))| {
+            let core = core.map_or_else(|| "none".to_string(), |c| c.to_string());
+            (format!("{{worker=\"{i}\",core=\"{core}\",queues=\"{}\"}}", esc(&queues.join(","))), 1)
+        }),
+    );
     for (name, kind, help, get) in worker_metrics {
         let mut rows = l.workers.iter().enumerate().map(|(i, w)| (format!("{{worker=\"{i}\"}}"), get(w).load(Relaxed)));
         family(&mut o, name, kind, help, &mut rows);
@@ -167,8 +241,9 @@ fn json_str(s: &str) -> String {
     String::from_utf8_lossy(&o).into_owned()
 }
 
-/// One JSON object with the same figures (the periodic stats line).
-pub fn render_json(l: &Live) -> String {
+/// One JSON object with the same figures (the periodic stats line), with the rates since the
+/// previous one.
+pub fn render_json(l: &Live, rates: &Rates) -> String {
     let g = |a: &AtomicU64| a.load(Relaxed);
     let mut o = String::with_capacity(2048);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -181,8 +256,13 @@ pub fn render_json(l: &Live) -> String {
     for (i, w) in l.workers.iter().enumerate() {
         let _ = write!(
             o,
-            "{}{{\"worker\":{i},\"received\":{},\"packets\":{},\"bytes\":{},\"decode_errors\":{},\"flows_active\":{},\"flow_capacity\":{},\"flows_evicted\":{},\"reassembly_bytes\":{},\"defrag_bytes\":{},\"records\":{},\"alerts\":{},\"records_dropped\":{}}}",
+            "{}{{\"worker\":{i},\"core\":{},\"queues\":[{}],\"pps\":{:.1},\"drops_per_sec\":{:.1},\"queue_drops\":{},\"received\":{},\"packets\":{},\"bytes\":{},\"decode_errors\":{},\"flows_active\":{},\"flow_capacity\":{},\"flows_evicted\":{},\"reassembly_bytes\":{},\"defrag_bytes\":{},\"records\":{},\"alerts\":{},\"records_dropped\":{}}}",
             if i > 0 { "," } else { "" },
+            l.worker_info.get(i).and_then(|x| x.0).map_or_else(|| "null".to_string(), |c| c.to_string()),
+            l.worker_info.get(i).map_or_else(String::new, |x| x.1.iter().map(|q| json_str(q)).collect::<Vec<_>>().join(",")),
+            rates.workers.get(i).map_or(0.0, |r| r.0),
+            rates.workers.get(i).map_or(0.0, |r| r.1),
+            g(&w.queue_drops),
             g(&w.received),
             g(&w.packets),
             g(&w.bytes),
@@ -201,9 +281,11 @@ pub fn render_json(l: &Live) -> String {
     for (i, p) in l.ports.iter().enumerate() {
         let _ = write!(
             o,
-            "{}{{\"port\":{},\"ipackets\":{},\"imissed\":{},\"ierrors\":{},\"rx_nombuf\":{}}}",
+            "{}{{\"port\":{},\"pps\":{:.1},\"drops_per_sec\":{:.1},\"ipackets\":{},\"imissed\":{},\"ierrors\":{},\"rx_nombuf\":{}}}",
             if i > 0 { "," } else { "" },
             json_str(&p.name),
+            rates.ports.get(i).map_or(0.0, |r| r.0),
+            rates.ports.get(i).map_or(0.0, |r| r.1),
             g(&p.ipackets),
             g(&p.imissed),
             g(&p.ierrors),
@@ -247,8 +329,9 @@ pub fn open_stats_file(path: Option<&std::path::Path>) -> std::io::Result<Option
 /// The periodic report of a live run: the stats log lines (workers, then each sink) and, when
 /// `file` is open, the JSON object appended to it.
 pub fn report(live: &Live, file: Option<&mut std::fs::File>) {
+    let rates = Rates::since_last(live);
     if let Some(f) = file {
-        if let Err(e) = writeln!(f, "{}", render_json(live)) {
+        if let Err(e) = writeln!(f, "{}", render_json(live, &rates)) {
             tracing::error!("stats file: {e}");
         }
     }
@@ -256,7 +339,22 @@ pub fn report(live: &Live, file: Option<&mut std::fs::File>) {
     let p: u64 = live.workers.iter().map(|w| g(&w.packets)).sum();
     let f: u64 = live.workers.iter().map(|w| g(&w.flows_active)).sum();
     let r: u64 = live.workers.iter().map(|w| g(&w.records)).sum();
-    tracing::info!(packets = p, flows_active = f, records = r, "stats");
+    // Per worker: its core and queues, packets/s and drops/s on them; then per port.
+    let mut per = String::new();
+    for (i, (pps, dps)) in rates.workers.iter().enumerate() {
+        let (core, queues) = live.worker_info.get(i).map_or((None, &[][..]), |x| (x.0, &x.1[..]));
+        let core = core.map_or_else(|| "-".to_string(), |c| c.to_string());
+        let _ = write!(
+            per,
+            "{}w{i}@core{core}[{}] {pps:.0} pps {dps:.0} drops/s",
+            if i > 0 { "; " } else { "" },
+            queues.join(",")
+        );
+    }
+    for (pl, (pps, dps)) in live.ports.iter().zip(&rates.ports) {
+        let _ = write!(per, "; port {} {pps:.0} pps {dps:.0} drops/s", pl.name);
+    }
+    tracing::info!(packets = p, flows_active = f, records = r, rates = %per, "stats");
     for (name, c) in &live.sinks {
         tracing::info!(
             sink = %name,

@@ -62,6 +62,9 @@ pub enum RunError {
 pub struct WorkerInput<I> {
     /// The core to pin the worker to (None: not pinned).
     pub core: Option<usize>,
+    /// The queues it takes packets from (`PORT:QUEUE`, an interface), for the stats and the
+    /// metrics; none for a file.
+    pub queues: Vec<String>,
     pub input: I,
 }
 
@@ -158,6 +161,7 @@ pub fn run<S: Source>(
         crate::alertpcap::start_if(common.alert_capture.as_ref(), n).map_err(RunError::Export)?;
     let stats = shared_stats(n);
     let mut live = Live::new(stats.clone(), common.flow.capacity as u64);
+    live.worker_info = inputs.iter().map(|wi| (wi.core, wi.queues.clone())).collect();
     live.sinks = export.sink_counters().to_vec();
     live.ports = src.live_ports();
     let live = Arc::new(live);

@@ -97,6 +97,11 @@ impl detect::flow::RecordSink for Tapped<'_> {
 }
 
 impl WorkerCore {
+    /// This worker's live counters.
+    pub fn stats(&self) -> &WorkerStats {
+        &self.stats[self.id]
+    }
+
     pub fn new(id: usize, flow: FlowConfig, batcher: Batcher, stats: Arc<[CachePadded<WorkerStats>]>) -> Self {
         WorkerCore {
             id,

@@ -196,6 +196,10 @@ pub struct PortStats {
     pub ierrors: u64,
     /// Dropped because the mempool had no mbuf.
     pub rx_nombuf: u64,
+    /// Per RX queue (the first 16, where the driver counts them): packets received, and
+    /// packets dropped on that queue.
+    pub q_ipackets: [u64; 16],
+    pub q_drops: [u64; 16],
 }
 
 /// An Ethernet port. It keeps the mempools its RX queues take mbufs from alive (they must
@@ -413,6 +417,8 @@ impl Port {
             imissed: s.imissed,
             ierrors: s.ierrors,
             rx_nombuf: s.rx_nombuf,
+            q_ipackets: s.q_ipackets,
+            q_drops: s.q_errors,
         }
     }
 
