@@ -18,22 +18,35 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// A count that may be `"auto"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AutoOr {
     N(u32),
-    Word(AutoWord),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AutoWord {
+    #[default]
     Auto,
 }
 
-impl Default for AutoOr {
-    fn default() -> Self {
-        AutoOr::Word(AutoWord::Auto)
+impl<'de> Deserialize<'de> for AutoOr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = AutoOr;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("\"auto\" or a whole number from 0 to 4294967295")
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<AutoOr, E> {
+                u32::try_from(n).map(AutoOr::N).map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(n), &self))
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<AutoOr, E> {
+                u32::try_from(n).map(AutoOr::N).map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(n), &self))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<AutoOr, E> {
+                match s {
+                    "auto" => Ok(AutoOr::Auto),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(s), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -41,7 +54,7 @@ impl AutoOr {
     pub fn value(self) -> Option<u32> {
         match self {
             AutoOr::N(n) => Some(n),
-            AutoOr::Word(_) => None,
+            AutoOr::Auto => None,
         }
     }
 }
@@ -744,10 +757,8 @@ pub struct MetricsConfig {
 /// A configuration that did not load, naming the file and every problem.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    #[error("{path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
     #[error("{path}: {} problem(s):\n  {}", problems.len(), problems.join("\n  "))]
     Invalid { path: PathBuf, problems: Vec<String> },
 }
@@ -755,16 +766,11 @@ pub enum ConfigError {
 impl Config {
     /// Reads, parses and validates `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read { path: path.into(), error })?;
+        super::config_check::parse(&text).map_err(|problems| ConfigError::Invalid {
             path: path.into(),
-            message: e.to_string().trim_end().replace('\n', "\n  "),
-        })?;
-        let problems = cfg.validate();
-        if !problems.is_empty() {
-            return Err(ConfigError::Invalid { path: path.into(), problems });
-        }
-        Ok(cfg)
+            problems: problems.iter().map(|p| p.to_string()).collect(),
+        })
     }
 
     /// Every problem, each with its key path.

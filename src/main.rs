@@ -3,6 +3,7 @@
 
 mod bench;
 mod config;
+mod config_check;
 mod rules;
 
 use anyhow::{bail, Context, Result};
@@ -231,6 +232,18 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
         }
         Cmd::CheckConfig { file } => {
             let cfg = Config::load(&file)?;
+            let env = config_check::environment(&cfg);
+            if !env.problems.is_empty() {
+                bail!(
+                    "{}: {} problem(s) with the files it names:\n  {}",
+                    file.display(),
+                    env.problems.len(),
+                    env.problems.join("\n  ")
+                );
+            }
+            for w in &env.warnings {
+                eprintln!("warning: {}: {w}", file.display());
+            }
             println!(
                 "{}: ok ({} port(s), flow capacity {} per worker)",
                 file.display(),
@@ -753,6 +766,9 @@ pub(crate) fn dedup_cores(mut v: Vec<usize>) -> Vec<usize> {
 fn run_dpdk(cfg: &Config, out: Vec<export::SinkSpec>, stop: Arc<AtomicBool>) -> Result<capture::RunSummary> {
     if cfg.capture.ports.is_empty() {
         bail!("capture.ports: no port configured; `run` captures from DPDK ports (or set afpacket.interfaces)");
+    }
+    if let Some(why) = cfg.dpdk.hugepages.then(config_check::hugepage_problem).flatten() {
+        bail!("{why}");
     }
     let memory = cfg.dpdk.memory_mb;
     let mut eal = eal_base(cfg, &cfg.dpdk.file_prefix, memory, cfg.dpdk.hugepages);

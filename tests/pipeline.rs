@@ -302,6 +302,70 @@ fn check_config_names_file_and_keys() {
     assert!(!out.status.success() && err.contains("test.toml") && err.contains("export.sinks[0]: unknown option \"rotate_bytes\" for a redis sink (it takes name, queue_bytes, spool_bytes, mode)"), "{err}");
 }
 
+/// `check-config` says everything wrong in one run, each with its line: bad values in several
+/// tables, an unknown table, a key of an array-of-tables element, the checks of what loaded,
+/// files that are missing, directories that cannot be written; in words, not Rust types. A
+/// TOML syntax error is one problem with its line.
+#[test]
+fn check_config_reports_every_problem_in_one_run() {
+    let d = TempDir::new("cfg-all");
+    let text = "[capture]\nmempool_size = \"lots\"\nburst_size = 0\n\n[flow]\ncapacity = \"x\"\nbogus = 1\n\n[nope]\na = 1\n\n[[capture.ports]]\ndevice = \"net_null0\"\ncores = \"zero\"\n";
+    let bad = config(&d, text);
+    let out = std::process::Command::new(bin()).args(["check-config", &bad]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "6 problem(s)",
+        "line 2: capture.mempool_size: invalid value: string \"lots\", expected \"auto\" or a whole number",
+        "line 3: capture.burst_size: 0 is outside 1..=512",
+        "line 6: flow.capacity: invalid type: string \"x\", expected a whole number",
+        "line 7: flow.bogus: unknown field `bogus`",
+        "line 9: nope: unknown field `nope`",
+        "line 14: capture.ports[0].cores: invalid type: string \"zero\", expected an array",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in {err}");
+    }
+    for rust in ["usize", "untagged", "AutoOr", "struct "] {
+        assert!(!err.contains(rust), "{rust} in {err}");
+    }
+    let syntax = config(&d, "[flow]\ncapacity = 10\n[export\n");
+    let out = std::process::Command::new(bin()).args(["check-config", &syntax]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("1 problem(s)") && err.contains("line 3: TOML syntax:"), "{err}");
+    // The files it names.
+    let ro = d.path("ro");
+    std::fs::create_dir_all(&ro).unwrap();
+    let paths = config(
+        &d,
+        &format!(
+            "[rules]\nfiles = [\"{0}/none.rules\"]\n[ioc]\nfiles = [\"{0}/none.csv\"]\n[export]\neve = \"/proc/none/eve.json\"\nspool_dir = \"/proc/spool\"\n",
+            d.0.display()
+        ),
+    );
+    let out = std::process::Command::new(bin()).args(["check-config", &paths]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for want in [
+        "4 problem(s) with the files it names",
+        "rules.files[0]: ",
+        "none.rules: No such file or directory",
+        "ioc.files[0]: ",
+        "export.eve: /proc/none/eve.json: cannot write in /proc",
+        "export.spool_dir: cannot write in /proc",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in {err}");
+    }
+    assert!(!err.contains("(os error 2): No such file"), "said once: {err}");
+    // A missing configuration or capture is said once, not twice.
+    let out = std::process::Command::new(bin()).args(["check-config", "/nonexistent.toml"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    let out =
+        std::process::Command::new(bin()).args(["replay", "--source", "file", "/nonexistent.pcap"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}
+
 #[test]
 fn output_failure_is_counted_not_silent() {
     // A replay waits for its output (retrying) for the drain timeout, then gives up.

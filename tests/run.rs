@@ -164,3 +164,41 @@ fn bench_reports_rates_per_worker() {
         assert!(v["peak_rss_mib"].as_f64().unwrap() > 0.0);
     }
 }
+
+/// `run` asking for hugepages on a machine without them says so and what to do, instead of
+/// EAL's "Permission denied" (which it says even to root).
+#[test]
+fn no_hugepages_is_said_plainly() {
+    let d = TempDir::new("nohuge");
+    let q0 = d.path("q0.pcap");
+    write_pcap(&q0, &pcapgen::many_flows(1, 10, 4, pcapgen::SizeMix::Small));
+    let cfg = d.path("huge.toml");
+    let text = vdev_run_config(&[&q0], "sw-huge-test", "[export]\neve = \"none\"\n")
+        .replace("hugepages = false", "hugepages = true");
+    std::fs::write(&cfg, text).unwrap();
+    let reserved: u64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("HugePages_Total:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0);
+    let out = Command::new(bin())
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = out.id();
+    // With hugepages the sensor runs: stop it.
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = Command::new("kill").args(["-INT", &pid.to_string()]).status();
+    let out = out.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("Success (0)"), "{err}");
+    if reserved == 0 {
+        assert!(!out.status.success());
+        assert!(err.contains("dpdk.hugepages = true but this machine has no hugepages reserved"), "{err}");
+        assert!(err.contains("or set dpdk.hugepages = false with dpdk.memory_mb"), "{err}");
+        assert!(!err.contains("Permission denied"), "{err}");
+    }
+}

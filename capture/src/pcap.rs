@@ -17,8 +17,8 @@ pub const LINKTYPE_ETHERNET: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PcapError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: io::Error },
     #[error("{path}: not a pcap or pcapng file (magic {magic:#010x})")]
     BadMagic { path: PathBuf, magic: u32 },
     #[error("{path}: link type {linktype} is not supported (Ethernet 1, NULL 0, LOOP 108, raw IP 101/12/228/229, Linux SLL 113 and SLL2 276 are)")]
@@ -136,7 +136,7 @@ fn u16_at(b: &[u8], big: bool) -> u16 {
 impl PcapReader {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, PcapError> {
         let path = path.as_ref().to_path_buf();
-        let io_err = |source| PcapError::Io { path: path.clone(), source };
+        let io_err = |error| PcapError::Io { path: path.clone(), error };
         let f = File::open(&path).map_err(io_err)?;
         let mut r = BufReader::with_capacity(1 << 20, f);
         let mut hdr = [0u8; 4];
@@ -176,7 +176,7 @@ impl PcapReader {
             if e.kind() == io::ErrorKind::UnexpectedEof {
                 PcapError::Corrupt { path: self.path.clone(), offset: self.offset, what: "file ends inside a record" }
             } else {
-                PcapError::Io { path: self.path.clone(), source: e }
+                PcapError::Io { path: self.path.clone(), error: e }
             }
         })?;
         self.offset += b.len() as u64;
@@ -198,7 +198,7 @@ impl PcapReader {
                 }
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(PcapError::Io { path: self.path.clone(), source: e }),
+                Err(e) => return Err(PcapError::Io { path: self.path.clone(), error: e }),
             }
         }
         self.offset += b.len() as u64;

@@ -17,8 +17,8 @@ pub struct Split {
 pub enum SplitError {
     #[error(transparent)]
     Pcap(#[from] PcapError),
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
 }
 
 /// Writes `dir/queue{i}.pcap` for i in 0..n from `inputs`, in order.
@@ -32,7 +32,7 @@ pub fn split_captures(
     let files: Vec<PathBuf> = (0..n).map(|i| dir.join(format!("queue{i}.pcap"))).collect();
     let mut writers = Vec::with_capacity(n);
     for f in &files {
-        writers.push(PcapWriter::create(f).map_err(|source| SplitError::Io { path: f.clone(), source })?);
+        writers.push(PcapWriter::create(f).map_err(|error| SplitError::Io { path: f.clone(), error })?);
     }
     let mut packets = vec![0u64; n];
     let mut max_frame = 0;
@@ -42,13 +42,13 @@ pub fn split_captures(
             let q = detect::hash::dispatch(rec.data, n, spread);
             writers[q]
                 .write(rec.ts, rec.data, rec.orig_len)
-                .map_err(|source| SplitError::Io { path: files[q].clone(), source })?;
+                .map_err(|error| SplitError::Io { path: files[q].clone(), error })?;
             packets[q] += 1;
             max_frame = max_frame.max(rec.data.len());
         }
     }
     for (w, f) in writers.into_iter().zip(&files) {
-        w.finish().map_err(|source| SplitError::Io { path: f.clone(), source })?;
+        w.finish().map_err(|error| SplitError::Io { path: f.clone(), error })?;
     }
     Ok(Split { files, packets, max_frame })
 }

@@ -98,6 +98,13 @@ impl Endpoint for FileTarget {
         true
     }
 
+    fn local_path(&self) -> Option<&std::path::Path> {
+        match self {
+            FileTarget::File { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
     fn default_name(&self) -> Option<String> {
         Some(match self {
             FileTarget::Stdout => "stdout".into(),

@@ -45,6 +45,10 @@ pub trait Endpoint: std::fmt::Debug + Send + Sync + Any {
     fn default_name(&self) -> Option<String> {
         None
     }
+    /// The local file it writes, if any (`check-config` checks that it can be written).
+    fn local_path(&self) -> Option<&std::path::Path> {
+        None
+    }
     fn as_any(&self) -> &dyn Any;
 }
 

@@ -74,7 +74,16 @@ impl Eal {
         let r = unsafe { sys::rte_eal_init(argc, argv.as_mut_ptr()) };
         if r < 0 {
             EAL_UP.store(false, Ordering::SeqCst);
-            return Err(err("rte_eal_init", rte_errno()));
+            let code = rte_errno();
+            // EAL does not always set rte_errno: "Success (0)" would say nothing.
+            if code == 0 {
+                return Err(DpdkError {
+                    op: "rte_eal_init".into(),
+                    code: r,
+                    msg: "EAL could not start (its \"EAL:\" lines above say why)".into(),
+                });
+            }
+            return Err(err("rte_eal_init", code));
         }
         Ok(Eal { _priv: () })
     }
