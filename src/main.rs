@@ -661,6 +661,7 @@ pub(crate) fn dpdk_run_config(
         flow: cfg.flow_config(),
         export: cfg.export_config(),
         hw_timestamps: hw_ts,
+        rewritten_links: false,
         expected_per_worker: None,
         stage: capture::worker::Stage::Full,
         bench: None,
@@ -686,9 +687,11 @@ fn replay_dpdk(
         let memory = if cfg.dpdk.memory_mb > 0 { cfg.dpdk.memory_mb } else { 512 };
         let mut rc = net_pcap_run_config(cfg, "replay", split, false, memory, workers, cores, None, true)?;
         rc.expected_per_worker = Some(split.packets.clone());
+        rc.rewritten_links = split.rewritten;
         rc.export = replay_export(cfg);
         let mut s = capture::dpdk::run_dpdk(&rc, out, stop)?;
         s.source = "dpdk net_pcap".into();
+        s.input_notes.extend(split.notes.iter().cloned());
         Ok(s)
     })
 }

@@ -238,7 +238,8 @@ fn bad_input_gives_clear_errors() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not.pcap") && err.contains("not a pcap or pcapng file"), "{err}");
-    // A capture cut inside a record: the packets before are processed, then a clear error.
+    // A capture cut inside a record (tcpdump killed mid-write): its whole packets are
+    // processed, the summary says where it was cut, and the run ends normally.
     let full = d.path("full.pcap");
     write_pcap(&full, &pcapgen::mixed());
     let bytes = std::fs::read(&full).unwrap();
@@ -246,8 +247,20 @@ fn bad_input_gives_clear_errors() {
     std::fs::write(&cut, &bytes[..bytes.len() - 7]).unwrap();
     let out =
         std::process::Command::new(bin()).args(["replay", "--source", "file", cut.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("the file ends inside a record") && err.contains("(a capture cut short)"), "{err}");
+    // Corruption inside the file (not at its end) is still an error.
+    let mut bad = bytes.clone();
+    bad[24 + 8..24 + 12].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+    let badp = d.path("corrupt.pcap");
+    std::fs::write(&badp, &bad).unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["replay", "--source", "file", badp.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("file ends inside a record"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("corrupt record at byte"));
 }
 
 #[test]

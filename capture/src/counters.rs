@@ -133,6 +133,9 @@ pub struct RunSummary {
     pub alert_capture: Option<crate::alertpcap::AlertCaptureStats>,
     /// The signal that ended a run before the end of its input (a replay), if one did.
     pub interrupted: Option<String>,
+    /// What the input said about itself: captures cut short (their whole packets were read),
+    /// each finished file of a watched folder.
+    pub input_notes: Vec<String>,
 }
 
 impl RunSummary {
@@ -367,6 +370,9 @@ impl RunSummary {
         }
         if let Some(sig) = &self.interrupted {
             let _ = writeln!(s, "  interrupted          by {sig}: the input was not read to its end");
+        }
+        for n in &self.input_notes {
+            let _ = writeln!(s, "  input                {n}");
         }
         let lost = self.records_lost();
         let accounting = if !self.balanced() {

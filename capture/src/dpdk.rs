@@ -40,6 +40,9 @@ pub struct DpdkRunConfig {
     /// Use the PMD's RX timestamps (replay of a capture through `net_pcap`) instead of the TSC
     /// clock.
     pub hw_timestamps: bool,
+    /// Frames may be rewritten from another link type (a replay's split): count each for the
+    /// length it had in its capture ([`crate::pcap::counted_len`]). Off for live ports.
+    pub rewritten_links: bool,
     /// For replay: packets each worker must receive before its input is done.
     pub expected_per_worker: Option<Vec<u64>>,
     /// For replay: a worker gives up waiting after this long without a packet.
@@ -260,6 +263,7 @@ pub fn run_dpdk_bench(
     let params = WorkerParams {
         burst_size: cfg.burst_size,
         idle_exit: cfg.idle_exit,
+        rewritten: cfg.rewritten_links,
         hw_ts: cfg.hw_timestamps,
         stage: cfg.stage,
         measure: cfg.bench.is_some(),
@@ -330,6 +334,7 @@ pub fn run_dpdk_bench(
 #[derive(Debug, Clone, Copy)]
 struct WorkerParams {
     burst_size: usize,
+    rewritten: bool,
     idle_exit: Duration,
     hw_ts: bool,
     stage: Stage,
@@ -400,7 +405,7 @@ impl<'p> Source for DpdkSource<'p> {
 
     fn work(input: DpdkInput<'p>, core: &mut WorkerCore, ctx: &WorkerCtx<'_>) -> Option<WorkerBench> {
         let DpdkInput { mut queues, eal, expected, measuring, p } = input;
-        let WorkerParams { burst_size, idle_exit, hw_ts, stage, measure, tsc_hz, tsc0, epoch_us } = p;
+        let WorkerParams { burst_size, rewritten, idle_exit, hw_ts, stage, measure, tsc_hz, tsc0, epoch_us } = p;
         let (i, stop) = (ctx.id, ctx.stop);
         let cfg_bench_none = !measure;
         match eal.register_thread() {
@@ -434,7 +439,10 @@ impl<'p> Source for DpdkSource<'p> {
                             got += k;
                             if k > 0 {
                                 let now_us = wall_us();
-                                core.burst(burst.frames().map(|(d, l, ts)| (d, l, if hw_ts { ts } else { now_us })));
+                                core.burst(burst.frames().map(|(d, l, ts)| {
+                                    let l = if rewritten { crate::pcap::counted_len(d, l) } else { l };
+                                    (d, l, if hw_ts { ts } else { now_us })
+                                }));
                                 burst.free();
                             }
                         }
@@ -469,7 +477,10 @@ impl<'p> Source for DpdkSource<'p> {
                 } else {
                     core.burst_stage(
                         stage,
-                        burst.frames().map(|(data, len, ts)| (data, len, if hw_ts { ts } else { tsc_now_us })),
+                        burst.frames().map(|(data, len, ts)| {
+                            let len = if rewritten { crate::pcap::counted_len(data, len) } else { len };
+                            (data, len, if hw_ts { ts } else { tsc_now_us })
+                        }),
                     );
                 }
                 burst.free();

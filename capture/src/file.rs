@@ -65,6 +65,8 @@ struct FileSource<'a> {
     processed: Vec<Arc<AtomicU64>>,
     input_packets: u64,
     read_error: Option<PcapError>,
+    /// Captures cut short (a note each, for the summary).
+    notes: Vec<String>,
 }
 
 impl Source for FileSource<'_> {
@@ -140,6 +142,12 @@ impl Source for FileSource<'_> {
                 let rec = match r.next_packet() {
                     Ok(Some(rec)) => rec,
                     Ok(None) => break,
+                    Err(e @ crate::pcap::PcapError::Truncated { .. }) => {
+                        // Its whole packets are in; the next file goes on.
+                        tracing::warn!("{e}");
+                        self.notes.push(e.to_string());
+                        break;
+                    }
                     Err(e) => {
                         self.read_error = Some(e);
                         break 'files;
@@ -195,6 +203,10 @@ impl Source for FileSource<'_> {
         Ok(())
     }
 
+    fn input_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
+    }
+
     fn finish(&mut self, cores: &[WorkerCore], _: Vec<()>) -> Result<Finished, FileRunError> {
         // End of input: every flow ends at the latest packet time any worker saw, so a flow's
         // reason (timeout or shutdown) does not depend on which worker held it.
@@ -224,6 +236,7 @@ pub fn run_files(
         processed: Vec::new(),
         input_packets: 0,
         read_error: None,
+        notes: Vec::new(),
     };
     let common = Common {
         flow: cfg.flow.clone(),

@@ -25,6 +25,10 @@ pub enum PcapError {
     LinkType { path: PathBuf, linktype: u32 },
     #[error("{path}: corrupt record at byte {offset}: {what}")]
     Corrupt { path: PathBuf, offset: u64, what: &'static str },
+    /// The file ends inside a record (a capture cut short: tcpdump killed mid-write, a copy
+    /// that did not finish): every whole packet before it was read.
+    #[error("{path}: the file ends inside a record at byte {offset} (a capture cut short); the whole packets before it were read")]
+    Truncated { path: PathBuf, offset: u64 },
 }
 
 /// One packet read from a capture; `data` borrows the reader's buffer.
@@ -70,6 +74,23 @@ fn link_supported(link: u32) -> bool {
     matches!(link, LINKTYPE_ETHERNET | 0 | 108 | 101 | 12 | 14 | 228 | 229 | 113 | 276)
 }
 
+/// The destination MAC of a frame rewritten from another link type (a locally administered
+/// address no NIC has); its source MAC's last byte is the original link header's length. It
+/// travels with the frame through a split file and DPDK's net_pcap, so every path counts the
+/// bytes the capture had ([`counted_len`]), as Suricata counts them.
+pub const REWRITTEN_MAC: [u8; 6] = [0x02, b's', b'w', b'l', b'n', b'k'];
+
+/// The length a frame counts for: its length in the capture it came from. For a frame
+/// [`to_ethernet`] rewrote (marked with [`REWRITTEN_MAC`]), the original link header's length
+/// instead of the 14 bytes of Ethernet.
+#[inline]
+pub fn counted_len(frame: &[u8], len: u32) -> u32 {
+    match frame.get(..12) {
+        Some(h) if h[..6] == REWRITTEN_MAC => (len + h[11] as u32).saturating_sub(14),
+        _ => len,
+    }
+}
+
 /// Rewrites a non-Ethernet frame as Ethernet into `out`; `false` when the frame is not IP (or
 /// too short), which the caller hands out as it is (counted as not IP or a decode error).
 fn to_ethernet(link: u32, frame: &[u8], out: &mut Vec<u8>) -> bool {
@@ -99,7 +120,8 @@ fn to_ethernet(link: u32, frame: &[u8], out: &mut Vec<u8>) -> bool {
         _ => return false,
     };
     out.clear();
-    out.extend_from_slice(&[0u8; 12]);
+    out.extend_from_slice(&REWRITTEN_MAC);
+    out.extend_from_slice(&[0, 0, 0, 0, 0, hdr as u8]);
     out.extend_from_slice(&ethertype.to_be_bytes());
     out.extend_from_slice(&frame[hdr..]);
     true
@@ -174,7 +196,7 @@ impl PcapReader {
     fn read_exact(&mut self, b: &mut [u8]) -> Result<(), PcapError> {
         self.r.read_exact(b).map_err(|e| {
             if e.kind() == io::ErrorKind::UnexpectedEof {
-                PcapError::Corrupt { path: self.path.clone(), offset: self.offset, what: "file ends inside a record" }
+                PcapError::Truncated { path: self.path.clone(), offset: self.offset }
             } else {
                 PcapError::Io { path: self.path.clone(), error: e }
             }
@@ -189,13 +211,7 @@ impl PcapReader {
         while got < b.len() {
             match self.r.read(&mut b[got..]) {
                 Ok(0) if got == 0 => return Ok(false),
-                Ok(0) => {
-                    return Err(PcapError::Corrupt {
-                        path: self.path.clone(),
-                        offset: self.offset,
-                        what: "file ends inside a record header",
-                    })
-                }
+                Ok(0) => return Err(PcapError::Truncated { path: self.path.clone(), offset: self.offset }),
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(PcapError::Io { path: self.path.clone(), error: e }),
@@ -444,7 +460,7 @@ mod test {
         std::fs::write(&p, &bytes[..bytes.len() - 10]).unwrap();
         let mut r = PcapReader::open(&p).unwrap();
         r.next_packet().unwrap();
-        assert!(matches!(r.next_packet(), Err(PcapError::Corrupt { .. })));
+        assert!(matches!(r.next_packet(), Err(PcapError::Truncated { .. })));
         std::fs::write(&p, b"hello world, not a capture").unwrap();
         assert!(matches!(PcapReader::open(&p), Err(PcapError::BadMagic { .. })));
         std::fs::remove_dir_all(&dir).ok();
@@ -564,9 +580,7 @@ mod test {
         assert_eq!(b.ts, 1_700_000_100_500_000, "2^-20 s units and if_tsoffset");
         assert_eq!((&b.data[12..14], &b.data[14..], b.cap_len), (&[0x08u8, 0][..], &ip[..], 20));
         match r.next_packet() {
-            Err(PcapError::Corrupt { offset, what, .. }) => {
-                assert_eq!((offset, what), (whole as u64 + 8, "file ends inside a record"))
-            }
+            Err(PcapError::Truncated { offset, .. }) => assert_eq!(offset, whole as u64 + 8),
             other => panic!("a cut block must be reported, got {other:?}"),
         }
         std::fs::remove_dir_all(&dir).ok();

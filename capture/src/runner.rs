@@ -145,6 +145,10 @@ pub trait Source {
     /// After the workers ended: the ports' summaries, the input packet count and the time the
     /// remaining flows end at.
     fn finish(&mut self, cores: &[WorkerCore], outs: Vec<Self::WorkerOut>) -> Result<Finished, Self::Error>;
+    /// What the input said about itself (captures cut short...), for the summary.
+    fn input_notes(&mut self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Runs `src` to the end: see the module.
@@ -254,5 +258,6 @@ pub fn run<S: Source>(
         input_packets,
         alert_capture,
         interrupted: None,
+        input_notes: src.input_notes(),
     })
 }

@@ -11,6 +11,11 @@ pub struct Split {
     pub packets: Vec<u64>,
     /// The longest captured frame.
     pub max_frame: usize,
+    /// Some frames were rewritten from another link type (their counted length is marked in
+    /// them: see [`crate::pcap::counted_len`]).
+    pub rewritten: bool,
+    /// Captures cut short: their whole packets are in the split.
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,9 +41,21 @@ pub fn split_captures(
     }
     let mut packets = vec![0u64; n];
     let mut max_frame = 0;
+    let (mut rewritten, mut notes) = (false, Vec::new());
     for input in inputs {
         let mut r = PcapReader::open(input)?;
-        while let Some(rec) = r.next_packet()? {
+        loop {
+            let rec = match r.next_packet() {
+                Ok(Some(rec)) => rec,
+                Ok(None) => break,
+                Err(e @ PcapError::Truncated { .. }) => {
+                    tracing::warn!("{e}");
+                    notes.push(e.to_string());
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            rewritten |= rec.data.len() >= 6 && rec.data[..6] == crate::pcap::REWRITTEN_MAC;
             let q = detect::hash::dispatch(rec.data, n, spread);
             writers[q]
                 .write(rec.ts, rec.data, rec.orig_len)
@@ -50,5 +67,5 @@ pub fn split_captures(
     for (w, f) in writers.into_iter().zip(&files) {
         w.finish().map_err(|error| SplitError::Io { path: f.clone(), error })?;
     }
-    Ok(Split { files, packets, max_frame })
+    Ok(Split { files, packets, max_frame, rewritten, notes })
 }
