@@ -12,10 +12,11 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 
 need=()
-pkgs=(dpdk dpdk-dev libdpdk-dev pkg-config clang libclang-dev)
+# libpcap: `--bpf` (its filter compiler) and DPDK's net_pcap.
+pkgs=(dpdk dpdk-dev libdpdk-dev pkg-config clang libclang-dev libpcap-dev)
 # Hyperscan, the rules' prefilter (x86-64 only in Debian; elsewhere Aho-Corasick is used).
 if [ "$(dpkg --print-architecture)" = "amd64" ]; then pkgs+=(libhyperscan-dev); fi
-if [ "${1:-}" = "--test" ]; then pkgs+=(rsyslog rsyslog-gnutls rsyslog-relp nfdump redis-server redis-tools openssl iproute2 python3); fi
+if [ "${1:-}" = "--test" ]; then pkgs+=(rsyslog rsyslog-gnutls rsyslog-relp nfdump redis-server redis-tools openssl iproute2 python3 bsdutils dpkg-dev); fi
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done

@@ -111,6 +111,10 @@ pub struct CaptureConfig {
     /// every flow between two hosts on one worker). The file source and a replay's split files
     /// spread the same way. Default "flow".
     pub rss: RssMode,
+    /// Only the packets this filter takes (libpcap's language, as tcpdump's and Suricata's
+    /// `bpf-filter`), on every source; `--bpf` overrides it. The rest are counted as filtered
+    /// and go no further. Default: none.
+    pub bpf: Option<String>,
 }
 
 /// `capture.rss`.
@@ -132,6 +136,7 @@ impl Default for CaptureConfig {
             mtu: None,
             workers: None,
             cores: None,
+            bpf: None,
             ports: Vec::new(),
             rss: RssMode::Flow,
         }
@@ -827,6 +832,11 @@ impl Config {
                         port.port_name()
                     ));
                 }
+            }
+        }
+        if let Some(expr) = &c.bpf {
+            if let Err(e) = capture::bpf::Filter::compile(expr) {
+                p.push(format!("capture.bpf: {}", e.trim_start_matches("--bpf ")));
             }
         }
         if self.behaviour.window_secs == 0 {

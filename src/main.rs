@@ -89,6 +89,10 @@ enum Cmd {
         /// Another sink, on top of the config's (see docs/export.md); repeatable.
         #[arg(long = "export")]
         export: Vec<String>,
+        /// Only the packets this filter takes (libpcap's language, as tcpdump's), instead of
+        /// capture.bpf.
+        #[arg(long)]
+        bpf: Option<String>,
         #[command(flatten)]
         det: DetectArgs,
     },
@@ -110,7 +114,20 @@ enum Cmd {
         export: Vec<String>,
         #[command(flatten)]
         det: DetectArgs,
-        #[arg(required = true)]
+        /// Only the packets this filter takes (libpcap's language, as tcpdump's), instead of
+        /// capture.bpf.
+        #[arg(long)]
+        bpf: Option<String>,
+        /// A capture to read (as the positional arguments; Suricata's -r); repeatable.
+        #[arg(short = 'r', long = "read")]
+        read: Vec<PathBuf>,
+        /// After the captures named, watch this folder: each new capture file, in name order,
+        /// once it is finished (has not grown for a second), until SIGINT/SIGTERM (Suricata's
+        /// --pcap-file-continuous). Reads with the file source.
+        #[arg(long, value_name = "DIR")]
+        continuous: Option<PathBuf>,
+        /// Capture files: pcap or pcapng, "-" for standard input, or a folder (its files in
+        /// name order).
         pcaps: Vec<PathBuf>,
     },
     /// Benchmark: the real pipeline over DPDK net_pcap replaying the captures from memory
@@ -367,11 +384,39 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             );
             Ok(0)
         }
-        Cmd::Replay { config, workers, source, eve, export, det: DetectArgs { rules: rule_files, ioc }, pcaps } => {
+        Cmd::Replay {
+            config,
+            workers,
+            source,
+            eve,
+            export,
+            det: DetectArgs { rules: rule_files, ioc },
+            bpf,
+            read,
+            continuous,
+            pcaps,
+        } => {
             let mut cfg = match &config {
                 Some(p) => Config::load(p)?,
                 None => Config::default(),
             };
+            if bpf.is_some() {
+                cfg.capture.bpf = bpf;
+            }
+            let pcaps = expand_inputs(pcaps.iter().chain(&read))?;
+            if pcaps.is_empty() && continuous.is_none() {
+                bail!("no capture to read: name files, folders or \"-\" (standard input), or --continuous DIR");
+            }
+            if let Some(dir) = &continuous {
+                if !dir.is_dir() {
+                    bail!("--continuous {}: not a folder", dir.display());
+                }
+                if source == Some(Source::Dpdk) {
+                    bail!(
+                        "--continuous reads with the file source (DPDK's net_pcap needs its captures before it starts)"
+                    );
+                }
+            }
             rules::compile_into(&mut cfg, config.as_deref(), &rule_files, &ioc)?;
             let done = Arc::new(AtomicBool::new(false));
             let reloader = rules::spawn_reloader(&cfg, config.clone(), rule_files, ioc, done.clone())?;
@@ -380,7 +425,11 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             let out = cfg.sinks(eve.as_deref(), &export).map_err(anyhow::Error::msg)?;
             let sig = install_signals()?;
             let stop = sig.stop.clone();
-            let source = source.unwrap_or(if cfg!(feature = "dpdk") { Source::Dpdk } else { Source::File });
+            let source = source.unwrap_or(if cfg!(feature = "dpdk") && continuous.is_none() {
+                Source::Dpdk
+            } else {
+                Source::File
+            });
             let cores = cfg.capture.cores.clone().unwrap_or_else(|| (0..workers).map(|i| i % ncpu).collect());
             let mut summary = match source {
                 Source::File => {
@@ -390,6 +439,8 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
                         flow: cfg.flow_config(),
                         export: replay_export(&cfg),
                         alert_capture: cfg.alert_capture(),
+                        bpf: cfg.capture.bpf.clone(),
+                        watch: continuous.clone(),
                     };
                     capture::file::run_files(&pcaps, &fc, out, stop)?
                 }
@@ -399,7 +450,8 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             if let Some(t) = reloader {
                 let _ = t.join();
             }
-            Ok(finish(&mut summary, &sig, Ending::Replay))
+            // A watched folder has no end: a signal is how it ends.
+            Ok(finish(&mut summary, &sig, if continuous.is_some() { Ending::Live } else { Ending::Replay }))
         }
         Cmd::Bench {
             config,
@@ -431,8 +483,11 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             let stop = install_signals()?.stop;
             bench::run(&cfg, workers, &cores, stage, warmup, duration, json, &pcaps, out, stop)
         }
-        Cmd::Run { config, eve, export, det: DetectArgs { rules: rule_files, ioc } } => {
+        Cmd::Run { config, eve, export, bpf, det: DetectArgs { rules: rule_files, ioc } } => {
             let mut cfg = Config::load(&config)?;
+            if bpf.is_some() {
+                cfg.capture.bpf = bpf;
+            }
             rules::compile_into(&mut cfg, Some(&config), &rule_files, &ioc)?;
             let done = Arc::new(AtomicBool::new(false));
             let reloader = rules::spawn_reloader(&cfg, Some(config.clone()), rule_files, ioc, done.clone())?;
@@ -452,6 +507,28 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             Ok(finish(&mut summary, &sig, Ending::Live))
         }
     }
+}
+
+/// The captures named: "-" (standard input) as it is, a folder as its files in name order.
+fn expand_inputs<'a>(named: impl Iterator<Item = &'a PathBuf>) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in named {
+        if p.as_os_str() == capture::pcap::STDIN {
+            if out.iter().any(|q: &PathBuf| q.as_os_str() == capture::pcap::STDIN) {
+                bail!("standard input (\"-\") named twice");
+            }
+            out.push(p.clone());
+        } else if p.is_dir() {
+            let files = capture::file::capture_files(p).with_context(|| format!("{}", p.display()))?;
+            if files.is_empty() {
+                bail!("{}: no capture file in this folder", p.display());
+            }
+            out.extend(files);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// How a run ends: a live capture is stopped by a signal as its normal end; a replay that a
@@ -544,6 +621,7 @@ fn run_afpacket(cfg: &Config, out: Vec<export::SinkSpec>, stop: Arc<AtomicBool>)
             fanout_group: None,
             promiscuous: af.promiscuous,
         },
+        bpf: cfg.capture.bpf.clone(),
         flow: cfg.flow_config(),
         export: cfg.export_config(),
         stats_interval: (cfg.stats.interval_secs > 0).then(|| std::time::Duration::from_secs(cfg.stats.interval_secs)),
@@ -662,6 +740,7 @@ pub(crate) fn dpdk_run_config(
         export: cfg.export_config(),
         hw_timestamps: hw_ts,
         rewritten_links: false,
+        bpf: cfg.capture.bpf.clone(),
         expected_per_worker: None,
         stage: capture::worker::Stage::Full,
         bench: None,

@@ -354,3 +354,130 @@ fn every_link_type_and_a_cut_capture_give_the_same_records_on_every_source() {
         assert!(r.stderr.contains("(a capture cut short)"), "{what}: {}", r.stderr);
     }
 }
+
+/// Captures as analysts hand them over: standard input (`-`, on both sources), a folder (its
+/// files in name order), `-r FILE`; `--bpf` on both sources (what it refuses is counted, the
+/// run balances); a bad filter is refused before anything runs.
+#[test]
+fn stdin_folders_and_bpf_on_every_source() {
+    let d = TempDir::new("inputs");
+    let dir = d.path("caps");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (a, b) = (dir.join("a.pcap"), dir.join("b.pcap"));
+    write_pcap(&a, &pcapgen::mixed());
+    write_pcap(&b, &pcapgen::many_flows(7, 40, 6, pcapgen::SizeMix::Small));
+    let (sa, sb) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let both = replay(&["--source", "file", sa, sb]);
+    assert_same_lines(&replay(&["--source", "file", dir.to_str().unwrap()]), &both, "a folder");
+    assert_same_lines(&replay(&["--source", "file", "-r", sa, "-r", sb]), &both, "-r");
+    let one = replay(&["--source", "file", sa]);
+    for source in if cfg!(feature = "dpdk") { vec!["file", "dpdk"] } else { vec!["file"] } {
+        let out = Command::new(bin())
+            .args(["replay", "--source", source, "-"])
+            .stdin(std::fs::File::open(&a).unwrap())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        let lines: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(String::from).collect();
+        let events = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_same_lines(&Run { events, lines, stderr: err.into_owned() }, &one, &format!("{source}: standard input"));
+    }
+    // --bpf: TCP only; the rest counted as filtered, the same on both sources.
+    let tcp = replay(&["--source", "file", "--bpf", "tcp", sa, sb]);
+    let flows: Vec<&serde_json::Value> = tcp.events.iter().filter(|e| e["event_type"] == "flow").collect();
+    assert!(flows.len() > 10 && flows.iter().all(|e| e["proto"] == "TCP"), "{}", tcp.stderr);
+    let filtered = counter(&tcp.stderr, "filtered out (bpf)");
+    assert!(filtered > 0, "{}", tcp.stderr);
+    let all = counter(&both.stderr, "packets processed");
+    assert_eq!(counter(&tcp.stderr, "packets processed") + filtered, all, "{}", tcp.stderr);
+    if cfg!(feature = "dpdk") {
+        assert_same_lines(&replay(&["--source", "dpdk", "--workers", "2", "--bpf", "tcp", sa, sb]), &tcp, "dpdk --bpf");
+    }
+    let out = Command::new(bin()).args(["replay", "--source", "file", "--bpf", "tcp prt 80", sa]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--bpf \"tcp prt 80\"") && err.contains("syntax error"), "{err}");
+    let bad = d.path("bad.toml");
+    std::fs::write(&bad, "[capture]\nbpf = \"port port\"\n").unwrap();
+    let out = Command::new(bin()).args(["check-config", bad.to_str().unwrap()]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("capture.bpf: \"port port\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `--continuous DIR`: the captures written into the folder while the sensor runs, each once
+/// it is finished, in name order, logged; SIGINT ends it with its summary and exit 0; every
+/// record of both files is there.
+#[test]
+fn a_watched_folder_takes_each_new_capture() {
+    let d = TempDir::new("watch");
+    let dir = d.path("incoming");
+    std::fs::create_dir_all(&dir).unwrap();
+    let eve = d.path("eve.json");
+    let child = Command::new(bin())
+        .args(["replay", "--continuous", dir.to_str().unwrap(), "--workers", "2", "--eve", eve.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // App-layer events (not flow records, which wait for their flow's end).
+    let dns = |e: &str| {
+        std::fs::read_to_string(e)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.contains("\"event_type\":\"flow\""))
+            .count()
+    };
+    // The first capture: its events come out while the watch goes on.
+    write_pcap(&dir.join("1.pcap"), &pcapgen::mixed());
+    wait_for("the first capture's events", 60, || dns(eve.to_str().unwrap()) > 0);
+    let first = dns(eve.to_str().unwrap());
+    // A second one, an hour later.
+    let second = dir.join("2.pcap");
+    let mut pkts = pcapgen::mixed();
+    for (ts, _) in pkts.iter_mut() {
+        *ts += 3_600_000_000;
+    }
+    write_pcap(&second, &pkts);
+    wait_for("the second capture's events", 60, || dns(eve.to_str().unwrap()) >= 2 * first);
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "a watch ends by a signal, normally: {err}");
+    assert!(err.contains("accounting           balanced"), "{err}");
+    let finished: Vec<&str> = err.lines().filter(|l| l.contains("finished")).collect();
+    assert_eq!(finished.len(), 2, "{err}");
+    assert!(finished[0].contains("1.pcap") && finished[1].contains("2.pcap"), "{err}");
+    // Every record of both: the same as reading the two files.
+    let want = replay(&["--source", "file", dir.join("1.pcap").to_str().unwrap(), second.to_str().unwrap()]);
+    let lines: Vec<String> = std::fs::read_to_string(&eve).unwrap().lines().map(String::from).collect();
+    let events = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_same_lines(&Run { events, lines, stderr: String::new() }, &want, "the watched folder against the two files");
+}
+
+/// A replay longer than a few seconds shows a progress line on a terminal (and clears it
+/// before the summary); none when stderr is not a terminal.
+#[test]
+fn a_long_replay_shows_its_progress_on_a_terminal() {
+    let d = TempDir::new("progress");
+    let p = d.path("many.pcap");
+    write_pcap(&p, &pcapgen::many_flows(9, 4_000, 10, pcapgen::SizeMix::Small));
+    let files: Vec<String> = std::iter::repeat_n(p.to_str().unwrap().to_string(), 120).collect();
+    let cmd = format!("{} replay --source file --workers 1 --eve none {}", bin(), files.join(" "));
+    let out = Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("replay: ") && text.contains("% of ") && text.contains("Mpps"), "no progress line: {text}");
+    assert!(
+        text.contains("\r\x1b[Kspinewatch summary") || text.contains("\x1b[Kspinewatch summary"),
+        "cleared before the summary: {text}"
+    );
+    let out = Command::new(bin())
+        .args(["replay", "--source", "file", "--workers", "1", "--eve", "none"])
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("replay: "), "not on a pipe");
+}

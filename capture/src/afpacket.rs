@@ -29,6 +29,8 @@ pub struct AfPacketRunConfig {
     pub stats_file: Option<std::path::PathBuf>,
     /// Triggered packet capture (None: off).
     pub alert_capture: Option<crate::alertpcap::AlertCaptureConfig>,
+    /// `--bpf`: only the packets this libpcap filter takes.
+    pub bpf: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -202,6 +204,6 @@ pub fn run_afpacket(
     stop: Arc<AtomicBool>,
 ) -> Result<RunSummary, AfPacketError> {
     let stats = (cfg.stats_interval, &cfg.metrics, &cfg.stats_file);
-    let common = Common::live(&cfg.flow, &cfg.export, &cfg.alert_capture, stats);
+    let common = Common::live(&cfg.flow, &cfg.export, &cfg.alert_capture, stats, &cfg.bpf);
     crate::runner::run(&mut AfPacketSource { cfg, ports: Vec::new() }, &common, out, stop)
 }

@@ -104,6 +104,8 @@ pub struct WorkerSummary {
     pub flow_capacity: u64,
     /// Records the `flow` bench stage counted and dropped on purpose.
     pub discarded_records: u64,
+    /// Packets `--bpf` refused (received, not processed).
+    pub filtered: u64,
 }
 
 /// Per-port NIC counters at the end of a DPDK run.
@@ -147,6 +149,11 @@ impl RunSummary {
         t
     }
 
+    /// Packets `--bpf` refused, every worker.
+    pub fn filtered(&self) -> u64 {
+        self.workers.iter().map(|w| w.filtered).sum()
+    }
+
     pub fn export_total(&self) -> BatcherStats {
         let mut t = BatcherStats::default();
         for w in &self.workers {
@@ -168,7 +175,7 @@ impl RunSummary {
     /// Packets the NIC counted as received that no worker took from the RX rings before the
     /// ports stopped.
     pub fn left_in_rings(&self) -> u64 {
-        self.input_packets.saturating_sub(self.total().packets)
+        self.input_packets.saturating_sub(self.total().packets + self.filtered())
     }
 
     /// Records that were made and did not reach every sink they were for: batches dropped by
@@ -181,8 +188,8 @@ impl RunSummary {
         let t = self.total();
         let e = self.export_total();
         t.balanced()
-            && self.input_packets == t.packets + self.left_in_rings()
-            && self.input_packets >= t.packets
+            && self.input_packets == t.packets + self.filtered() + self.left_in_rings()
+            && self.input_packets >= t.packets + self.filtered()
             && e.records == self.exporter.records + e.dropped
             // Every thresholded match was decided, or lost with a dropped batch.
             && e.candidates == self.exporter.thresholds.candidates + e.candidates_dropped
@@ -214,6 +221,9 @@ impl RunSummary {
         }
         if !self.ports.is_empty() {
             let _ = writeln!(s, "  left in RX rings     {}", self.left_in_rings());
+        }
+        if self.filtered() > 0 {
+            let _ = writeln!(s, "  filtered out (bpf)   {}", self.filtered());
         }
         let _ = writeln!(s, "  packets processed    {} ({} bytes)", t.packets, t.bytes);
         let _ = writeln!(s, "    on flows           {}", t.flow_packets);

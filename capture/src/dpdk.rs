@@ -54,6 +54,8 @@ pub struct DpdkRunConfig {
     pub stats_file: Option<std::path::PathBuf>,
     /// Triggered packet capture (None: off).
     pub alert_capture: Option<crate::alertpcap::AlertCaptureConfig>,
+    /// `--bpf`: only the packets this libpcap filter takes.
+    pub bpf: Option<String>,
     /// How much of the pipeline workers run (`Full` except in `spinewatch bench`).
     pub stage: Stage,
     /// Benchmark mode: measure for `duration` after `warmup`, then stop.
@@ -299,7 +301,7 @@ pub fn run_dpdk_bench(
         worker_queues: plans.iter().map(|p| p.queues.clone()).collect(),
     };
     let stats = (cfg.stats_interval, &cfg.metrics, &cfg.stats_file);
-    let common = Common::live(&cfg.flow, &cfg.export, &cfg.alert_capture, stats);
+    let common = Common::live(&cfg.flow, &cfg.export, &cfg.alert_capture, stats, &cfg.bpf);
     let summary = crate::runner::run(&mut src, &common, out, stop)?;
     let (window, benches) = (src.window.take(), std::mem::take(&mut src.benches));
     drop(src);
@@ -577,8 +579,15 @@ impl<'p> Source for DpdkSource<'p> {
         }
         // Stats reporter: this thread, outside the packet path.
         let mut next_refresh = Instant::now();
+        let expected: Option<u64> = cfg.expected_per_worker.as_ref().map(|v| v.iter().sum());
+        let mut progress =
+            expected.map(|t| crate::progress::Progress::new("replay", t, crate::progress::Unit::Packets));
         while done.load(Ordering::Relaxed) < n {
             std::thread::sleep(Duration::from_millis(20));
+            if let Some(p) = progress.as_mut() {
+                let got: u64 = stats.iter().map(|s| s.received.load(Ordering::Relaxed)).sum();
+                p.update(got, got);
+            }
             // The ports' counters and the export queue, for the metrics, once a second.
             if Instant::now() >= next_refresh {
                 let mut all = Vec::with_capacity(ports.len());
@@ -601,6 +610,9 @@ impl<'p> Source for DpdkSource<'p> {
                 next_refresh += Duration::from_secs(1);
             }
             d.tick();
+        }
+        if let Some(p) = progress.as_mut() {
+            p.finish();
         }
         self.window = window;
         Ok(())

@@ -30,6 +30,10 @@ pub struct FileRunConfig {
     pub export: ExportConfig,
     /// Triggered packet capture (None: off).
     pub alert_capture: Option<crate::alertpcap::AlertCaptureConfig>,
+    /// `--bpf`: only the packets this libpcap filter takes.
+    pub bpf: Option<String>,
+    /// `--continuous DIR`: after `paths`, every new capture of this folder until the stop.
+    pub watch: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +111,16 @@ impl Source for FileSource<'_> {
     }
 
     fn work(input: FileInput, core: &mut WorkerCore, ctx: &WorkerCtx<'_>) {
-        while let Ok(mut b) = input.rx.recv() {
+        loop {
+            let mut b = match input.rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                Ok(b) => b,
+                // Nothing to read now (a watched folder between captures): batches still age.
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    core.idle(ctx.started.elapsed().as_millis() as u64);
+                    continue;
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            };
             let data = &b.data;
             core.burst_numbered(
                 b.meta
@@ -124,80 +137,40 @@ impl Source for FileSource<'_> {
         }
     }
 
-    /// The reader.
+    /// The reader: every file in order, then (with a watched folder) each new one as it is
+    /// finished, until the stop.
     fn drive(&mut self, d: &mut Drive<'_>) -> Result<(), FileRunError> {
         let n = self.txs.len();
-        let (txs, backs, processed, stop) = (&self.txs, &self.backs, &self.processed, d.stop);
-        let mut cur: Vec<Option<PacketBatch>> = (0..n).map(|_| None).collect();
-        // The last fragment dispatched and its worker: before any later packet goes to another
-        // worker, that worker has processed the fragment, so a datagram it completed and handed
-        // over is in the owner's ring before the owner sees a later packet (the same order as one
-        // worker). Only fragments pay for this wait.
-        let mut frag_at: Option<(usize, u64)> = None;
-        'files: for r in self.readers.iter_mut() {
-            loop {
-                if stop.load(Ordering::Relaxed) {
-                    break 'files;
-                }
-                let rec = match r.next_packet() {
-                    Ok(Some(rec)) => rec,
-                    Ok(None) => break,
-                    Err(e @ crate::pcap::PcapError::Truncated { .. }) => {
-                        // Its whole packets are in; the next file goes on.
-                        tracing::warn!("{e}");
-                        self.notes.push(e.to_string());
-                        break;
-                    }
-                    Err(e) => {
-                        self.read_error = Some(e);
-                        break 'files;
-                    }
-                };
-                self.input_packets += 1;
-                let seq = self.input_packets;
-                let (w, is_frag) = detect::hash::dispatch_frag(rec.data, n, self.cfg.flow.spread);
-                if let Some((a, fseq)) = frag_at {
-                    if a != w {
-                        if let Some(b) = cur[a].take() {
-                            if txs[a].send(b).is_err() {
-                                break 'files;
-                            }
-                        }
-                        while processed[a].load(Ordering::Acquire) < fseq && !stop.load(Ordering::Relaxed) {
-                            std::thread::yield_now();
-                        }
-                        frag_at = None;
-                    }
-                }
-                // (Without hand-offs a datagram's flow is where its fragments are: no wait.)
-                if is_frag && self.mesh_n > 1 {
-                    frag_at = Some((w, seq));
-                }
-                let b = match &mut cur[w] {
-                    Some(b) => b,
-                    slot => slot.insert(backs[w].recv().expect("worker batches come back until the worker ends")),
-                };
-                let off = b.data.len() as u32;
-                b.data.extend_from_slice(rec.data);
-                // Counted bytes: the captured length as in the file (a rewritten link header
-                // does not change it), as Suricata counts them and as net_pcap sets pkt_len: the
-                // same on both paths.
-                b.meta.push((off, rec.data.len() as u32, rec.cap_len, rec.ts, seq));
-                if b.meta.len() == BATCH {
-                    let full = cur[w].take().expect("batch present");
-                    if txs[w].send(full).is_err() {
-                        break 'files;
-                    }
-                }
+        let mut p = Pump {
+            txs: &self.txs,
+            backs: &self.backs,
+            processed: &self.processed,
+            stop: d.stop,
+            cur: (0..n).map(|_| None).collect(),
+            frag_at: None,
+            mesh_n: self.mesh_n,
+            spread: self.cfg.flow.spread,
+            input_packets: 0,
+            read_before: 0,
+        };
+        let total: u64 = self.paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+        let mut progress = crate::progress::Progress::new("replay", total, crate::progress::Unit::Bytes);
+        let mut outcome = Ok(true);
+        for r in self.readers.iter_mut() {
+            outcome = p.file(r, &mut progress, &mut self.notes);
+            if !matches!(outcome, Ok(true)) {
+                break;
             }
         }
-        for (w, b) in cur.into_iter().enumerate() {
-            if let Some(b) = b {
-                if !b.meta.is_empty() {
-                    let _ = self.txs[w].send(b);
-                }
-            }
+        if let (Ok(true), Some(dir)) = (&outcome, &self.cfg.watch) {
+            outcome = watch(dir, self.paths, &mut p, &mut self.notes);
         }
+        progress.finish();
+        if let Err(e) = outcome {
+            self.read_error = Some(e);
+        }
+        self.input_packets = p.input_packets;
+        p.flush();
         // The workers end once their channel is empty.
         self.txs.clear();
         Ok(())
@@ -217,6 +190,182 @@ impl Source for FileSource<'_> {
         }
         Ok((Vec::new(), self.input_packets, end))
     }
+}
+
+/// What the reader carries from file to file: the workers' channels, the batches being
+/// filled, the last fragment's worker, the count.
+struct Pump<'a> {
+    txs: &'a [Sender<PacketBatch>],
+    backs: &'a [Receiver<PacketBatch>],
+    processed: &'a [Arc<AtomicU64>],
+    stop: &'a AtomicBool,
+    cur: Vec<Option<PacketBatch>>,
+    /// The last fragment dispatched and its worker: before any later packet goes to another
+    /// worker, that worker has processed the fragment, so a datagram it completed and handed
+    /// over is in the owner's ring before the owner sees a later packet (the same order as one
+    /// worker). Only fragments pay for this wait.
+    frag_at: Option<(usize, u64)>,
+    mesh_n: usize,
+    spread: detect::hash::Spread,
+    input_packets: u64,
+    /// Bytes of the files read before this one (the progress line).
+    read_before: u64,
+}
+
+impl Pump<'_> {
+    /// Reads one file to its end: Ok(false) when the run stops (a signal, or the workers are
+    /// gone). A capture cut short ends its file with a note; other corruption is the error.
+    fn file(
+        &mut self,
+        r: &mut PcapReader,
+        progress: &mut crate::progress::Progress,
+        notes: &mut Vec<String>,
+    ) -> Result<bool, PcapError> {
+        let n = self.txs.len();
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            let rec = match r.next_packet() {
+                Ok(Some(rec)) => rec,
+                Ok(None) => break,
+                Err(e @ PcapError::Truncated { .. }) => {
+                    // Its whole packets are in; the next file goes on.
+                    tracing::warn!("{e}");
+                    notes.push(e.to_string());
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            self.input_packets += 1;
+            let seq = self.input_packets;
+            let (w, is_frag) = detect::hash::dispatch_frag(rec.data, n, self.spread);
+            if let Some((a, fseq)) = self.frag_at {
+                if a != w {
+                    if let Some(b) = self.cur[a].take() {
+                        if self.txs[a].send(b).is_err() {
+                            return Ok(false);
+                        }
+                    }
+                    while self.processed[a].load(Ordering::Acquire) < fseq && !self.stop.load(Ordering::Relaxed) {
+                        std::thread::yield_now();
+                    }
+                    self.frag_at = None;
+                }
+            }
+            // (Without hand-offs a datagram's flow is where its fragments are: no wait.)
+            if is_frag && self.mesh_n > 1 {
+                self.frag_at = Some((w, seq));
+            }
+            let b = match &mut self.cur[w] {
+                Some(b) => b,
+                slot => slot.insert(self.backs[w].recv().expect("worker batches come back until the worker ends")),
+            };
+            let off = b.data.len() as u32;
+            b.data.extend_from_slice(rec.data);
+            // Counted bytes: the captured length as in the file (a rewritten link header
+            // does not change it), as Suricata counts them and as net_pcap sets pkt_len: the
+            // same on both paths.
+            b.meta.push((off, rec.data.len() as u32, rec.cap_len, rec.ts, seq));
+            if b.meta.len() == BATCH {
+                let full = self.cur[w].take().expect("batch present");
+                if self.txs[w].send(full).is_err() {
+                    return Ok(false);
+                }
+                progress.update(self.read_before + r.offset(), self.input_packets);
+            }
+        }
+        self.read_before += r.offset();
+        Ok(true)
+    }
+
+    /// Sends the batches being filled (at the end, or before waiting for a new file).
+    fn flush(&mut self) {
+        for (w, slot) in self.cur.iter_mut().enumerate() {
+            if slot.as_ref().is_some_and(|b| !b.meta.is_empty()) {
+                let _ = self.txs[w].send(slot.take().expect("checked above"));
+            }
+        }
+    }
+}
+
+/// A file of a watched folder is taken once it has not grown for this long (the writer is
+/// done with it: tcpdump's `-G`/`-C` rotation, a copy that finished).
+const SETTLED: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `--continuous DIR` (Suricata's `--pcap-file-continuous`): the folder's capture files in
+/// name order, each once, as they are finished, until the stop; each finished file logged.
+fn watch(
+    dir: &std::path::Path,
+    done_already: &[PathBuf],
+    p: &mut Pump<'_>,
+    notes: &mut Vec<String>,
+) -> Result<bool, PcapError> {
+    let mut seen: std::collections::HashSet<PathBuf> = done_already.iter().cloned().collect();
+    // Size and when it last changed, of the files not taken yet.
+    let mut growing: std::collections::HashMap<PathBuf, (u64, std::time::Instant)> = Default::default();
+    let mut idle = crate::progress::Progress::new("watch", 0, crate::progress::Unit::Bytes);
+    tracing::info!(dir = %dir.display(), "watching for new captures");
+    loop {
+        if p.stop.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let mut ready = Vec::new();
+        for path in capture_files(dir).map_err(|error| PcapError::Io { path: dir.to_path_buf(), error })? {
+            if seen.contains(&path) {
+                continue;
+            }
+            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            let e = growing.entry(path.clone()).or_insert((size, std::time::Instant::now()));
+            if e.0 != size {
+                *e = (size, std::time::Instant::now());
+            } else if e.1.elapsed() >= SETTLED {
+                ready.push(path);
+            }
+        }
+        if ready.is_empty() {
+            // Nothing new: what is read so far goes to the workers now.
+            p.flush();
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            continue;
+        }
+        for path in ready {
+            seen.insert(path.clone());
+            growing.remove(&path);
+            let before = p.input_packets;
+            let mut r = match PcapReader::open(&path) {
+                Ok(r) => r,
+                Err(e) => {
+                    // One bad file in the folder does not end the watch.
+                    tracing::error!("{e}; skipped");
+                    notes.push(format!("{e}; skipped"));
+                    continue;
+                }
+            };
+            match p.file(&mut r, &mut idle, notes) {
+                Ok(true) => {}
+                Ok(false) => return Ok(false),
+                Err(e) => {
+                    tracing::error!("{e}; the packets before it were processed, the watch goes on");
+                    notes.push(e.to_string());
+                }
+            }
+            tracing::info!(file = %path.display(), packets = p.input_packets - before, "finished");
+        }
+    }
+}
+
+/// The capture files of a folder, in name order: every regular file not hidden (`.name`),
+/// as Suricata's `-r DIR` takes them.
+pub fn capture_files(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    v.sort();
+    Ok(v)
 }
 
 /// Replays `paths` in order through `cfg.workers` workers, writing EVE to `out`.
@@ -242,6 +391,7 @@ pub fn run_files(
         flow: cfg.flow.clone(),
         export: cfg.export.clone(),
         alert_capture: cfg.alert_capture.clone(),
+        bpf: cfg.bpf.clone(),
         ..Common::default()
     };
     crate::runner::run(&mut src, &common, out, stop)

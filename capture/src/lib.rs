@@ -12,6 +12,7 @@
 
 pub mod afpacket;
 pub mod alertpcap;
+pub mod bpf;
 pub mod counters;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
@@ -19,6 +20,7 @@ pub mod file;
 pub mod metrics;
 pub mod pcap;
 pub mod pin;
+pub mod progress;
 pub mod runner;
 pub mod split;
 pub mod worker;

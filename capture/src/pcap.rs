@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 /// The largest record we accept; larger ones mean a corrupt file.
 pub const MAX_RECORD: usize = 256 * 1024;
 pub const LINKTYPE_ETHERNET: u32 = 1;
+/// The input name that stands for standard input.
+pub const STDIN: &str = "-";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PcapError {
@@ -129,7 +131,7 @@ fn to_ethernet(link: u32, frame: &[u8], out: &mut Vec<u8>) -> bool {
 
 pub struct PcapReader {
     path: PathBuf,
-    r: BufReader<File>,
+    r: BufReader<Box<dyn Read + Send>>,
     fmt: Format,
     buf: Vec<u8>,
     /// A non-Ethernet frame rewritten as Ethernet.
@@ -156,10 +158,15 @@ fn u16_at(b: &[u8], big: bool) -> u16 {
 }
 
 impl PcapReader {
+    /// Opens a capture file, or standard input for `-` (`tcpdump -w - | spinewatch replay -`).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, PcapError> {
         let path = path.as_ref().to_path_buf();
         let io_err = |error| PcapError::Io { path: path.clone(), error };
-        let f = File::open(&path).map_err(io_err)?;
+        let f: Box<dyn Read + Send> = if path.as_os_str() == STDIN {
+            Box::new(io::stdin())
+        } else {
+            Box::new(File::open(&path).map_err(io_err)?)
+        };
         let mut r = BufReader::with_capacity(1 << 20, f);
         let mut hdr = [0u8; 4];
         r.read_exact(&mut hdr).map_err(io_err)?;
@@ -253,6 +260,11 @@ impl PcapReader {
     }
 
     /// The next packet, or `None` at the end of the file.
+    /// Bytes read so far (for a progress line).
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
     pub fn next_packet(&mut self) -> Result<Option<Record<'_>>, PcapError> {
         match self.fmt {
             Format::Pcap { big_endian, nanos, link } => {

@@ -28,6 +28,8 @@ pub struct Common {
     pub metrics: Option<String>,
     /// A file the periodic stats are appended to as JSON lines.
     pub stats_file: Option<std::path::PathBuf>,
+    /// `--bpf`: only the packets this libpcap filter takes.
+    pub bpf: Option<String>,
 }
 
 impl Common {
@@ -37,8 +39,10 @@ impl Common {
         export: &ExportConfig,
         alert_capture: &Option<crate::alertpcap::AlertCaptureConfig>,
         stats: (Option<Duration>, &Option<String>, &Option<std::path::PathBuf>),
+        bpf: &Option<String>,
     ) -> Common {
         Common {
+            bpf: bpf.clone(),
             flow: flow.clone(),
             export: export.clone(),
             alert_capture: alert_capture.clone(),
@@ -56,6 +60,8 @@ pub enum RunError {
     Export(std::io::Error),
     #[error("thread: {0}")]
     Thread(std::io::Error),
+    #[error("{0}")]
+    Filter(String),
 }
 
 /// One worker's input, as a source opened it.
@@ -160,6 +166,14 @@ pub fn run<S: Source>(
 ) -> Result<RunSummary, S::Error> {
     let inputs = src.open()?;
     let n = inputs.len().max(1);
+    // One compiled filter per worker; a bad expression fails before anything starts.
+    let mut filters = Vec::new();
+    if let Some(expr) = &common.bpf {
+        for _ in 0..n {
+            filters.push(crate::bpf::Filter::compile(expr).map_err(RunError::Filter)?);
+        }
+    }
+    let mut filters = filters.into_iter();
     let (export, batchers) = export::spawn(&out, n, &common.export).map_err(RunError::Export)?;
     let (capture_writer, mut captures) =
         crate::alertpcap::start_if(common.alert_capture.as_ref(), n).map_err(RunError::Export)?;
@@ -183,6 +197,9 @@ pub fn run<S: Source>(
             }
             if let Some(sh) = shards.next() {
                 core.set_shard(sh);
+            }
+            if let Some(f) = filters.next() {
+                core.set_filter(f);
             }
             let (stop, done) = (&*stop, &done);
             let h = std::thread::Builder::new()

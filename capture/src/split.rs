@@ -42,6 +42,9 @@ pub fn split_captures(
     let mut packets = vec![0u64; n];
     let mut max_frame = 0;
     let (mut rewritten, mut notes) = (false, Vec::new());
+    let total: u64 = inputs.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    let mut progress = crate::progress::Progress::new("reading the captures", total, crate::progress::Unit::Bytes);
+    let (mut read_before, mut count) = (0u64, 0u64);
     for input in inputs {
         let mut r = PcapReader::open(input)?;
         loop {
@@ -62,8 +65,14 @@ pub fn split_captures(
                 .map_err(|error| SplitError::Io { path: files[q].clone(), error })?;
             packets[q] += 1;
             max_frame = max_frame.max(rec.data.len());
+            count += 1;
+            if count % 4096 == 0 {
+                progress.update(read_before + r.offset(), count);
+            }
         }
+        read_before += r.offset();
     }
+    progress.finish();
     for (w, f) in writers.into_iter().zip(&files) {
         w.finish().map_err(|error| SplitError::Io { path: f.clone(), error })?;
     }

@@ -60,6 +60,9 @@ pub struct WorkerCore {
     pub bursts: u64,
     /// Triggered packet capture, when configured.
     capture: Option<crate::alertpcap::AlertCapture>,
+    /// `--bpf`: packets it refuses are counted here and go no further.
+    filter: Option<crate::bpf::Filter>,
+    pub filtered: u64,
 }
 
 /// The batcher, with every packet also shown to the triggered capture.
@@ -115,7 +118,14 @@ impl WorkerCore {
             received_bytes: 0,
             bursts: 0,
             capture: None,
+            filter: None,
+            filtered: 0,
         }
+    }
+
+    /// Takes only the packets `f` matches (`--bpf`).
+    pub fn set_filter(&mut self, f: crate::bpf::Filter) {
+        self.filter = Some(f);
     }
 
     /// Joins the worker mesh (see [`detect::shard`]).
@@ -134,6 +144,19 @@ impl WorkerCore {
             *received += 1;
             *bytes += f.1 as u64;
         });
+        if let Some(bpf) = &self.filter {
+            let filtered = &mut self.filtered;
+            let frames = frames.filter(|f| {
+                let take = bpf.matches(f.0);
+                *filtered += !take as u64;
+                take
+            });
+            match self.capture.as_mut() {
+                Some(cap) => self.engine.process_numbered(frames, &mut Tapped { b: &mut self.batcher, cap }),
+                None => self.engine.process_numbered(frames, &mut self.batcher),
+            }
+            return;
+        }
         match self.capture.as_mut() {
             Some(cap) => self.engine.process_numbered(frames, &mut Tapped { b: &mut self.batcher, cap }),
             None => self.engine.process_numbered(frames, &mut self.batcher),
@@ -181,6 +204,17 @@ impl WorkerCore {
             Stage::Decode => self.engine.decode_only(frames),
             // Flow (Full went to burst_numbered above).
             Stage::Flow | Stage::Full => self.engine.process_burst(frames, &mut self.discard),
+        }
+    }
+
+    /// No packet came for a while (a watched folder waiting for its next capture): what the
+    /// batcher holds goes out once old enough, the counters are published.
+    pub fn idle(&mut self, mono_ms: u64) {
+        if self.stage != Stage::Flow {
+            self.batcher.tick(mono_ms);
+        }
+        if let Some(c) = self.capture.as_mut() {
+            c.tick(mono_ms);
         }
     }
 
@@ -234,6 +268,7 @@ impl WorkerCore {
             bursts: self.bursts,
             flow_capacity: self.engine.flow_table().capacity() as u64,
             discarded_records: self.discard.0,
+            filtered: self.filtered,
         }
     }
 }
