@@ -146,18 +146,20 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut good = toml::Table::new();
     for (k, v) in &table {
-        if one(only(k, None, Some(v.clone()))).is_ok() {
-            good.insert(k.clone(), v.clone());
-            continue;
-        }
+        let whole = match one(only(k, None, Some(v.clone()))) {
+            Ok(_) => {
+                good.insert(k.clone(), v.clone());
+                continue;
+            }
+            Err(e) => e,
+        };
         // An unknown table (or a value where a table is due): said of the key itself.
         if let Err(e) = one(only(k, None, Some(toml::Value::Table(toml::Table::new())))) {
             problems.push(Problem { line: line_of_path(&doc, text, k), text: format!("{k}: {e}") });
             continue;
         }
         let Some(sub) = v.as_table() else {
-            let e = one(only(k, None, Some(v.clone()))).unwrap_err();
-            problems.push(Problem { line: line_of_path(&doc, text, k), text: format!("{k}: {e}") });
+            problems.push(Problem { line: line_of_path(&doc, text, k), text: format!("{k}: {whole}") });
             continue;
         };
         // Each key of the table on its own.
@@ -199,8 +201,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
         }
         if !found {
             // The table is wrong as a whole (not any one key).
-            let e = one(only(k, None, Some(v.clone()))).unwrap_err();
-            problems.push(Problem { line: line_of_path(&doc, text, k), text: format!("{k}: {e}") });
+            problems.push(Problem { line: line_of_path(&doc, text, k), text: format!("{k}: {whole}") });
         }
         good.insert(k.clone(), toml::Value::Table(kept));
     }

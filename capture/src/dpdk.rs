@@ -333,6 +333,17 @@ pub fn run_dpdk_bench(
 }
 
 /// What every DPDK worker's loop is told.
+/// The length a received frame counts for: as received, or (a replay of rewritten link types)
+/// its length in the capture.
+#[inline]
+fn counted(rewritten: bool, frame: &[u8], len: u32) -> u32 {
+    if rewritten {
+        crate::pcap::counted_len(frame, len)
+    } else {
+        len
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct WorkerParams {
     burst_size: usize,
@@ -441,10 +452,11 @@ impl<'p> Source for DpdkSource<'p> {
                             got += k;
                             if k > 0 {
                                 let now_us = wall_us();
-                                core.burst(burst.frames().map(|(d, l, ts)| {
-                                    let l = if rewritten { crate::pcap::counted_len(d, l) } else { l };
-                                    (d, l, if hw_ts { ts } else { now_us })
-                                }));
+                                core.burst(
+                                    burst.frames().map(|(d, l, ts)| {
+                                        (d, counted(rewritten, d, l), if hw_ts { ts } else { now_us })
+                                    }),
+                                );
                                 burst.free();
                             }
                         }
@@ -480,8 +492,7 @@ impl<'p> Source for DpdkSource<'p> {
                     core.burst_stage(
                         stage,
                         burst.frames().map(|(data, len, ts)| {
-                            let len = if rewritten { crate::pcap::counted_len(data, len) } else { len };
-                            (data, len, if hw_ts { ts } else { tsc_now_us })
+                            (data, counted(rewritten, data, len), if hw_ts { ts } else { tsc_now_us })
                         }),
                     );
                 }

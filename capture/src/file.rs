@@ -153,7 +153,7 @@ impl Source for FileSource<'_> {
             input_packets: 0,
             read_before: 0,
         };
-        let total: u64 = self.paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+        let total = crate::pcap::total_bytes(self.paths);
         let mut progress = crate::progress::Progress::new("replay", total, crate::progress::Unit::Bytes);
         let mut outcome = Ok(true);
         for r in self.readers.iter_mut() {
@@ -226,17 +226,8 @@ impl Pump<'_> {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(false);
             }
-            let rec = match r.next_packet() {
-                Ok(Some(rec)) => rec,
-                Ok(None) => break,
-                Err(e @ PcapError::Truncated { .. }) => {
-                    // Its whole packets are in; the next file goes on.
-                    tracing::warn!("{e}");
-                    notes.push(e.to_string());
-                    break;
-                }
-                Err(e) => return Err(e),
-            };
+            // A capture cut short: its whole packets are in; the next file goes on.
+            let Some(rec) = r.next_whole(notes)? else { break };
             self.input_packets += 1;
             let seq = self.input_packets;
             let (w, is_frag) = detect::hash::dispatch_frag(rec.data, n, self.spread);

@@ -17,6 +17,12 @@ pub const LINKTYPE_ETHERNET: u32 = 1;
 /// The input name that stands for standard input.
 pub const STDIN: &str = "-";
 
+/// The bytes of the files named (standard input and unreadable paths count 0): a progress
+/// line's total.
+pub fn total_bytes(paths: &[PathBuf]) -> u64 {
+    paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PcapError {
     #[error("{path}: {error}")]
@@ -260,6 +266,19 @@ impl PcapReader {
     }
 
     /// The next packet, or `None` at the end of the file.
+    /// The next packet; a file cut inside a record ends there (`None`), with a warning and its
+    /// note in `notes`: its whole packets are what it holds. Other corruption is the error.
+    pub fn next_whole(&mut self, notes: &mut Vec<String>) -> Result<Option<Record<'_>>, PcapError> {
+        match self.next_packet() {
+            Err(e @ PcapError::Truncated { .. }) => {
+                tracing::warn!("{e}");
+                notes.push(e.to_string());
+                Ok(None)
+            }
+            other => other,
+        }
+    }
+
     /// Bytes read so far (for a progress line).
     pub fn offset(&self) -> u64 {
         self.offset

@@ -42,22 +42,12 @@ pub fn split_captures(
     let mut packets = vec![0u64; n];
     let mut max_frame = 0;
     let (mut rewritten, mut notes) = (false, Vec::new());
-    let total: u64 = inputs.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    let total = crate::pcap::total_bytes(inputs);
     let mut progress = crate::progress::Progress::new("reading the captures", total, crate::progress::Unit::Bytes);
     let (mut read_before, mut count) = (0u64, 0u64);
     for input in inputs {
         let mut r = PcapReader::open(input)?;
-        loop {
-            let rec = match r.next_packet() {
-                Ok(Some(rec)) => rec,
-                Ok(None) => break,
-                Err(e @ PcapError::Truncated { .. }) => {
-                    tracing::warn!("{e}");
-                    notes.push(e.to_string());
-                    break;
-                }
-                Err(e) => return Err(e.into()),
-            };
+        while let Some(rec) = r.next_whole(&mut notes)? {
             rewritten |= rec.data.len() >= 6 && rec.data[..6] == crate::pcap::REWRITTEN_MAC;
             let q = detect::hash::dispatch(rec.data, n, spread);
             writers[q]
